@@ -1,0 +1,64 @@
+"""Command line: `python -m pipeline STEP --param value ...`, flags built from the step's dataclass.
+
+Exit status: 0 done, 2 bad input (message names the parameter or file), 1 any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from pipeline.configs import STEP_CONFIGS
+from pipeline.errors import InputError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description="VAE study pipeline steps")
+    steps = parser.add_subparsers(dest="step", required=True)
+    for step, config_class in STEP_CONFIGS.items():
+        sub = steps.add_parser(step, help=config_class.__doc__.split(":", 1)[1].strip())
+        for f in dataclasses.fields(config_class):
+            choices = f.metadata.get("choices")
+            help_text = f.metadata.get("help", "") + (f" (default: {f.default!r})" if f.default != "" else "")
+            sub.add_argument(f"--{f.name}", default=f.default, help=help_text, metavar="|".join(choices) if choices else None)
+    return parser
+
+
+def run_step(step: str, config) -> str:
+    if step == "prepare_data":
+        from pipeline.prepare import prepare_data
+
+        return prepare_data(config)
+    if step == "train":
+        from pipeline.training import train
+
+        return train(config)
+    if step == "sample":
+        from pipeline.sampling import sample
+
+        return sample(config)
+    raise AssertionError(step)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    step = args.pop("step")
+    try:
+        config = STEP_CONFIGS[step](**args)
+        run_step(step, config)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        from pipeline.training import DivergenceError
+
+        if isinstance(error, DivergenceError):
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""One dataclass per step: the single source of truth for its parameters.
+
+The CLI flags are built from these fields, MLproject lists the same names and defaults
+(tests/test_project_files.py keeps them in step), and the logged MLflow params are these values.
+Construction validates, so bad input is refused before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+from pipeline.errors import bad_parameter
+
+DEFAULT_SAMPLERS = "normal:0,1;normal:1,2;beta:0.25,0.25"
+DATASET_CHOICES = "mnist-5k | mnist | fashion-mnist | idx:DIR"
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _param(default, help: str, choices: tuple[str, ...] | None = None):
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+def _coerce(cfg) -> None:
+    """Turn CLI strings into the field's type, naming the parameter when that fails."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+        if kind is str:
+            converted = str(value)
+        elif kind is int:
+            try:
+                converted = int(str(value))
+            except ValueError:
+                raise bad_parameter(f.name, value, "an integer") from None
+        else:
+            try:
+                converted = float(value)
+            except (TypeError, ValueError):
+                raise bad_parameter(f.name, value, "a number") from None
+        choices = f.metadata.get("choices")
+        if choices and converted not in choices:
+            raise bad_parameter(f.name, value, " | ".join(choices))
+        object.__setattr__(cfg, f.name, converted)
+
+
+def _at_least(cfg, name: str, low) -> None:
+    if getattr(cfg, name) < low:
+        raise bad_parameter(name, getattr(cfg, name), f">= {low}")
+
+
+def _check_device(cfg) -> None:
+    if not DEVICE_PATTERN.match(cfg.device):
+        raise bad_parameter("device", cfg.device, "auto | cpu | cuda | cuda:N | mps")
+
+
+def _check_val_fraction(cfg) -> None:
+    if not 0.0 < cfg.val_fraction < 0.5:
+        raise bad_parameter("val_fraction", cfg.val_fraction, "a number in (0, 0.5)")
+
+
+@dataclass(frozen=True)
+class PrepareDataConfig:
+    """prepare_data: load a dataset, split it, write one prepared file."""
+
+    dataset: str = _param("mnist-5k", f"dataset to prepare: {DATASET_CHOICES}")
+    val_fraction: float = _param(0.1, "share of the training images held out for validation")
+    seed: int = _param(0, "seed of the train/validation split")
+    data_root: str = _param("data", "where torchvision finds or downloads mnist / fashion-mnist")
+
+    def __post_init__(self):
+        _coerce(self)
+        _check_val_fraction(self)
+        from pipeline.datasets import check_dataset_name  # late import: datasets imports torchvision
+
+        check_dataset_name(self.dataset)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """train: fit the study's VAE and log metrics, samples, checkpoints and the model."""
+
+    data: str = _param("mnist-5k", f"{DATASET_CHOICES}, a prepare_data run id, or a prepared-file URI")
+    loss: str = _param("bce", "reconstruction term", ("bce", "mse"))
+    forward: str = _param("standard", "forward pass of the study", ("standard", "sampled-params"))
+    latent_size: int = _param(100, "latent dimensions")
+    hidden_size: int = _param(392, "hidden units of encoder and decoder")
+    epochs: int = _param(100, "training epochs")
+    batch_size: int = _param(128, "images per optimizer step")
+    lr: float = _param(0.001, "Adam learning rate")
+    seed: int = _param(0, "seed of initialization, batch order and noise")
+    device: str = _param("auto", "auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
+    samplers: str = _param(DEFAULT_SAMPLERS, "latent samplers, ';'-separated specs")
+    n_images: int = _param(5, "single images logged per sampler at the end")
+    sample_every: int = _param(10, "log a sample grid per sampler every N epochs (0: only at the end)")
+    checkpoint_every: int = _param(10, "write a checkpoint every N epochs (the last epoch always)")
+    resume: str = _param("", "a train run id (or checkpoint URI) to continue from its last checkpoint")
+    val_fraction: float = _param(0.1, "validation share when `data` is a dataset name")
+    data_root: str = _param("data", "torchvision root when `data` is mnist or fashion-mnist")
+
+    def __post_init__(self):
+        _coerce(self)
+        for name in ("latent_size", "hidden_size", "epochs", "batch_size", "n_images"):
+            _at_least(self, name, 1)
+        _at_least(self, "sample_every", 0)
+        _at_least(self, "checkpoint_every", 1)
+        if not self.lr > 0:
+            raise bad_parameter("lr", self.lr, "a number > 0")
+        _check_device(self)
+        _check_val_fraction(self)
+        from pipeline.samplers import parse_samplers
+
+        parse_samplers(self.samplers)
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """sample: decode latent draws of a trained model into grids and single images."""
+
+    model: str = _param("", "a train run id or a model URI (runs:/..., models:/...)")
+    samplers: str = _param("", "';'-separated sampler specs (empty: the train run's own)")
+    n: int = _param(16, "images per sampler")
+    seed: int = _param(0, "seed of the latent draws")
+    device: str = _param("auto", "auto | cpu | cuda | cuda:N | mps")
+
+    def __post_init__(self):
+        _coerce(self)
+        if not self.model:
+            raise bad_parameter("model", self.model, "a train run id or a model URI")
+        _at_least(self, "n", 1)
+        _check_device(self)
+        if self.samplers:
+            from pipeline.samplers import parse_samplers
+
+            parse_samplers(self.samplers)
+
+
+STEP_CONFIGS = {
+    "prepare_data": PrepareDataConfig,
+    "train": TrainConfig,
+    "sample": SampleConfig,
+}

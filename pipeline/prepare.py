@@ -1,0 +1,30 @@
+"""The `prepare_data` step: one prepared file, logged as an artifact and as MLflow dataset inputs."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import mlflow
+
+from pipeline import datasets
+from pipeline.configs import PrepareDataConfig
+from pipeline.tracking import log_config, log_dataset_inputs, start_step_run
+
+
+def prepare_data(config: PrepareDataConfig) -> str:
+    """Prepare the dataset (all checks before the run logs anything); returns the run id."""
+    prepared = datasets.prepare(config.dataset, config.val_fraction, config.seed, config.data_root)
+    with tempfile.TemporaryDirectory(prefix="vae-prepare-") as tmp:
+        local = datasets.save_prepared(prepared, Path(tmp) / Path(datasets.PREPARED_ARTIFACT).name)
+        with start_step_run("prepare_data") as run:
+            log_config(config)
+            mlflow.log_params({"data_digest": prepared.digest, "source": prepared.source[:500]})
+            mlflow.log_metrics({f"{split}_count": n for split, n in prepared.counts().items()})
+            mlflow.log_artifact(str(local), artifact_path=str(Path(datasets.PREPARED_ARTIFACT).parent))
+            mlflow.log_dict(prepared.meta(), "prepared/summary.json")
+            uri = f"runs:/{run.info.run_id}/{datasets.PREPARED_ARTIFACT}"
+            log_dataset_inputs(prepared, config.dataset, uri)
+            print(json.dumps({"run_id": run.info.run_id, "prepared": uri, **prepared.meta()}))
+            return run.info.run_id

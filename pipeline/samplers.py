@@ -1,0 +1,150 @@
+"""Latent samplers, parsed from specs such as `normal:1,2` or `beta:0.25,0.25,-1,2`.
+
+Every sampler draws from torch's global generator, so callers fix the draws with
+`torch.manual_seed` (inside `torch.random.fork_rng` when training must not be disturbed).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from pipeline.errors import InputError
+
+SPEC_FORMS = "normal:LOC,SCALE | beta:A,B | beta:A,B,LOC,SCALE"
+
+
+def _format_number(value: float) -> str:
+    return f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """Base: a canonical spec, a metric-safe key, and `sample(n, latent_size, device)`."""
+
+    kind = ""
+
+    def values(self) -> tuple[float, ...]:
+        raise NotImplementedError
+
+    @property
+    def spec(self) -> str:
+        return f"{self.kind}:{','.join(_format_number(v) for v in self.values())}"
+
+    @property
+    def key(self) -> str:
+        """The spec with ':' and ',' made '_' so it can stand in MLflow metric and artifact names."""
+        return self.spec.replace(":", "_").replace(",", "_")
+
+    def sample(self, n: int, latent_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class NormalSampler(Sampler):
+    """z ~ N(loc, scale^2) per coordinate; scale is the standard deviation (torch's convention)."""
+
+    loc: float
+    scale: float
+    kind = "normal"
+
+    def values(self):
+        return (self.loc, self.scale)
+
+    def sample(self, n, latent_size, device="cpu"):
+        return torch.randn(n, latent_size, device=device) * self.scale + self.loc
+
+    def mean(self) -> float:
+        return self.loc
+
+    def variance(self) -> float:
+        return self.scale**2
+
+
+@dataclass(frozen=True)
+class BetaSampler(Sampler):
+    """z = loc + scale * Beta(a, b) per coordinate."""
+
+    a: float
+    b: float
+    loc: float = 0.0
+    scale: float = 1.0
+    kind = "beta"
+
+    def values(self):
+        if (self.loc, self.scale) == (0.0, 1.0):
+            return (self.a, self.b)
+        return (self.a, self.b, self.loc, self.scale)
+
+    def sample(self, n, latent_size, device="cpu"):
+        concentration1 = torch.full((latent_size,), self.a, device=device)
+        concentration0 = torch.full((latent_size,), self.b, device=device)
+        beta = torch.distributions.Beta(concentration1, concentration0).sample((n,))
+        return self.loc + self.scale * beta
+
+    def mean(self) -> float:
+        return self.loc + self.scale * self.a / (self.a + self.b)
+
+    def variance(self) -> float:
+        total = self.a + self.b
+        return self.scale**2 * self.a * self.b / (total**2 * (total + 1))
+
+
+def _numbers(spec: str, text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise InputError(f"sampler spec {spec!r}: values must be numbers; allowed forms: {SPEC_FORMS}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise InputError(f"sampler spec {spec!r}: values must be finite numbers; allowed forms: {SPEC_FORMS}")
+    return values
+
+
+def _positive(spec: str, **named: float) -> None:
+    for name, value in named.items():
+        if not value > 0:
+            raise InputError(f"sampler spec {spec!r}: {name} must be positive, got {value:g}; allowed forms: {SPEC_FORMS}")
+
+
+def _normal(spec: str, values: list[float]) -> Sampler:
+    if len(values) != 2:
+        raise InputError(f"sampler spec {spec!r}: normal takes 2 values (LOC,SCALE), got {len(values)}")
+    _positive(spec, SCALE=values[1])
+    return NormalSampler(*values)
+
+
+def _beta(spec: str, values: list[float]) -> Sampler:
+    if len(values) not in (2, 4):
+        raise InputError(f"sampler spec {spec!r}: beta takes 2 values (A,B) or 4 (A,B,LOC,SCALE), got {len(values)}")
+    _positive(spec, A=values[0], B=values[1], **({"SCALE": values[3]} if len(values) == 4 else {}))
+    return BetaSampler(*values)
+
+
+REGISTRY = {"normal": _normal, "beta": _beta}
+
+
+def parse_sampler(spec: str) -> Sampler:
+    """One sampler from its spec; an InputError naming the spec when it is malformed."""
+    text = spec.strip()
+    kind, sep, rest = text.partition(":")
+    if kind not in REGISTRY:
+        raise InputError(f"sampler spec {spec!r}: unknown kind {kind!r}; allowed forms: {SPEC_FORMS}")
+    if not sep or not rest:
+        raise InputError(f"sampler spec {spec!r}: no values after '{kind}:'; allowed forms: {SPEC_FORMS}")
+    return REGISTRY[kind](spec, _numbers(spec, rest))
+
+
+def parse_samplers(specs: str) -> list[Sampler]:
+    """Samplers from a ';'-separated list, without repeats, in the order given."""
+    parts = [part for part in specs.split(";") if part.strip()]
+    if not parts:
+        raise InputError(f"parameter 'samplers': got {specs!r}; allowed: one or more of {SPEC_FORMS}, ';'-separated")
+    samplers: list[Sampler] = []
+    for part in parts:
+        sampler = parse_sampler(part)
+        if sampler in samplers:
+            raise InputError(f"parameter 'samplers': {sampler.spec!r} is given twice")
+        samplers.append(sampler)
+    return samplers
