@@ -38,6 +38,10 @@ def run_step(step: str, config) -> str:
         from pipeline.sampling import sample
 
         return sample(config)
+    if step == "evaluate":
+        from pipeline.evaluation import evaluate
+
+        return evaluate(config)
     raise AssertionError(step)
 
 

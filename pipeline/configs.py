@@ -136,8 +136,33 @@ class SampleConfig:
             parse_samplers(self.samplers)
 
 
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """evaluate: measure generation quality per sampler and the model's likelihood."""
+
+    model: str = _param("", "a train run id")
+    samplers: str = _param("", "';'-separated sampler specs (empty: the train run's own plus gmm:10)")
+    n_samples: int = _param(10000, "generated images per sampler")
+    iwae_k: int = _param(100, "importance samples per test image for the NLL estimate")
+    seed: int = _param(0, "seed of the latent draws and subsets")
+    device: str = _param("auto", "auto | cpu | cuda | cuda:N | mps")
+
+    def __post_init__(self):
+        _coerce(self)
+        if not self.model:
+            raise bad_parameter("model", self.model, "a train run id")
+        _at_least(self, "n_samples", 10)
+        _at_least(self, "iwae_k", 1)
+        _check_device(self)
+        if self.samplers:
+            from pipeline.samplers import parse_samplers
+
+            parse_samplers(self.samplers)
+
+
 STEP_CONFIGS = {
     "prepare_data": PrepareDataConfig,
     "train": TrainConfig,
     "sample": SampleConfig,
+    "evaluate": EvaluateConfig,
 }
