@@ -6,9 +6,7 @@ machine can be resumed on another; resuming takes the newest one that loads.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import mlflow
@@ -16,7 +14,8 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from pipeline.errors import InputError
-from pipeline.tracking import RUN_ID_PATTERN
+from pipeline.files import atomic_path
+from pipeline.tracking import RUN_ID_PATTERN, get_run
 
 CHECKPOINT_DIR = "checkpoints"
 NAME_PATTERN = re.compile(r"epoch_(\d+)\.pt$")
@@ -28,15 +27,8 @@ def checkpoint_name(epoch: int) -> str:
 
 def save_atomically(state: dict, path: Path) -> Path:
     """torch.save to a temporary file in the same folder, then os.replace: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -59,6 +51,7 @@ def _run_checkpoints(run_id: str) -> list[str]:
 def load_latest(reference: str) -> dict:
     """The newest loadable checkpoint of a train run (by id), or the one a URI or path names."""
     if RUN_ID_PATTERN.match(reference):
+        get_run(reference, "resume")
         names = _run_checkpoints(reference)
         if not names:
             raise InputError(f"parameter 'resume': run {reference} has no checkpoints under {CHECKPOINT_DIR}/")

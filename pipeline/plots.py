@@ -51,3 +51,39 @@ def loss_curve_figure(history: list[dict[str, float]]):
     axes[0].legend()
     figure.tight_layout()
     return figure
+
+
+DIGITS = [str(d) for d in range(10)]
+
+
+def class_histogram_figure(counts, title: str, reference_shares=None, axis=None):
+    """Shares of the predicted classes as bars, the data's own label shares as a dashed outline."""
+    counts = np.asarray(counts, dtype=float)
+    shares = counts / max(counts.sum(), 1)
+    figure = None
+    if axis is None:
+        figure, axis = plt.subplots(figsize=(5, 3.4))
+    axis.bar(DIGITS, shares, color="tab:blue", label="generated")
+    if reference_shares is not None:
+        axis.step(np.arange(len(shares) + 1) - 0.5, np.append(reference_shares, reference_shares[-1]), where="post",
+                  color="black", linestyle="--", linewidth=1, label="test labels")
+        axis.legend(fontsize=8, loc="upper right")
+    axis.axhline(0.05, color="grey", linewidth=0.6, linestyle=":")  # half a uniform share: 'covered'
+    axis.set_xlabel("predicted digit")
+    axis.set_ylabel("share")
+    axis.set_ylim(0, max(0.25, shares.max() * 1.1))
+    axis.set_title(title)
+    if figure is not None:
+        figure.tight_layout()
+    return figure if figure is not None else axis.figure
+
+
+def samples_and_histogram_figure(flat_images, counts, title: str, reference_shares=None):
+    """A sample grid beside its class histogram: the picture and the number in one view."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.4), gridspec_kw={"width_ratios": [1, 1.15]})
+    left.imshow(grid_array(flat_images), cmap="gray", vmin=0, vmax=255)
+    left.set_axis_off()
+    left.set_title(f"{title}: {len(flat_images)} samples")
+    class_histogram_figure(counts, "predicted classes", reference_shares, axis=right)
+    figure.tight_layout()
+    return figure

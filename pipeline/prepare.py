@@ -25,6 +25,6 @@ def prepare_data(config: PrepareDataConfig) -> str:
             mlflow.log_artifact(str(local), artifact_path=str(Path(datasets.PREPARED_ARTIFACT).parent))
             mlflow.log_dict(prepared.meta(), "prepared/summary.json")
             uri = f"runs:/{run.info.run_id}/{datasets.PREPARED_ARTIFACT}"
-            log_dataset_inputs(prepared, config.dataset, uri)
+            log_dataset_inputs(prepared, config.dataset, mlflow.get_artifact_uri(datasets.PREPARED_ARTIFACT))
             print(json.dumps({"run_id": run.info.run_id, "prepared": uri, **prepared.meta()}))
             return run.info.run_id

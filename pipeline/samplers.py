@@ -148,3 +148,79 @@ def parse_samplers(specs: str) -> list[Sampler]:
             raise InputError(f"parameter 'samplers': {sampler.spec!r} is given twice")
         samplers.append(sampler)
     return samplers
+
+
+# --- gmm:K, the reference sampler of the evaluate step ---------------------------------------
+
+from dataclasses import field, replace  # noqa: E402
+
+
+@dataclass(frozen=True)
+class GaussianMixtureSampler(Sampler):
+    """z from a K-component full-covariance Gaussian mixture fitted on encoded training means.
+
+    Ex-post density estimation (Ghosh et al. 2020): instead of the prior, sample where the
+    encoder actually puts the data. `fit(latent_means)` returns the fitted sampler (scikit-learn's
+    GaussianMixture); sampling then draws component indices with torch.multinomial and
+    z = mean_c + chol_c @ eps from torch's global generator, so seeds fix the draws like the others.
+    """
+
+    k: int
+    weights: torch.Tensor | None = field(default=None, compare=False, repr=False)
+    means: torch.Tensor | None = field(default=None, compare=False, repr=False)
+    cholesky: torch.Tensor | None = field(default=None, compare=False, repr=False)
+    kind = "gmm"
+
+    def values(self):
+        return (self.k,)
+
+    @property
+    def fitted(self) -> bool:
+        return self.weights is not None
+
+    def fit(self, latent_means, seed: int = 0) -> "GaussianMixtureSampler":
+        from sklearn.mixture import GaussianMixture
+
+        data = latent_means.detach().cpu().double().numpy() if isinstance(latent_means, torch.Tensor) else latent_means
+        if len(data) < self.k:
+            raise InputError(f"sampler spec {self.spec!r}: {self.k} components need at least {self.k} latent codes, got {len(data)}")
+        mixture = GaussianMixture(self.k, covariance_type="full", random_state=seed).fit(data)
+        return replace(
+            self,
+            weights=torch.from_numpy(mixture.weights_).float(),
+            means=torch.from_numpy(mixture.means_).float(),
+            cholesky=torch.linalg.cholesky(torch.from_numpy(mixture.covariances_)).float(),
+        )
+
+    def sample(self, n, latent_size, device="cpu"):
+        if not self.fitted:
+            raise RuntimeError(f"sampler {self.spec!r} must be fitted on latent codes first: call fit(latent_means)")
+        if self.means.shape[1] != latent_size:
+            raise InputError(f"sampler {self.spec!r} was fitted on {self.means.shape[1]} latent dims, not {latent_size}")
+        weights, means, cholesky = (t.to(device) for t in (self.weights, self.means, self.cholesky))
+        components = torch.multinomial(weights, n, replacement=True)
+        eps = torch.randn(n, latent_size, device=device)
+        return means[components] + torch.einsum("nij,nj->ni", cholesky[components], eps)
+
+    def mixture_mean(self) -> torch.Tensor:
+        return self.weights @ self.means
+
+    def mixture_covariance(self) -> torch.Tensor:
+        covariances = self.cholesky @ self.cholesky.transpose(1, 2)
+        centred = self.means - self.mixture_mean()
+        return torch.einsum("c,cij->ij", self.weights, covariances + centred[:, :, None] * centred[:, None, :])
+
+
+def _gmm(spec: str, values: list[float]) -> Sampler:
+    if len(values) != 1 or values[0] != int(values[0]) or values[0] < 1:
+        raise InputError(f"sampler spec {spec!r}: gmm takes one whole number K >= 1 (components); allowed forms: {SPEC_FORMS}")
+    return GaussianMixtureSampler(int(values[0]))
+
+
+def needs_fit(sampler: Sampler) -> bool:
+    """Whether a sampler must see the encoded training data before it can sample."""
+    return isinstance(sampler, GaussianMixtureSampler) and not sampler.fitted
+
+
+REGISTRY["gmm"] = _gmm
+SPEC_FORMS += " | gmm:K"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -58,10 +59,27 @@ def model_uri(reference: str, parameter: str = "model") -> tuple[str, str | None
     raise InputError(f"parameter '{parameter}': got {reference!r}; allowed: a train run id or a model URI (runs:/..., models:/...)")
 
 
+def concrete_uri(reference: str, default_artifact: str) -> str:
+    """A URI MLflow's dataset sources can resolve: runs:/ URIs and run ids become artifact-store URIs."""
+    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+    from mlflow.tracking.artifact_utils import get_artifact_uri
+
+    if RUN_ID_PATTERN.match(reference):
+        return get_artifact_uri(reference, default_artifact)
+    if reference.startswith("runs:/"):
+        return RunsArtifactRepository.get_underlying_uri(reference)
+    return reference
+
+
 def log_dataset_inputs(prepared, name: str, source: str) -> None:
-    """Record the train/val/test splits of prepared data as MLflow dataset inputs, with its digest."""
+    """Record the train/val/test splits of prepared data as MLflow dataset inputs, with its digest.
+
+    `source` is a local path or a concrete artifact URI (see `concrete_uri`).
+    """
     for split, context in (("train", "training"), ("val", "validation"), ("test", "testing")):
         images, labels = prepared.splits[split]
-        dataset = mlflow.data.from_numpy(images, targets=labels, source=source, name=f"{name}-{split}",
-                                         digest=prepared.digest[:16])
+        with warnings.catch_warnings():  # a local path matches MLflow's file source twice; either is right
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+                dataset = mlflow.data.from_numpy(images, targets=labels, source=source, name=f"{name}-{split}",
+                                             digest=prepared.digest[:16])
         mlflow.log_input(dataset, context=context)

@@ -23,7 +23,7 @@ from pipeline.devices import resolve_device
 from pipeline.errors import InputError
 from pipeline.model import VAE, loss_terms
 from pipeline.samplers import Sampler, parse_samplers
-from pipeline.tracking import log_config, log_dataset_inputs, start_step_run
+from pipeline.tracking import concrete_uri, log_config, log_dataset_inputs, start_step_run
 
 TERMS = ("loss", "recon", "kl")
 GRID_SIZE = 64
@@ -136,7 +136,8 @@ def train(config: TrainConfig) -> str:
         mlflow.log_params({"data_digest": prepared.digest, "device_used": str(device)})
         if config.resume:
             mlflow.set_tag("resumed_from", config.resume)
-        source = str(datasets.cached_path(prepared.digest)) if datasets.is_dataset_name(config.data) else config.data
+        source = (str(datasets.cached_path(prepared.digest)) if datasets.is_dataset_name(config.data)
+                  else concrete_uri(config.data, datasets.PREPARED_ARTIFACT))
         log_dataset_inputs(prepared, config.data, source)
         split = {name: as_float_tensor(images, device) for name, (images, _) in prepared.splits.items()}
 

@@ -1,0 +1,153 @@
+"""Generation-quality metrics on a set of images, each a number for one of the study's judgements.
+
+- realism: FID (Fréchet distance of the classifier's penultimate features, via torchmetrics with
+  the features passed straight through), `confidence` (mean top-class probability), k-NN
+  `precision` (Kynkäänniemi et al. 2019);
+- diversity (finding F6): predicted-class histogram, its entropy, KL to the data's label
+  frequencies, classes covered, the largest class share; k-NN `recall`;
+- clarity: `sharpness`, the mean per-image variance of the Laplacian.
+
+The real reference (features, label frequencies) is computed once per evaluation in a
+`Reference` and reused for every sampler.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+from scipy.stats import entropy
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+CLASSES = 10
+PR_K = 3  # Kynkäänniemi et al. 2019 use k = 3
+DISTANCE_CHUNK = 2048
+
+
+class _PassThrough(nn.Module):
+    """A 'feature extractor' that returns its input: the features are already computed once."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+
+def frechet_metric(real_features: torch.Tensor) -> FrechetInceptionDistance:
+    """torchmetrics' FID holding the real statistics; `reset()` keeps them, so each sampler reuses them."""
+    metric = FrechetInceptionDistance(feature=_PassThrough(real_features.shape[1]), reset_real_features=False)
+    metric.update(real_features.detach().cpu().double(), real=True)
+    return metric
+
+
+def fid(metric: FrechetInceptionDistance, fake_features: torch.Tensor) -> float:
+    """Fréchet distance between the metric's real statistics and these features."""
+    metric.reset()
+    metric.update(fake_features.detach().cpu().double(), real=False)
+    return float(metric.compute())
+
+
+def class_histogram(probabilities: torch.Tensor, classes: int = CLASSES) -> np.ndarray:
+    """Counts of the predicted (arg-max) class."""
+    return np.bincount(probabilities.argmax(1).cpu().numpy(), minlength=classes)
+
+
+def class_metrics(counts: np.ndarray, reference_shares: np.ndarray) -> dict:
+    """Entropy (nats, at most ln C), KL(generated || reference), classes covered, largest share.
+
+    A class counts as covered when it holds at least half of a uniform share (1 / 2C).
+    """
+    shares = counts / counts.sum()
+    return {
+        "class_entropy": float(entropy(shares)),
+        "class_kl": float(entropy(shares, reference_shares)),
+        "classes_covered": int((shares >= 0.5 / len(shares)).sum()),
+        "max_class_share": float(shares.max()),
+        "max_class": int(shares.argmax()),
+    }
+
+
+def _kth_neighbour_radii(features: torch.Tensor, k: int) -> torch.Tensor:
+    """Distance of each point to its k-th nearest other point of the same set."""
+    radii = []
+    for start in range(0, len(features), DISTANCE_CHUNK):
+        distances = torch.cdist(features[start : start + DISTANCE_CHUNK], features)
+        radii.append(distances.kthvalue(k + 1, dim=1).values)  # +1: the point itself is at distance 0
+    return torch.cat(radii)
+
+
+def _inside_manifold(queries: torch.Tensor, support: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
+    """For each query, whether it lies in some ball B(support_i, radii_i)."""
+    inside = []
+    for start in range(0, len(queries), DISTANCE_CHUNK):
+        distances = torch.cdist(queries[start : start + DISTANCE_CHUNK], support)
+        inside.append((distances <= radii.unsqueeze(0)).any(dim=1))
+    return torch.cat(inside)
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = PR_K) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) with k-NN balls in feature space.
+
+    precision: share of generated points inside the real manifold (union of balls around each
+    real point reaching its k-th real neighbour); recall: share of real points inside the
+    generated manifold. Both sets are cut to the same size, as in the paper.
+    """
+    n = min(len(real), len(fake))
+    real, fake = real[:n].float(), fake[:n].float()
+    precision = _inside_manifold(fake, real, _kth_neighbour_radii(real, k)).float().mean().item()
+    recall = _inside_manifold(real, fake, _kth_neighbour_radii(fake, k)).float().mean().item()
+    return precision, recall
+
+
+def laplacian_variances(images: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Per image, the variance of its 4-neighbour Laplacian (OpenCV's ksize=1 kernel, mirrored border).
+
+    A blurry image has small second derivatives everywhere, a crisp stroke large ones at its edges.
+    """
+    array = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, np.float32)
+    array = array.reshape(len(array), 28, 28) if array.ndim == 2 else array
+    return ndimage.laplace(array, mode="mirror", axes=(1, 2)).reshape(len(array), -1).var(axis=1)
+
+
+def sharpness(images) -> float:
+    """Mean variance of the Laplacian over the images (pixel values in [0, 1])."""
+    return float(laplacian_variances(images).mean())
+
+
+@dataclass
+class Reference:
+    """What every sampler is compared with: the real test split's features and label frequencies."""
+
+    features: torch.Tensor
+    label_shares: np.ndarray
+    fid_metric: FrechetInceptionDistance
+
+    @classmethod
+    def build(cls, features: torch.Tensor, labels: np.ndarray) -> "Reference":
+        shares = np.bincount(labels, minlength=CLASSES) / len(labels)
+        return cls(features=features, label_shares=shares, fid_metric=frechet_metric(features))
+
+
+def image_set_metrics(images: torch.Tensor, features: torch.Tensor, probabilities: torch.Tensor,
+                      reference: Reference) -> tuple[dict, np.ndarray]:
+    """All generation metrics of one image set (generated or real): (scalars, class counts)."""
+    counts = class_histogram(probabilities)
+    precision, recall = precision_recall(reference.features, features)
+    metrics = {
+        "fid": fid(reference.fid_metric, features),
+        **class_metrics(counts, reference.label_shares),
+        "confidence": float(probabilities.max(1).values.mean()),
+        "precision": precision,
+        "recall": recall,
+        "sharpness": sharpness(images),
+    }
+    return metrics, counts
+
+
+MAX_ENTROPY = math.log(CLASSES)

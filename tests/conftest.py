@@ -1,0 +1,107 @@
+"""Shared fixtures: a temporary tracking database, the real `mlflow run` command, tiny IDX data."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = str(Path(sys.executable).parent)
+RUN_ID_IN_OUTPUT = re.compile(r"=== Run \(ID '([0-9a-f]{32})'\) (succeeded|failed) ===")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Keep prepared-data caches of the tests out of the user's ~/.cache."""
+    cache = tmp_path_factory.mktemp("cache")
+    previous = os.environ.get("VAE_PIPELINE_CACHE")
+    os.environ["VAE_PIPELINE_CACHE"] = str(cache)
+    yield cache
+    if previous is None:
+        os.environ.pop("VAE_PIPELINE_CACHE", None)
+    else:
+        os.environ["VAE_PIPELINE_CACHE"] = previous
+
+
+class Tracking:
+    """A temporary SQLite tracking store with one experiment whose artifacts live beside it."""
+
+    def __init__(self, root: Path):
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self.root = root
+        self.uri = f"sqlite:///{root / 'mlflow.db'}"
+        os.environ["MLFLOW_TRACKING_URI"] = self.uri
+        mlflow.set_tracking_uri(self.uri)
+        self.client = MlflowClient(self.uri)
+        self.experiment_id = self.client.create_experiment("tests", artifact_location=(root / "artifacts").as_uri())
+        mlflow.set_experiment(experiment_id=self.experiment_id)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "MLFLOW_TRACKING_URI": self.uri,
+            "MLFLOW_EXPERIMENT_ID": self.experiment_id,
+            "PATH": VENV_BIN + os.pathsep + env.get("PATH", ""),
+        })
+        env.pop("MLFLOW_RUN_ID", None)
+        return env
+
+    def mlflow_run(self, entry_point: str, params: dict | None = None, expect_success: bool = True):
+        """Run `mlflow run REPO -e ENTRY --env-manager local` as a user would; returns (run id, output)."""
+        command = [os.path.join(VENV_BIN, "mlflow"), "run", str(REPO), "-e", entry_point, "--env-manager", "local",
+                   "--experiment-id", self.experiment_id]
+        for key, value in (params or {}).items():
+            command += ["-P", f"{key}={value}"]
+        result = subprocess.run(command, capture_output=True, text=True, env=self.env(), timeout=900)
+        output = result.stdout + result.stderr
+        match = RUN_ID_IN_OUTPUT.search(output)
+        if expect_success and (result.returncode != 0 or match is None):
+            raise AssertionError(f"{' '.join(command)} failed with status {result.returncode}:\n{output[-6000:]}")
+        if not expect_success and result.returncode == 0:
+            raise AssertionError(f"{' '.join(command)} succeeded but should have failed:\n{output[-3000:]}")
+        return (match.group(1) if match else None), output
+
+    def python_step(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        """`python -m pipeline ARGS` in a subprocess against this store."""
+        return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
+                              env=self.env(), cwd=self.root, timeout=900, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def tracking(tmp_path_factory) -> Tracking:
+    return Tracking(tmp_path_factory.mktemp("tracking"))
+
+
+@pytest.fixture(scope="session")
+def mlflow_run(tracking):
+    def run(entry_point: str, params: dict | None = None) -> str:
+        return tracking.mlflow_run(entry_point, params)[0]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def trained_run_id(mlflow_run) -> str:
+    """A real 2-epoch train run on the bundled digits, shared by the end-to-end tests."""
+    return mlflow_run("train", {"epochs": 2, "sample_every": 1, "checkpoint_every": 1})
+
+
+def write_idx_folder(folder: Path, n_train: int = 60, n_test: int = 20, seed: int = 0, gz: bool = False) -> Path:
+    """Four small valid IDX files with random digits and balanced labels."""
+    from pipeline.idx import write_idx
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for prefix, count in (("train", n_train), ("t10k", n_test)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", rng.integers(0, 256, (count, 28, 28), dtype=np.uint8))
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", (np.arange(count) % 10).astype(np.uint8))
+    return folder

@@ -1,0 +1,91 @@
+"""Training behaviour: determinism, divergence, and resume after a real interruption."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+
+from pipeline.configs import TrainConfig
+from pipeline.training import DivergenceError, train
+
+
+def history(client, run_id, key="train_loss"):
+    return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+def test_same_seed_same_metrics(tracking):
+    config = TrainConfig(epochs=2, sample_every=0, checkpoint_every=5, n_images=1, latent_size=20, hidden_size=64)
+    first, second = train(config), train(config)
+    for key in ("train_loss", "val_loss", "val_kl"):
+        assert history(tracking.client, first, key) == history(tracking.client, second, key)
+    other = train(dataclass_replace(config, seed=1))
+    assert history(tracking.client, other) != history(tracking.client, first)
+
+
+def dataclass_replace(config, **changes):
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)
+
+
+def test_divergence_fails_the_run_naming_the_epoch(tracking):
+    with pytest.raises(DivergenceError, match="training diverged at epoch 1"):
+        train(TrainConfig(epochs=3, lr=1e8, sample_every=0, latent_size=10, hidden_size=32))
+    run = tracking.client.search_runs([tracking.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)[0]
+    assert run.info.status == "FAILED"
+    assert "epoch 1" in run.data.tags["failure_reason"]
+    assert "train_loss" not in run.data.metrics  # no NaNs logged
+
+
+def test_divergence_exit_status_through_the_cli(tracking):
+    result = tracking.python_step("train", "--epochs", "2", "--lr", "1e8", "--latent_size", "8", "--hidden_size", "16")
+    assert result.returncode == 1
+    assert "error: training diverged at epoch 1" in result.stderr
+
+
+@pytest.mark.slow
+def test_resume_after_kill_ends_with_the_uninterrupted_metrics(tracking):
+    """Kill a real training process after its second checkpoint, resume it, compare with a straight run."""
+    args = ["train", "--epochs", "12", "--checkpoint_every", "2", "--sample_every", "0", "--n_images", "1"]
+    straight = tracking.python_step(*args)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    straight_id = tracking.client.search_runs([tracking.experiment_id], order_by=["attributes.start_time DESC"])[0].info.run_id
+
+    process = subprocess.Popen([sys.executable, "-m", "pipeline", *args], env=tracking.env(), cwd=tracking.root,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    killed_id = None
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        runs = tracking.client.search_runs([tracking.experiment_id], filter_string="attributes.status = 'RUNNING'")
+        if runs:
+            killed_id = runs[0].info.run_id
+            names = [f.path for f in tracking.client.list_artifacts(killed_id, "checkpoints")]
+            if "checkpoints/epoch_0004.pt" in names:
+                break
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert killed_id is not None
+    killed_epochs = len(tracking.client.get_metric_history(killed_id, "train_loss"))
+    assert 4 <= killed_epochs < 12, "the kill must land mid-run"
+
+    resumed = tracking.python_step(*args, "--resume", killed_id)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed_run = tracking.client.search_runs([tracking.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    assert resumed_run.data.tags["resumed_from"] == killed_id
+    for key in ("train_loss", "val_loss", "val_recon", "val_kl"):
+        assert history(tracking.client, resumed_run.info.run_id, key) == history(tracking.client, straight_id, key)
+    straight_metrics = tracking.client.get_run(straight_id).data.metrics
+    assert resumed_run.data.metrics["test_loss"] == straight_metrics["test_loss"]
+    assert len(history(tracking.client, resumed_run.info.run_id)) == 12
+
+
+def test_resume_refuses_a_different_configuration(tracking):
+    run_id = train(TrainConfig(epochs=1, sample_every=0, latent_size=8, hidden_size=16))
+    from pipeline.cli import main
+
+    assert main(["train", "--resume", run_id, "--latent_size", "9", "--hidden_size", "16", "--epochs", "2"]) == 2
