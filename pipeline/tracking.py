@@ -80,6 +80,6 @@ def log_dataset_inputs(prepared, name: str, source: str) -> None:
         images, labels = prepared.splits[split]
         with warnings.catch_warnings():  # a local path matches MLflow's file source twice; either is right
             warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
-                dataset = mlflow.data.from_numpy(images, targets=labels, source=source, name=f"{name}-{split}",
+            dataset = mlflow.data.from_numpy(images, targets=labels, source=source, name=f"{name}-{split}",
                                              digest=prepared.digest[:16])
         mlflow.log_input(dataset, context=context)
