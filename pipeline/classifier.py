@@ -39,9 +39,9 @@ class DigitClassifier(nn.Module):
     def __init__(self, features: int = FEATURES, classes: int = 10):
         super().__init__()
         self.num_features = features
-        self.conv1 = nn.Conv2d(1, 32, 5)  # 28 -> 24 -> pool 12
-        self.conv2 = nn.Conv2d(32, 64, 5)  # 12 -> 8 -> pool 4
-        self.hidden = nn.Linear(64 * 4 * 4, features)
+        self.conv1 = nn.Conv2d(1, 16, 5)  # 28 -> 24 -> pool 12
+        self.conv2 = nn.Conv2d(16, 32, 5)  # 12 -> 8 -> pool 4
+        self.hidden = nn.Linear(32 * 4 * 4, features)
         self.dropout = nn.Dropout(0.3)
         self.head = nn.Linear(features, classes)
 
@@ -145,7 +145,7 @@ def train_and_log(prepared, device: torch.device, experiment_id: str) -> str:
         mlflow.log_params({"epochs": EPOCHS, "batch_size": BATCH_SIZE, "lr": LR, "seed": SEED, "max_shift": MAX_SHIFT,
                            "features": FEATURES, "data_digest": prepared.digest, "train_images": len(train_y)})
         started = time.perf_counter()
-        model = fit(train_x, train_y)
+        model = fit(train_x, train_y, epochs=EPOCHS)
         mlflow.log_metrics({
             "train_seconds": time.perf_counter() - started,
             "train_accuracy": accuracy(model, train_x, train_y),

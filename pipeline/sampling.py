@@ -10,7 +10,7 @@ from pipeline.configs import DEFAULT_SAMPLERS, SampleConfig
 from pipeline.devices import resolve_device
 from pipeline.errors import InputError
 from pipeline.samplers import parse_samplers
-from pipeline.tracking import get_run, log_config, model_uri, start_step_run
+from pipeline.tracking import get_run, log_config, model_uri, run_param, start_step_run
 from pipeline.training import draw_samples
 
 
@@ -29,7 +29,7 @@ def sample(config: SampleConfig) -> str:
     uri, source_run_id = model_uri(config.model)
     specs = config.samplers
     if not specs:
-        specs = get_run(source_run_id, "model").data.params.get("samplers", DEFAULT_SAMPLERS) if source_run_id else DEFAULT_SAMPLERS
+        specs = run_param(get_run(source_run_id, "model"), "samplers", DEFAULT_SAMPLERS) if source_run_id else DEFAULT_SAMPLERS
     samplers = parse_samplers(specs)
     device = resolve_device(config.device)
     model = load_model(uri, device)

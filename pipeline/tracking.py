@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 import warnings
 
 import mlflow
@@ -43,6 +44,22 @@ def get_run(run_id: str, parameter: str):
         return MlflowClient().get_run(run_id)
     except Exception as error:  # MlflowException for an unknown id
         raise InputError(f"parameter '{parameter}': no run {run_id!r} in {mlflow.get_tracking_uri()} ({error})") from None
+
+
+def run_param(run, name: str, default: str | None = None) -> str | None:
+    """A run's param as the step received it.
+
+    `mlflow run` logs an entry point's params shell-quoted when they need it (a sampler list with
+    ';' is stored as "'normal:0,1;...'"), so undo that quoting before use.
+    """
+    value = run.data.params.get(name)
+    if value is None:
+        return default
+    if value[:1] in ("'", '"'):
+        parts = shlex.split(value)
+        if len(parts) == 1:
+            return parts[0]
+    return value
 
 
 def model_uri(reference: str, parameter: str = "model") -> tuple[str, str | None]:

@@ -89,9 +89,15 @@ def mlflow_run(tracking):
 
 
 @pytest.fixture(scope="session")
-def trained_run_id(mlflow_run) -> str:
-    """A real 2-epoch train run on the bundled digits, shared by the end-to-end tests."""
-    return mlflow_run("train", {"epochs": 2, "sample_every": 1, "checkpoint_every": 1})
+def prepared_run_id(mlflow_run) -> str:
+    """A real prepare_data run on the bundled digits."""
+    return mlflow_run("prepare_data")
+
+
+@pytest.fixture(scope="session")
+def trained_run_id(mlflow_run, prepared_run_id) -> str:
+    """A real 2-epoch train run on the prepared bundled digits, shared by the end-to-end tests."""
+    return mlflow_run("train", {"data": prepared_run_id, "epochs": 2, "sample_every": 1, "checkpoint_every": 1})
 
 
 def write_idx_folder(folder: Path, n_train: int = 60, n_test: int = 20, seed: int = 0, gz: bool = False) -> Path:

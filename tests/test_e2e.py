@@ -1,0 +1,82 @@
+"""End to end: the real `mlflow run . -e STEP --env-manager local` commands, read back with MlflowClient."""
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SAMPLER_KEYS = ("normal_0_1", "normal_1_2", "beta_0.25_0.25")
+
+
+def artifact_paths(client, run_id, path=""):
+    paths = []
+    for item in client.list_artifacts(run_id, path):
+        paths += artifact_paths(client, run_id, item.path) if item.is_dir else [item.path]
+    return paths
+
+
+def test_prepare_data_logs_the_prepared_file_and_dataset_inputs(tracking, prepared_run_id):
+    run = tracking.client.get_run(prepared_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["pipeline.step"] == "prepare_data"
+    assert run.data.params["dataset"] == "mnist-5k" and len(run.data.params["data_digest"]) == 64
+    assert run.data.metrics == {"train_count": 3600.0, "val_count": 400.0, "test_count": 1000.0}
+    assert "prepared/data.npz" in artifact_paths(tracking.client, prepared_run_id)
+    inputs = {(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs}
+    digest16 = run.data.params["data_digest"][:16]
+    assert inputs == {(f"mnist-5k-{s}", digest16) for s in ("train", "val", "test")}
+
+
+def test_train_logs_metrics_images_checkpoint_and_model(tracking, prepared_run_id, trained_run_id):
+    client = tracking.client
+    run = client.get_run(trained_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["data_digest"] == client.get_run(prepared_run_id).data.params["data_digest"]
+    for key in ("train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl"):
+        steps = [m.step for m in client.get_metric_history(trained_run_id, key)]
+        assert sorted(steps) == [1, 2], key
+    losses = [m.value for m in sorted(client.get_metric_history(trained_run_id, "train_loss"), key=lambda m: m.step)]
+    assert losses[1] < losses[0] < 600  # learning, in nats per image
+    assert 50 < run.data.metrics["test_loss"] < 300
+    assert any(k.startswith("system/cpu_utilization") for k in run.data.metrics)
+
+    paths = artifact_paths(client, trained_run_id)
+    for key in SAMPLER_KEYS:
+        assert f"samples/{key}/grid.png" in paths
+        assert [p for p in paths if p.startswith(f"samples/{key}/image_")] == [f"samples/{key}/image_{i}.png" for i in range(5)]
+        per_epoch = [p for p in paths if p.startswith(f"images/samples_{key}")]
+        assert len([p for p in per_epoch if p.endswith(".png")]) == 2, per_epoch  # one grid per epoch
+    for expected in ("reconstructions.png", "loss_curve.png", "checkpoints/epoch_0001.pt", "checkpoints/epoch_0002.pt"):
+        assert expected in paths
+
+    import mlflow.pytorch
+    import torch
+
+    model = mlflow.pytorch.load_model(f"runs:/{trained_run_id}/model", map_location="cpu")
+    images = model.decode(torch.zeros(2, 100))
+    assert images.shape == (2, 784) and 0 <= images.min() and images.max() <= 1
+
+    from pipeline.checkpoints import load_latest
+
+    state = load_latest(trained_run_id)
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+
+
+def test_sample_logs_grids_and_single_images_tagged_with_the_source(tracking, mlflow_run, trained_run_id):
+    sample_id = mlflow_run("sample", {"model": trained_run_id, "n": 4, "device": "cpu"})
+    run = tracking.client.get_run(sample_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["source_run_id"] == trained_run_id
+    paths = artifact_paths(tracking.client, sample_id)
+    for key in SAMPLER_KEYS:
+        assert {f"samples/{key}/grid.png"} | {f"samples/{key}/image_{i}.png" for i in range(4)} <= set(paths)
+    from PIL import Image
+
+    local = tracking.client.download_artifacts(sample_id, "samples/normal_0_1/image_0.png")
+    assert np.asarray(Image.open(local)).shape == (112, 112)
+
+
+def test_bad_input_through_mlflow_run_fails_the_run_with_the_message(tracking):
+    run_id, output = tracking.mlflow_run("train", {"loss": "hinge"}, expect_success=False)
+    assert "parameter 'loss': got 'hinge'; allowed: bce | mse" in output
+    assert tracking.client.get_run(run_id).info.status == "FAILED"

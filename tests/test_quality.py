@@ -1,0 +1,174 @@
+"""Generation-quality metrics and the gmm:K sampler, each against a case with a known answer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import linalg
+
+from pipeline import quality
+from pipeline.errors import InputError
+from pipeline.samplers import GaussianMixtureSampler, needs_fit, parse_sampler, parse_samplers
+
+
+def closed_form_fid(mu1, s1, mu2, s2) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), the Fréchet distance of two Gaussians."""
+    root = linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * root))
+
+
+def gaussian_set(rng, mean, cov, n):
+    return torch.from_numpy(rng.multivariate_normal(mean, cov, size=n))
+
+
+# --- FID ---------------------------------------------------------------------------------------
+
+def test_fid_matches_closed_form_of_the_sample_moments_and_of_the_population():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = np.array([0.0, 1.0, -1.0, 2.0]), np.array([1.0, 0.5, 0.0, 2.0])
+    a = rng.normal(size=(4, 4))
+    s1, s2 = np.eye(4) * 0.5 + a @ a.T * 0.1, np.diag([1.0, 2.0, 0.5, 1.5])
+    real, fake = gaussian_set(rng, mu1, s1, 20000), gaussian_set(rng, mu2, s2, 20000)
+
+    value = quality.fid(quality.frechet_metric(real), fake)
+
+    sample = closed_form_fid(real.numpy().mean(0), np.cov(real.numpy().T), fake.numpy().mean(0), np.cov(fake.numpy().T))
+    assert value == pytest.approx(sample, rel=1e-6)
+    assert value == pytest.approx(closed_form_fid(mu1, s1, mu2, s2), rel=0.05)
+
+
+def test_fid_of_a_set_against_itself_is_zero_and_real_statistics_survive_reset():
+    rng = np.random.default_rng(1)
+    features = gaussian_set(rng, np.zeros(8), np.eye(8), 5000)
+    metric = quality.frechet_metric(features)
+    far = features + 3.0
+    assert quality.fid(metric, far) == pytest.approx(8 * 9.0, rel=1e-6)  # only the means differ: 8 x 3^2
+    assert abs(quality.fid(metric, features)) < 1e-6
+
+
+# --- class histogram ---------------------------------------------------------------------------
+
+def one_hot(classes: list[int]) -> torch.Tensor:
+    return torch.nn.functional.one_hot(torch.tensor(classes), 10).float()
+
+
+def test_single_class_set_has_entropy_zero_and_one_class_covered():
+    uniform = np.full(10, 0.1)
+    counts = quality.class_histogram(one_hot([3] * 50))
+    assert counts.tolist() == [0, 0, 0, 50, 0, 0, 0, 0, 0, 0]
+    metrics = quality.class_metrics(counts, uniform)
+    assert metrics["class_entropy"] == 0.0
+    assert metrics["classes_covered"] == 1
+    assert metrics["max_class_share"] == 1.0 and metrics["max_class"] == 3
+    assert metrics["class_kl"] == pytest.approx(math.log(10))
+
+
+def test_uniform_set_has_entropy_ln10_all_classes_covered_and_no_kl():
+    metrics = quality.class_metrics(quality.class_histogram(one_hot(list(range(10)) * 7)), np.full(10, 0.1))
+    assert metrics["class_entropy"] == pytest.approx(math.log(10)) == pytest.approx(quality.MAX_ENTROPY)
+    assert metrics["classes_covered"] == 10
+    assert metrics["class_kl"] == pytest.approx(0.0, abs=1e-12)
+    assert metrics["max_class_share"] == pytest.approx(0.1)
+
+
+def test_covered_means_at_least_half_a_uniform_share():
+    counts = np.array([300, 100, 100, 100, 100, 100, 100, 50, 49, 1])
+    assert quality.class_metrics(counts, np.full(10, 0.1))["classes_covered"] == 8  # 50/1000 counts, 49/1000 does not
+
+
+# --- precision / recall ------------------------------------------------------------------------
+
+def test_identical_sets_have_precision_and_recall_one():
+    features = torch.randn(500, 16, generator=torch.Generator().manual_seed(0))
+    assert quality.precision_recall(features, features.clone()) == (1.0, 1.0)
+
+
+def test_far_apart_sets_have_precision_and_recall_zero():
+    generator = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(400, 16, generator=generator), torch.randn(400, 16, generator=generator) + 100.0
+    assert quality.precision_recall(real, fake) == (0.0, 0.0)
+
+
+def test_half_the_generated_set_off_the_real_manifold_gives_precision_one_half():
+    generator = torch.Generator().manual_seed(0)
+    real = torch.randn(400, 16, generator=generator)
+    fake = torch.cat([real[:200], real[200:] + 100.0])
+    precision, recall = quality.precision_recall(real, fake)
+    assert precision == 0.5
+    assert 0.5 <= recall < 1.0  # the kept half, plus real points inside their (wider) generated k-NN balls
+
+
+def test_mode_collapse_keeps_precision_but_loses_recall():
+    generator = torch.Generator().manual_seed(0)
+    real = torch.randn(1000, 8, generator=generator)
+    collapsed = real[:10].repeat(100, 1) + 1e-3 * torch.randn(1000, 8, generator=generator)
+    precision, recall = quality.precision_recall(real, collapsed)
+    assert precision == 1.0 and recall < 0.1
+
+
+# --- sharpness ---------------------------------------------------------------------------------
+
+def test_sharpness_of_a_single_bright_pixel_is_hand_computed():
+    image = np.zeros((1, 28, 28), np.float32)
+    image[0, 14, 14] = 1.0
+    # Laplacian: -4 at the pixel, +1 at its four neighbours, 0 elsewhere: mean 0, variance (16 + 4) / 784.
+    assert quality.sharpness(torch.from_numpy(image).reshape(1, 784)) == pytest.approx(20 / 784, rel=1e-6)
+    assert quality.sharpness(np.full((3, 28, 28), 0.7)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_laplacian_variance_matches_an_explicit_loop_with_mirrored_borders():
+    image = np.random.default_rng(0).random((28, 28))
+    padded = np.pad(image, 1, mode="reflect")  # numpy 'reflect' = scipy 'mirror' = OpenCV REFLECT_101
+    lap = np.array([[padded[i - 1, j] + padded[i + 1, j] + padded[i, j - 1] + padded[i, j + 1] - 4 * padded[i, j]
+                     for j in range(1, 29)] for i in range(1, 29)])
+    assert quality.laplacian_variances(image[None])[0] == pytest.approx(lap.var(), rel=1e-5)
+
+
+# --- gmm:K sampler -----------------------------------------------------------------------------
+
+def two_clusters(n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.multivariate_normal([-4.0, 0.0, 1.0], np.diag([0.5, 1.0, 0.2]), size=int(n * 0.3))
+    b = rng.multivariate_normal([4.0, 2.0, -1.0], [[1.0, 0.6, 0.0], [0.6, 1.0, 0.0], [0.0, 0.0, 0.3]], size=n - len(a))
+    return torch.from_numpy(np.concatenate([a, b])).float()
+
+
+def test_gmm_spec_parses_and_refuses_bad_values():
+    sampler = parse_sampler("gmm:10")
+    assert sampler.spec == "gmm:10" and sampler.key == "gmm_10" and needs_fit(sampler)
+    assert parse_samplers("normal:0,1;gmm:10")[1] == sampler
+    for bad in ("gmm:0", "gmm:2.5", "gmm:1,2", "gmm:"):
+        with pytest.raises(InputError, match="gmm"):
+            parse_sampler(bad)
+    with pytest.raises(RuntimeError, match="fit"):
+        sampler.sample(3, 4)
+
+
+def test_gmm_sample_moments_match_the_fitted_mixture():
+    fitted = GaussianMixtureSampler(2).fit(two_clusters(), seed=0)
+    assert not needs_fit(fitted)
+    assert sorted(fitted.weights.tolist()) == pytest.approx([0.3, 0.7], abs=0.01)
+    torch.manual_seed(0)
+    z = fitted.sample(100_000, 3)
+    assert z.mean(0) == pytest.approx(fitted.mixture_mean(), abs=0.03)
+    assert torch.cov(z.T) == pytest.approx(fitted.mixture_covariance(), abs=0.1)
+    near_first = (z[:, 0] < 0).float().mean().item()  # the clusters are 8 apart along the first axis
+    assert near_first == pytest.approx(float(fitted.weights[fitted.means[:, 0].argmin()]), abs=0.01)
+
+
+def test_gmm_draws_are_fixed_by_the_seed():
+    fitted = GaussianMixtureSampler(2).fit(two_clusters(), seed=0)
+    torch.manual_seed(5)
+    first = fitted.sample(50, 3)
+    torch.manual_seed(5)
+    assert torch.equal(first, fitted.sample(50, 3))
+
+
+def test_gmm_refuses_fewer_codes_than_components_and_a_wrong_latent_size():
+    with pytest.raises(InputError, match="gmm:10"):
+        GaussianMixtureSampler(10).fit(torch.randn(5, 3))
+    with pytest.raises(InputError, match="latent"):
+        GaussianMixtureSampler(1).fit(torch.randn(50, 3)).sample(2, 4)
