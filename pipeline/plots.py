@@ -12,6 +12,7 @@ import torch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
 UPSCALE = 4  # single digits are 28x28: show them at 112x112 so they can be seen
+GRID_UPSCALE = 2  # an 8x8 grid is 242 px at native size: too small to judge a digit by eye
 
 
 def as_images(flat: torch.Tensor) -> torch.Tensor:
@@ -23,14 +24,19 @@ def grid_array(flat: torch.Tensor, nrow: int | None = None) -> np.ndarray:
     """A uint8 (H, W) grid of digits, white on black, with a thin border."""
     images = as_images(flat)
     nrow = nrow or max(1, int(np.ceil(np.sqrt(len(images)))))
-    grid = make_grid(images, nrow=nrow, padding=2, pad_value=0.5)[0]
-    return (grid.numpy() * 255).round().astype(np.uint8)
+    grid = make_grid(images, nrow=nrow, padding=2, pad_value=0.5)[0].numpy()
+    return upscale(grid, GRID_UPSCALE)
+
+
+def upscale(image: np.ndarray, factor: int) -> np.ndarray:
+    """A [0, 1] float image as uint8, each pixel repeated factor x factor times."""
+    return (np.kron(image, np.ones((factor, factor))) * 255).round().astype(np.uint8)
 
 
 def single_arrays(flat: torch.Tensor) -> list[np.ndarray]:
     """Each digit as a uint8 (112, 112) array, upscaled by pixel repetition."""
     images = as_images(flat)[:, 0].numpy()
-    return [(np.kron(image, np.ones((UPSCALE, UPSCALE))) * 255).round().astype(np.uint8) for image in images]
+    return [upscale(image, UPSCALE) for image in images]
 
 
 def reconstruction_array(inputs: torch.Tensor, outputs: torch.Tensor) -> np.ndarray:
