@@ -8,6 +8,7 @@ of models trained on the same data then uses the very same feature space.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -125,8 +126,18 @@ def train_and_log(prepared, device: torch.device, experiment_id: str) -> str:
     """Train on the prepared train split, log a classifier run in `experiment_id`; returns its id.
 
     The run is created with the client and entered by id, so it never resumes or nests under the
-    step run that `mlflow run` announced through MLFLOW_RUN_ID.
+    step run that `mlflow run` announced through MLFLOW_RUN_ID; ending it unsets that variable
+    (mlflow.end_run does), so it is put back for the step's own run to attach to.
     """
+    step_run_id = os.environ.get("MLFLOW_RUN_ID")
+    try:
+        return _train_and_log(prepared, device, experiment_id)
+    finally:
+        if step_run_id:
+            os.environ["MLFLOW_RUN_ID"] = step_run_id
+
+
+def _train_and_log(prepared, device: torch.device, experiment_id: str) -> str:
     import mlflow.pytorch
 
     from pipeline.training import as_float_tensor

@@ -25,7 +25,7 @@ from pipeline.devices import resolve_device
 from pipeline.errors import InputError
 from pipeline.samplers import Sampler, needs_fit, parse_samplers
 from pipeline.sampling import load_model
-from pipeline.tracking import RUN_ID_PATTERN, get_run, log_config, start_step_run
+from pipeline.tracking import RUN_ID_PATTERN, get_run, log_config, run_param, start_step_run
 from pipeline.training import as_float_tensor, draw_samples
 
 REFERENCE_SAMPLER = "gmm:10"
@@ -36,29 +36,29 @@ MODEL_METRICS = ("neg_elbo", "nll", "active_units")
 REAL_ROW = "real (train subset)"
 
 
-def sampler_specs(config: EvaluateConfig, train_params: dict) -> list[Sampler]:
+def sampler_specs(config: EvaluateConfig, train_run) -> list[Sampler]:
     """The samplers asked for, or the train run's own plus the gmm:10 yardstick."""
     if config.samplers:
         return parse_samplers(config.samplers)
-    samplers = parse_samplers(train_params.get("samplers", DEFAULT_SAMPLERS))
+    samplers = parse_samplers(run_param(train_run, "samplers", DEFAULT_SAMPLERS))
     reference = parse_samplers(REFERENCE_SAMPLER)[0]
     return samplers + ([reference] if reference not in samplers else [])
 
 
 def train_run_data(run) -> datasets.Prepared:
     """The prepared data the train run used, found by digest (cache) or rebuilt from its params."""
-    params = run.data.params
-    missing = [name for name in ("data", "data_digest", "loss") if name not in params]
+    missing = [name for name in ("data", "data_digest", "loss") if name not in run.data.params]
     if missing:
         raise InputError(f"parameter 'model': run {run.info.run_id} has no param(s) {', '.join(missing)}; "
                          "allowed: the id of a train run")
-    prepared = datasets.find_cached(params["data_digest"])
+    digest = run_param(run, "data_digest")
+    prepared = datasets.find_cached(digest)
     if prepared is None:
-        prepared = datasets.resolve(params["data"], float(params.get("val_fraction", 0.1)),
-                                    int(params.get("seed", 0)), params.get("data_root", "data"))
-    if prepared.digest != params["data_digest"]:
+        prepared = datasets.resolve(run_param(run, "data"), float(run_param(run, "val_fraction", "0.1")),
+                                    int(run_param(run, "seed", "0")), run_param(run, "data_root", "data"))
+    if prepared.digest != digest:
         raise InputError(f"parameter 'model': run {run.info.run_id} was trained on data with digest "
-                         f"{params['data_digest'][:12]}, but its data now has digest {prepared.digest[:12]}")
+                         f"{digest[:12]}, but its data now has digest {prepared.digest[:12]}")
     return prepared
 
 
@@ -140,10 +140,10 @@ def evaluate(config: EvaluateConfig) -> str:
     if train_run.data.tags.get("pipeline.step", "train") != "train":
         raise InputError(f"parameter 'model': run {config.model} is a {train_run.data.tags['pipeline.step']!r} run; "
                          "allowed: the id of a train run")
-    samplers = sampler_specs(config, train_run.data.params)
+    samplers = sampler_specs(config, train_run)
     device = resolve_device(config.device)
     prepared = train_run_data(train_run)
-    loss = train_run.data.params["loss"]
+    loss = run_param(train_run, "loss")
     model = load_model(f"runs:/{config.model}/model", device)
     _use_train_experiment(train_run)
     classifier, classifier_run_id = classifiers.get_or_train(prepared, device, train_run.info.experiment_id)
