@@ -55,6 +55,19 @@ def _check_device(cfg) -> None:
         raise bad_parameter("device", cfg.device, "auto | cpu | cuda | cuda:N | mps")
 
 
+def _check_samplers(cfg) -> None:
+    """Parse the sampler list now, so a bad spec stops the step before any work (empty: a default)."""
+    if cfg.samplers:
+        from pipeline.samplers import parse_samplers  # late import: samplers imports torch
+
+        parse_samplers(cfg.samplers)
+
+
+def _check_model(cfg, allowed: str) -> None:
+    if not cfg.model:
+        raise bad_parameter("model", cfg.model, allowed)
+
+
 def _check_val_fraction(cfg) -> None:
     if not 0.0 < cfg.val_fraction < 0.5:
         raise bad_parameter("val_fraction", cfg.val_fraction, "a number in (0, 0.5)")
@@ -109,9 +122,7 @@ class TrainConfig:
             raise bad_parameter("lr", self.lr, "a number > 0")
         _check_device(self)
         _check_val_fraction(self)
-        from pipeline.samplers import parse_samplers
-
-        parse_samplers(self.samplers)
+        _check_samplers(self)
 
 
 @dataclass(frozen=True)
@@ -126,14 +137,10 @@ class SampleConfig:
 
     def __post_init__(self):
         _coerce(self)
-        if not self.model:
-            raise bad_parameter("model", self.model, "a train run id or a model URI")
+        _check_model(self, "a train run id or a model URI")
         _at_least(self, "n", 1)
         _check_device(self)
-        if self.samplers:
-            from pipeline.samplers import parse_samplers
-
-            parse_samplers(self.samplers)
+        _check_samplers(self)
 
 
 @dataclass(frozen=True)
@@ -149,15 +156,11 @@ class EvaluateConfig:
 
     def __post_init__(self):
         _coerce(self)
-        if not self.model:
-            raise bad_parameter("model", self.model, "a train run id")
+        _check_model(self, "a train run id")
         _at_least(self, "n_samples", 10)
         _at_least(self, "iwae_k", 1)
         _check_device(self)
-        if self.samplers:
-            from pipeline.samplers import parse_samplers
-
-            parse_samplers(self.samplers)
+        _check_samplers(self)
 
 
 STEP_CONFIGS = {
