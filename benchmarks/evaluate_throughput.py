@@ -1,10 +1,10 @@
 """Evaluation throughput: one sampler's generation metrics on 10,000 images, and the likelihood.
 
 Times, with the study's model (VAE(100, 392)) and the evaluation classifier's architecture:
-- `reference_seconds`: the once-per-evaluation work, test-split features and FID statistics;
+- `reference_seconds`: the once-per-evaluation work: test-split features, FID statistics, k-NN radii;
 - `sampler_seconds`: one sampler's metrics as the evaluate step computes them (decode n draws,
   classify, FID, class histogram, confidence, precision/recall, sharpness), with a breakdown;
-- `gmm_fit_seconds`: encoding the train split and fitting gmm:10 (once per evaluation);
+- `gmm_fit_seconds`: encoding 10,000 training images and fitting gmm:10 (once per evaluation);
 - `likelihood_seconds`: test −ELBO, the IWAE NLL at `iwae_k` and active units on the test split.
 Weights are left at their initialization: the cost does not depend on them. The machine is
 shared and noisy, so each timing is repeated and the JSON keeps every raw value beside the
@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from pipeline import classifier, datasets, likelihood, quality
-from pipeline.evaluation import measure
+from pipeline.evaluation import GMM_FIT_CODES, measure
 from pipeline.model import VAE
 from pipeline.samplers import parse_sampler
 from pipeline.training import as_float_tensor, draw_samples
@@ -61,7 +61,9 @@ def main() -> None:
     print(f"data {args.data}: {prepared.counts()}", file=sys.stderr)
 
     def reference():
-        return quality.Reference.build(classifier.embed(net, split["test"])[0], prepared.splits["test"][1])
+        built = quality.Reference.build(classifier.embed(net, split["test"])[0], prepared.splits["test"][1])
+        built.radii(min(args.n_samples, len(split["test"])))  # the real k-NN radii, also once per evaluation
+        return built
 
     reference_time, ref = timed(reference, args.repeats)
     sampler_time, _ = timed(lambda: measure(model, sampler, args.n_samples, 0, device, net, ref), args.repeats)
@@ -72,10 +74,12 @@ def main() -> None:
         "decode": timed(lambda: draw_samples(model, sampler, args.n_samples, 0, device), args.repeats)[0]["median"],
         "classify": timed(lambda: classifier.embed(net, images), args.repeats)[0]["median"],
         "fid": timed(lambda: quality.fid(ref.fid_metric, features), args.repeats)[0]["median"],
-        "precision_recall": timed(lambda: quality.precision_recall(ref.features, features), args.repeats)[0]["median"],
+        "precision_recall": timed(lambda: quality.precision_recall(ref.features, features, real_radii=ref.radii(
+            min(len(ref.features), len(features)))), args.repeats)[0]["median"],
         "sharpness": timed(lambda: quality.sharpness(images), args.repeats)[0]["median"],
     }
-    gmm_time, _ = timed(lambda: parse_sampler("gmm:10").fit(likelihood.encoded_means(model, split["train"])), 1)
+    codes = split["train"][:GMM_FIT_CODES]
+    gmm_time, _ = timed(lambda: parse_sampler("gmm:10").fit(likelihood.encoded_means(model, codes)), 1)
 
     def likelihood_measures():
         loss = "bce"

@@ -14,7 +14,7 @@ The real reference (features, label frequencies) is computed once per evaluation
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -73,36 +73,37 @@ def class_metrics(counts: np.ndarray, reference_shares: np.ndarray) -> dict:
     }
 
 
-def _kth_neighbour_radii(features: torch.Tensor, k: int) -> torch.Tensor:
+def kth_neighbour_radii(features: torch.Tensor, k: int = PR_K) -> torch.Tensor:
     """Distance of each point to its k-th nearest other point of the same set."""
     radii = []
     for start in range(0, len(features), DISTANCE_CHUNK):
         distances = torch.cdist(features[start : start + DISTANCE_CHUNK], features)
-        radii.append(distances.kthvalue(k + 1, dim=1).values)  # +1: the point itself is at distance 0
+        # k + 1: the point itself is at distance 0. topk is ~10x faster than kthvalue here.
+        radii.append(distances.topk(k + 1, dim=1, largest=False).values[:, -1])
     return torch.cat(radii)
 
 
-def _inside_manifold(queries: torch.Tensor, support: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
-    """For each query, whether it lies in some ball B(support_i, radii_i)."""
-    inside = []
-    for start in range(0, len(queries), DISTANCE_CHUNK):
-        distances = torch.cdist(queries[start : start + DISTANCE_CHUNK], support)
-        inside.append((distances <= radii.unsqueeze(0)).any(dim=1))
-    return torch.cat(inside)
-
-
-def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = PR_K) -> tuple[float, float]:
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = PR_K,
+                     real_radii: torch.Tensor | None = None) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019) with k-NN balls in feature space.
 
     precision: share of generated points inside the real manifold (union of balls around each
     real point reaching its k-th real neighbour); recall: share of real points inside the
-    generated manifold. Both sets are cut to the same size, as in the paper.
+    generated manifold. Both sets are cut to the same size, as in the paper. One pass over the
+    generated-to-real distances serves both; `real_radii` (of real[:n]) can be passed in, since
+    the real set is the same for every sampler.
     """
     n = min(len(real), len(fake))
     real, fake = real[:n].float(), fake[:n].float()
-    precision = _inside_manifold(fake, real, _kth_neighbour_radii(real, k)).float().mean().item()
-    recall = _inside_manifold(real, fake, _kth_neighbour_radii(fake, k)).float().mean().item()
-    return precision, recall
+    real_radii = kth_neighbour_radii(real, k) if real_radii is None else real_radii
+    fake_radii = kth_neighbour_radii(fake, k)
+    fake_inside = torch.zeros(n, dtype=torch.bool, device=fake.device)
+    real_inside = torch.zeros(n, dtype=torch.bool, device=real.device)
+    for start in range(0, n, DISTANCE_CHUNK):
+        distances = torch.cdist(fake[start : start + DISTANCE_CHUNK], real)  # (chunk of fake, real)
+        fake_inside[start : start + DISTANCE_CHUNK] = (distances <= real_radii.unsqueeze(0)).any(dim=1)
+        real_inside |= (distances <= fake_radii[start : start + DISTANCE_CHUNK].unsqueeze(1)).any(dim=0)
+    return fake_inside.float().mean().item(), real_inside.float().mean().item()
 
 
 def laplacian_variances(images: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -127,18 +128,26 @@ class Reference:
     features: torch.Tensor
     label_shares: np.ndarray
     fid_metric: FrechetInceptionDistance
+    _radii: dict = field(default_factory=dict)
 
     @classmethod
     def build(cls, features: torch.Tensor, labels: np.ndarray) -> "Reference":
         shares = np.bincount(labels, minlength=CLASSES) / len(labels)
-        return cls(features=features, label_shares=shares, fid_metric=frechet_metric(features))
+        return cls(features=features.float(), label_shares=shares, fid_metric=frechet_metric(features))
+
+    def radii(self, n: int) -> torch.Tensor:
+        """k-NN radii of the first n real features, computed once per size."""
+        if n not in self._radii:
+            self._radii[n] = kth_neighbour_radii(self.features[:n])
+        return self._radii[n]
 
 
 def image_set_metrics(images: torch.Tensor, features: torch.Tensor, probabilities: torch.Tensor,
                       reference: Reference) -> tuple[dict, np.ndarray]:
     """All generation metrics of one image set (generated or real): (scalars, class counts)."""
     counts = class_histogram(probabilities)
-    precision, recall = precision_recall(reference.features, features)
+    n = min(len(reference.features), len(features))
+    precision, recall = precision_recall(reference.features, features, real_radii=reference.radii(n))
     metrics = {
         "fid": fid(reference.fid_metric, features),
         **class_metrics(counts, reference.label_shares),
