@@ -30,8 +30,8 @@ from pipeline.training import as_float_tensor, draw_samples
 
 REFERENCE_SAMPLER = "gmm:10"
 GRID = 64
-SAMPLER_METRICS = ("fid", "precision", "recall", "confidence", "class_entropy", "class_kl", "classes_covered",
-                   "max_class_share", "sharpness")
+SAMPLER_METRICS = ("fid", "precision", "recall", "density", "coverage", "confidence", "class_entropy", "class_kl",
+                   "classes_covered", "max_class_share", "sharpness")
 MODEL_METRICS = ("neg_elbo", "nll", "active_units")
 REAL_ROW = "real (train subset)"
 GMM_FIT_CODES = 10_000  # EM on 54,000 x 100-d codes takes ~60 s on 2 cores, on 10,000 ~7 s

@@ -2,9 +2,10 @@
 
 - realism: FID (Fréchet distance of the classifier's penultimate features, via torchmetrics with
   the features passed straight through), `confidence` (mean top-class probability), k-NN
-  `precision` (Kynkäänniemi et al. 2019);
+  `precision` (Kynkäänniemi et al. 2019) and its outlier-robust companion `density`
+  (Naeem et al. 2020);
 - diversity (finding F6): predicted-class histogram, its entropy, KL to the data's label
-  frequencies, classes covered, the largest class share; k-NN `recall`;
+  frequencies, classes covered, the largest class share; k-NN `recall` and `coverage`;
 - clarity: `sharpness`, the mean per-image variance of the Laplacian.
 
 The real reference (features, label frequencies) is computed once per evaluation in a
@@ -83,27 +84,46 @@ def kth_neighbour_radii(features: torch.Tensor, k: int = PR_K) -> torch.Tensor:
     return torch.cat(radii)
 
 
-def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = PR_K,
-                     real_radii: torch.Tensor | None = None) -> tuple[float, float]:
-    """Improved precision and recall (Kynkäänniemi et al. 2019) with k-NN balls in feature space.
+def manifold_metrics(real: torch.Tensor, fake: torch.Tensor, k: int = PR_K,
+                     real_radii: torch.Tensor | None = None) -> dict[str, float]:
+    """k-NN manifold estimates in feature space, both sets cut to the same size n.
 
-    precision: share of generated points inside the real manifold (union of balls around each
-    real point reaching its k-th real neighbour); recall: share of real points inside the
-    generated manifold. Both sets are cut to the same size, as in the paper. One pass over the
-    generated-to-real distances serves both; `real_radii` (of real[:n]) can be passed in, since
-    the real set is the same for every sampler.
+    - precision / recall (Kynkäänniemi et al. 2019): share of generated points inside the real
+      manifold (union of balls around each real point reaching its k-th real neighbour), and of
+      real points inside the generated manifold;
+    - density / coverage (Naeem et al. 2020): the mean number of real balls holding a generated
+      point, over k (about 1 when the two match; outlier real points with huge balls, which
+      can lift precision to ~1 even for noise, barely move it), and the share of real balls
+      holding at least one generated point.
+    One pass over the generated-to-real distances serves all four; `real_radii` (of real[:n])
+    can be passed in, since the real set is the same for every sampler.
     """
     n = min(len(real), len(fake))
     real, fake = real[:n].float(), fake[:n].float()
     real_radii = kth_neighbour_radii(real, k) if real_radii is None else real_radii
     fake_radii = kth_neighbour_radii(fake, k)
-    fake_inside = torch.zeros(n, dtype=torch.bool, device=fake.device)
+    balls_holding = torch.zeros(n, device=fake.device)  # per generated point: real balls holding it
     real_inside = torch.zeros(n, dtype=torch.bool, device=real.device)
+    real_ball_hit = torch.zeros(n, dtype=torch.bool, device=real.device)
     for start in range(0, n, DISTANCE_CHUNK):
         distances = torch.cdist(fake[start : start + DISTANCE_CHUNK], real)  # (chunk of fake, real)
-        fake_inside[start : start + DISTANCE_CHUNK] = (distances <= real_radii.unsqueeze(0)).any(dim=1)
+        in_real_balls = distances <= real_radii.unsqueeze(0)
+        balls_holding[start : start + DISTANCE_CHUNK] = in_real_balls.sum(dim=1).float()
+        real_ball_hit |= in_real_balls.any(dim=0)
         real_inside |= (distances <= fake_radii[start : start + DISTANCE_CHUNK].unsqueeze(1)).any(dim=0)
-    return fake_inside.float().mean().item(), real_inside.float().mean().item()
+    return {
+        "precision": (balls_holding > 0).float().mean().item(),
+        "recall": real_inside.float().mean().item(),
+        "density": balls_holding.mean().item() / k,
+        "coverage": real_ball_hit.float().mean().item(),
+    }
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = PR_K,
+                     real_radii: torch.Tensor | None = None) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019); see `manifold_metrics`."""
+    metrics = manifold_metrics(real, fake, k, real_radii)
+    return metrics["precision"], metrics["recall"]
 
 
 def laplacian_variances(images: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -147,13 +167,11 @@ def image_set_metrics(images: torch.Tensor, features: torch.Tensor, probabilitie
     """All generation metrics of one image set (generated or real): (scalars, class counts)."""
     counts = class_histogram(probabilities)
     n = min(len(reference.features), len(features))
-    precision, recall = precision_recall(reference.features, features, real_radii=reference.radii(n))
     metrics = {
         "fid": fid(reference.fid_metric, features),
         **class_metrics(counts, reference.label_shares),
         "confidence": float(probabilities.max(1).values.mean()),
-        "precision": precision,
-        "recall": recall,
+        **manifold_metrics(reference.features, features, real_radii=reference.radii(n)),
         "sharpness": sharpness(images),
     }
     return metrics, counts

@@ -77,6 +77,11 @@ def test_on_the_bundled_digits_accurate_and_real_images_score_like_the_reference
     assert metrics["classes_covered"] == 10 and metrics["class_kl"] < 0.02
     assert metrics["confidence"] > 0.85 and metrics["precision"] > 0.6 and metrics["recall"] > 0.6
     assert metrics["fid"] < 0.05 * noise_metrics["fid"]
-    assert noise_metrics["precision"] < 0.1
+    # Uniform noise lands where a few outlying real points (1,000 real points in 128-d) have huge
+    # k-NN balls, so its precision is near 1 (a known weakness of the measure, measured 0.99);
+    # density, coverage and recall are not fooled.
+    assert metrics["density"] == pytest.approx(1.0, abs=0.15) and noise_metrics["density"] < 0.7 * metrics["density"]
+    assert noise_metrics["coverage"] < 0.05 and metrics["coverage"] > 0.8
+    assert noise_metrics["recall"] < 0.05
     assert metrics["sharpness"] == pytest.approx(quality.sharpness(split["test"][0]), rel=0.1)
     assert counts.sum() == len(real) and np.all(counts > 0)

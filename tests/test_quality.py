@@ -172,3 +172,23 @@ def test_gmm_refuses_fewer_codes_than_components_and_a_wrong_latent_size():
         GaussianMixtureSampler(10).fit(torch.randn(5, 3))
     with pytest.raises(InputError, match="latent"):
         GaussianMixtureSampler(1).fit(torch.randn(50, 3)).sample(2, 4)
+
+
+def test_density_and_coverage_of_two_samples_of_one_distribution_are_near_one_and_of_far_sets_zero():
+    generator = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(2000, 8, generator=generator), torch.randn(2000, 8, generator=generator)
+    same = quality.manifold_metrics(real, fake)
+    assert same["density"] == pytest.approx(1.0, abs=0.1)
+    assert same["coverage"] == pytest.approx(1 - 0.5**3, abs=0.03)  # Naeem et al.: E = 1 - 1/2^k for equal sizes
+    far = quality.manifold_metrics(real, fake + 100.0)
+    assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
+
+
+def test_one_real_outlier_with_a_huge_ball_fools_precision_but_not_density():
+    generator = torch.Generator().manual_seed(0)
+    real = torch.randn(300, 2, generator=generator)
+    real[0] = torch.tensor([50.0, 0.0])  # its 3rd neighbour is ~50 away: a ball covering everything nearby
+    noise = torch.randn(300, 2, generator=generator) * 0.1 + torch.tensor([25.0, 0.0])  # nowhere near real data
+    metrics = quality.manifold_metrics(real, noise)
+    assert metrics["precision"] == 1.0
+    assert metrics["density"] == pytest.approx(1 / 3) and metrics["coverage"] == pytest.approx(1 / 300)
