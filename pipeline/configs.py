@@ -55,12 +55,19 @@ def _check_device(cfg) -> None:
         raise bad_parameter("device", cfg.device, "auto | cpu | cuda | cuda:N | mps")
 
 
-def _check_samplers(cfg) -> None:
-    """Parse the sampler list now, so a bad spec stops the step before any work (empty: a default)."""
-    if cfg.samplers:
-        from pipeline.samplers import parse_samplers  # late import: samplers imports torch
+def _check_samplers(cfg, fitted_allowed: bool = False) -> None:
+    """Parse the sampler list now, so a bad spec stops the step before any work (empty: a default).
 
-        parse_samplers(cfg.samplers)
+    Samplers fitted on encoded data (gmm:K) need the evaluate step's data; other steps refuse them.
+    """
+    if not cfg.samplers:
+        return
+    from pipeline.samplers import needs_fit, parse_samplers  # late import: samplers imports torch
+
+    fitted = [s.spec for s in parse_samplers(cfg.samplers) if needs_fit(s)]
+    if fitted and not fitted_allowed:
+        raise bad_parameter("samplers", cfg.samplers, f"normal:LOC,SCALE | beta:A,B | beta:A,B,LOC,SCALE "
+                            f"({', '.join(fitted)} is fitted on encoded data: evaluate only)")
 
 
 def _check_model(cfg, allowed: str) -> None:
@@ -160,7 +167,7 @@ class EvaluateConfig:
         _at_least(self, "n_samples", 10)
         _at_least(self, "iwae_k", 1)
         _check_device(self)
-        _check_samplers(self)
+        _check_samplers(self, fitted_allowed=True)
 
 
 STEP_CONFIGS = {

@@ -19,6 +19,8 @@ from pipeline.configs import TrainConfig
     (["train", "--device", "tpu"], "parameter 'device': got 'tpu'; allowed: auto | cpu | cuda | cuda:N | mps"),
     (["train", "--val_fraction", "0.7"], "parameter 'val_fraction': got 0.7; allowed: a number in (0, 0.5)"),
     (["train", "--samplers", "beta:0,1"], "sampler spec 'beta:0,1': A must be positive"),
+    (["train", "--samplers", "normal:0,1;gmm:10"], "gmm:10 is fitted on encoded data: evaluate only"),
+    (["sample", "--model", "0" * 32, "--samplers", "gmm:3"], "parameter 'samplers'"),
     (["train", "--data", "cifar"], "parameter 'data': got 'cifar'"),
     (["prepare_data", "--dataset", "svhn"], "parameter 'dataset': got 'svhn'; allowed: mnist-5k | mnist | fashion-mnist | idx:DIR"),
     (["prepare_data", "--dataset", "idx:/no/such/folder"], "idx folder '/no/such/folder' does not exist"),
