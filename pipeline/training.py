@@ -1,8 +1,8 @@
 """The training loop and the `train` step around it.
 
-Hot path: the split lives on the device as one float tensor; each epoch shuffles it with one
-gather and walks it in slices, so no per-sample Python work and, on CUDA, no wait on the host
-inside an epoch (loss sums stay on the device until the epoch ends).
+Hot path: the split lives on the device as one float tensor; each epoch walks one random
+permutation of it, one gather per batch, so no per-sample Python work and, on CUDA, no wait on
+the host inside an epoch (loss sums stay on the device until the epoch ends).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pipeline import checkpoints, datasets, plots
+from pipeline import checkpoints, cpu_tuning, datasets, plots
 from pipeline.configs import TrainConfig
 from pipeline.devices import resolve_device
 from pipeline.errors import InputError
@@ -47,13 +47,20 @@ def make_optimizer(model: VAE, lr: float, device: torch.device) -> torch.optim.A
 
 
 def train_epoch(model: VAE, optimizer, images: torch.Tensor, batch_size: int, loss: str) -> torch.Tensor:
-    """One pass over shuffled images; returns the summed (loss, recon, kl) over images, on the device."""
+    """One pass over shuffled images; returns the summed (loss, recon, kl) over images, on the device.
+
+    Each batch is gathered through a slice of one permutation: the same batches as permuting the
+    whole split first, without writing (and, on the CPU, page-faulting in) a copy of it every epoch.
+    index_select, not images[indices]: the same rows, about 5x faster on the CPU.
+    """
+    if images.device.type == "cpu":
+        cpu_tuning.reuse_freed_memory()
     model.train()
     count = images.shape[0]
-    shuffled = images[torch.randperm(count, device=images.device)]
+    order = torch.randperm(count, device=images.device)
     sums = torch.zeros(3, device=images.device)
     for start in range(0, count, batch_size):
-        batch = shuffled[start : start + batch_size]
+        batch = images.index_select(0, order[start : start + batch_size])
         terms = loss_terms(model(batch), batch, loss)
         optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
