@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pipeline import checkpoints, cpu_tuning, datasets, plots
+from pipeline import checkpoints, datasets, plots
 from pipeline.configs import TrainConfig
 from pipeline.devices import resolve_device
 from pipeline.errors import InputError
@@ -53,8 +53,6 @@ def train_epoch(model: VAE, optimizer, images: torch.Tensor, batch_size: int, lo
     whole split first, without writing (and, on the CPU, page-faulting in) a copy of it every epoch.
     index_select, not images[indices]: the same rows, about 5x faster on the CPU.
     """
-    if images.device.type == "cpu":
-        cpu_tuning.reuse_freed_memory()
     model.train()
     count = images.shape[0]
     order = torch.randperm(count, device=images.device)

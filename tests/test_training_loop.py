@@ -1,12 +1,8 @@
 """The training loop's speed-ups keep its results: same batches, same updates, same sums."""
 
-import platform
-import resource
-
 import pytest
 import torch
 
-from pipeline import cpu_tuning
 from pipeline.model import VAE, loss_terms
 from pipeline.training import make_optimizer, train_epoch
 
@@ -44,17 +40,3 @@ def test_train_epoch_equals_the_plain_loop_bit_for_bit(loss):
     assert all(torch.equal(a, b) for a, b in zip(sums, plain_sums))
     assert all(torch.equal(state[key], plain_state[key]) for key in state)
 
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc tuning is glibc-only")
-def test_training_steps_reuse_memory_instead_of_page_faulting():
-    """Without the tuning these epochs fault in about 4 MB per step (about 17,000 pages here)."""
-    torch.manual_seed(0)
-    images = torch.rand(8192, 784)
-    model = VAE(100, 392)
-    optimizer = make_optimizer(model, 1e-3, CPU)
-    train_epoch(model, optimizer, images, 1024, "bce")  # the heap grows to its working size
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(2):
-        train_epoch(model, optimizer, images, 1024, "bce")
-    assert cpu_tuning.reuse_freed_memory()
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 2000
