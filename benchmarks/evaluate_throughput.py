@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from pipeline import classifier, datasets, likelihood, quality
-from pipeline.evaluation import GMM_FIT_CODES, measure
-from pipeline.model import VAE
-from pipeline.samplers import parse_sampler
-from pipeline.training import as_float_tensor, draw_samples
+from pipeline.core import classifier, datasets, likelihood, quality
+from pipeline.core.evaluation import GMM_FIT_CODES, EvaluationContext
+from pipeline.core.model import VAE
+from pipeline.core.samplers import draw_samples, parse_sampler
+from pipeline.core.training import as_float_tensor
 
 FULL_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "MNIST" / "raw"
 TARGET_SAMPLER_SECONDS = 10.0
@@ -60,13 +60,12 @@ def main() -> None:
     sampler = parse_sampler("normal:0,1")
     print(f"data {args.data}: {prepared.counts()}", file=sys.stderr)
 
-    def reference():
-        built = quality.Reference.build(classifier.embed(net, split["test"])[0], prepared.splits["test"][1])
-        built.radii(min(args.n_samples, len(split["test"])))  # the real k-NN radii, also once per evaluation
-        return built
+    def context():  # the shared part: reference features and radii, the real floor
+        return EvaluationContext.build(net, prepared, device, args.n_samples, 0)
 
-    reference_time, ref = timed(reference, args.repeats)
-    sampler_time, _ = timed(lambda: measure(model, sampler, args.n_samples, 0, device, net, ref), args.repeats)
+    reference_time, built = timed(context, args.repeats)
+    ref = built.reference
+    sampler_time, _ = timed(lambda: built.score(model, sampler), args.repeats)
 
     images = draw_samples(model, sampler, args.n_samples, 0, device)
     features, probabilities = classifier.embed(net, images)

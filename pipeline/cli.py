@@ -1,12 +1,14 @@
 """Command line: `python -m pipeline STEP --param value ...`, flags built from the step's dataclass.
 
 Exit status: 0 done, 2 bad input (message names the parameter or file), 1 any other failure.
+The last line printed on success is `run id: <id>`, the run the step made.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import sys
 
 from pipeline.configs import STEP_CONFIGS
@@ -20,29 +22,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub = steps.add_parser(step, help=config_class.__doc__.split(":", 1)[1].strip())
         for f in dataclasses.fields(config_class):
             choices = f.metadata.get("choices")
-            help_text = f.metadata.get("help", "") + (f" (default: {f.default!r})" if f.default != "" else "")
+            help_text = f.metadata.get("help", "") + (f" (default: {f.default!r})" if f.default != "" else " (required)")
             sub.add_argument(f"--{f.name}", default=f.default, help=help_text, metavar="|".join(choices) if choices else None)
     return parser
 
 
 def run_step(step: str, config) -> str:
-    if step == "prepare_data":
-        from pipeline.prepare import prepare_data
-
-        return prepare_data(config)
-    if step == "train":
-        from pipeline.training import train
-
-        return train(config)
-    if step == "sample":
-        from pipeline.sampling import sample
-
-        return sample(config)
-    if step == "evaluate":
-        from pipeline.evaluation import evaluate
-
-        return evaluate(config)
-    raise AssertionError(step)
+    """The step's function, from pipeline/steps/<step>.py (imported late: only that step's imports)."""
+    module = importlib.import_module(f"pipeline.steps.{step}")
+    return getattr(module, step)(config)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,17 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     step = args.pop("step")
     try:
         config = STEP_CONFIGS[step](**args)
-        run_step(step, config)
+        run_id = run_step(step, config)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Exception as error:
-        from pipeline.training import DivergenceError
+        from pipeline.core.training import DivergenceError
 
         if isinstance(error, DivergenceError):
             print(f"error: {error}", file=sys.stderr)
             return 1
         raise
+    print(f"run id: {run_id}")
     return 0
 
 

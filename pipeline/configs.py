@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 
 from pipeline.errors import bad_parameter
 
-DEFAULT_SAMPLERS = "normal:0,1;normal:1,2;beta:0.25,0.25"
+# '+' separates samplers: a value made of letters, digits and `+:,.-_` needs no shell quoting, so
+# `mlflow run` logs it as it is and the UI shows the same string as `python -m pipeline` (';' is
+# accepted too, but `mlflow run` shows such a list quoted).
+DEFAULT_SAMPLERS = "normal:0,1+normal:1,2+beta:0.25,0.25"
+SEED_HELP = ("seed of the validation split (which training images are held out), the initialization, the batch "
+             "order and the noise; the test split never depends on it")
+MAX_SEED = 2**32 - 1
 DATASET_CHOICES = "mnist-5k | mnist | fashion-mnist | idx:DIR"
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -50,24 +56,32 @@ def _at_least(cfg, name: str, low) -> None:
         raise bad_parameter(name, getattr(cfg, name), f">= {low}")
 
 
+def _check_seed(cfg) -> None:
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise bad_parameter("seed", cfg.seed, f"an integer in [0, {MAX_SEED}]")
+
+
 def _check_device(cfg) -> None:
     if not DEVICE_PATTERN.match(cfg.device):
         raise bad_parameter("device", cfg.device, "auto | cpu | cuda | cuda:N | mps")
 
 
 def _check_samplers(cfg, fitted_allowed: bool = False) -> None:
-    """Parse the sampler list now, so a bad spec stops the step before any work (empty: a default).
+    """Parse the sampler list now, so a bad spec stops the step before any work, and store it in
+    canonical form, so one configuration always logs one string ('auto': the step's default).
 
     Samplers fitted on encoded data (gmm:K) need the evaluate step's data; other steps refuse them.
     """
-    if not cfg.samplers:
+    if cfg.samplers == "auto":
         return
-    from pipeline.samplers import needs_fit, parse_samplers  # late import: samplers imports torch
+    from pipeline.core.samplers import join_specs, needs_fit, parse_samplers  # late: samplers imports torch
 
-    fitted = [s.spec for s in parse_samplers(cfg.samplers) if needs_fit(s)]
+    samplers = parse_samplers(cfg.samplers)
+    fitted = [s.spec for s in samplers if needs_fit(s)]
     if fitted and not fitted_allowed:
         raise bad_parameter("samplers", cfg.samplers, f"normal:LOC,SCALE | beta:A,B | beta:A,B,LOC,SCALE "
                             f"({', '.join(fitted)} is fitted on encoded data: evaluate only)")
+    object.__setattr__(cfg, "samplers", join_specs(samplers))
 
 
 def _check_model(cfg, allowed: str) -> None:
@@ -86,13 +100,14 @@ class PrepareDataConfig:
 
     dataset: str = _param("mnist-5k", f"dataset to prepare: {DATASET_CHOICES}")
     val_fraction: float = _param(0.1, "share of the training images held out for validation")
-    seed: int = _param(0, "seed of the train/validation split")
+    seed: int = _param(0, "seed of the validation split (which training images are held out); the test split never depends on it")
     data_root: str = _param("data", "where torchvision finds or downloads mnist / fashion-mnist")
 
     def __post_init__(self):
         _coerce(self)
+        _check_seed(self)
         _check_val_fraction(self)
-        from pipeline.datasets import check_dataset_name  # late import: datasets imports torchvision
+        from pipeline.core.datasets import check_dataset_name  # late import: datasets imports torchvision
 
         check_dataset_name(self.dataset)
 
@@ -109,13 +124,13 @@ class TrainConfig:
     epochs: int = _param(100, "training epochs")
     batch_size: int = _param(128, "images per optimizer step")
     lr: float = _param(0.001, "Adam learning rate")
-    seed: int = _param(0, "seed of initialization, batch order and noise")
+    seed: int = _param(0, SEED_HELP)
     device: str = _param("auto", "auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
-    samplers: str = _param(DEFAULT_SAMPLERS, "latent samplers, ';'-separated specs")
+    samplers: str = _param(DEFAULT_SAMPLERS, "latent samplers, '+'-separated specs")
     n_images: int = _param(5, "single images logged per sampler at the end")
     sample_every: int = _param(10, "log a sample grid per sampler every N epochs (0: only at the end)")
     checkpoint_every: int = _param(10, "write a checkpoint every N epochs (the last epoch always)")
-    resume: str = _param("", "a train run id (or checkpoint URI) to continue from its last checkpoint")
+    resume: str = _param("none", "a train run id (or checkpoint URI) to continue from its last checkpoint, or none")
     val_fraction: float = _param(0.1, "validation share when `data` is a dataset name")
     data_root: str = _param("data", "torchvision root when `data` is mnist or fashion-mnist")
 
@@ -125,6 +140,7 @@ class TrainConfig:
             _at_least(self, name, 1)
         _at_least(self, "sample_every", 0)
         _at_least(self, "checkpoint_every", 1)
+        _check_seed(self)
         if not self.lr > 0:
             raise bad_parameter("lr", self.lr, "a number > 0")
         _check_device(self)
@@ -137,7 +153,7 @@ class SampleConfig:
     """sample: decode latent draws of a trained model into grids and single images."""
 
     model: str = _param("", "a train run id or a model URI (runs:/..., models:/...)")
-    samplers: str = _param("", "';'-separated sampler specs (empty: the train run's own)")
+    samplers: str = _param("auto", "'+'-separated sampler specs, or auto: the train run's own")
     n: int = _param(16, "images per sampler")
     seed: int = _param(0, "seed of the latent draws")
     device: str = _param("auto", "auto | cpu | cuda | cuda:N | mps")
@@ -146,6 +162,7 @@ class SampleConfig:
         _coerce(self)
         _check_model(self, "a train run id or a model URI")
         _at_least(self, "n", 1)
+        _check_seed(self)
         _check_device(self)
         _check_samplers(self)
 
@@ -155,17 +172,20 @@ class EvaluateConfig:
     """evaluate: measure generation quality per sampler and the model's likelihood."""
 
     model: str = _param("", "a train run id")
-    samplers: str = _param("", "';'-separated sampler specs (empty: the train run's own plus gmm:10)")
+    samplers: str = _param("auto", "'+'-separated sampler specs, or auto: the train run's own plus gmm:10")
     n_samples: int = _param(10000, "generated images per sampler")
     iwae_k: int = _param(100, "importance samples per test image for the NLL estimate")
     seed: int = _param(0, "seed of the latent draws and subsets")
     device: str = _param("auto", "auto | cpu | cuda | cuda:N | mps")
+    copy_scores: str = _param("auto", "put the scores on the train run too: auto (unless it holds scores measured "
+                              "with other settings) | replace | skip", ("auto", "replace", "skip"))
 
     def __post_init__(self):
         _coerce(self)
         _check_model(self, "a train run id")
         _at_least(self, "n_samples", 10)
         _at_least(self, "iwae_k", 1)
+        _check_seed(self)
         _check_device(self)
         _check_samplers(self, fitted_allowed=True)
 

@@ -1,41 +1,100 @@
-"""Small MLflow helpers shared by the steps: params, references between runs, system metrics."""
+"""Everything that speaks MLflow: step runs and their parents, normalized params, references between
+runs, models, checkpoints and the evaluation classifier as artifacts, and system metrics.
+
+The core (pipeline/core) never imports mlflow; the steps call this module for all tracking.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import hashlib
+import os
 import re
 import shlex
+import time
 import warnings
+from contextlib import contextmanager
+from pathlib import Path
 
 import mlflow
+import torch
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from pipeline.core import checkpoints, datasets, plots
+from pipeline.core import classifier as classifiers
 from pipeline.errors import InputError
 
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+STEP_TAG = "pipeline.step"
+PARENT_TAG = "mlflow.parentRunId"
+CLASSIFIER_STEP = "classifier"
+CHECKPOINT_DIR = "checkpoints"
+GRID_SIZE = 64
+SYSTEM_METRICS_INTERVAL_S = 2
 
 
-def start_step_run(step: str, log_system_metrics: bool = False):
-    """The step's run: the one `mlflow run` opened (MLFLOW_RUN_ID) or a new one, tagged with the step."""
-    if log_system_metrics:
-        mlflow.set_system_metrics_sampling_interval(2)
-        mlflow.set_system_metrics_samples_before_logging(1)
-    run = mlflow.start_run(log_system_metrics=log_system_metrics)
-    mlflow.set_tag("pipeline.step", step)
-    return run
+# --- runs ------------------------------------------------------------------------------------
 
+@contextmanager
+def step_run(step: str, name: str, parent_run_id: str | None = None, experiment_id: str | None = None,
+             tags: dict | None = None, log_system_metrics: bool = False, adopt_launched_run: bool = True):
+    """Open the step's run, named `name` and tagged with the step; yields the active run.
 
-def log_config(config) -> None:
-    """Log a step's dataclass as params, skipping names `mlflow run` already logged.
-
-    MLflow params are immutable, and `mlflow run` logs the entry point's params first; its
-    strings can differ in form only (e.g. '1e-3' and '0.001'), since both were parsed the same.
+    Under `mlflow run` the launcher already created the run (MLFLOW_RUN_ID): it is taken over
+    (unless `adopt_launched_run` is False: a side run such as the classifier's). Otherwise, or
+    when a driver calls a step in-process inside its own active run, a new run is
+    created in `experiment_id` (default: the active experiment), as a child of
+    `parent_run_id` when given. System metrics, when asked for, get a last sample as the run ends,
+    so even a run shorter than the sampling interval records them.
     """
-    run = mlflow.active_run()
-    existing = MlflowClient().get_run(run.info.run_id).data.params
-    params = {k: v for k, v in dataclasses.asdict(config).items() if k not in existing}
-    if params:
-        mlflow.log_params(params)
+    launched = os.environ.get("MLFLOW_RUN_ID")
+    client = MlflowClient()
+    run_tags = {STEP_TAG: step, "mlflow.runName": name, **(tags or {})}
+    if parent_run_id:
+        run_tags[PARENT_TAG] = parent_run_id
+    if log_system_metrics:
+        import psutil
+
+        mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL_S)
+        mlflow.set_system_metrics_samples_before_logging(1)
+        psutil.cpu_percent()  # start psutil's CPU window now, so the last sample covers the run
+    nested = mlflow.active_run() is not None
+    if launched and adopt_launched_run and not nested:
+        run_id = launched
+    else:
+        run_id = client.create_run(experiment_id or _current_experiment_id(), tags=run_tags, run_name=name).info.run_id
+    try:
+        with mlflow.start_run(run_id=run_id, nested=nested, log_system_metrics=log_system_metrics) as run:
+            mlflow.set_tags(run_tags)
+            try:
+                yield run
+            finally:
+                if log_system_metrics:
+                    log_system_metrics_sample(run.info.run_id)
+    finally:
+        if launched:  # mlflow.end_run() drops MLFLOW_RUN_ID; the launcher's run stays this process's own
+            os.environ["MLFLOW_RUN_ID"] = launched
+
+
+def _current_experiment_id() -> str:
+    from mlflow.tracking.fluent import _get_experiment_id
+
+    return _get_experiment_id()
+
+
+def log_system_metrics_sample(run_id: str) -> None:
+    """One sample of MLflow's system metrics (CPU, memory, disk, network, GPU), logged right now."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    try:
+        monitor = SystemMetricsMonitor(run_id, resume_logging=True)
+        monitor.collect_metrics()
+        monitor.publish_metrics(monitor.aggregate_metrics())
+        monitor.mlflow_logger.flush()
+    except Exception as error:  # a metric source missing on this machine must not fail the step
+        warnings.warn(f"could not log a last system metrics sample: {error}")
 
 
 def get_run(run_id: str, parameter: str):
@@ -46,24 +105,71 @@ def get_run(run_id: str, parameter: str):
         raise InputError(f"parameter '{parameter}': no run {run_id!r} in {mlflow.get_tracking_uri()} ({error})") from None
 
 
-def run_param(run, name: str, default: str | None = None) -> str | None:
-    """A run's param as the step received it.
+def use_experiment_of(run) -> str | None:
+    """The experiment of `run`, unless the user chose one (or `mlflow run` did): sample and evaluate
+    runs then sit beside their train run."""
+    chosen = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+    return None if any(os.environ.get(name) for name in chosen) else run.info.experiment_id
 
-    `mlflow run` logs an entry point's params shell-quoted when they need it (a sampler list with
-    ';' is stored as "'normal:0,1;...'"), so undo that quoting before use.
+
+# --- params ----------------------------------------------------------------------------------
+
+def log_config(config) -> None:
+    """Log a step's dataclass as params, skipping names `mlflow run` already logged.
+
+    MLflow params are immutable, and `mlflow run` logs the entry point's params first; its
+    strings can differ in form only (e.g. '1e-3' and '0.001'), since both were parsed the same.
+    `normalized_params` reads either form back the same.
     """
-    value = run.data.params.get(name)
-    if value is None:
-        return default
+    run = mlflow.active_run()
+    existing = MlflowClient().get_run(run.info.run_id).data.params
+    params = {k: v for k, v in dataclasses.asdict(config).items() if k not in existing}
+    if params:
+        mlflow.log_params(params)
+
+
+def _unquoted(value: str) -> str:
+    """A param as the step received it: `mlflow run` shell-quotes values that need it ("'a;b'", "''")."""
     if value[:1] in ("'", '"'):
-        parts = shlex.split(value)
-        if len(parts) == 1:
-            return parts[0]
+        try:
+            parts = shlex.split(value)
+        except ValueError:
+            return value
+        if len(parts) <= 1:
+            return parts[0] if parts else ""
     return value
 
 
+def run_param(run, name: str, default: str | None = None) -> str | None:
+    """One param of a run, unquoted (see `normalized_params` for all of them, canonical)."""
+    value = run.data.params.get(name)
+    return default if value is None else _unquoted(value)
+
+
+def normalized_params(run) -> dict[str, str]:
+    """A run's params as canonical strings, whichever launcher logged them.
+
+    `mlflow run -P lr=1e-3` logs '1e-3' and a quoted sampler list, `python -m pipeline` logs
+    '0.001' and the canonical list: both come back here as the step's config would log them.
+    """
+    from pipeline.configs import STEP_CONFIGS
+
+    params = {name: _unquoted(value) for name, value in run.data.params.items()}
+    config_class = STEP_CONFIGS.get(run.data.tags.get(STEP_TAG, ""))
+    if config_class is not None:
+        names = {f.name for f in dataclasses.fields(config_class)}
+        try:
+            config = config_class(**{k: v for k, v in params.items() if k in names})
+            params.update({k: str(v) for k, v in dataclasses.asdict(config).items()})
+        except InputError:
+            pass  # a run of an older version: its params stay as logged
+    return params
+
+
+# --- references between runs -------------------------------------------------------------------
+
 def model_uri(reference: str, parameter: str = "model") -> tuple[str, str | None]:
-    """(model URI, source run id or None) for a train run id or a model URI."""
+    """(model URI, source train run id or None) for a train run id or a model URI."""
     if RUN_ID_PATTERN.match(reference):
         get_run(reference, parameter)
         return f"runs:/{reference}/model", reference
@@ -71,28 +177,63 @@ def model_uri(reference: str, parameter: str = "model") -> tuple[str, str | None
     if match:
         get_run(match.group(1), parameter)
         return reference, match.group(1)
+    if reference.startswith("models:/"):
+        return reference, _registered_model_run_id(reference)
     if ":/" in reference or "://" in reference:
         return reference, None
     raise InputError(f"parameter '{parameter}': got {reference!r}; allowed: a train run id or a model URI (runs:/..., models:/...)")
 
 
-def concrete_uri(reference: str, default_artifact: str) -> str:
-    """A URI MLflow's dataset sources can resolve: runs:/ URIs and run ids become artifact-store URIs."""
+def _registered_model_run_id(uri: str) -> str | None:
+    """The train run behind a models:/ URI (name/version, name@alias or a logged model id), if known."""
+    from mlflow.store.artifact.utils.models import _parse_model_uri, get_model_name_and_version
+
+    client = MlflowClient()
+    try:
+        name, version = get_model_name_and_version(client, uri)
+        return client.get_model_version(name, version).run_id
+    except Exception:
+        pass
+    try:
+        parsed = _parse_model_uri(uri)
+        model_id = getattr(parsed, "model_id", None)
+        return mlflow.get_logged_model(model_id).source_run_id if model_id else None
+    except Exception:
+        return None
+
+
+def resolve_data(reference: str, val_fraction: float = 0.1, seed: int = 0, data_root: str = "data") -> datasets.Prepared:
+    """The prepared data a step's `data` parameter names: a dataset name, a prepare_data run id,
+    an artifact URI, or a local prepared file."""
+    if datasets.is_dataset_name(reference) or not (RUN_ID_PATTERN.match(reference) or "://" in reference
+                                                    or reference.startswith("runs:/")):
+        return datasets.resolve_local(reference, val_fraction, seed, data_root)
+    try:
+        if RUN_ID_PATTERN.match(reference):
+            local = mlflow.artifacts.download_artifacts(run_id=reference, artifact_path=datasets.PREPARED_ARTIFACT)
+        else:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=reference)
+    except Exception as error:  # MlflowException, OSError
+        raise InputError(f"parameter 'data': cannot fetch prepared data from {reference!r} ({error})") from None
+    return datasets.load_prepared(Path(local))
+
+
+def data_source(reference: str, prepared: datasets.Prepared) -> str:
+    """Where the data of a run came from, as a path or an artifact-store URI MLflow can resolve."""
     from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
     from mlflow.tracking.artifact_utils import get_artifact_uri
 
+    if datasets.is_dataset_name(reference):
+        return str(datasets.cached_path(prepared.digest))
     if RUN_ID_PATTERN.match(reference):
-        return get_artifact_uri(reference, default_artifact)
+        return get_artifact_uri(reference, datasets.PREPARED_ARTIFACT)
     if reference.startswith("runs:/"):
         return RunsArtifactRepository.get_underlying_uri(reference)
     return reference
 
 
-def log_dataset_inputs(prepared, name: str, source: str) -> None:
-    """Record the train/val/test splits of prepared data as MLflow dataset inputs, with its digest.
-
-    `source` is a local path or a concrete artifact URI (see `concrete_uri`).
-    """
+def log_dataset_inputs(prepared: datasets.Prepared, name: str, source: str) -> None:
+    """Record the train/val/test splits of prepared data as MLflow dataset inputs, with its digest."""
     for split, context in (("train", "training"), ("val", "validation"), ("test", "testing")):
         images, labels = prepared.splits[split]
         with warnings.catch_warnings():  # a local path matches MLflow's file source twice; either is right
@@ -100,3 +241,177 @@ def log_dataset_inputs(prepared, name: str, source: str) -> None:
             dataset = mlflow.data.from_numpy(images, targets=labels, source=source, name=f"{name}-{split}",
                                              digest=prepared.digest[:16])
         mlflow.log_input(dataset, context=context)
+
+
+# --- images ------------------------------------------------------------------------------------
+
+def log_samples(images: torch.Tensor, key: str, n_singles: int, folder: str = "samples") -> None:
+    """A grid of up to GRID_SIZE images and `n_singles` single images under `{folder}/{key}/`."""
+    mlflow.log_image(plots.grid_array(images[:GRID_SIZE]), artifact_file=f"{folder}/{key}/grid.png")
+    for index, single in enumerate(plots.single_arrays(images[:n_singles])):
+        mlflow.log_image(single, artifact_file=f"{folder}/{key}/image_{index}.png")
+
+
+def log_figure(figure, artifact_file: str) -> None:
+    mlflow.log_figure(figure, artifact_file)
+    plots.plt.close(figure)
+
+
+# --- models ------------------------------------------------------------------------------------
+
+def log_model(model: torch.nn.Module) -> None:
+    """A model as an MLflow pytorch model, on the CPU, with this package's code beside it.
+
+    Pickle format: pt2 keeps only forward(); sampling needs decode(), the classifier features().
+    """
+    import mlflow.pytorch
+
+    mlflow.pytorch.log_model(
+        model.to("cpu").eval(),
+        name="model",
+        serialization_format="pickle",
+        code_paths=[str(Path(__file__).resolve().parent)],
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
+    )
+
+
+def load_model(uri: str, device: torch.device, parameter: str = "model"):
+    """A logged model on `device`, whichever device it was trained on."""
+    import mlflow.pytorch
+
+    try:
+        return mlflow.pytorch.load_model(uri, map_location=device).to(device).eval()
+    except Exception as error:  # MlflowException, OSError for a missing model
+        raise InputError(f"parameter '{parameter}': cannot load a model from {uri!r} ({error})") from None
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+def log_checkpoint(state: dict, folder: Path) -> Path:
+    """Write the checkpoint for state['epoch'] locally and log it to the active run."""
+    path = checkpoints.save_atomically(state, folder / checkpoints.checkpoint_name(state["epoch"]))
+    mlflow.log_artifact(str(path), artifact_path=CHECKPOINT_DIR)
+    return path
+
+
+def load_latest_checkpoint(reference: str) -> dict:
+    """The newest loadable checkpoint of a train run (by id), or the one a URI or path names.
+
+    A checkpoint cut short by an interruption fails to load and the one before it is taken.
+    """
+    if RUN_ID_PATTERN.match(reference):
+        get_run(reference, "resume")
+        listed = [Path(f.path).name for f in MlflowClient().list_artifacts(reference, CHECKPOINT_DIR)]
+        names = sorted((n for n in listed if checkpoints.NAME_PATTERN.search(n)), reverse=True)
+        if not names:
+            raise InputError(f"parameter 'resume': run {reference} has no checkpoints under {CHECKPOINT_DIR}/")
+        for name in names:
+            try:
+                local = mlflow.artifacts.download_artifacts(run_id=reference, artifact_path=f"{CHECKPOINT_DIR}/{name}")
+                return checkpoints.load(local)
+            except Exception:  # truncated or unreadable: take the one before
+                continue
+        raise InputError(f"parameter 'resume': none of the checkpoints of run {reference} can be loaded")
+    try:
+        local = reference if Path(reference).is_file() else mlflow.artifacts.download_artifacts(artifact_uri=reference)
+        return checkpoints.load(local)
+    except Exception as error:
+        raise InputError(f"parameter 'resume': cannot load a checkpoint from {reference!r} ({error})") from None
+
+
+# --- the evaluation classifier -----------------------------------------------------------------
+
+def find_classifier_run(source_digest: str):
+    """The newest finished classifier run for this source digest, in any experiment, or None."""
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.source_digest = '{source_digest}' and tags.`{STEP_TAG}` = '{CLASSIFIER_STEP}' "
+        "and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0] if runs else None
+
+
+@contextmanager
+def _machine_lock(name: str):
+    """An exclusive lock shared by every process on this machine (released if the holder dies)."""
+    folder = datasets.cache_dir() / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def classifier_for(prepared: datasets.Prepared, device: torch.device, experiment_id: str):
+    """(classifier, run id) for the source of `prepared`: found by source digest, else trained once.
+
+    Evaluations that start together on new data take a lock per tracking store and source: the
+    first trains and logs, the others wait and then find its run.
+    """
+    digest = prepared.source_digest
+    run = find_classifier_run(digest)
+    if run is None:
+        store = hashlib.sha256(mlflow.get_tracking_uri().encode()).hexdigest()[:12]
+        with _machine_lock(f"classifier-{store}-{digest[:16]}"):
+            run = find_classifier_run(digest)
+            run_id = run.info.run_id if run is not None else _train_and_log_classifier(prepared, device, experiment_id)
+    else:
+        run_id = run.info.run_id
+    return load_model(f"runs:/{run_id}/model", device, parameter="classifier"), run_id
+
+
+def _train_and_log_classifier(prepared: datasets.Prepared, device: torch.device, experiment_id: str) -> str:
+    digest = prepared.source_digest
+    with step_run(CLASSIFIER_STEP, f"classifier {digest[:8]}", experiment_id=experiment_id,
+                  tags={"source_digest": digest}, adopt_launched_run=False) as run:
+        model, params, metrics = classifiers.train_on(prepared, device)
+        mlflow.log_params({**params, "source_digest": digest})
+        mlflow.log_metrics(metrics)
+        log_model(model)
+        return run.info.run_id
+
+
+# --- scores copied onto the train run ----------------------------------------------------------
+
+SETTINGS_TAG = "scores.settings"
+
+
+def copy_scores(train_run_id: str, scores: dict[str, float], tags: dict[str, str], settings: str,
+                evaluation_run_id: str, mode: str, score_key) -> str:
+    """Put an evaluation's scores on its train run too, so train runs line up in the compare view.
+
+    A train run holds scores of one evaluation setting only (tag `scores.settings`: sample count,
+    importance samples, seed, classifier): with `mode=auto` scores under other settings are not
+    copied, `mode=replace` replaces them (a score the new evaluation lacks becomes NaN, so no
+    column mixes settings), `mode=skip` copies nothing. `score_key(name)` tells score metrics and
+    tags from the train run's own. Returns what was done, for the log and the evaluation run's tags.
+    """
+    client = MlflowClient()
+    train = client.get_run(train_run_id)
+    held = train.data.tags.get(SETTINGS_TAG)
+    if mode == "skip":
+        return "skipped (copy_scores=skip)"
+    if held is not None and held != settings and mode == "auto":
+        return (f"not copied: the train run holds scores measured with {held} "
+                f"(evaluation {train.data.tags.get('scores.evaluation_run_id')}); copy_scores=replace replaces them")
+    values = dict(scores)
+    if held is not None and held != settings:
+        for key in train.data.metrics:
+            if score_key(key) and key not in values:
+                values[key] = float("nan")
+        for key in train.data.tags:
+            if score_key(key) and key not in tags:
+                client.delete_tag(train_run_id, key)
+    now = int(time.time() * 1000)
+    metrics = [Metric(key, value, now, 0) for key, value in values.items()]
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(train_run_id, metrics=metrics[start : start + 1000])
+    for key, value in {**tags, SETTINGS_TAG: settings, "scores.evaluation_run_id": evaluation_run_id,
+                       "evaluation_run_id": evaluation_run_id}.items():
+        client.set_tag(train_run_id, key, value)
+    return "copied" if held in (None, settings) else f"copied, replacing scores measured with {held}"

@@ -43,5 +43,6 @@ def test_real_process_exit_status_is_2(tracking):
 def test_defaults_are_the_studys():
     config = TrainConfig()
     assert (config.latent_size, config.hidden_size, config.epochs, config.batch_size, config.lr) == (100, 392, 100, 128, 0.001)
-    assert config.samplers == "normal:0,1;normal:1,2;beta:0.25,0.25" and config.data == "mnist-5k"
+    assert config.samplers == "normal:0,1+normal:1,2+beta:0.25,0.25" and config.data == "mnist-5k"
+    assert TrainConfig(samplers="normal:0,1;normal:1,2;beta:0.25,0.25").samplers == config.samplers  # canonical
     assert TrainConfig(epochs="3", lr="1e-3").epochs == 3

@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline import datasets
+from pipeline import tracking as pipeline_tracking
+from pipeline.core import datasets
 from pipeline.errors import InputError
 from tests.conftest import write_idx_folder
 
@@ -52,7 +53,7 @@ def test_corrupted_prepared_file_is_refused(tmp_path, mnist_5k):
 
 
 def test_resolve_dataset_name_caches_by_digest(mnist_5k):
-    prepared = datasets.resolve("mnist-5k")
+    prepared = pipeline_tracking.resolve_data("mnist-5k")
     assert datasets.cached_path(prepared.digest).exists()
     assert datasets.find_cached(mnist_5k.digest).digest == mnist_5k.digest
 
@@ -61,7 +62,7 @@ def test_unknown_dataset_and_reference_are_refused():
     with pytest.raises(InputError, match=r"parameter 'dataset': got 'cifar'; allowed: mnist-5k \| mnist \| fashion-mnist \| idx:DIR"):
         datasets.prepare("cifar")
     with pytest.raises(InputError, match=r"parameter 'data': got 'cifar'"):
-        datasets.resolve("cifar")
+        pipeline_tracking.resolve_data("cifar")
 
 
 def test_torchvision_mnist_reads_files_under_data_root(tmp_path):

@@ -56,7 +56,7 @@ def test_train_logs_metrics_images_checkpoint_and_model(tracking, prepared_run_i
     images = model.decode(torch.zeros(2, 100))
     assert images.shape == (2, 784) and 0 <= images.min() and images.max() <= 1
 
-    from pipeline.checkpoints import load_latest
+    from pipeline.tracking import load_latest_checkpoint as load_latest
 
     state = load_latest(trained_run_id)
     assert state["epoch"] == 2 and len(state["history"]) == 2
@@ -80,3 +80,39 @@ def test_bad_input_through_mlflow_run_fails_the_run_with_the_message(tracking):
     run_id, output = tracking.mlflow_run("train", {"loss": "hinge"}, expect_success=False)
     assert "parameter 'loss': got 'hinge'; allowed: bce | mse" in output
     assert tracking.client.get_run(run_id).info.status == "FAILED"
+
+
+@pytest.mark.parametrize("uri_kind", ["runs", "models"])
+def test_sample_from_a_model_uri_sits_beside_its_train_run(tracking, mlflow_run, trained_run_id, uri_kind):
+    uri = f"runs:/{trained_run_id}/model"
+    if uri_kind == "models":
+        import mlflow
+
+        uri = f"models:/vae-e2e/{mlflow.register_model(uri, 'vae-e2e').version}"
+    result = tracking.python_step("sample", "--model", uri, "--n", "3", "--samplers", "normal:0,1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    sample_id = result.stdout.strip().splitlines()[-1].removeprefix("run id: ")
+    run = tracking.client.get_run(sample_id)
+    train = tracking.client.get_run(trained_run_id)
+    assert run.data.tags["source_model_uri"] == uri and run.data.tags["source_run_id"] == trained_run_id
+    assert run.data.tags["mlflow.parentRunId"] == trained_run_id
+    assert run.info.experiment_id == train.info.experiment_id
+    assert run.info.run_name == f"sample {train.info.run_name}"
+    assert {f"samples/normal_0_1/image_{i}.png" for i in range(3)} <= set(artifact_paths(tracking.client, sample_id))
+
+
+def test_params_are_plain_and_the_same_whichever_launcher(tracking, trained_run_id):
+    from pipeline.tracking import normalized_params
+
+    run = tracking.client.get_run(trained_run_id)
+    assert run.data.params["samplers"] == "normal:0,1+normal:1,2+beta:0.25,0.25"  # no shell quotes in the UI
+    assert run.data.params["resume"] == "none"
+    assert run.info.run_name == "train bce standard z100 s0"
+    direct = tracking.python_step("train", "--data", run.data.params["data"], "--epochs", "2", "--sample_every", "1",
+                                  "--checkpoint_every", "1", "--lr", "1e-3", "--samplers", "normal:0,1;normal:1,2;beta:0.25,0.25")
+    assert direct.returncode == 0, direct.stderr[-3000:]
+    direct_run = tracking.client.get_run(direct.stdout.strip().splitlines()[-1].removeprefix("run id: "))
+    assert direct_run.data.params["samplers"] == run.data.params["samplers"]
+    ignore = {"device_used"}
+    assert ({k: v for k, v in normalized_params(direct_run).items() if k not in ignore}
+            == {k: v for k, v in normalized_params(run).items() if k not in ignore})

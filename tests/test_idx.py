@@ -5,9 +5,9 @@ import gzip
 import numpy as np
 import pytest
 
-from pipeline import datasets
+from pipeline.core import datasets
 from pipeline.errors import InputError
-from pipeline.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_idx_folder, write_idx
+from pipeline.core.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_idx_folder, write_idx
 from tests.conftest import write_idx_folder
 
 

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from pipeline import likelihood
-from pipeline.model import VAE, reconstruction_per_image
+from pipeline.core import likelihood
+from pipeline.core.model import VAE, reconstruction_per_image
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import pytest
 import torch
 from scipy import linalg
 
-from pipeline import quality
+from pipeline.core import quality
 from pipeline.errors import InputError
-from pipeline.samplers import GaussianMixtureSampler, needs_fit, parse_sampler, parse_samplers
+from pipeline.core.samplers import GaussianMixtureSampler, needs_fit, parse_sampler, parse_samplers
 
 
 def closed_form_fid(mu1, s1, mu2, s2) -> float:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pipeline.errors import InputError
-from pipeline.samplers import BetaSampler, NormalSampler, parse_sampler, parse_samplers
+from pipeline.core.samplers import BetaSampler, NormalSampler, parse_sampler, parse_samplers
 
 
 @pytest.mark.parametrize("spec, mean, variance", [

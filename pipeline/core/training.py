@@ -1,0 +1,117 @@
+"""The training loop: epochs over a split held on the device, and the state a checkpoint keeps.
+
+Hot path: the split lives on the device as one float tensor; each epoch walks one random
+permutation of it, one gather per batch, so no per-sample Python work and, on CUDA, no wait on
+the host inside an epoch (loss sums stay on the device until the epoch ends).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from pipeline.core.model import VAE, loss_terms
+from pipeline.errors import InputError
+
+TERMS = ("loss", "recon", "kl")
+EVAL_BATCH = 4096
+# What a checkpoint must share with the run that resumes it, so the result is the uninterrupted one.
+RESUME_KEYS = ("loss", "forward", "latent_size", "hidden_size", "batch_size", "lr", "seed")
+
+
+class DivergenceError(RuntimeError):
+    """The loss became NaN or infinite: the run stops FAILED instead of logging NaNs."""
+
+
+def as_float_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float32 (N, 784) in [0, 1] on the device."""
+    return torch.from_numpy(images).to(device).reshape(len(images), -1).float().div_(255.0)
+
+
+def make_optimizer(model: VAE, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam with default betas/eps; the fused kernel where torch has one (same update, fewer ops)."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cpu", "cuda"))
+
+
+def train_epoch(model: VAE, optimizer, images: torch.Tensor, batch_size: int, loss: str) -> torch.Tensor:
+    """One pass over shuffled images; returns the summed (loss, recon, kl) over images, on the device.
+
+    Each batch is gathered through a slice of one permutation: the same batches as permuting the
+    whole split first, without writing (and, on the CPU, page-faulting in) a copy of it every epoch.
+    index_select, not images[indices]: the same rows, about 5x faster on the CPU.
+    """
+    model.train()
+    count = images.shape[0]
+    order = torch.randperm(count, device=images.device)
+    sums = torch.zeros(3, device=images.device)
+    for start in range(0, count, batch_size):
+        batch = images.index_select(0, order[start : start + batch_size])
+        terms = loss_terms(model(batch), batch, loss)
+        optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        optimizer.step()
+        sums += torch.stack(terms).detach() * batch.shape[0]
+    return sums
+
+
+@torch.no_grad()
+def evaluate_epoch(model: VAE, images: torch.Tensor, loss: str, batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """Summed (loss, recon, kl) over images with the model's own forward pass, without gradients."""
+    model.eval()
+    sums = torch.zeros(3, device=images.device)
+    for start in range(0, images.shape[0], batch_size):
+        batch = images[start : start + batch_size]
+        sums += torch.stack(loss_terms(model(batch), batch, loss)) * batch.shape[0]
+    return sums
+
+
+def epoch_metrics(train_sums: torch.Tensor, train_count: int, val_sums: torch.Tensor, val_count: int) -> dict:
+    values = torch.cat([train_sums / train_count, val_sums / val_count]).tolist()  # one host sync
+    names = [f"train_{t}" for t in TERMS] + [f"val_{t}" for t in TERMS]
+    return dict(zip(names, values))
+
+
+def check_finite(metrics: dict, epoch: int, lr: float) -> None:
+    """Raise DivergenceError naming the epoch when any epoch metric is NaN or infinite."""
+    if not all(math.isfinite(v) for v in metrics.values()):
+        raise DivergenceError(f"training diverged at epoch {epoch}: train loss {metrics['train_loss']}, "
+                              f"validation loss {metrics['val_loss']} (try a smaller lr than {lr})")
+
+
+def checkpoint_state(model: VAE, optimizer, epoch: int, history: list[dict], config: dict, digest: str,
+                     device: torch.device) -> dict:
+    """Everything a resumed run needs to continue bit for bit: weights, optimizer, RNG, history."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "rng": {"cpu": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None},
+        "history": history,
+        "config": config,
+        "data_digest": digest,
+    }
+
+
+def restore_state(state: dict, model: VAE, optimizer, device: torch.device) -> list[dict]:
+    """Load a checkpoint into model, optimizer and RNGs; returns its metric history."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"]["cpu"])
+    if device.type == "cuda" and state["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return list(state["history"])
+
+
+def check_resumable(state: dict, config: dict, digest: str) -> None:
+    """Refuse a checkpoint whose run differs in anything that changes the result."""
+    saved = state["config"]
+    for key in RESUME_KEYS:
+        if str(saved[key]) != str(config[key]):
+            raise InputError(f"parameter '{key}': got {config[key]!r} but the checkpoint to resume has {saved[key]!r}")
+    if state["data_digest"] != digest:
+        raise InputError(f"parameter 'data': digest {digest[:12]} differs from the checkpoint's {state['data_digest'][:12]}")
+    if state["epoch"] > config["epochs"]:
+        raise InputError(f"parameter 'epochs': got {config['epochs']}, but the checkpoint is already at epoch {state['epoch']}")

@@ -1,0 +1,127 @@
+"""The `evaluate` step: generation quality per sampler and the likelihood of one trained model.
+
+It turns the study's by-eye judgements (../shared/EXPERIMENTS.md, F1–F6) into metrics named
+`{metric}/{sampler key}` (e.g. `fid/normal_0_1`), identical across runs so the MLflow compare
+view lines them up. The context (classifier, real reference, floor) is built once and shared by
+all samplers (pipeline/core/evaluation.py).
+"""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+from tqdm.auto import tqdm
+
+from pipeline import tracking
+from pipeline.configs import DEFAULT_SAMPLERS, EvaluateConfig
+from pipeline.core import plots
+from pipeline.core.devices import resolve_device
+from pipeline.core.evaluation import (MODEL_METRICS, REAL_ROW, SAMPLER_METRICS, EvaluationContext, check_fittable,
+                                      format_table)
+from pipeline.core.samplers import Sampler, parse_samplers
+from pipeline.errors import InputError
+
+REFERENCE_SAMPLER = "gmm:10"
+GRID = 64
+REAL_METRICS = ("fid_floor", "sharpness_real", "class_entropy_real")
+
+
+def sampler_specs(config: EvaluateConfig, train_run) -> list[Sampler]:
+    """The samplers asked for, or the train run's own plus the gmm:10 yardstick."""
+    if config.samplers != "auto":
+        return parse_samplers(config.samplers)
+    samplers = parse_samplers(tracking.run_param(train_run, "samplers", DEFAULT_SAMPLERS))
+    reference = parse_samplers(REFERENCE_SAMPLER)[0]
+    return samplers + ([reference] if reference not in samplers else [])
+
+
+def train_run_data(run):
+    """The prepared data the train run used, found by digest (cache) or rebuilt from its params."""
+    from pipeline.core import datasets
+
+    missing = [name for name in ("data", "data_digest", "loss") if name not in run.data.params]
+    if missing:
+        raise InputError(f"parameter 'model': run {run.info.run_id} has no param(s) {', '.join(missing)}; "
+                         "allowed: the id of a train run")
+    digest = tracking.run_param(run, "data_digest")
+    prepared = datasets.find_cached(digest)
+    if prepared is None:
+        prepared = tracking.resolve_data(tracking.run_param(run, "data"), float(tracking.run_param(run, "val_fraction", "0.1")),
+                                         int(tracking.run_param(run, "seed", "0")), tracking.run_param(run, "data_root", "data"))
+    if prepared.digest != digest:
+        raise InputError(f"parameter 'model': run {run.info.run_id} was trained on data with digest "
+                         f"{digest[:12]}, but its data now has digest {prepared.digest[:12]}")
+    return prepared
+
+
+def log_sampler_artifacts(key: str, images, counts: np.ndarray, reference_shares: np.ndarray) -> None:
+    """The class histogram as a bar chart and a table, and the sample grid beside the histogram."""
+    folder = f"evaluation/{key}"
+    tracking.log_figure(plots.class_histogram_figure(counts, f"{key}: predicted classes", reference_shares),
+                        f"{folder}/class_histogram.png")
+    mlflow.log_table({"class": list(range(len(counts))), "count": counts.tolist(),
+                      "share": (counts / counts.sum()).round(5).tolist(), "test_share": reference_shares.round(5).tolist()},
+                     artifact_file=f"{folder}/class_histogram.json")
+    tracking.log_figure(plots.samples_and_histogram_figure(images[:GRID], counts, key, reference_shares),
+                        f"{folder}/samples_and_classes.png")
+
+
+def is_score(name: str) -> bool:
+    """Whether a metric or tag name is one of evaluate's scores (as copied onto a train run)."""
+    return name.split("/")[0] in (*SAMPLER_METRICS, "max_class") or name in MODEL_METRICS or name in REAL_METRICS
+
+
+def settings_text(config: EvaluateConfig, classifier_run_id: str) -> str:
+    """What makes two evaluations' scores comparable: sample count, importance samples, seed, classifier."""
+    return f"n_samples={config.n_samples} iwae_k={config.iwae_k} seed={config.seed} classifier={classifier_run_id}"
+
+
+def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
+    """Run the `evaluate` step as a child of the train run; returns the evaluation's MLflow run id."""
+    if not tracking.RUN_ID_PATTERN.match(config.model):
+        raise InputError(f"parameter 'model': got {config.model!r}; allowed: a train run id (32 hex digits)")
+    train_run = tracking.get_run(config.model, "model")
+    step = train_run.data.tags.get(tracking.STEP_TAG, "train")
+    if step != "train":
+        raise InputError(f"parameter 'model': run {config.model} is a {step!r} run; allowed: the id of a train run")
+    samplers = sampler_specs(config, train_run)
+    device = resolve_device(config.device)
+    prepared = train_run_data(train_run)
+    check_fittable(samplers, prepared.counts()["train"])
+    loss = tracking.run_param(train_run, "loss")
+    model = tracking.load_model(f"runs:/{config.model}/model", device)
+    experiment_id = tracking.use_experiment_of(train_run)
+    classifier, classifier_run_id = tracking.classifier_for(prepared, device, experiment_id or train_run.info.experiment_id)
+    settings = settings_text(config, classifier_run_id)
+
+    tags = {"source_run_id": config.model, "classifier_run_id": classifier_run_id, "data_digest": prepared.digest,
+            "source_digest": prepared.source_digest, tracking.SETTINGS_TAG: settings}
+    with tracking.step_run("evaluate", f"evaluate {train_run.info.run_name}", parent_run_id=parent_run_id or config.model,
+                           experiment_id=experiment_id, tags=tags) as run:
+        tracking.log_config(config)
+        context = EvaluationContext.build(classifier, prepared, device, config.n_samples, config.seed)
+        mlflow.log_param("fid_floor_size", min(config.n_samples, prepared.counts()["train"]))
+
+        rows: dict[str, dict] = {}
+        for sampler in tqdm(samplers, desc="evaluate", unit="sampler"):
+            sampler, images, metrics, counts = context.score(model, sampler)
+            rows[sampler.key] = metrics
+            mlflow.log_metrics({f"{name}/{sampler.key}": float(metrics[name]) for name in SAMPLER_METRICS})
+            mlflow.set_tag(f"max_class/{sampler.key}", str(metrics["max_class"]))
+            log_sampler_artifacts(sampler.key, images, counts, context.reference.label_shares)
+
+        model_metrics = context.model_metrics(model, loss, config.iwae_k)
+        mlflow.log_metrics({**model_metrics, **context.real})
+        scores = {f"{name}/{key}": float(row[name]) for key, row in rows.items() for name in SAMPLER_METRICS}
+        scores.update(model_metrics)
+        scores.update(context.real)
+        max_classes = {f"max_class/{key}": str(row["max_class"]) for key, row in rows.items()}
+        outcome = tracking.copy_scores(config.model, scores, max_classes, settings, run.info.run_id,
+                                       config.copy_scores, is_score)
+        mlflow.set_tag("scores_on_train_run", outcome)
+        table = format_table({**rows, REAL_ROW: context.real_row}, {**context.real, **model_metrics})
+        mlflow.log_text(table, "evaluation/summary.txt")
+        print(f"evaluation run {run.info.run_id} of train run {config.model} ({settings}):")
+        print(table)
+        print(f"scores on the train run: {outcome}")
+        return run.info.run_id

@@ -1,0 +1,117 @@
+"""The `train` step: fit the study's VAE and log metrics, samples, checkpoints and the model."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import torch
+from tqdm.auto import tqdm
+
+from pipeline import tracking
+from pipeline.configs import TrainConfig
+from pipeline.core import plots, training
+from pipeline.core.devices import resolve_device
+from pipeline.core.model import VAE
+from pipeline.core.samplers import draw_samples, parse_samplers
+from pipeline.core.seeding import seeded
+
+GRID_SIZE = tracking.GRID_SIZE
+
+
+def run_name(config: TrainConfig) -> str:
+    return f"train {config.loss} {config.forward} z{config.latent_size} s{config.seed}"
+
+
+def log_sample_grids(model, samplers, seed, device, epoch: int) -> None:
+    """One grid per sampler with step=epoch, the same latent draws each time, so progress shows."""
+    for sampler in samplers:
+        grid = plots.grid_array(draw_samples(model, sampler, GRID_SIZE, seed, device))
+        mlflow.log_image(grid, key=f"samples_{sampler.key}", step=epoch)
+
+
+def log_final_images(model, samplers, config: TrainConfig, device, test_images: torch.Tensor) -> None:
+    """Per sampler a grid and n_images singles; a reconstruction grid; all under fixed names."""
+    for sampler in samplers:
+        images = draw_samples(model, sampler, max(GRID_SIZE, config.n_images), config.seed, device)
+        tracking.log_samples(images, sampler.key, config.n_images)
+    inputs = test_images[:10]
+    with torch.no_grad(), seeded(config.seed, device):
+        model.eval()
+        outputs = torch.sigmoid(model(inputs).logits)
+    mlflow.log_image(plots.reconstruction_array(inputs, outputs), artifact_file="reconstructions.png")
+
+
+def train(config: TrainConfig, parent_run_id: str | None = None) -> str:
+    """Run the `train` step (all input checks before the run opens); returns the MLflow run id."""
+    samplers = parse_samplers(config.samplers)
+    device = resolve_device(config.device)
+    prepared = tracking.resolve_data(config.data, config.val_fraction, config.seed, config.data_root)
+    settings = dataclasses.asdict(config)
+    resumed = tracking.load_latest_checkpoint(config.resume) if config.resume != "none" else None
+    if resumed is not None:
+        training.check_resumable(resumed, settings, prepared.digest)
+
+    with tracking.step_run("train", run_name(config), parent_run_id=parent_run_id, log_system_metrics=True) as run:
+        tracking.log_config(config)
+        mlflow.log_params({"data_digest": prepared.digest, "device_used": str(device)})
+        mlflow.set_tag("source_digest", prepared.source_digest)
+        if resumed is not None:
+            mlflow.set_tag("resumed_from", config.resume)
+        tracking.log_dataset_inputs(prepared, config.data, tracking.data_source(config.data, prepared))
+        split = {name: training.as_float_tensor(images, device) for name, (images, _) in prepared.splits.items()}
+
+        torch.manual_seed(config.seed)
+        model = VAE(config.latent_size, config.hidden_size, config.forward).to(device)
+        optimizer = training.make_optimizer(model, config.lr, device)
+        history: list[dict] = []
+        if resumed is not None:
+            history = training.restore_state(resumed, model, optimizer, device)
+            for row in history:  # the resumed run carries the whole history
+                mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+
+        with tempfile.TemporaryDirectory(prefix="vae-checkpoints-") as checkpoint_dir:
+            progress = tqdm(range(len(history) + 1, config.epochs + 1), desc="train", unit="epoch",
+                            initial=len(history), total=config.epochs)
+            for epoch in progress:
+                train_sums = training.train_epoch(model, optimizer, split["train"], config.batch_size, config.loss)
+                val_sums = training.evaluate_epoch(model, split["val"], config.loss)
+                metrics = training.epoch_metrics(train_sums, len(split["train"]), val_sums, len(split["val"]))
+                try:
+                    training.check_finite(metrics, epoch, config.lr)
+                except training.DivergenceError as error:
+                    mlflow.set_tag("failure_reason", str(error))
+                    raise
+                mlflow.log_metrics(metrics, step=epoch)
+                history.append({"epoch": epoch, **metrics})
+                progress.set_postfix(train=f"{metrics['train_loss']:.2f}", val=f"{metrics['val_loss']:.2f}")
+                if config.sample_every and epoch % config.sample_every == 0:
+                    log_sample_grids(model, samplers, config.seed, device, epoch)
+                if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
+                    state = training.checkpoint_state(model, optimizer, epoch, history, settings, prepared.digest, device)
+                    tracking.log_checkpoint(state, Path(checkpoint_dir))
+                    _pause_for_tests(epoch)
+            progress.close()
+
+        test_terms = (training.evaluate_epoch(model, split["test"], config.loss) / len(split["test"])).tolist()
+        mlflow.log_metrics({f"test_{t}": v for t, v in zip(training.TERMS, test_terms)}, step=config.epochs)
+        if config.sample_every == 0 or config.epochs % config.sample_every:
+            log_sample_grids(model, samplers, config.seed, device, config.epochs)
+        log_final_images(model, samplers, config, device, split["test"])
+        if history:
+            tracking.log_figure(plots.loss_curve_figure(history), "loss_curve.png")
+        tracking.log_model(model)
+        return run.info.run_id
+
+
+def _pause_for_tests(epoch: int) -> None:
+    """Interruption tests: with VAE_PIPELINE_PAUSE_AFTER_EPOCH=N the process stops after checkpoint N
+    and waits to be killed, so a test can SIGKILL it at that point on a fast machine or a slow one."""
+    if os.environ.get("VAE_PIPELINE_PAUSE_AFTER_EPOCH") == str(epoch):
+        print(f"paused after epoch {epoch} (VAE_PIPELINE_PAUSE_AFTER_EPOCH)", flush=True)
+        while True:
+            time.sleep(60)
