@@ -1,0 +1,60 @@
+"""Inputs that once crashed with a traceback: each exits 2 naming the parameter, and creates no run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.cli import main
+from tests.conftest import write_idx_folder
+
+
+def run_ids(tracking) -> set[str]:
+    return {run.info.run_id for run in tracking.client.search_runs([tracking.experiment_id])}
+
+
+def refused(tracking, capsys, argv: list[str], *expected: str) -> None:
+    before = run_ids(tracking)
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    for text in expected:
+        assert text in error, error
+    assert "Traceback" not in error
+    assert run_ids(tracking) == before, "a run was created for refused input"
+
+
+@pytest.mark.parametrize("step", ["train", "prepare_data"])
+def test_a_negative_seed(tracking, capsys, step):
+    refused(tracking, capsys, [step, "--seed", "-1"], "parameter 'seed': got -1; allowed: an integer in [0, 4294967295]")
+
+
+def test_a_validation_share_too_small_for_ten_classes(tracking, capsys):
+    refused(tracking, capsys, ["train", "--val_fraction", "0.001", "--epochs", "1"],
+            "parameter 'val_fraction': got 0.001, which holds out 4 of 4000 images for 10 classes",
+            "allowed: a value in [0.0025, 0.9975]")
+
+
+def test_an_idx_folder_where_a_class_has_a_single_image(tracking, capsys, tmp_path):
+    from pipeline.core.idx import write_idx
+
+    folder = write_idx_folder(tmp_path / "idx", n_train=41)  # labels 0..9 four times, then one more 0
+    write_idx(folder / "train-labels-idx1-ubyte", np.array([*(np.arange(40) % 9), 9], dtype=np.uint8))
+    refused(tracking, capsys, ["prepare_data", "--dataset", f"idx:{folder}"],
+            f"parameter 'dataset': idx:{folder}", "class 9 has a single training image")
+    refused(tracking, capsys, ["train", "--data", f"idx:{folder}"], "parameter 'data': idx:")
+
+
+def test_a_prepared_file_that_is_not_an_archive(tracking, capsys, tmp_path):
+    bogus = tmp_path / "bogus.npz"
+    bogus.write_bytes(b"PK\x03\x04 this is not a zip archive")
+    refused(tracking, capsys, ["train", "--data", str(bogus)], "parameter 'data'", "is not a prepared data file")
+
+
+def test_a_prepared_file_whose_metadata_lacks_a_digest(tracking, capsys, tmp_path):
+    arrays = {f"{split}_{kind}": np.zeros((2, 28, 28) if kind == "images" else 2, np.uint8 if kind == "images" else np.int64)
+              for split in ("train", "val", "test") for kind in ("images", "labels")}
+    path = tmp_path / "nodigest.npz"
+    np.savez(path, meta=np.array(json.dumps({"source": "hand-made"})), **arrays)
+    refused(tracking, capsys, ["train", "--data", str(path)], "parameter 'data'", "KeyError: 'digest'")
