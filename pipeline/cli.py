@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_step(step: str, config) -> str:
-    """The step's function, from pipeline/steps/<step>.py (imported late: only that step's imports)."""
-    module = importlib.import_module(f"pipeline.steps.{step}")
+    """The step's function, from pipeline/steps/<step>.py or analysis/report.py (imported late: only
+    that step's imports)."""
+    module = importlib.import_module("analysis.report" if step == "report" else f"pipeline.steps.{step}")
     return getattr(module, step)(config)
 
 
@@ -44,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception as error:
         from pipeline.core.training import DivergenceError
+        from pipeline.tracking import StepFailed
 
-        if isinstance(error, DivergenceError):
+        if isinstance(error, (DivergenceError, StepFailed)):  # the run is FAILED and says why: no traceback
             print(f"error: {error}", file=sys.stderr)
             return 1
         raise

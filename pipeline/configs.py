@@ -196,3 +196,90 @@ STEP_CONFIGS = {
     "sample": SampleConfig,
     "evaluate": EvaluateConfig,
 }
+
+
+PRESET_VALUE = "preset"  # a `main` setting left to its preset
+
+
+def _check_int_list(cfg, name: str) -> None:
+    """A comma list of seeds (integers in [0, MAX_SEED], no repeats) or `preset`."""
+    value = getattr(cfg, name)
+    if value == PRESET_VALUE:
+        return
+    parts = [p.strip() for p in value.split(",")]
+    if not all(p.isdigit() and int(p) <= MAX_SEED for p in parts) or len(set(parts)) != len(parts):
+        raise bad_parameter(name, value, f"a comma list of distinct integers in [0, {MAX_SEED}], e.g. 0,1,2 | preset")
+
+
+@dataclass(frozen=True)
+class MainConfig:
+    """main: the whole study (prepare_data, then train -> evaluate per experiment and seed, then the report)."""
+
+    preset: str = _param("quick", "quick: the grid on mnist-5k, a few epochs, 2 seeds | study: E1-E5 as written",
+                         ("quick", "study"))
+    experiments: str = _param(PRESET_VALUE, "grid | study | a comma list of E1-E5 and cells such as mse-standard")
+    data: str = _param(PRESET_VALUE, f"{DATASET_CHOICES} (quick: mnist-5k, study: mnist)")
+    seeds: str = _param(PRESET_VALUE, "comma list of seeds, one training per experiment and seed")
+    epochs: str = _param(PRESET_VALUE, "training epochs (quick: 10, study: 100)")
+    latent_size: str = _param(PRESET_VALUE, "latent dimensions (100)")
+    hidden_size: str = _param(PRESET_VALUE, "hidden units (392)")
+    batch_size: str = _param(PRESET_VALUE, "images per optimizer step (128)")
+    lr: str = _param(PRESET_VALUE, "Adam learning rate (0.001)")
+    n_samples: str = _param(PRESET_VALUE, "generated images per sampler in evaluate (quick: 1000, study: 10000)")
+    iwae_k: str = _param(PRESET_VALUE, "importance samples for the NLL (quick: 50, study: 100)")
+    data_root: str = _param("data", "torchvision root when `data` is mnist or fashion-mnist")
+    device: str = _param("auto", "auto | cpu | cuda | cuda:N | mps")
+    max_parallel: str = _param("auto", "steps run at once (auto: one per 2 cores, at least 1)")
+    reuse: str = _param("clean", "reuse finished steps: clean (made by a clean git tree) | dirty (also the same "
+                        "uncommitted source) | never", ("clean", "dirty", "never"))
+    backend: str = _param("local", "MLflow project backend for the steps (local | databricks | kubernetes)")
+    backend_config: str = _param("none", "backend config: a JSON file path, or none")
+    env_manager: str = _param("local", "environment manager for the steps: local (the one main runs in) | conda | virtualenv | uv",
+                              ("local", "conda", "virtualenv", "uv"))
+    report_dir: str = _param("report", "folder the report (HTML and Markdown) is written to")
+
+    def __post_init__(self):
+        _coerce(self)
+        _check_device(self)
+        _check_int_list(self, "seeds")
+        if self.max_parallel != "auto" and not (self.max_parallel.isdigit() and int(self.max_parallel) >= 1):
+            raise bad_parameter("max_parallel", self.max_parallel, "an integer >= 1 | auto")
+        if self.experiments != PRESET_VALUE:
+            from pipeline.core.study import select
+
+            try:
+                select(self.experiments)
+            except ValueError as error:
+                raise bad_parameter("experiments", self.experiments,
+                                    f"grid | study | a comma list of E1-E5 and cells bce-standard, bce-sampled-params, "
+                                    f"mse-standard, mse-sampled-params (unknown: {error})") from None
+        for name, kind in (("epochs", int), ("latent_size", int), ("hidden_size", int), ("batch_size", int),
+                           ("n_samples", int), ("iwae_k", int), ("lr", float)):
+            value = getattr(self, name)
+            if value != PRESET_VALUE:
+                try:
+                    kind(value)
+                except ValueError:
+                    raise bad_parameter(name, value, f"{'an integer' if kind is int else 'a number'} | preset") from None
+        if self.data != PRESET_VALUE:
+            from pipeline.core.datasets import is_dataset_name
+
+            if not is_dataset_name(self.data) and not re.match(r"^[0-9a-f]{32}$", self.data):
+                raise bad_parameter("data", self.data, f"{DATASET_CHOICES} | a prepare_data run id | preset")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """report: the study's report (HTML and Markdown) built from what the tracking server holds."""
+
+    source: str = _param("", "a main run id, or an experiment name (its newest main run)")
+    output: str = _param("report", "folder the report is written to")
+
+    def __post_init__(self):
+        _coerce(self)
+        if not self.source:
+            raise bad_parameter("source", self.source, "a main run id | an experiment name")
+
+
+STEP_CONFIGS["main"] = MainConfig
+STEP_CONFIGS["report"] = ReportConfig

@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import shlex
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -38,7 +39,7 @@ SYSTEM_METRICS_INTERVAL_S = 2
 # --- runs ------------------------------------------------------------------------------------
 
 @contextmanager
-def step_run(step: str, name: str, parent_run_id: str | None = None, experiment_id: str | None = None,
+def step_run(step: str, name: str, config=None, parent_run_id: str | None = None, experiment_id: str | None = None,
              tags: dict | None = None, log_system_metrics: bool = False, adopt_launched_run: bool = True):
     """Open the step's run, named `name` and tagged with the step; yields the active run.
 
@@ -47,11 +48,14 @@ def step_run(step: str, name: str, parent_run_id: str | None = None, experiment_
     when a driver calls a step in-process inside its own active run, a new run is
     created in `experiment_id` (default: the active experiment), as a child of
     `parent_run_id` when given. System metrics, when asked for, get a last sample as the run ends,
-    so even a run shorter than the sampling interval records them.
+    so even a run shorter than the sampling interval records them. With `config`, the run carries
+    what step reuse looks for: its configuration key, the code version, and its process.
     """
     launched = os.environ.get("MLFLOW_RUN_ID")
     client = MlflowClient()
     run_tags = {STEP_TAG: step, "mlflow.runName": name, **(tags or {})}
+    if config is not None:
+        run_tags.update(reuse_tags(step, config))
     if parent_run_id:
         run_tags[PARENT_TAG] = parent_run_id
     if log_system_metrics:
@@ -63,8 +67,10 @@ def step_run(step: str, name: str, parent_run_id: str | None = None, experiment_
     nested = mlflow.active_run() is not None
     if launched and adopt_launched_run and not nested:
         run_id = launched
+        if PARENT_TAG in client.get_run(run_id).data.tags:  # a driver launched it under its own parent
+            run_tags.pop(PARENT_TAG, None)
     else:
-        run_id = client.create_run(experiment_id or _current_experiment_id(), tags=run_tags, run_name=name).info.run_id
+        run_id = client.create_run(experiment_id or current_experiment_id(), tags=run_tags, run_name=name).info.run_id
     try:
         with mlflow.start_run(run_id=run_id, nested=nested, log_system_metrics=log_system_metrics) as run:
             mlflow.set_tags(run_tags)
@@ -78,7 +84,7 @@ def step_run(step: str, name: str, parent_run_id: str | None = None, experiment_
             os.environ["MLFLOW_RUN_ID"] = launched
 
 
-def _current_experiment_id() -> str:
+def current_experiment_id() -> str:
     from mlflow.tracking.fluent import _get_experiment_id
 
     return _get_experiment_id()
@@ -110,6 +116,201 @@ def use_experiment_of(run) -> str | None:
     runs then sit beside their train run."""
     chosen = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
     return None if any(os.environ.get(name) for name in chosen) else run.info.experiment_id
+
+
+# --- step reuse: configuration key, code version, stale runs ----------------------------------
+
+KEY_TAG = "pipeline.config_key"
+CODE_TAG = "pipeline.code_version"
+DIRTY_TAG = "pipeline.code_dirty"
+PROCESS_TAG = "pipeline.process"  # host:pid:start time of the process that ran the step
+NOT_IN_KEY = {"resume", "copy_scores"}  # settings that do not change a step's result
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SOURCE_GLOBS = ("pipeline/**/*.py", "analysis/**/*.py", "MLproject")
+
+
+def config_key(step: str, config) -> str:
+    """sha256 of the step and its canonical params (inputs included: the data and model references)."""
+    import json
+
+    values = {k: str(v) for k, v in dataclasses.asdict(config).items() if k not in NOT_IN_KEY}
+    return hashlib.sha256(json.dumps({"step": step, **values}, sort_keys=True).encode()).hexdigest()[:32]
+
+
+_CODE_VERSION: tuple[str, bool] | None = None
+
+
+def code_version() -> tuple[str, bool]:
+    """(version, dirty): `git:<commit>` when the project's tree is clean, else a hash of its source.
+
+    A dirty tree's hash changes with every edit, so runs made by edited code are never taken for
+    runs of a commit; `reuse=dirty` reuses runs of the very same source.
+    """
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        import subprocess
+
+        def git(*args):
+            return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
+
+        try:
+            head, status = git("rev-parse", "HEAD"), git("status", "--porcelain")
+            clean = head.returncode == 0 and status.returncode == 0 and not status.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            clean = False
+        if clean:
+            _CODE_VERSION = (f"git:{head.stdout.strip()}", False)
+        else:
+            sha = hashlib.sha256()
+            for pattern in SOURCE_GLOBS:
+                for path in sorted(PROJECT_ROOT.glob(pattern)):
+                    sha.update(str(path.relative_to(PROJECT_ROOT)).encode() + b"\0" + path.read_bytes())
+            _CODE_VERSION = (f"src:{sha.hexdigest()[:16]}", True)
+    return _CODE_VERSION
+
+
+def _this_process() -> str:
+    import socket
+
+    import psutil
+
+    return f"{socket.gethostname()}:{os.getpid()}:{psutil.Process().create_time():.3f}"
+
+
+def reuse_tags(step: str, config) -> dict[str, str]:
+    version, dirty = code_version()
+    return {KEY_TAG: config_key(step, config), CODE_TAG: version, DIRTY_TAG: str(dirty).lower(),
+            PROCESS_TAG: _this_process()}
+
+
+def process_alive(run) -> bool:
+    """Whether the process that runs `run` still lives. On another host it cannot be told: assumed alive."""
+    import socket
+
+    import psutil
+
+    host, _, rest = run.data.tags.get(PROCESS_TAG, "::").partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname():
+        return bool(pid)  # another machine: cannot tell, assume alive
+    if not pid.isdigit():
+        return False
+    try:
+        return f"{psutil.Process(int(pid)).create_time():.3f}" == started
+    except psutil.Error:
+        return False
+
+
+def search_all_runs(experiment_ids: list[str], filter_string: str, order_by: list[str] | None = None) -> list:
+    """Every run that matches, page by page (MLflow's multistep example stops at the newest 1,000)."""
+    client, runs, token = MlflowClient(), [], None
+    while True:
+        page = client.search_runs(experiment_ids, filter_string, max_results=1000, order_by=order_by,
+                                  page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def runs_with_key(step: str, config, experiment_ids: list[str]) -> list:
+    """Runs of this step, configuration and code version, newest first (any status)."""
+    version, _ = code_version()
+    return search_all_runs(experiment_ids, f"tags.`{KEY_TAG}` = '{config_key(step, config)}' "
+                                           f"and tags.`{CODE_TAG}` = '{version}'",
+                           order_by=["attributes.start_time DESC"])
+
+
+def fail_stale_runs(runs) -> list:
+    """Mark RUNNING runs whose process is gone as FAILED; returns the runs still truly running."""
+    client, alive = MlflowClient(), []
+    for run in runs:
+        if run.info.status != "RUNNING":
+            continue
+        if process_alive(run):
+            alive.append(run)
+        else:
+            client.set_tag(run.info.run_id, "failure_reason", "its process ended without closing the run (killed?)")
+            client.set_terminated(run.info.run_id, "FAILED")
+    return alive
+
+
+def reusable_run(step: str, config, experiment_ids: list[str], reuse: str):
+    """(finished run or None, newest unfinished run or None) for a step about to be launched.
+
+    `reuse`: `clean` reuses runs made by a clean commit only, `dirty` also runs of the same
+    uncommitted source, `never` nothing. RUNNING runs whose process is gone are failed first.
+    """
+    runs = runs_with_key(step, config, experiment_ids)
+    fail_stale_runs(runs)
+    runs = [MlflowClient().get_run(run.info.run_id) for run in runs]
+    _, dirty = code_version()
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    allowed = reuse == "dirty" or (reuse == "clean" and not dirty)
+    unfinished = [r for r in runs if r.info.status in ("FAILED", "KILLED")]
+    return (finished[0] if finished and allowed else None), (unfinished[0] if unfinished and allowed else None)
+
+
+def launch_step(entry_point: str, config, parent_run_id: str, experiment_id: str, env_manager: str = "local",
+                backend: str = "local", backend_config: dict | None = None, extra: dict | None = None,
+                env: dict | None = None, tags: dict | None = None) -> str:
+    """Run one entry point of this project with `mlflow.run` as a child of `parent_run_id`; returns
+    its run id once it has finished, or raises StepFailed.
+
+    The child run is created first (name, parent, step tag), so it shows under its parent from
+    the start; the local backend then takes it over, other backends get the tags after submission.
+    `env` is set for the step's process (each step's share of the cores), `extra` adds params
+    that are no part of the configuration (e.g. `resume`).
+    """
+    import mlflow.projects
+
+    params = {k: str(v) for k, v in dataclasses.asdict(config).items()}
+    params.update({k: str(v) for k, v in (extra or {}).items()})
+    # The key tags go on from the start (with this driver's process until the step's own takes
+    # over), so a rerun finds a run whose process died before it began and fails it.
+    tags = {STEP_TAG: entry_point, PARENT_TAG: parent_run_id, **reuse_tags(entry_point, config), **(tags or {})}
+    client = MlflowClient()
+    run_id = None
+    if backend == "local":
+        run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    with _environment(env or {}):
+        try:
+            submitted = mlflow.projects.run(str(PROJECT_ROOT), entry_point=entry_point, parameters=params,
+                                            experiment_id=experiment_id, backend=backend, backend_config=backend_config,
+                                            env_manager=env_manager, run_id=run_id, synchronous=False)
+        except Exception as error:
+            if run_id:
+                client.set_terminated(run_id, "FAILED")
+            raise StepFailed(f"{entry_point}: could not be launched ({error})") from error
+    for key, value in tags.items():
+        client.set_tag(submitted.run_id, key, value)
+    finished = submitted.wait()
+    if not finished:
+        raise StepFailed(f"{entry_point} run {submitted.run_id} failed (see its output above and the run in MLflow)")
+    return submitted.run_id
+
+
+class StepFailed(RuntimeError):
+    """A step launched by a driver did not finish."""
+
+
+_ENVIRONMENT_LOCK = threading.Lock()
+
+
+@contextmanager
+def _environment(values: dict[str, str]):
+    """Set environment variables while a step process starts (it inherits them), then restore them."""
+    with _ENVIRONMENT_LOCK:
+        saved = {name: os.environ.get(name) for name in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 # --- params ----------------------------------------------------------------------------------
@@ -335,7 +536,7 @@ def find_classifier_run(source_digest: str):
 
 
 @contextmanager
-def _machine_lock(name: str):
+def machine_lock(name: str):
     """An exclusive lock shared by every process on this machine (released if the holder dies)."""
     folder = datasets.cache_dir() / "locks"
     folder.mkdir(parents=True, exist_ok=True)
@@ -357,7 +558,7 @@ def classifier_for(prepared: datasets.Prepared, device: torch.device, experiment
     run = find_classifier_run(digest)
     if run is None:
         store = hashlib.sha256(mlflow.get_tracking_uri().encode()).hexdigest()[:12]
-        with _machine_lock(f"classifier-{store}-{digest[:16]}"):
+        with machine_lock(f"classifier-{store}-{digest[:16]}"):
             run = find_classifier_run(digest)
             run_id = run.info.run_id if run is not None else _train_and_log_classifier(prepared, device, experiment_id)
     else:

@@ -54,10 +54,11 @@ class Tracking:
         env.pop("MLFLOW_RUN_ID", None)
         return env
 
-    def mlflow_run(self, entry_point: str, params: dict | None = None, expect_success: bool = True):
+    def mlflow_run(self, entry_point: str, params: dict | None = None, expect_success: bool = True,
+                   experiment_id: str | None = None):
         """Run `mlflow run REPO -e ENTRY --env-manager local` as a user would; returns (run id, output)."""
         command = [os.path.join(VENV_BIN, "mlflow"), "run", str(REPO), "-e", entry_point, "--env-manager", "local",
-                   "--experiment-id", self.experiment_id]
+                   "--experiment-id", experiment_id or self.experiment_id]
         for key, value in (params or {}).items():
             command += ["-P", f"{key}={value}"]
         result = subprocess.run(command, capture_output=True, text=True, env=self.env(), timeout=900)

@@ -60,11 +60,12 @@ def test_evaluate_logs_every_metric_per_sampler_as_a_child_of_the_train_run(trac
     import mlflow.pytorch
     import torch
 
-    from pipeline.core import datasets, likelihood
+    from pipeline.core import likelihood
     from pipeline.core.training import as_float_tensor
+    from pipeline.steps.evaluate import train_run_data
 
     model = mlflow.pytorch.load_model(f"runs:/{trained_run_id}/model", map_location="cpu")
-    prepared = datasets.find_cached(client.get_run(trained_run_id).data.params["data_digest"])
+    prepared = train_run_data(client.get_run(trained_run_id))
     test = as_float_tensor(prepared.splits["test"][0], torch.device("cpu"))
     assert metrics["active_units"] == likelihood.active_units(model, test)
 

@@ -20,7 +20,7 @@ from pipeline.core.training import as_float_tensor
 from pipeline.errors import InputError
 
 SAMPLER_METRICS = ("fid", "precision", "recall", "density", "coverage", "confidence", "class_entropy", "class_kl",
-                   "classes_covered", "max_class_share", "sharpness")
+                   "classes_covered", "max_class_share", "confident_share", "max_class_share_confident", "sharpness")
 MODEL_METRICS = ("neg_elbo", "nll", "active_units")
 REAL_ROW = "real (train subset)"
 GMM_FIT_CODES = 10_000  # EM on 54,000 x 100-d codes takes ~60 s on 2 cores, on 10,000 ~7 s

@@ -25,6 +25,7 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 CLASSES = 10
+CONFIDENT = 0.9  # a prediction is confident when its top-class probability reaches this
 PR_K = 3  # Kynkäänniemi et al. 2019 use k = 3
 DISTANCE_CHUNK = 2048
 
@@ -162,14 +163,29 @@ class Reference:
         return self._radii[n]
 
 
+def confidence_metrics(probabilities: torch.Tensor, dominant: int, threshold: float = CONFIDENT) -> dict:
+    """How much a class-histogram verdict rests on the classifier: the share of confident predictions
+    (top-class probability >= threshold) and the dominant class's share among them (NaN if none).
+
+    Off-manifold samples are where classifiers disagree: a dominant class that holds among confident
+    predictions too does not come from the classifier's guesses on noise.
+    """
+    top, predicted = probabilities.max(1)
+    confident = top >= threshold
+    among = (predicted[confident] == dominant).float().mean().item() if confident.any() else math.nan
+    return {"confident_share": confident.float().mean().item(), "max_class_share_confident": among}
+
+
 def image_set_metrics(images: torch.Tensor, features: torch.Tensor, probabilities: torch.Tensor,
                       reference: Reference) -> tuple[dict, np.ndarray]:
     """All generation metrics of one image set (generated or real): (scalars, class counts)."""
     counts = class_histogram(probabilities)
     n = min(len(reference.features), len(features))
+    classes = class_metrics(counts, reference.label_shares)
     metrics = {
         "fid": fid(reference.fid_metric, features),
-        **class_metrics(counts, reference.label_shares),
+        **classes,
+        **confidence_metrics(probabilities, classes["max_class"]),
         "confidence": float(probabilities.max(1).values.mean()),
         **manifold_metrics(reference.features, features, real_radii=reference.radii(n)),
         "sharpness": sharpness(images),

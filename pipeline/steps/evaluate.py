@@ -96,7 +96,7 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
 
     tags = {"source_run_id": config.model, "classifier_run_id": classifier_run_id, "data_digest": prepared.digest,
             "source_digest": prepared.source_digest, tracking.SETTINGS_TAG: settings}
-    with tracking.step_run("evaluate", f"evaluate {train_run.info.run_name}", parent_run_id=parent_run_id or config.model,
+    with tracking.step_run("evaluate", f"evaluate {train_run.info.run_name}", config, parent_run_id=parent_run_id or config.model,
                            experiment_id=experiment_id, tags=tags) as run:
         tracking.log_config(config)
         context = EvaluationContext.build(classifier, prepared, device, config.n_samples, config.seed)

@@ -19,6 +19,7 @@ from pipeline.core.devices import resolve_device
 from pipeline.core.model import VAE
 from pipeline.core.samplers import draw_samples, parse_samplers
 from pipeline.core.seeding import seeded
+from pipeline.core.study import cell_name
 
 GRID_SIZE = tracking.GRID_SIZE
 
@@ -56,7 +57,11 @@ def train(config: TrainConfig, parent_run_id: str | None = None) -> str:
     if resumed is not None:
         training.check_resumable(resumed, settings, prepared.digest)
 
-    with tracking.step_run("train", run_name(config), parent_run_id=parent_run_id, log_system_metrics=True) as run:
+    tags = {"pipeline.cell": cell_name(config.loss, config.forward), "pipeline.loss": config.loss,
+            "pipeline.forward": config.forward, "pipeline.latent_size": str(config.latent_size),
+            "pipeline.seed": str(config.seed)}
+    with tracking.step_run("train", run_name(config), config, parent_run_id=parent_run_id, tags=tags,
+                           log_system_metrics=True) as run:
         tracking.log_config(config)
         mlflow.log_params({"data_digest": prepared.digest, "device_used": str(device)})
         mlflow.set_tag("source_digest", prepared.source_digest)

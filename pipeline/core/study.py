@@ -1,0 +1,86 @@
+"""The study's experiments and the grid around them (../shared/EXPERIMENTS.md), and the presets of `main`.
+
+A *cell* is one trained model configuration (loss x forward pass); an *experiment* is a cell sampled
+with one sampler. Experiments that differ only in the sampler share one trained model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LOSSES = ("bce", "mse")
+FORWARDS = ("standard", "sampled-params")
+GRID_SAMPLERS = ("normal:0,1", "normal:1,2", "beta:0.25,0.25", "gmm:10")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One row of the study: a model cell sampled with one sampler, with the study's id if it has one."""
+
+    loss: str
+    forward: str
+    sampler: str
+    study_id: str | None = None  # E1-E5 for the write-up's own experiments
+
+    @property
+    def cell(self) -> str:
+        return cell_name(self.loss, self.forward)
+
+    @property
+    def name(self) -> str:
+        return self.study_id or f"{self.cell} {self.sampler}"
+
+
+def cell_name(loss: str, forward: str) -> str:
+    return f"{loss}-{forward}"
+
+
+STUDY = (
+    Experiment("bce", "standard", "normal:0,1", "E1"),
+    Experiment("bce", "standard", "normal:1,2", "E2"),
+    Experiment("bce", "standard", "beta:0.25,0.25", "E3"),
+    Experiment("mse", "standard", "beta:0.25,0.25", "E4"),
+    Experiment("bce", "sampled-params", "normal:0,1", "E5"),
+)
+STUDY_IDS = {e.study_id: e for e in STUDY}
+
+
+def grid() -> list[Experiment]:
+    """Every loss x forward x sampler, the study's own rows carrying their ids."""
+    ids = {(e.loss, e.forward, e.sampler): e.study_id for e in STUDY}
+    return [Experiment(loss, forward, sampler, ids.get((loss, forward, sampler)))
+            for loss in LOSSES for forward in FORWARDS for sampler in GRID_SAMPLERS]
+
+
+# Settings of each preset; every one can be overridden by a `main` parameter of the same name.
+PRESETS = {
+    "quick": {"experiments": "grid", "data": "mnist-5k", "epochs": 10, "seeds": "0,1", "latent_size": 100,
+              "hidden_size": 392, "batch_size": 128, "lr": 0.001, "n_samples": 1000, "iwae_k": 50},
+    "study": {"experiments": "E1,E2,E3,E4,E5", "data": "mnist", "epochs": 100, "seeds": "0,1,2", "latent_size": 100,
+              "hidden_size": 392, "batch_size": 128, "lr": 0.001, "n_samples": 10000, "iwae_k": 100},
+}
+
+
+def select(names: str) -> list[Experiment]:
+    """Experiments from `grid`, `study`, or a comma list of study ids (E3) and cells (mse-standard).
+
+    Raises ValueError naming the unknown entries.
+    """
+    if names == "grid":
+        return grid()
+    if names == "study":
+        return list(STUDY)
+    chosen, unknown = [], []
+    cells = {cell_name(loss, forward) for loss in LOSSES for forward in FORWARDS}
+    for name in (part.strip() for part in names.split(",")):
+        if name in STUDY_IDS:
+            picked = [STUDY_IDS[name]]
+        elif name in cells:
+            picked = [e for e in grid() if e.cell == name]
+        else:
+            unknown.append(name)
+            continue
+        chosen += [e for e in picked if e not in chosen]
+    if unknown or not chosen:
+        raise ValueError(", ".join(unknown) or names)
+    return chosen

@@ -1,0 +1,209 @@
+"""The `main` step: the whole study from one command, every step reused when it already ran.
+
+prepare_data once, then train -> evaluate for every model cell (loss x forward pass) of the preset
+and every seed, then the report. Each step is a real MLflow project step (`mlflow.run`, the
+parent's environment manager) and a child run of this one. Independent steps run concurrently,
+each with its share of the cores. A step whose finished run has the same configuration key (its
+normalized params, upstream run ids included) and code version is reused instead of rerun; a
+training that was interrupted resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from pipeline import tracking
+from pipeline.configs import (PRESET_VALUE, EvaluateConfig, MainConfig, PrepareDataConfig, ReportConfig,
+                              TrainConfig)
+from pipeline.core import study
+from pipeline.core.samplers import needs_fit, parse_sampler
+from pipeline.errors import bad_parameter
+
+REPORT_INPUTS_TAG = "pipeline.report_inputs"
+INT_SETTINGS = ("epochs", "latent_size", "hidden_size", "batch_size", "n_samples", "iwae_k")
+
+
+def resolve_settings(config: MainConfig) -> dict:
+    """The preset's settings with every parameter the user gave instead of `preset`, typed."""
+    settings = dict(study.PRESETS[config.preset])
+    for name in settings:
+        value = getattr(config, name)
+        if value != PRESET_VALUE:
+            settings[name] = value
+    for name in INT_SETTINGS:
+        settings[name] = int(settings[name])
+    settings["lr"] = float(settings["lr"])
+    settings["seeds"] = [int(seed) for seed in str(settings["seeds"]).split(",")]
+    return settings
+
+
+def parallel_slots(config: MainConfig, independent: int) -> tuple[int, int]:
+    """(steps at once, threads per step): by default one step per core, never more steps than cores'
+    worth of threads, since two processes with 2 OpenMP threads each on 2 cores crawl."""
+    cores = os.cpu_count() or 1
+    slots = min(cores, independent) if config.max_parallel == "auto" else int(config.max_parallel)
+    return max(1, slots), max(1, cores // max(1, slots))
+
+
+def read_backend_config(value: str) -> dict | None:
+    if value == "none":
+        return None
+    try:
+        return json.loads(Path(value).read_text())
+    except (OSError, ValueError) as error:
+        raise bad_parameter("backend_config", value, f"a readable JSON file | none ({error})") from None
+
+
+@dataclass
+class Cell:
+    """One trained model configuration and the samplers its experiments draw with."""
+
+    loss: str
+    forward: str
+    samplers: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return study.cell_name(self.loss, self.forward)
+
+
+def cells_of(experiments: list[study.Experiment]) -> list[Cell]:
+    cells: dict[str, Cell] = {}
+    for experiment in experiments:
+        cell = cells.setdefault(experiment.cell, Cell(experiment.loss, experiment.forward))
+        cell.samplers.append(experiment.sampler)
+    return list(cells.values())
+
+
+class Driver:
+    """Launches steps under the main run, reusing finished ones, and records what it used."""
+
+    def __init__(self, config: MainConfig, main_run_id: str, experiment_id: str, threads: int):
+        self.config = config
+        self.main_run_id = main_run_id
+        self.experiment_id = experiment_id
+        self.backend_config = read_backend_config(config.backend_config)
+        self.env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        self.records: list[dict] = []
+        self._lock = threading.Lock()
+
+    def run(self, step: str, step_config, record: dict, tags: dict | None = None) -> str:
+        """The run id of a finished `step` with this configuration: reused, resumed or launched."""
+        key = tracking.config_key(step, step_config)
+        with tracking.machine_lock(f"step-{key}"):  # two drivers never launch the same step twice
+            finished, unfinished = tracking.reusable_run(step, step_config, [self.experiment_id], self.config.reuse)
+            if finished is not None:
+                run_id, how = finished.info.run_id, "reused"
+            else:
+                extra = {}
+                if step == "train" and unfinished is not None and _has_checkpoints(unfinished.info.run_id):
+                    extra["resume"] = unfinished.info.run_id
+                run_id = tracking.launch_step(step, step_config, self.main_run_id, self.experiment_id,
+                                              env_manager=self.config.env_manager, backend=self.config.backend,
+                                              backend_config=self.backend_config, extra=extra, env=self.env,
+                                              tags={"pipeline.preset": self.config.preset, **(tags or {})})
+                how = f"resumed from {extra['resume']}" if extra else "ran"
+        with self._lock:
+            self.records.append({"step": step, **record, "run_id": run_id, "reused": how == "reused", "how": how})
+        print(f"main: {step} {' '.join(str(v) for v in record.values())}: {how} ({run_id})", flush=True)
+        return run_id
+
+
+def _has_checkpoints(run_id: str) -> bool:
+    return any(MlflowClient().list_artifacts(run_id, tracking.CHECKPOINT_DIR))
+
+
+def main(config: MainConfig, parent_run_id: str | None = None) -> str:
+    """Run the study; returns the main run's id."""
+    settings = resolve_settings(config)
+    experiments = study.select(settings["experiments"])
+    cells = cells_of(experiments)
+    slots, threads = parallel_slots(config, len(cells) * len(settings["seeds"]))
+    read_backend_config(config.backend_config)  # refuse a bad file before the run opens
+    data = settings["data"]
+    prepare = None
+    if not tracking.RUN_ID_PATTERN.match(data):
+        prepare = PrepareDataConfig(dataset=data, seed=0, data_root=config.data_root)
+    else:
+        tracking.get_run(data, "data")
+
+    experiment_ids = [tracking.current_experiment_id()]
+    tracking.fail_stale_runs(tracking.runs_with_key("main", config, experiment_ids))  # a killed earlier main
+    with tracking.step_run("main", f"main {config.preset}", config, parent_run_id=parent_run_id,
+                           tags={"pipeline.preset": config.preset}) as run:
+        tracking.log_config(config)
+        mlflow.log_dict(settings, "main/settings.json")
+        driver = Driver(config, run.info.run_id, run.info.experiment_id, threads)
+        print(f"main: {len(experiments)} experiments in {len(cells)} cells x {len(settings['seeds'])} seeds, "
+              f"{slots} steps at once with {threads} threads each", flush=True)
+        if prepare is not None:
+            data = driver.run("prepare_data", prepare, {"dataset": prepare.dataset})
+
+        def train_then_evaluate(cell: Cell, seed: int) -> None:
+            train_samplers = [s for s in cell.samplers if not needs_fit(parse_sampler(s))] or ["normal:0,1"]
+            train = TrainConfig(data=data, loss=cell.loss, forward=cell.forward, latent_size=settings["latent_size"],
+                                hidden_size=settings["hidden_size"], epochs=settings["epochs"],
+                                batch_size=settings["batch_size"], lr=settings["lr"], seed=seed, device=config.device,
+                                samplers="+".join(train_samplers), data_root=config.data_root)
+            labels = {"cell": cell.name, "seed": seed}
+            train_id = driver.run("train", train, labels, tags={"pipeline.cell": cell.name})
+            evaluate = EvaluateConfig(model=train_id, samplers="+".join(cell.samplers), n_samples=settings["n_samples"],
+                                      iwae_k=settings["iwae_k"], seed=0, device=config.device)
+            driver.run("evaluate", evaluate, {**labels, "train_run_id": train_id}, tags={"pipeline.cell": cell.name})
+
+        failures = []
+        with ThreadPoolExecutor(max_workers=slots) as pool:
+            futures = {pool.submit(train_then_evaluate, cell, seed): (cell.name, seed)
+                       for cell in cells for seed in settings["seeds"]}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future.exception() is not None:
+                        failures.append(f"{futures[future][0]} seed {futures[future][1]}: {future.exception()}")
+        plan = {"preset": config.preset, "settings": settings,
+                "experiments": [{"name": e.name, "study_id": e.study_id, "cell": e.cell, "loss": e.loss,
+                                 "forward": e.forward, "sampler": e.sampler,
+                                 "sampler_key": parse_sampler(e.sampler).key} for e in experiments],
+                "steps": sorted(driver.records, key=lambda r: ("prepare_data", "train", "evaluate").index(r["step"]))}
+        mlflow.log_dict(plan, "main/steps.json")
+        counts = {how: sum(r["how"].startswith(how) for r in driver.records) for how in ("ran", "reused", "resumed")}
+        mlflow.log_metrics({f"steps_{how}": n for how, n in counts.items()})
+        if failures:
+            mlflow.set_tag("failure_reason", "; ".join(failures))
+            raise tracking.StepFailed("steps failed: " + "; ".join(failures))
+        write_report(driver, config)
+        print(f"main: done: {counts['ran']} steps ran, {counts['reused']} reused, {counts['resumed']} resumed; "
+              f"report in {config.report_dir}/", flush=True)
+        return run.info.run_id
+
+
+def write_report(driver: Driver, config: MainConfig) -> None:
+    """The report of this run's steps: built by the `report` step, or copied from a finished report
+    run over exactly the same step runs."""
+    inputs = hashlib.sha256(",".join(sorted(r["run_id"] for r in driver.records)).encode()).hexdigest()[:32]
+    previous = tracking.search_all_runs([driver.experiment_id], f"tags.`{REPORT_INPUTS_TAG}` = '{inputs}' "
+                                        "and attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"])
+    if previous and config.reuse != "never":
+        with tempfile.TemporaryDirectory(prefix="vae-report-") as tmp:
+            local = Path(MlflowClient().download_artifacts(previous[0].info.run_id, "report", tmp))
+            MlflowClient().log_artifacts(driver.main_run_id, str(local), "report")
+            shutil.copytree(local, config.report_dir, dirs_exist_ok=True)
+        print(f"main: report reused from run {previous[0].info.run_id}", flush=True)
+        return
+    report = ReportConfig(source=driver.main_run_id, output=os.path.abspath(config.report_dir))
+    tracking.launch_step("report", report, driver.main_run_id, driver.experiment_id, env_manager=config.env_manager,
+                         backend=config.backend, backend_config=driver.backend_config, env=driver.env,
+                         tags={REPORT_INPUTS_TAG: inputs, "pipeline.preset": config.preset})
+
