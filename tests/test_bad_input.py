@@ -58,3 +58,16 @@ def test_a_prepared_file_whose_metadata_lacks_a_digest(tracking, capsys, tmp_pat
     path = tmp_path / "nodigest.npz"
     np.savez(path, meta=np.array(json.dumps({"source": "hand-made"})), **arrays)
     refused(tracking, capsys, ["train", "--data", str(path)], "parameter 'data'", "KeyError: 'digest'")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--preset", "huge"], "parameter 'preset': got 'huge'; allowed: quick | study"),
+    (["--seeds", ""], "parameter 'seeds': got ''"),
+    (["--seeds", "0,x"], "parameter 'seeds': got '0,x'"),
+    (["--seeds", "1,1"], "parameter 'seeds': got '1,1'"),
+    (["--experiments", "E9"], "parameter 'experiments': got 'E9'"),
+    (["--max_parallel", "0"], "parameter 'max_parallel': got '0'; allowed: an integer >= 1 | auto"),
+    (["--backend_config", "/no/such.json"], "parameter 'backend_config'"),
+])
+def test_main_refuses_bad_input_before_any_step(tracking, capsys, argv, expected):
+    refused(tracking, capsys, ["main", *argv], expected)

@@ -120,19 +120,3 @@ def test_main_killed_during_a_training_redoes_only_what_did_not_finish(tracking,
         keys = [r.data.tags["pipeline.config_key"] for r in runs if r.info.status == "FINISHED"]
         assert len(keys) == len(set(keys)) and len(keys) == (1 if step == "prepare_data" else 2)
     assert not [r for r in children(client, experiment) if r.info.status == "RUNNING"]
-
-
-@pytest.mark.parametrize("args, named", [
-    (["--preset", "huge"], "parameter 'preset'"),
-    (["--seeds", ""], "parameter 'seeds'"),
-    (["--seeds", "0,x"], "parameter 'seeds'"),
-    (["--seeds", "1,1"], "parameter 'seeds'"),
-    (["--experiments", "E9"], "parameter 'experiments'"),
-    (["--max_parallel", "0"], "parameter 'max_parallel'"),
-])
-def test_bad_input_exits_2_before_any_step(tracking, args, named):
-    before = len(children(tracking.client, tracking.experiment_id))
-    result = tracking.python_step("main", *args)
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert named in result.stderr and "Traceback" not in result.stderr
-    assert len(children(tracking.client, tracking.experiment_id)) == before
