@@ -167,6 +167,18 @@ def test_gmm_draws_are_fixed_by_the_seed():
     assert torch.equal(first, fitted.sample(50, 3))
 
 
+def test_gmm_draws_per_component_are_the_per_draw_formula_without_its_memory():
+    """Same random numbers, same draws as z = mean[c] + chol[c] @ eps gathered per draw (n x d x d floats)."""
+    fitted = GaussianMixtureSampler(3).fit(torch.randn(300, 6, generator=torch.Generator().manual_seed(2)), seed=0)
+    torch.manual_seed(5)
+    drawn = fitted.sample(1000, 6)
+    torch.manual_seed(5)
+    components = torch.multinomial(fitted.weights, 1000, replacement=True)
+    eps = torch.randn(1000, 6)
+    gathered = fitted.means[components] + torch.einsum("nij,nj->ni", fitted.cholesky[components], eps)
+    assert torch.allclose(drawn, gathered, atol=1e-5)
+
+
 def test_gmm_refuses_fewer_codes_than_components_and_a_wrong_latent_size():
     with pytest.raises(InputError, match="gmm:10"):
         GaussianMixtureSampler(10).fit(torch.randn(5, 3))
