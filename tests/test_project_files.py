@@ -19,7 +19,7 @@ def test_mlproject_lists_the_config_fields_with_the_same_defaults():
         fields = {f.name: f.default for f in dataclasses.fields(config_class)}
         assert set(entry["parameters"]) == set(fields), step
         for name, spec in entry["parameters"].items():
-            if fields[name] == "" and name in ("model",):
+            if fields[name] == "":  # required: model, source
                 assert "default" not in spec, f"{step}.{name} must be required"
                 continue
             assert str(spec["default"]) == str(fields[name]), f"{step}.{name}"
