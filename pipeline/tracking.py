@@ -520,6 +520,22 @@ def load_latest_checkpoint(reference: str) -> dict:
         raise InputError(f"parameter 'resume': cannot load a checkpoint from {reference!r} ({error})") from None
 
 
+def has_checkpoints(run_id: str) -> bool:
+    return any(MlflowClient().list_artifacts(run_id, CHECKPOINT_DIR))
+
+
+def copy_artifacts(source_run_id: str, path: str, target_run_id: str, folder: Path) -> None:
+    """Copy a folder of artifacts from one run to another (same path), and into a local folder."""
+    import shutil
+    import tempfile
+
+    client = MlflowClient()
+    with tempfile.TemporaryDirectory(prefix="vae-artifacts-") as tmp:
+        local = Path(client.download_artifacts(source_run_id, path, tmp))
+        client.log_artifacts(target_run_id, str(local), path)
+        shutil.copytree(local, folder, dirs_exist_ok=True)
+
+
 # --- the evaluation classifier -----------------------------------------------------------------
 
 def find_classifier_run(source_digest: str):

@@ -13,15 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
-from mlflow.tracking import MlflowClient
 
 from pipeline import tracking
 from pipeline.configs import (PRESET_VALUE, EvaluateConfig, MainConfig, PrepareDataConfig, ReportConfig,
@@ -107,7 +104,7 @@ class Driver:
                 run_id, how = finished.info.run_id, "reused"
             else:
                 extra = {}
-                if step == "train" and unfinished is not None and _has_checkpoints(unfinished.info.run_id):
+                if step == "train" and unfinished is not None and tracking.has_checkpoints(unfinished.info.run_id):
                     extra["resume"] = unfinished.info.run_id
                 run_id = tracking.launch_step(step, step_config, self.main_run_id, self.experiment_id,
                                               env_manager=self.config.env_manager, backend=self.config.backend,
@@ -118,10 +115,6 @@ class Driver:
             self.records.append({"step": step, **record, "run_id": run_id, "reused": how == "reused", "how": how})
         print(f"main: {step} {' '.join(str(v) for v in record.values())}: {how} ({run_id})", flush=True)
         return run_id
-
-
-def _has_checkpoints(run_id: str) -> bool:
-    return any(MlflowClient().list_artifacts(run_id, tracking.CHECKPOINT_DIR))
 
 
 def main(config: MainConfig, parent_run_id: str | None = None) -> str:
@@ -191,15 +184,14 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
 
 def write_report(driver: Driver, config: MainConfig) -> None:
     """The report of this run's steps: built by the `report` step, or copied from a finished report
-    run over exactly the same step runs."""
-    inputs = hashlib.sha256(",".join(sorted(r["run_id"] for r in driver.records)).encode()).hexdigest()[:32]
+    run over exactly the same step runs and code version (under the same reuse rule as steps)."""
+    version, dirty = tracking.code_version()
+    runs = ",".join(sorted(r["run_id"] for r in driver.records))
+    inputs = hashlib.sha256(f"{version};{runs}".encode()).hexdigest()[:32]
     previous = tracking.search_all_runs([driver.experiment_id], f"tags.`{REPORT_INPUTS_TAG}` = '{inputs}' "
                                         "and attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"])
-    if previous and config.reuse != "never":
-        with tempfile.TemporaryDirectory(prefix="vae-report-") as tmp:
-            local = Path(MlflowClient().download_artifacts(previous[0].info.run_id, "report", tmp))
-            MlflowClient().log_artifacts(driver.main_run_id, str(local), "report")
-            shutil.copytree(local, config.report_dir, dirs_exist_ok=True)
+    if previous and (config.reuse == "dirty" or (config.reuse == "clean" and not dirty)):
+        tracking.copy_artifacts(previous[0].info.run_id, "report", driver.main_run_id, Path(config.report_dir))
         print(f"main: report reused from run {previous[0].info.run_id}", flush=True)
         return
     report = ReportConfig(source=driver.main_run_id, output=os.path.abspath(config.report_dir))
