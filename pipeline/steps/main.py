@@ -69,6 +69,7 @@ class Cell:
     loss: str
     forward: str
     samplers: list[str] = field(default_factory=list)
+    experiments: list[str] = field(default_factory=list)  # their names: E1-E5 or "cell sampler"
 
     @property
     def name(self) -> str:
@@ -80,6 +81,7 @@ def cells_of(experiments: list[study.Experiment]) -> list[Cell]:
     for experiment in experiments:
         cell = cells.setdefault(experiment.cell, Cell(experiment.loss, experiment.forward))
         cell.samplers.append(experiment.sampler)
+        cell.experiments.append(experiment.name)
     return list(cells.values())
 
 
@@ -150,10 +152,12 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
                                 batch_size=settings["batch_size"], lr=settings["lr"], seed=seed, device=config.device,
                                 samplers="+".join(train_samplers), data_root=config.data_root)
             labels = {"cell": cell.name, "seed": seed}
-            train_id = driver.run("train", train, labels, tags={"pipeline.cell": cell.name})
+            tags = {"pipeline.cell": cell.name, "pipeline.experiments": ", ".join(cell.experiments),
+                    "pipeline.samplers": "+".join(cell.samplers), "pipeline.seed": str(seed)}
+            train_id = driver.run("train", train, labels, tags=tags)
             evaluate = EvaluateConfig(model=train_id, samplers="+".join(cell.samplers), n_samples=settings["n_samples"],
                                       iwae_k=settings["iwae_k"], seed=0, device=config.device)
-            driver.run("evaluate", evaluate, {**labels, "train_run_id": train_id}, tags={"pipeline.cell": cell.name})
+            driver.run("evaluate", evaluate, {**labels, "train_run_id": train_id}, tags=tags)
 
         failures = []
         with ThreadPoolExecutor(max_workers=slots) as pool:
