@@ -632,3 +632,11 @@ def copy_scores(train_run_id: str, scores: dict[str, float], tags: dict[str, str
                        "evaluation_run_id": evaluation_run_id}.items():
         client.set_tag(train_run_id, key, value)
     return "copied" if held in (None, settings) else f"copied, replacing scores measured with {held}"
+
+
+# --- runs that a step creates by hand (search trials) ------------------------------------------
+
+def process_tags() -> dict[str, str]:
+    """The tag that names this process, so `fail_stale_runs` can close a hand-made run whose
+    process was killed (step runs get it through `reuse_tags`)."""
+    return {PROCESS_TAG: _this_process()}
