@@ -1,0 +1,282 @@
+"""The `report` step: the study's report, built only from what the tracking server holds.
+
+`python -m analysis.report --source <main run id | experiment name> --output DIR` (or
+`python -m pipeline report ...`, or `mlflow run . -e report`) reads the main run's plan
+(main/steps.json) and the train and evaluate runs it names, and writes DIR/report.html (self-
+contained), DIR/report.md (+ DIR/images/) and DIR/report.png (a headless browser's screenshot of
+the HTML). They are logged under `report/` of the report's own run and of the main run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import warnings
+from collections import Counter, defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.tracking import MlflowClient
+
+from analysis import browser, figures, latent, page, sources
+from analysis.sources import StudyRuns
+from analysis.tables import Row, Table, build_tables
+from analysis.verdicts import judge
+from pipeline import tracking
+from pipeline.configs import ReportConfig
+from pipeline.core.files import atomic_path
+from pipeline.errors import InputError
+
+BROWSER_TAG = "report.browser_check"
+FILES = ("report.html", "report.md", "report.png")
+
+
+class ReportCheckFailed(RuntimeError):
+    """The browser found an undecoded image or a console error in the written report."""
+
+
+def _short(run_id: str) -> str:
+    return run_id[:8]
+
+
+class Builder:
+    """Gathers the report's content from the study's runs (downloads go to `folder`)."""
+
+    def __init__(self, study: StudyRuns, folder: Path, report_run_id: str):
+        self.study = study
+        self.folder = folder
+        self.report_run_id = report_run_id
+        self.uri = mlflow.get_tracking_uri()
+        self._shares: dict[tuple[str, str], np.ndarray | None] = {}
+
+    def shares_of(self, row: Row) -> dict[int, np.ndarray]:
+        """Class shares per seed of a row, from the logged class histogram tables."""
+        found = {}
+        key = row.experiment["sampler_key"]
+        for evaluation in row.evaluations:
+            cache_key = (evaluation.run_id, key)
+            if cache_key not in self._shares:
+                counts = sources.class_counts(evaluation.run_id, key, self.folder)
+                self._shares[cache_key] = None if counts is None or not counts.sum() else counts / counts.sum()
+            if self._shares[cache_key] is not None:
+                found[evaluation.seed] = self._shares[cache_key]
+        return found
+
+    def samples(self, table: Table | None) -> tuple[list, str]:
+        if table is None:
+            return [], "No evaluations: no sample grids."
+        seed = min((e.seed for row in table.rows for e in row.evaluations), default=None)
+        shown = []
+        for row in table.rows:
+            evaluation = next((e for e in row.evaluations if e.seed == seed), None)
+            experiment = row.experiment
+            heading = f"{experiment['name']}: {experiment['cell']}, sampler {experiment['sampler']}"
+            image = None
+            if evaluation is not None:
+                heading += f", training seed {seed} (evaluate run {_short(evaluation.run_id)})"
+                local = sources.download(evaluation.run_id, f"evaluation/{experiment['sampler_key']}/samples_and_classes.png",
+                                         self.folder)
+                if local is not None:
+                    image = page.Image(f"samples_{len(shown):02d}_{experiment['sampler_key']}.png",
+                                       f"samples and class histogram of {experiment['name']}", local.read_bytes())
+            else:
+                heading += ": not evaluated under these settings"
+            shown.append((heading, image))
+        note = (f"Each panel is the evaluate step's own figure: 64 of the images it scored, beside the classifier's "
+                f"histogram of all of them (dashed: the test labels' shares; dotted: half a uniform share, the "
+                f"'covered' line). Training seed {seed}, scores of the first table's setting.")
+        return shown, note
+
+    def loss_curves(self) -> page.Image | None:
+        histories = {key: {name: sources.metric_history(run.info.run_id, name) for name in ("train_loss", "val_loss")}
+                     for key, run in self.study.train.items()}
+        if not any(points for history in histories.values() for points in history.values()):
+            return None
+        return page.Image("loss_curves.png", "train and validation loss of every training",
+                          figures.png_bytes(figures.loss_curves_figure(histories)))
+
+    def latent(self) -> tuple[page.Image | None, page.Image | None, str]:
+        samplers: dict[str, list[str]] = defaultdict(list)
+        for experiment in self.study.experiments:
+            if experiment["sampler"] not in samplers[experiment["cell"]]:
+                samplers[experiment["cell"]].append(experiment["sampler"])
+        cells, runs = [], {}
+        for cell, specs in samplers.items():
+            seeds = sorted(seed for c, seed in self.study.train if c == cell)
+            if seeds:
+                run = self.study.train[(cell, seeds[0])]
+                cells.append(latent.CellModel(cell, seeds[0], run.info.run_id, specs))
+                runs[cell] = run
+        if not cells:
+            return None, None, "No trained model of this study is on the server."
+        try:
+            latent_fig, interpolation_fig = latent.latent_figures(cells, runs)
+        except InputError as error:  # a model or its data cannot be fetched: say so on the page
+            return None, None, f"The latent views could not be drawn: {error}"
+        used = ", ".join(f"{c.cell} seed {c.seed} (train run {_short(c.run_id)})" for c in cells)
+        note = (f"One model per cell, the lowest training seed: {used}. Coloured points: the encoder's means "
+                f"E[z|x] of the test digits (the first {latent.MAX_POINTS} at most), projected to 2-D "
+                f"by a PCA fitted on those means; black crosses: {latent.DRAWS} draws of each sampler (seed "
+                f"{latent.SEED}; gmm:K fitted on encoded training means as the evaluate step does), projected on "
+                "the same axes. A sampler whose crosses fall where no digit was encoded decodes into images "
+                "the decoder never learned.")
+        latent_image = page.Image("latent_space.png", "encoded test means and sampler draws, PCA",
+                                  figures.png_bytes(latent_fig),
+                                  "Encoded test means (colour: digit) and sampler draws (black), first two principal "
+                                  "components of the means.")
+        interpolation_image = page.Image("interpolations.png", "interpolations between two test digits",
+                                         figures.png_bytes(interpolation_fig),
+                                         f"Decodes along the straight line between the encoded means of the first test "
+                                         f"{latent.PAIR[0]} and the first test {latent.PAIR[1]}.")
+        return latent_image, interpolation_image, note
+
+    def provenance(self, tables: list[Table]) -> tuple[list, list]:
+        study, main = self.study, self.study.main
+        runs = study.runs()
+        versions = Counter((r.data.tags.get(tracking.CODE_TAG, "not recorded"), r.data.tags.get(tracking.DIRTY_TAG, "?"))
+                           for _, _, r in runs)
+        digests = Counter(r.data.params.get("data_digest", "?") for r in study.train.values())
+        sources_ = Counter(e.run.data.tags.get("source_digest", "?") for e in study.evaluations)
+        classifiers = sorted({e.run.data.tags.get("classifier_run_id") for e in study.evaluations} - {None})
+        settings = Counter(e.settings for e in study.evaluations)
+        rows = [
+            ("main run", f"{main.info.run_name} {main.info.run_id} ({main.info.status})"),
+            ("report run", self.report_run_id),
+            ("tracking server", self.uri),
+            ("preset", str(study.plan.get("preset"))),
+            ("code version", "; ".join(f"{v} (dirty: {d}) on {n} runs" for (v, d), n in sorted(versions.items()))),
+            ("data digest (train runs)", "; ".join(f"{d} ({n} runs)" for d, n in sorted(digests.items())) or "none"),
+            ("source data digest (evaluations)", "; ".join(f"{d} ({n} runs)" for d, n in sorted(sources_.items())) or "none"),
+            ("evaluation settings", "; ".join(f"{s} ({n} runs)" for s, n in sorted(settings.items())) or "none"),
+            ("evaluation classifier runs", ", ".join(classifiers) or "none"),
+            ("verdicts computed on", tables[0].settings if tables else "no evaluations"),
+        ]
+        if study.missing:
+            rows.append(("runs named by main/steps.json but missing on the server", ", ".join(study.missing)))
+        listed = []
+        for step, what, run in runs:
+            tags = run.data.tags
+            version = f"{tags.get(tracking.CODE_TAG, 'not recorded')}{' (dirty)' if tags.get(tracking.DIRTY_TAG) == 'true' else ''}"
+            listed.append((step, what, version, run.info.status, page.Link(run.info.run_id, sources.run_link(run, self.uri))))
+        client = MlflowClient()
+        for classifier_id in classifiers:
+            try:
+                run = client.get_run(classifier_id)
+            except Exception:
+                continue
+            listed.append(("classifier", f"source {run.data.tags.get('source_digest', '?')[:12]}",
+                           run.data.tags.get(tracking.CODE_TAG, "not recorded"), run.info.status,
+                           page.Link(classifier_id, sources.run_link(run, self.uri))))
+        return rows, listed
+
+    def content(self) -> page.Content:
+        study = self.study
+        tables = build_tables(study)
+        primary = tables[0] if tables else Table("no evaluations", [])
+        verdicts = judge(primary, self.shares_of)
+        samples, samples_note = self.samples(tables[0] if tables else None)
+        latent_image, interpolation_image, latent_note = self.latent()
+        provenance, runs = self.provenance(tables)
+        main = study.main
+        cells = sorted({e["cell"] for e in study.experiments})
+        summary = [
+            f"Study of main run {main.info.run_name} ({main.info.run_id}), preset {study.plan.get('preset')}: "
+            f"{len(study.experiments)} experiments in {len(cells)} model cells, training seeds "
+            f"{', '.join(map(str, study.seeds)) or 'none'}; {len(study.train)} train runs and "
+            f"{len(study.evaluations)} evaluate runs, read from the tracking server {self.uri}.",
+            "Sections: 1. metrics, 2. samples, 3. loss curves, 4. the latent space, 5. verdicts on F1–F6, "
+            "6. provenance.",
+        ]
+        verdict_note = (f"Verdicts use the scores of the first table ({primary.settings}). A finding holds when every "
+                        "measured part holds, is contradicted when any part is contradicted, and is inconclusive "
+                        "otherwise. “Covers most digits” means at least 8 of 10 classes covered (a class is "
+                        "covered with at least half a uniform share of the samples).")
+        if len(study.seeds) < 2:
+            verdict_note += " This study has a single training seed: no spread is available, so no finding is decided."
+        return page.Content(
+            title=f"VAE study report: main run {main.info.run_name}", summary=summary, tables=tables,
+            samples=samples, samples_note=samples_note, loss_curves=self.loss_curves(), latent=latent_image,
+            interpolation=interpolation_image, latent_note=latent_note, verdicts=verdicts,
+            verdict_note=verdict_note, provenance=provenance, runs=runs,
+            settings_json={"preset": study.plan.get("preset"), "settings": study.plan.get("settings", {})})
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Atomically, and readable by others like any report (mkstemp makes files private)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+        tmp.chmod(0o644)
+
+
+def write_files(content: page.Content, folder: Path) -> None:
+    """report.html, report.md and images/ into `folder`."""
+    _write(folder / "report.html", page.render_html(content).encode("utf-8"))
+    _write(folder / "report.md", page.render_markdown(content).encode("utf-8"))
+    for image in content.images():
+        _write(folder / page.IMAGE_FOLDER / image.name, image.png)
+
+
+def publish(staged: Path, output: Path) -> None:
+    """Copy the staged report into the output folder, each file replaced atomically; a screenshot
+    left there by an earlier report goes when this one has none."""
+    for path in sorted(staged.rglob("*")):
+        if path.is_file():
+            _write(output / path.relative_to(staged), path.read_bytes())
+    if not (staged / "report.png").exists():
+        (output / "report.png").unlink(missing_ok=True)
+
+
+@contextmanager
+def _quiet_downloads():
+    """No progress bar per artifact download: the report fetches dozens of small files."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    saved = os.environ.get(name)
+    os.environ.setdefault(name, "false")
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+
+
+def report(config: ReportConfig, parent_run_id: str | None = None) -> str:
+    """Run the `report` step; returns the report run's id. The source is checked before any run opens."""
+    with _quiet_downloads():
+        return _report(config, parent_run_id)
+
+
+def _report(config: ReportConfig, parent_run_id: str | None) -> str:
+    main = sources.find_main_run(config.source)
+    main_id = main.info.run_id
+    output = Path(config.output).resolve()
+    with tempfile.TemporaryDirectory(prefix="vae-report-") as tmp:
+        downloads, staged = Path(tmp) / "downloads", Path(tmp) / "report"
+        study = sources.collect(main, downloads)
+        with tracking.step_run("report", f"report {main.info.run_name}", config, parent_run_id=parent_run_id or main_id,
+                               experiment_id=tracking.use_experiment_of(main), tags={"source_run_id": main_id}) as run:
+            tracking.log_config(config)
+            write_files(Builder(study, downloads, run.info.run_id).content(), staged)
+            check = browser.check(staged / "report.html")
+            if check.screenshot:
+                _write(staged / "report.png", check.screenshot)
+            publish(staged, output)
+            mlflow.set_tag(BROWSER_TAG, check.summary())
+            mlflow.log_artifacts(str(staged), "report")
+            MlflowClient().log_artifacts(main_id, str(staged), "report")
+            print(f"report: {output / 'report.html'}, {output / 'report.md'}"
+                  f"{', ' + str(output / 'report.png') if check.screenshot else ''}; browser check {check.summary()}")
+            if check.skipped:
+                warnings.warn(f"report: browser check skipped ({check.skipped}); the report was written without it")
+                print(f"warning: browser check skipped: {check.skipped}", file=sys.stderr)
+            elif not check.passed:
+                raise ReportCheckFailed(f"the report at {output / 'report.html'} failed the browser check: {check.summary()}")
+            return run.info.run_id
+
+
+if __name__ == "__main__":
+    from pipeline.cli import main as cli_main
+
+    sys.exit(cli_main(["report", *sys.argv[1:]]))

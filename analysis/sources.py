@@ -1,0 +1,181 @@
+"""Reading a study back out of the tracking server: the main run, its plan, and the step runs it names.
+
+Everything comes through MlflowClient and artifact downloads, never from local files the steps
+wrote, so the report builds the same against a remote server as against the local SQLite store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from pipeline import tracking
+from pipeline.errors import InputError
+
+PLAN_ARTIFACT = "main/steps.json"
+MAIN_STEP = "main"
+
+
+@dataclass
+class Evaluation:
+    """One evaluate run of one trained model (cell, seed), as main recorded it."""
+
+    cell: str
+    seed: int
+    run: Run
+    train_run_id: str
+
+    @property
+    def run_id(self) -> str:
+        return self.run.info.run_id
+
+    @property
+    def settings(self) -> str:
+        """The exact evaluation settings (sample count, importance samples, seed, classifier run)."""
+        return self.run.data.tags.get(tracking.SETTINGS_TAG, "settings not recorded")
+
+    def metric(self, name: str) -> float | None:
+        value = self.run.data.metrics.get(name)
+        return None if value is None or not math.isfinite(value) else float(value)
+
+
+@dataclass
+class StudyRuns:
+    """The main run, its plan (main/steps.json) and the step runs the plan names."""
+
+    main: Run
+    plan: dict
+    train: dict[tuple[str, int], Run] = field(default_factory=dict)
+    evaluations: list[Evaluation] = field(default_factory=list)
+    prepare: list[Run] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # run ids the plan names that the server no longer has
+
+    @property
+    def experiments(self) -> list[dict]:
+        return self.plan.get("experiments", [])
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({seed for _, seed in self.train})
+
+    def runs(self) -> list[tuple[str, str, Run]]:
+        """(step, what it is in the plan, run) for every run of the study, main first."""
+        listed = [("main", str(self.plan.get("preset", "")), self.main)]
+        listed += [("prepare_data", r.info.run_name or "", r) for r in self.prepare]
+        listed += [("train", f"{cell} seed {seed}", self.train[(cell, seed)]) for cell, seed in sorted(self.train)]
+        listed += [("evaluate", f"{e.cell} seed {e.seed}; {e.settings}", e.run)
+                   for e in sorted(self.evaluations, key=lambda e: (e.cell, e.seed, e.run_id))]
+        return listed
+
+
+def _has_plan(client: MlflowClient, run_id: str) -> bool:
+    try:
+        return any(item.path == PLAN_ARTIFACT for item in client.list_artifacts(run_id, PLAN_ARTIFACT.split("/")[0]))
+    except Exception:  # an unreachable artifact store reads as no plan
+        return False
+
+
+def find_main_run(source: str) -> Run:
+    """The main run that `source` names: a main run id, or an experiment name (its newest finished
+    main run that holds main/steps.json). An InputError naming 'source' otherwise."""
+    client = MlflowClient()
+    if tracking.RUN_ID_PATTERN.match(source):
+        try:
+            run = client.get_run(source)
+        except Exception:
+            run = None
+        if run is not None:
+            step = run.data.tags.get(tracking.STEP_TAG)
+            if step != MAIN_STEP:
+                raise InputError(f"parameter 'source': run {source} is a {step!r} run; allowed: a main run id "
+                                 "| an experiment name")
+            if not _has_plan(client, source):
+                raise InputError(f"parameter 'source': main run {source} has no artifact {PLAN_ARTIFACT} "
+                                 "(it has not finished its steps yet?)")
+            return run
+    experiment = client.get_experiment_by_name(source)
+    if experiment is None:
+        raise InputError(f"parameter 'source': got {source!r}, which is neither a run nor an experiment in "
+                         f"{mlflow.get_tracking_uri()}; allowed: a main run id | an experiment name")
+    candidates = tracking.search_all_runs([experiment.experiment_id],
+                                          f"tags.`{tracking.STEP_TAG}` = '{MAIN_STEP}' and attributes.status = 'FINISHED'",
+                                          order_by=["attributes.start_time DESC"])
+    for run in candidates:
+        if _has_plan(client, run.info.run_id):
+            return run
+    raise InputError(f"parameter 'source': experiment {source!r} has no finished main run with {PLAN_ARTIFACT}; "
+                     "allowed: a main run id | an experiment name")
+
+
+def load_plan(run_id: str, folder: Path) -> dict:
+    local = MlflowClient().download_artifacts(run_id, PLAN_ARTIFACT, str(folder))
+    return json.loads(Path(local).read_text())
+
+
+def collect(main: Run, folder: Path) -> StudyRuns:
+    """The runs main/steps.json names, fetched from the server; ids it no longer has are listed as missing."""
+    client = MlflowClient()
+    study = StudyRuns(main, load_plan(main.info.run_id, folder))
+
+    def fetch(run_id: str) -> Run | None:
+        try:
+            return client.get_run(run_id)
+        except Exception:
+            study.missing.append(run_id)
+            return None
+
+    for step in study.plan.get("steps", []):
+        run = fetch(step["run_id"])
+        if run is None:
+            continue
+        if step["step"] == "prepare_data":
+            study.prepare.append(run)
+        elif step["step"] == "train":
+            study.train[(step["cell"], int(step["seed"]))] = run
+        elif step["step"] == "evaluate":
+            study.evaluations.append(Evaluation(step["cell"], int(step["seed"]), run, step.get("train_run_id", "")))
+    if study.missing:
+        warnings.warn(f"runs named by {PLAN_ARTIFACT} but not on the server: {', '.join(study.missing)}")
+    return study
+
+
+def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
+    """(step, value) of a per-epoch metric, in step order."""
+    return sorted((m.step, m.value) for m in MlflowClient().get_metric_history(run_id, key))
+
+
+def download(run_id: str, path: str, folder: Path) -> Path | None:
+    """One artifact of a run into `folder`, or None when the run does not have it."""
+    target = folder / run_id
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        return Path(MlflowClient().download_artifacts(run_id, path, str(target)))
+    except Exception:
+        return None
+
+
+def class_counts(run_id: str, sampler_key: str, folder: Path) -> np.ndarray | None:
+    """The predicted-class counts the evaluation logged as a table (evaluation/<key>/class_histogram.json)."""
+    local = download(run_id, f"evaluation/{sampler_key}/class_histogram.json", folder)
+    if local is None:
+        return None
+    table = json.loads(local.read_text())
+    columns = table["columns"]
+    rows = sorted(table["data"], key=lambda row: row[columns.index("class")])
+    return np.array([row[columns.index("count")] for row in rows], dtype=float)
+
+
+def run_link(run: Run, tracking_uri: str) -> str:
+    """The run's page in the MLflow UI: absolute under an http(s) server, else the UI's relative route."""
+    route = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"{tracking_uri.rstrip('/')}/{route}"
+    return route

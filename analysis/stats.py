@@ -1,0 +1,174 @@
+"""Numbers over seeds: the spread of a score, which row is best, and when a difference counts.
+
+Plain Python and NumPy, no MLflow: the report's rules live here so that they can be tested on
+hand-made numbers and printed on the page exactly as they are applied.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# Which way is better, per metric. "closer:<reference>" means: closer to the real data's value of
+# that reference metric (logged by the same evaluation), so a sampler cannot win by being noisier
+# or more peaked than real digits.
+DIRECTIONS = {
+    "fid": "lower", "class_kl": "lower", "neg_elbo": "lower", "nll": "lower",
+    # the dominant class's share: the closer to a uniform tenth, the more diverse
+    "max_class_share": "lower", "max_class_share_confident": "lower",
+    "class_entropy": "closer:class_entropy_real",
+    # noise has a high Laplacian variance too: sharper than real digits is not better
+    "sharpness": "closer:sharpness_real",
+    "precision": "higher", "recall": "higher", "density": "higher", "coverage": "higher", "confidence": "higher",
+    "classes_covered": "higher", "confident_share": "higher",
+    "active_units": None,  # a property of the model, not a quality: never marked
+}
+
+SPREAD_RULE = ("A difference between two means counts only when it exceeds the spread over seeds: "
+               "|mean(A) − mean(B)| > std(A) + std(B), with the sample standard deviation (n − 1) over "
+               "seeds and at least two seeds on each side (a fixed threshold has no spread). "
+               "A smaller difference is reported as “seeds disagree”; with one seed no spread is available "
+               "and no verdict is drawn.")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One score over seeds: the values, their mean and sample standard deviation."""
+
+    values: tuple[float, ...]
+    seeds: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, values, seeds=()) -> "Summary":
+        pairs = [(float(v), s) for v, s in zip(values, seeds or [None] * len(values))
+                 if v is not None and math.isfinite(float(v))]
+        return cls(tuple(v for v, _ in pairs), tuple(s for _, s in pairs if s is not None))
+
+    @classmethod
+    def constant(cls, value: float) -> "Summary":
+        """A fixed threshold: no spread, and any number of seeds' worth of certainty."""
+        return cls((float(value),), ("fixed",))
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def fixed(self) -> bool:
+        return self.seeds == ("fixed",)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values)) if self.values else math.nan
+
+    @property
+    def std(self) -> float:
+        if self.fixed:
+            return 0.0
+        return float(np.std(self.values, ddof=1)) if self.n > 1 else math.nan
+
+    @property
+    def low(self) -> float:
+        return min(self.values) if self.values else math.nan
+
+    @property
+    def high(self) -> float:
+        return max(self.values) if self.values else math.nan
+
+    @property
+    def has_spread(self) -> bool:
+        return self.fixed or self.n > 1
+
+
+def number(value: float) -> str:
+    """Four significant digits, plain: what a reader compares by eye."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if float(value).is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    return f"{value:.4g}"
+
+
+def spread_text(summary: Summary) -> str:
+    """'mean ± std' over seeds; a single seed says so; nothing measured is a dash."""
+    if summary.n == 0:
+        return "–"
+    if summary.fixed:
+        return number(summary.mean)
+    if summary.n == 1:
+        return f"{number(summary.mean)} (1 seed)"
+    return f"{number(summary.mean)} ± {number(summary.std)}"
+
+
+def best_rows(column: dict[str, Summary], direction: str | None, targets: dict[str, float] | None = None) -> set[str]:
+    """The row names whose mean is best in this column (ties all marked); `targets[row]` is the real
+    value a 'closer:' column is compared to."""
+    if direction is None:
+        return set()
+    scores = {}
+    for row, summary in column.items():
+        if summary.n == 0:
+            continue
+        if direction == "lower":
+            scores[row] = summary.mean
+        elif direction == "higher":
+            scores[row] = -summary.mean
+        else:
+            target = (targets or {}).get(row, math.nan)
+            if not math.isfinite(target):
+                continue
+            scores[row] = abs(summary.mean - target)
+    if not scores:
+        return set()
+    best = min(scores.values())
+    return {row for row, score in scores.items() if math.isclose(score, best, rel_tol=1e-12, abs_tol=1e-12)}
+
+
+# --- comparisons and verdicts -------------------------------------------------------------------
+
+HOLDS, CONTRADICTED, DISAGREE, NO_SPREAD, NOT_MEASURED = (
+    "holds", "contradicted", "seeds disagree", "no spread available", "not measured in this run")
+
+
+def compare(a: Summary, b: Summary) -> str:
+    """'greater', 'less', 'disagree' (difference within the spread), 'no spread' or 'missing'."""
+    if a.n == 0 or b.n == 0:
+        return "missing"
+    if not (a.has_spread and b.has_spread):
+        return "no spread"
+    difference = a.mean - b.mean
+    if abs(difference) > a.std + b.std:
+        return "greater" if difference > 0 else "less"
+    return "disagree"
+
+
+def claim_outcome(a: Summary, b: Summary, expected: str) -> str:
+    """The write-up expects `a` to be `expected` ('greater' or 'less') than `b`: does the measurement agree?"""
+    found = compare(a, b)
+    if found == "missing":
+        return NOT_MEASURED
+    if found == "no spread":
+        return NO_SPREAD
+    if found == "disagree":
+        return DISAGREE
+    return HOLDS if found == expected else CONTRADICTED
+
+
+def overall(outcomes: list[str]) -> str:
+    """One word for a finding from the outcomes of its parts.
+
+    Any contradicted part contradicts the finding; it holds only when every measured part holds;
+    parts that were not measured are said so rather than counted either way.
+    """
+    measured = [o for o in outcomes if o != NOT_MEASURED]
+    if not measured:
+        return NOT_MEASURED
+    if CONTRADICTED in measured:
+        return CONTRADICTED
+    if all(o == HOLDS for o in measured):
+        return HOLDS if len(measured) == len(outcomes) else "holds where measured"
+    if all(o == NO_SPREAD for o in measured if o != HOLDS):
+        return "inconclusive (one seed: no spread available)"
+    return "inconclusive (seeds disagree)"

@@ -1,0 +1,112 @@
+"""The metrics tables: one row per experiment (model cell x sampler), one table per evaluation setting.
+
+Scores measured with different settings (sample count, importance samples, evaluation seed,
+classifier run: the evaluate step's `scores.settings` tag, compared exactly) are never averaged
+or ranked together: each setting gets its own table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from analysis.sources import Evaluation, StudyRuns
+from analysis.stats import DIRECTIONS, Summary, best_rows
+from pipeline.core.evaluation import MODEL_METRICS, SAMPLER_METRICS
+
+COLUMNS = (*SAMPLER_METRICS, *MODEL_METRICS)
+REAL_METRICS = ("fid_floor", "sharpness_real", "class_entropy_real")
+
+
+@dataclass
+class Row:
+    """One experiment under one setting: its scores over the seeds evaluated that way."""
+
+    experiment: dict
+    evaluations: list[Evaluation]
+    scores: dict[str, Summary]
+    real: dict[str, Summary]
+
+    @property
+    def name(self) -> str:
+        return self.experiment["name"]
+
+    @property
+    def study_id(self) -> str | None:
+        return self.experiment.get("study_id")
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({e.seed for e in self.evaluations})
+
+    def score(self, metric: str) -> Summary:
+        return self.scores.get(metric) or self.real.get(metric) or Summary(())
+
+    def values_by_seed(self, metric: str) -> dict[int, float]:
+        return {e.seed: v for e in self.evaluations if (v := _value(e, metric, self.experiment["sampler_key"])) is not None}
+
+
+@dataclass
+class Table:
+    settings: str
+    rows: list[Row]
+    best: dict[str, set[str]] = field(default_factory=dict)  # column -> names of the best rows
+
+    def row(self, study_id: str | None = None, cell: str | None = None, sampler: str | None = None) -> Row | None:
+        """The row of a study experiment (E1..E5) or of a cell and sampler; None when absent."""
+        for row in self.rows:
+            experiment = row.experiment
+            if study_id is not None and experiment.get("study_id") == study_id:
+                return row
+            if study_id is None and experiment["cell"] == cell and experiment["sampler"] == sampler:
+                return row
+        return None
+
+    @property
+    def measured(self) -> int:
+        return len({e.run_id for row in self.rows for e in row.evaluations})
+
+
+def _value(evaluation: Evaluation, metric: str, sampler_key: str) -> float | None:
+    name = f"{metric}/{sampler_key}" if metric in SAMPLER_METRICS else metric
+    return evaluation.metric(name)
+
+
+def _summary(evaluations: list[Evaluation], metric: str, sampler_key: str) -> Summary:
+    pairs = [(value, e.seed) for e in evaluations if (value := _value(e, metric, sampler_key)) is not None]
+    return Summary.of([v for v, _ in pairs], [s for _, s in pairs])
+
+
+def build_tables(study: StudyRuns) -> list[Table]:
+    """One table per evaluation setting, the setting with the most evaluations first."""
+    groups: dict[str, list[Evaluation]] = defaultdict(list)
+    for evaluation in study.evaluations:
+        groups[evaluation.settings].append(evaluation)
+    ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+    tables = []
+    for settings, evaluations in ordered:
+        rows = []
+        for experiment in study.experiments:
+            key = experiment["sampler_key"]
+            # an evaluation that did not score this sampler (other sampler list) is not part of the row
+            own = [e for e in evaluations if e.cell == experiment["cell"] and _value(e, "fid", key) is not None]
+            scores = {metric: _summary(own, metric, key) for metric in COLUMNS}
+            real = {metric: _summary(own, metric, key) for metric in REAL_METRICS}
+            rows.append(Row(experiment, own, scores, real))
+        table = Table(settings, rows)
+        for column in COLUMNS:
+            direction = DIRECTIONS.get(column)
+            targets = None
+            if direction and direction.startswith("closer:"):
+                reference = direction.split(":", 1)[1]
+                targets = {row.name: row.real[reference].mean for row in rows}
+            table.best[column] = best_rows({row.name: row.scores[column] for row in rows}, direction, targets)
+        tables.append(table)
+    return tables
+
+
+def real_value(table: Table, metric: str) -> float:
+    """The real data's value of a reference metric (the same in every evaluation of one dataset)."""
+    values = [row.real[metric].mean for row in table.rows if row.real[metric].n]
+    return float(sum(values) / len(values)) if values else math.nan
