@@ -79,11 +79,14 @@ def _summary(evaluations: list[Evaluation], metric: str, sampler_key: str) -> Su
 
 
 def build_tables(study: StudyRuns) -> list[Table]:
-    """One table per evaluation setting, the setting with the most evaluations first."""
+    """One table per evaluation setting: the plan's own setting first (main's n_samples and iwae_k),
+    then the one with the most evaluations."""
     groups: dict[str, list[Evaluation]] = defaultdict(list)
     for evaluation in study.evaluations:
         groups[evaluation.settings].append(evaluation)
-    ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+    planned = study.plan.get("settings", {})
+    prefix = f"n_samples={planned.get('n_samples')} iwae_k={planned.get('iwae_k')} "
+    ordered = sorted(groups.items(), key=lambda item: (not item[0].startswith(prefix), -len(item[1]), item[0]))
     tables = []
     for settings, evaluations in ordered:
         rows = []

@@ -239,7 +239,13 @@ def reported(tracking, study, tmp_path_factory):
 
 
 def _stats_text(values: list[float]) -> str:
-    """mean ± sample std, written the way a reader would check it (independently of analysis.stats)."""
+    """mean ± sample std, written the way a reader would check it (independently of analysis.stats);
+    a NaN score (e.g. no confident prediction at all) is not measured."""
+    values = [v for v in values if math.isfinite(v)]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.4g} (1 seed)"
     return f"{np.mean(values):.4g} ± {np.std(values, ddof=1):.4g}"
 
 
@@ -385,6 +391,7 @@ def test_unlike_settings_land_in_separate_tables_and_a_source_can_be_an_experime
     client.set_terminated(planless, "FINISHED")
 
     env = {**tracking.env(), "REPORT_CHROMIUM": str(tmp_path / "no-chromium")}
+    env.pop("MLFLOW_EXPERIMENT_ID")  # no experiment chosen: the report run goes beside its main run
     result = subprocess.run([sys.executable, "-m", "analysis.report", "--source", "report-settings", "--output",
                              str(tmp_path / "out")], capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
     report_id = _run_id(result)
