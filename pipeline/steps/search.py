@@ -152,7 +152,7 @@ def check_reachable(storage: Storage) -> None:
         engine.dispose()
     except ModuleNotFoundError as error:
         raise InputError(f"parameter 'storage': {storage.shown} needs a PostgreSQL driver ({error}); "
-                         "install it with `pip install psycopg2-binary`") from None
+                         "install it with `pip install 'psycopg[binary]'` (SQLAlchemy's default driver for postgresql://)") from None
     except Exception as error:  # OperationalError: refused, unknown host, no such database, bad password
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(f"parameter 'storage': cannot connect to {storage.shown} ({first_line}); allowed: a "
@@ -707,6 +707,11 @@ def search(config: SearchConfig, parent_run_id: str | None = None) -> str:
         if notes:
             mlflow.log_text("\n".join(notes), "search_log.txt")
         summarize(study, config, storage, run_id, experiment_id, elapsed, classifier, prepared, device)
+        finished = sum(is_mine(t, run_id) for t in study.get_trials(deepcopy=False, states=FINISHED))
+        if finished < config.n_trials and (job.deadline is None or time.time() < job.deadline):
+            mlflow.set_tag("failure_reason", f"{finished} of {config.n_trials} trials finished: workers failed")
+            raise RuntimeError(f"search: only {finished} of n_trials={config.n_trials} trials finished; the workers "
+                               f"failed (see their output above and search_log.txt on run {run_id})")
         return run_id
 
 

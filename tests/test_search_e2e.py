@@ -1,0 +1,240 @@
+"""The search entry point end to end on the bundled digits with tiny models: `mlflow run -e search`,
+a rerun that continues the study, two objectives, a worker killed mid-search (journal storage) and a
+whole search killed and resumed (SQLite heartbeats). Results are read back through MlflowClient and
+optuna.load_study."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+TINY = {"latent_sizes": "2,4", "hidden_size": 32, "epochs": 1, "n_samples": "100,200,400"}
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def as_args(params: dict) -> list[str]:
+    return [item for key, value in params.items() for item in (f"--{key}", str(value))]
+
+
+def last_run_id(output: str) -> str:
+    """The search run's id: `mlflow run` reports the trainings it launched first, the search last."""
+    return re.findall(r"=== Run \(ID '([0-9a-f]{32})'\) succeeded ===", output)[-1]
+
+
+def children(tracking, parent: str, step: str) -> list:
+    return tracking.client.search_runs([tracking.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}' and "
+                                       f"tags.`pipeline.step` = '{step}'", max_results=1000)
+
+
+def sqlite_study(tracking, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tracking.root / 'optuna.db'}")
+
+
+def artifact_paths(client, run_id: str, path: str = "") -> dict[str, int]:
+    found = {}
+    for item in client.list_artifacts(run_id, path):
+        found.update(artifact_paths(client, run_id, item.path) if item.is_dir else {item.path: item.file_size})
+    return found
+
+
+def check_trial_runs(tracking, study: optuna.Study, parent: str) -> list:
+    """Every trial of this invocation has exactly one child run of the search run, whose status and
+    params match the trial; returns the invocation's trials."""
+    mine = [t for t in study.trials if t.user_attrs.get("invocation") == parent]
+    runs = {r.info.run_id: r for r in children(tracking, parent, "search_trial")}
+    assert sorted(t.user_attrs["mlflow_run_id"] for t in mine) == sorted(runs)
+    expected = {optuna.trial.TrialState.COMPLETE: "FINISHED", optuna.trial.TrialState.PRUNED: "KILLED",
+                optuna.trial.TrialState.FAIL: "FAILED"}
+    for trial in mine:
+        run = runs[trial.user_attrs["mlflow_run_id"]]
+        assert run.info.status == expected[trial.state], trial.number
+        assert run.data.params["trial_number"] == str(trial.number)
+        assert run.data.params["latent_size"] == str(trial.params["latent_size"])
+        assert (run.data.tags.get("pruned") == "true") == (trial.state == optuna.trial.TrialState.PRUNED)
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert run.data.metrics["fid"] == pytest.approx(trial.values[0])
+        if trial.state in FINISHED:
+            assert "samples/grid.png" in artifact_paths(tracking.client, run.info.run_id)
+    return mine
+
+
+def test_search_through_mlflow_run_then_a_rerun_adds_trials(tracking):
+    parent = last_run_id(tracking.mlflow_run("search", {**TINY, "n_trials": 7, "study_name": "e2e"})[1])
+    run = tracking.client.get_run(parent)
+    assert run.info.status == "FINISHED"
+    study = sqlite_study(tracking, "e2e")  # beside the MLflow database by default
+    mine = check_trial_runs(tracking, study, parent)
+    assert len(mine) == 7 and all(t.state in FINISHED for t in mine)
+    assert run.data.metrics["trials"] == 7
+    assert run.data.metrics["trials_pruned"] == sum(t.state == optuna.trial.TrialState.PRUNED for t in mine)
+
+    # the baselines come first: the study's Beta(0.25,0.25) unplaced, and the N(0,1)-like Beta(20,20)
+    first = {t.number: t for t in mine}
+    assert first[0].params["a"] == first[0].params["b"] == 0.25 and first[0].params["mean"] == 0.5
+    assert first[0].params["sd"] == pytest.approx(math.sqrt(1 / 6))
+    assert (first[1].params["a"], first[1].params["b"], first[1].params["mean"], first[1].params["sd"]) == (20, 20, 0, 1)
+    baseline = tracking.client.get_run(first[0].user_attrs["mlflow_run_id"])
+    assert float(baseline.data.params["loc"]) == pytest.approx(0) and float(baseline.data.params["scale"]) == pytest.approx(1)
+
+    # one training per latent size, each a FINISHED child of the search run tagged with its size
+    sizes = {t.params["latent_size"] for t in mine}
+    trainings = children(tracking, parent, "train")
+    assert run.data.metrics["trainings"] == len(trainings) == len(sizes)
+    assert sorted(int(r.data.tags["pipeline.latent_size"]) for r in trainings) == sorted(sizes)
+    assert all(r.info.status == "FINISHED" for r in trainings)
+    assert {t.user_attrs["model_run_id"] for t in mine} == {r.info.run_id for r in trainings}
+
+    # the best trial, its run, the test-split reference lines, the plots
+    best = study.best_trial
+    assert run.data.tags["best_run"] == best.user_attrs["mlflow_run_id"]
+    assert run.data.metrics["best_fid"] == pytest.approx(best.value)
+    assert run.data.params["best_latent_size"] == str(best.params["latent_size"])
+    for name in ("best_beta", "normal_0_1", "gmm_10"):
+        assert math.isfinite(run.data.metrics[f"test_fid/{name}"])
+    artifacts = artifact_paths(tracking.client, parent)
+    for plot in ("optimization_history", "param_importances", "contour_a_b", "slices"):
+        assert artifacts.get(f"optuna/{plot}.png", 0) > 1000, plot
+    page = Path(tracking.client.download_artifacts(parent, "optuna/study.html")).read_text()
+    assert not re.search(r"<script[^>]+src=", page) and len(page) > 3_000_000  # opens offline: plotly.js is inside
+    assert page.count("Plotly.newPlot") == 4
+
+    # a rerun continues the study: 3 more trials, the models are reused
+    again = last_run_id(tracking.mlflow_run("search", {**TINY, "n_trials": 3, "study_name": "e2e"})[1])
+    study = sqlite_study(tracking, "e2e")
+    assert len([t for t in study.trials if t.state in FINISHED]) == 10
+    later = check_trial_runs(tracking, study, again)
+    assert len(later) == 3 and {t.number for t in later} == {7, 8, 9}
+    rerun = tracking.client.get_run(again)
+    new_sizes = {t.params["latent_size"] for t in later} - sizes
+    assert rerun.data.metrics["trainings"] == len(new_sizes)
+    assert rerun.data.metrics["study_trials"] == 10
+
+    # continuing the study with another objective or space is refused before any run
+    for args, parameter in ((["--objective", "fid,class_entropy"], "objective"), (["--latent_sizes", "2,8"], "latent_sizes")):
+        result = tracking.python_step("search", *as_args({**TINY, "study_name": "e2e", "n_trials": 1}), *args)
+        assert result.returncode == 2 and f"parameter '{parameter}'" in result.stderr, result.stderr[-2000:]
+
+
+def test_two_objectives_make_a_pareto_front_without_pruning(tracking):
+    result = run_search(tracking, {**TINY, "n_trials": 4, "study_name": "pareto", "objective": "fid,class_entropy"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Optuna cannot prune multi-objective studies" in result.stdout
+    parent = re.findall(r"run id: ([0-9a-f]{32})", result.stdout)[-1]
+    study = sqlite_study(tracking, "pareto")
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MAXIMIZE"]
+    mine = check_trial_runs(tracking, study, parent)
+    assert len(mine) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in mine)
+    run = tracking.client.get_run(parent)
+    best = [t for t in study.best_trials if t.user_attrs["mlflow_run_id"] == run.data.tags["best_run"]]
+    assert len(best) == 1 and "Pareto" in run.data.tags["best_rule"]
+    assert run.data.metrics["best_class_entropy"] == pytest.approx(best[0].values[1])
+    assert "optuna/pareto_front.png" in artifact_paths(tracking.client, parent)
+
+
+def run_search(tracking, params: dict, **env_extra) -> subprocess.CompletedProcess:
+    """`python -m pipeline search` against the test store, with extra environment variables."""
+    env = {**tracking.env(), "OMP_NUM_THREADS": "1", **env_extra}
+    return subprocess.run([sys.executable, "-m", "pipeline", "search", *as_args(params)], cwd=tracking.root, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def start_search(tracking, params: dict, pause_trial: int | None = None, **env_extra) -> tuple[subprocess.Popen, list[str]]:
+    """`python -m pipeline search` in the background; its output lines are collected as they come."""
+    env = tracking.env()
+    env.update({"OMP_NUM_THREADS": "1", **env_extra})
+    if pause_trial is not None:
+        env["VAE_PIPELINE_SEARCH_PAUSE_TRIAL"] = str(pause_trial)
+    process = subprocess.Popen([sys.executable, "-m", "pipeline", "search", *as_args(params)], cwd=tracking.root,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True).start()
+    return process, lines
+
+
+def wait_for_pause(process, lines: list[str], trial: int, limit_s: float = 400) -> int:
+    """The pid of the process paused in `trial` (it says so and waits to be killed)."""
+    deadline = time.time() + limit_s
+    while time.time() < deadline:
+        for line in list(lines):
+            match = re.search(rf"paused in trial {trial} \(pid (\d+)\)", line)
+            if match:
+                return int(match.group(1))
+        assert process.poll() is None, "".join(lines)[-4000:]
+        time.sleep(0.5)
+    process.kill()
+    raise AssertionError("no pause:\n" + "".join(lines)[-4000:])
+
+
+def test_a_worker_killed_mid_search_is_recovered_exactly(tracking, tmp_path):
+    journal = tmp_path / "journal.log"
+    params = {**TINY, "n_trials": 4, "n_workers": 2, "study_name": "kill", "storage": f"journal:{journal}"}
+    process, lines = start_search(tracking, params, pause_trial=2)
+    os.kill(wait_for_pause(process, lines, 2), signal.SIGKILL)
+    assert process.wait(timeout=400) == 0, "".join(lines)[-4000:]
+    time.sleep(0.5)  # the reader thread takes the last lines
+    output = "".join(lines)
+    parent = re.findall(r"run id: ([0-9a-f]{32})", output)[-1]
+    assert re.search(r"worker \d \(pid \d+\) ended with status -9; its running trials \[2\] failed", output)
+
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    study = optuna.load_study(study_name="kill", storage=JournalStorage(JournalFileBackend(str(journal))))
+    mine = check_trial_runs(tracking, study, parent)
+    states = {t.number: t.state for t in mine}
+    assert sum(s in FINISHED for s in states.values()) == 4  # exactly n_trials, none counted twice
+    assert states[2] == optuna.trial.TrialState.FAIL
+    retries = [t for t in mine if t.user_attrs.get("retry_of") == 2]
+    assert len(retries) == 1 and retries[0].state in FINISHED  # re-enqueued once, run by a replacement worker
+    assert {k: v for k, v in retries[0].params.items()} == study.trials[2].params
+    assert not [t for t in study.trials if t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)]
+    killed_run = tracking.client.get_run(study.trials[2].user_attrs["mlflow_run_id"])
+    assert killed_run.info.status == "FAILED" and "status -9" in killed_run.data.tags["failure_reason"]
+    assert not tracking.client.search_runs([tracking.experiment_id], "attributes.status = 'RUNNING' and "
+                                           "tags.`optuna.study_name` = 'kill'")
+    run = tracking.client.get_run(parent)
+    assert (run.data.metrics["trials"], run.data.metrics["trials_failed"]) == (4, 1)
+
+
+def test_a_killed_search_is_resumed_through_heartbeats(tracking):
+    """One worker on SQLite: the whole search is SIGKILLed inside a trial; the rerun's heartbeat check
+    fails that trial, ends its MLflow run FAILED and retries it once; the dead search run ends FAILED."""
+    params = {**TINY, "n_trials": 2, "study_name": "heartbeat"}
+    heartbeat = {"VAE_PIPELINE_SEARCH_HEARTBEAT": "1,2"}
+    process, lines = start_search(tracking, params, pause_trial=1, **heartbeat)
+    pid = wait_for_pause(process, lines, 1)
+    assert pid == process.pid
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    dead_parent = tracking.client.search_runs([tracking.experiment_id], "tags.`optuna.study_name` = 'heartbeat'")[0]
+    assert dead_parent.info.status == "RUNNING"
+    time.sleep(3)  # past the grace period (2 s) of the last heartbeat
+
+    result = run_search(tracking, {**params, "n_trials": 1}, **heartbeat)
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent = re.findall(r"run id: ([0-9a-f]{32})", result.stdout)[-1]
+    study = sqlite_study(tracking, "heartbeat")
+    stale = study.trials[1]
+    assert stale.state == optuna.trial.TrialState.FAIL
+    stale_run = tracking.client.get_run(stale.user_attrs["mlflow_run_id"])
+    # whichever comes first closes it: the stale-run check of the search (its process is gone) or the heartbeat
+    assert stale_run.info.status == "FAILED" and re.search("killed|heartbeat", stale_run.data.tags["failure_reason"])
+    retried = [t for t in study.trials if t.user_attrs.get("retry_of") == 1]
+    assert len(retried) == 1 and retried[0].user_attrs["invocation"] == parent and retried[0].state in FINISHED
+    assert retried[0].params == stale.params
+    assert tracking.client.get_run(dead_parent.info.run_id).info.status == "FAILED"
+    assert not tracking.client.search_runs([tracking.experiment_id], "attributes.status = 'RUNNING' and "
+                                           "tags.`optuna.study_name` = 'heartbeat'")
