@@ -29,8 +29,8 @@ DIRECTIONS = {
 SPREAD_RULE = ("A difference between two means counts only when it exceeds the spread over seeds: "
                "|mean(A) − mean(B)| > std(A) + std(B), with the sample standard deviation (n − 1) over "
                "seeds and at least two seeds on each side (a fixed threshold has no spread). "
-               "A smaller difference is reported as “seeds disagree”; with one seed no spread is available "
-               "and no verdict is drawn.")
+               "A smaller difference is reported as “seeds disagree” (or “no difference” when the values are "
+               "identical); with one seed no spread is available and no verdict is drawn.")
 
 
 @dataclass(frozen=True)
@@ -128,12 +128,13 @@ def best_rows(column: dict[str, Summary], direction: str | None, targets: dict[s
 
 # --- comparisons and verdicts -------------------------------------------------------------------
 
-HOLDS, CONTRADICTED, DISAGREE, NO_SPREAD, NOT_MEASURED = (
-    "holds", "contradicted", "seeds disagree", "no spread available", "not measured in this run")
+HOLDS, CONTRADICTED, DISAGREE, NO_SPREAD, NOT_MEASURED, NO_DIFFERENCE = (
+    "holds", "contradicted", "seeds disagree", "no spread available", "not measured in this run", "no difference")
 
 
 def compare(a: Summary, b: Summary) -> str:
-    """'greater', 'less', 'disagree' (difference within the spread), 'no spread' or 'missing'."""
+    """'greater', 'less', 'disagree' (difference within the spread), 'equal' (identical values, no
+    spread), 'no spread' (a single seed) or 'missing'."""
     if a.n == 0 or b.n == 0:
         return "missing"
     if not (a.has_spread and b.has_spread):
@@ -141,7 +142,7 @@ def compare(a: Summary, b: Summary) -> str:
     difference = a.mean - b.mean
     if abs(difference) > a.std + b.std:
         return "greater" if difference > 0 else "less"
-    return "disagree"
+    return "equal" if difference == 0 and a.std + b.std == 0 else "disagree"
 
 
 def claim_outcome(a: Summary, b: Summary, expected: str) -> str:
@@ -153,6 +154,8 @@ def claim_outcome(a: Summary, b: Summary, expected: str) -> str:
         return NO_SPREAD
     if found == "disagree":
         return DISAGREE
+    if found == "equal":
+        return NO_DIFFERENCE
     return HOLDS if found == expected else CONTRADICTED
 
 
@@ -169,6 +172,8 @@ def overall(outcomes: list[str]) -> str:
         return CONTRADICTED
     if all(o == HOLDS for o in measured):
         return HOLDS if len(measured) == len(outcomes) else "holds where measured"
-    if all(o == NO_SPREAD for o in measured if o != HOLDS):
+    if DISAGREE in measured:
+        return "inconclusive (seeds disagree)"
+    if NO_SPREAD in measured:
         return "inconclusive (one seed: no spread available)"
-    return "inconclusive (seeds disagree)"
+    return "inconclusive (no difference)"

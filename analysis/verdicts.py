@@ -112,16 +112,19 @@ def dominance(row: Row, shares_of: Callable[[Row], dict[int, np.ndarray]], refer
     if reference is not None:
         against = [s[digit] for s in shares_of(reference).values()]
         text += f" ({_label(reference, reference.name)}: {_mean_text(against)} of that digit)"
-    text += (f"; among confident predictions (top probability ≥ 0.9) the dominant class holds "
-             f"{spread_text(row.score('max_class_share_confident'))}, and "
-             f"{spread_text(row.score('confident_share'))} of the samples are confident, so the histogram "
-             f"rests on the classifier's guesses for the rest.")
+    confident, among = row.score("confident_share"), row.score("max_class_share_confident")
+    text += f"; {spread_text(confident)} of the samples are classified confidently (top probability ≥ 0.9)"
+    if among.n:
+        text += (f", and among those the dominant class holds {spread_text(among)}: the rest of the histogram "
+                 "rests on the classifier's less certain guesses.")
+    else:
+        text += ": no confident prediction at all, so the histogram rests entirely on the classifier's guesses."
     return text, digit
 
 
 def class_share_part(name: str, row: Row | None, reference: Row | None, shares_of, digit: int = FINDING_CLASS) -> Part:
     """Digit `digit`'s share of all samples under `row` (experiment `name`) against the reference's."""
-    text = f"digit {digit} more frequent under {name} than under E1"
+    text = f"Digit {digit} more frequent under {name} than under E1"
     if row is None or reference is None:
         return Part(text, NOT_MEASURED, "")
     a = Summary.of([s[digit] for s in shares_of(row).values()])

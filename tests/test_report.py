@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from analysis import browser
-from analysis.stats import (CONTRADICTED, DISAGREE, HOLDS, NO_SPREAD, NOT_MEASURED, Summary, best_rows, claim_outcome,
-                            compare, overall)
+from analysis.stats import (CONTRADICTED, DISAGREE, HOLDS, NO_DIFFERENCE, NO_SPREAD, NOT_MEASURED, Summary,
+                            best_rows, claim_outcome, compare, overall)
 from analysis.tables import Row
 from analysis.verdicts import Verdict, compare_part
 from tests.conftest import REPO
@@ -60,6 +60,8 @@ def test_the_spread_rule_compares_the_mean_difference_with_the_sum_of_the_stds()
     assert compare(Summary.of([0.0, 2.0]), Summary.of([2.5, 4.5])) == "disagree"  # 2.5 < 2.83
     assert compare(Summary.of([5.0, 5.0]), Summary.constant(7.5)) == "less"  # a fixed threshold has no spread
     assert compare(Summary.of([5.0]), Summary.constant(7.5)) == "no spread"
+    assert compare(Summary.of([1.0, 1.0]), Summary.of([1.0, 1.0])) == "equal"
+    assert claim_outcome(Summary.of([1.0, 1.0]), Summary.of([1.0, 1.0]), "less") == NO_DIFFERENCE
 
 
 def test_a_finding_holds_only_when_every_measured_part_holds():
@@ -69,6 +71,8 @@ def test_a_finding_holds_only_when_every_measured_part_holds():
     assert overall([NO_SPREAD, HOLDS]) == "inconclusive (one seed: no spread available)"
     assert overall([HOLDS, NOT_MEASURED]) == "holds where measured"
     assert overall([NOT_MEASURED, NOT_MEASURED]) == NOT_MEASURED
+    assert overall([HOLDS, NO_DIFFERENCE]) == "inconclusive (no difference)"
+    assert overall([NO_SPREAD, DISAGREE]) == "inconclusive (seeds disagree)"
 
 
 def _row(name: str, study_id: str | None, **scores) -> Row:
@@ -320,7 +324,7 @@ def test_all_six_verdicts_are_on_the_page_with_their_numbers(tracking, study, re
     assert "not measured in this run" in f5.lower()  # no sampled-params cell in this study
     f6 = re.search(r"id='F6'>(.*?)</div>", html, flags=re.S).group(1)
     assert "E5 less diverse than E1 (class entropy): not measured in this run" in f6
-    assert "among confident predictions" in f6 and "of the samples are confident" in f6
+    assert "classified confidently (top probability ≥ 0.9)" in f6
     # the E3 share of its dominant class in the verdict is the logged class histogram's
     client = tracking.client
     shares = []
