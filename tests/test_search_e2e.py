@@ -118,6 +118,8 @@ def test_search_through_mlflow_run_then_a_rerun_adds_trials(tracking):
     assert len([t for t in study.trials if t.state in FINISHED]) == 10
     later = check_trial_runs(tracking, study, again)
     assert len(later) == 3 and {t.number for t in later} == {7, 8, 9}
+    earlier = [t.params for t in study.trials if t.number < 7]
+    assert not [t.number for t in later if t.params in earlier]  # the rerun does not replay the first run's draws
     rerun = tracking.client.get_run(again)
     new_sizes = {t.params["latent_size"] for t in later} - sizes
     assert rerun.data.metrics["trainings"] == len(new_sizes)

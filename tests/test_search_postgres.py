@@ -147,6 +147,7 @@ def test_three_workers_on_postgresql_share_one_study(postgres, mlflow_server, tm
     assert sum(p.data.metrics["trainings"] for p in parents) == len(trainings) == len(sizes)
     assert sorted(int(r.data.tags["pipeline.latent_size"]) for r in trainings) == sorted(sizes)
     assert {t.user_attrs["model_run_id"] for t in study.trials} == {r.info.run_id for r in trainings}
-    # the two baselines ran once, whichever worker took them
+    # no two machines proposed the same trial; the two baselines ran once, whichever worker took them
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == WORKERS * TRIALS_EACH
     assert sorted(t.user_attrs["baseline"] for t in study.trials if "baseline" in t.user_attrs) == \
         ["normal_like_beta", "study_beta"]

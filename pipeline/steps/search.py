@@ -247,13 +247,24 @@ def check_study(config: SearchConfig, storage: Storage) -> None:
                              "another study_name")
 
 
-def make_sampler(config: SearchConfig, worker_index: int, storage: Storage) -> optuna.samplers.TPESampler:
+def sampler_seed(config: SearchConfig, trials_before: int, worker_index: int, storage: Storage) -> int:
+    """seed + worker index, moved on by the trials the study held when this invocation started, so
+    a continued study does not replay the first invocation's random start-up draws (a fresh study
+    with the same seed replays them exactly). On PostgreSQL the process id is added too: `search`
+    processes on several machines start alike and must not propose the same trials."""
+    seed = config.seed + worker_index + 1000 * trials_before
+    if storage.kind == "postgresql":
+        seed += 7919 * os.getpid()
+    return seed % 2**32
+
+
+def make_sampler(config: SearchConfig, seed: int, storage: Storage) -> optuna.samplers.TPESampler:
     """Multivariate TPE; the constant liar when trials run side by side (several workers, or a
-    PostgreSQL study that other machines share); each worker its own seed."""
+    PostgreSQL study that other machines share)."""
     concurrent = config.n_workers > 1 or storage.kind == "postgresql"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=config.seed + worker_index, multivariate=True, constant_liar=concurrent)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=concurrent)
 
 
 def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
@@ -269,11 +280,11 @@ def create_or_load(config: SearchConfig, storage: Storage) -> tuple[optuna.Study
     notes = []
     try:
         study = optuna.create_study(study_name=config.study_name, storage=optuna_storage,
-                                    sampler=make_sampler(config, 0, storage), pruner=make_pruner(config),
+                                    sampler=make_sampler(config, config.seed, storage), pruner=make_pruner(config),
                                     directions=directions(config))
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=config.study_name, storage=optuna_storage,
-                                  sampler=make_sampler(config, 0, storage), pruner=make_pruner(config))
+                                  sampler=make_sampler(config, config.seed, storage), pruner=make_pruner(config))
         return study, [f"continuing study {config.study_name!r} ({len(study.trials)} trials so far)"]
     study.set_user_attr("search_space", space_of(config))
     kept, left_out = search_space.baselines(ranges_of(config))
@@ -414,6 +425,7 @@ class Job:
     parent_run_id: str
     experiment_id: str
     worker_index: int
+    trials_before: int  # trials the study held when this invocation started (moves the samplers' seeds on)
     deadline: float | None
     threads: int
 
@@ -470,7 +482,9 @@ class Worker:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self.study = optuna.load_study(study_name=config.study_name, storage=self.storage,
-                                           sampler=make_sampler(config, job.worker_index, job.storage),
+                                           sampler=make_sampler(config, sampler_seed(config, job.trials_before,
+                                                                                     job.worker_index, job.storage),
+                                                                job.storage),
                                            pruner=make_pruner(config))
         train = train_config(config, 1)
         self.prepared = prepared or tracking.resolve_data(config.data, train.val_fraction, config.seed, train.data_root)
@@ -696,8 +710,10 @@ def search(config: SearchConfig, parent_run_id: str | None = None) -> str:
                            if config.pruner == "median" else "none")
         for note in notes:
             print(f"search: {note}", flush=True)
+        trials_before = len([t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING])
+        mlflow.log_param("sampler_seed", sampler_seed(config, trials_before, 0, storage))
         started = time.time()
-        job = Job(dataclasses.asdict(config), storage, run_id, run_id, experiment_id, 0,
+        job = Job(dataclasses.asdict(config), storage, run_id, run_id, experiment_id, 0, trials_before,
                   started + config.timeout if config.timeout > 0 else None, threads)
         if config.n_workers == 1:
             Worker(job, classifier, prepared).run()
