@@ -63,7 +63,9 @@ class Tracking:
             command += ["-P", f"{key}={value}"]
         result = subprocess.run(command, capture_output=True, text=True, env=self.env(), timeout=900)
         output = result.stdout + result.stderr
-        match = RUN_ID_IN_OUTPUT.search(output)
+        # The last such line is this command's own run: a driver's steps print theirs before it ends.
+        matches = list(RUN_ID_IN_OUTPUT.finditer(output))
+        match = matches[-1] if matches else None
         if expect_success and (result.returncode != 0 or match is None):
             raise AssertionError(f"{' '.join(command)} failed with status {result.returncode}:\n{output[-6000:]}")
         if not expect_success and result.returncode == 0:
