@@ -56,6 +56,7 @@ def summary(client, experiment_id: str, run_id: str, wall: float) -> dict:
     pruned = [seconds(r) for r in trials if r.info.status == "KILLED"]
     total = lambda name: round(sum(r.data.metrics.get(name, 0.0) for r in trials), 2)  # noqa: E731
     metrics = parent.data.metrics
+    span = (max(r.info.end_time for r in trials) - min(r.info.start_time for r in trials)) / 1000 if trials else 0
     return {
         "trials": int(metrics["trials"]),
         "trials_pruned": int(metrics["trials_pruned"]),
@@ -69,6 +70,8 @@ def summary(client, experiment_id: str, run_id: str, wall: float) -> dict:
         "search_seconds": round(metrics["search_seconds"], 2),  # the trial phase, from first ask to last tell
         "trials_per_minute": round(metrics["trials"] / metrics["search_seconds"] * 60, 2),
         "command_seconds": round(wall, 2),  # with start-up, classifier, test figures and plots
+        # from the first trial's start to the last one's end: without the workers' start-up
+        "trials_per_minute_between_first_and_last_trial": round(len(trials) / span * 60, 2) if span > 0 else None,
     }
 
 
@@ -116,6 +119,8 @@ def main() -> None:
         "trainings": cold["trainings"] + warm["trainings"] + two["trainings"],
         "trials_per_minute_1_worker": warm["trials_per_minute"],
         "trials_per_minute_2_workers": two["trials_per_minute"],
+        "trials_per_minute_between_first_and_last_trial_1_worker": warm["trials_per_minute_between_first_and_last_trial"],
+        "trials_per_minute_between_first_and_last_trial_2_workers": two["trials_per_minute_between_first_and_last_trial"],
         "tracking_folder": str(folder) if args.keep else None,
     }, indent=2))
     if not args.keep:
