@@ -1,14 +1,20 @@
-"""The report's matplotlib figures that need no model: loss curves, and figures as PNG bytes."""
+"""The report's matplotlib figures that need no model: loss curves, the samples layout, and figures as PNG bytes."""
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
+import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from pipeline.core.plots import plt  # Agg backend chosen there
+from pipeline.core.plots import class_histogram_figure, plt  # Agg backend chosen there
 
 DPI = 100
+SAMPLE_COLUMNS = 5  # experiments side by side before the layout wraps: more would shrink the digits
+COLUMN_INCHES = 3.4  # at DPI 100, wider than the 8x8 grid's native 242 px, so no digit loses pixels
+GRID_INCHES = 3.8  # the square grid plus its two-line title
+HISTOGRAM_INCHES = 2.6
 
 
 def png_bytes(figure) -> bytes:
@@ -41,4 +47,54 @@ def loss_curves_figure(histories: dict[tuple[str, int], dict[str, list[tuple[int
     axes[0].set_ylabel("loss")
     axes[1].legend(fontsize=8, loc="upper right")
     figure.tight_layout()
+    return figure
+
+
+@dataclass
+class SamplePanel:
+    """One experiment's column of the samples figure, as read from its evaluate run."""
+
+    title: str
+    grid: np.ndarray | None = None  # evaluation/<key>/grid.png
+    counts: np.ndarray | None = None  # evaluation/<key>/class_histogram.json
+    reference: np.ndarray | None = None  # its test_share column
+    fallback: np.ndarray | None = None  # older runs without grid.png: their samples_and_classes.png
+    missing: str = "not evaluated"
+
+
+def samples_figure(panels: list[SamplePanel]):
+    """The experiments' sample grids side by side, each class histogram directly under its grid, so
+    the grids compare at a glance and each histogram reads against its own samples."""
+    columns = min(len(panels), SAMPLE_COLUMNS)
+    rows = -(-len(panels) // columns)
+    size = (columns * COLUMN_INCHES, rows * (GRID_INCHES + HISTOGRAM_INCHES))
+    figure = plt.figure(figsize=size, layout="constrained")
+    layout = figure.add_gridspec(2 * rows, columns, height_ratios=[GRID_INCHES, HISTOGRAM_INCHES] * rows)
+    histograms = []
+    for index, panel in enumerate(panels):
+        row, column = divmod(index, columns)
+        if panel.grid is None:  # one picture (or a note) fills the column
+            axis = figure.add_subplot(layout[2 * row:2 * row + 2, column])
+            if panel.fallback is not None:
+                axis.imshow(panel.fallback)
+            else:
+                axis.text(0.5, 0.5, panel.missing, ha="center", va="center", color="#a33", wrap=True)
+            axis.set_axis_off()
+            axis.set_title(panel.title, fontsize=10)
+            continue
+        top = figure.add_subplot(layout[2 * row, column])
+        top.imshow(panel.grid, cmap="gray", vmin=0, vmax=1 if panel.grid.dtype.kind == "f" else 255)
+        top.set_axis_off()
+        top.set_title(panel.title, fontsize=10)
+        bottom = figure.add_subplot(layout[2 * row + 1, column])
+        if panel.counts is not None:
+            class_histogram_figure(panel.counts, "predicted classes", panel.reference, axis=bottom)
+            bottom.title.set_fontsize(9)
+            histograms.append(bottom)
+        else:
+            bottom.text(0.5, 0.5, "no class histogram logged", ha="center", va="center", color="#a33")
+            bottom.set_axis_off()
+    top_share = max((axis.get_ylim()[1] for axis in histograms), default=None)
+    for axis in histograms:  # one share scale, so bar heights compare across columns
+        axis.set_ylim(0, top_share)
     return figure

@@ -41,7 +41,8 @@ class Content:
     title: str
     summary: list[str]
     tables: list[Table]
-    samples: list[tuple[str, Image | None]]  # (heading, grid-and-histogram figure) per experiment
+    samples: Image | None  # every experiment's grid, its class histogram under it, in one figure
+    sample_headings: list[str]  # per experiment: which run and seed its column shows
     samples_note: str
     loss_curves: Image | None
     latent: Image | None
@@ -54,8 +55,7 @@ class Content:
     settings_json: dict = field(default_factory=dict)
 
     def images(self) -> list[Image]:
-        found = [image for _, image in self.samples if image is not None]
-        return found + [i for i in (self.loss_curves, self.latent, self.interpolation) if i is not None]
+        return [i for i in (self.samples, self.loss_curves, self.latent, self.interpolation) if i is not None]
 
 
 def direction_text(column: str) -> str:
@@ -95,7 +95,6 @@ th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}
 th{background:#f3f3f3;position:sticky;top:0}td.name,th.name{text-align:left}
 tr.study td.name{font-weight:bold;background:#fff6d6}td.wrap{white-space:normal;word-break:break-all}td.best{background:#d9f2d9;font-weight:bold}
 .scroll{overflow-x:auto}.note{color:#555;font-size:0.9em}.warn{background:#fff0f0;border-left:4px solid #c33;padding:6px 10px}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:14px}
 figure{margin:0;border:1px solid #e3e3e3;padding:6px}figure img{width:100%;height:auto}
 figcaption{font-size:0.85em;color:#444}img.wide{max-width:100%;height:auto}
 .verdict{margin:10px 0;padding:8px 12px;border-left:5px solid #999}
@@ -167,11 +166,11 @@ def render_html(content: Content) -> str:
         out.append(_html_table(table))
 
     out.append("<h2 id='samples'>2. Samples</h2>")
-    out.append(f"<p class='note'>{_e(content.samples_note)}</p><div class='grid'>")
-    for heading, image in content.samples:
-        body = _img(image) if image is not None else "<p class='warn'>no grid logged for this experiment</p>"
-        out.append(f"<figure>{body}<figcaption>{_e(heading)}</figcaption></figure>")
-    out.append("</div>")
+    out.append(f"<p class='note'>{_e(content.samples_note)}</p>")
+    if content.samples is not None:
+        out.append(f"<figure>{_img(content.samples, WIDE)}<figcaption><ul>")
+        out += [f"<li>{_e(heading)}</li>" for heading in content.sample_headings]
+        out.append("</ul></figcaption></figure>")
 
     out.append("<h2 id='loss'>3. Loss curves</h2>")
     out.append(_img(content.loss_curves, WIDE) if content.loss_curves else "<p>No loss history logged.</p>")
@@ -245,8 +244,8 @@ def render_markdown(content: Content) -> str:
         out += [f"### {settings_heading(index, table, len(content.tables))}", ""]
         out += _md_table(table) + [""]
     out += ["## 2. Samples", "", content.samples_note, ""]
-    for heading, image in content.samples:
-        out += [f"**{_md(heading)}**", "", _md_image(image) if image else "(no grid logged for this experiment)", ""]
+    if content.samples is not None:
+        out += [_md_image(content.samples), ""] + [f"- {_md(heading)}" for heading in content.sample_headings] + [""]
     out += ["## 3. Loss curves", "", _md_image(content.loss_curves) if content.loss_curves else "No loss history logged.", ""]
     out += ["## 4. The latent space", "", content.latent_note, ""]
     for image in (content.latent, content.interpolation):

@@ -24,6 +24,7 @@ from analysis import browser, figures, latent, page, sources
 from analysis.sources import StudyRuns
 from analysis.tables import Row, Table, build_tables
 from analysis.verdicts import judge
+from pipeline.core.plots import plt
 from pipeline import tracking
 from pipeline.configs import ReportConfig
 from pipeline.core.files import atomic_path
@@ -64,30 +65,51 @@ class Builder:
                 found[evaluation.seed] = self._shares[cache_key]
         return found
 
-    def samples(self, table: Table | None) -> tuple[list, str]:
-        if table is None:
-            return [], "No evaluations: no sample grids."
+    def samples(self, table: Table | None) -> tuple[page.Image | None, list[str], str]:
+        """One figure for all experiments, each at the lowest training seed, so the columns compare like with like."""
+        if table is None or not table.rows:
+            return None, [], "No evaluations: no sample grids."
         seed = min((e.seed for row in table.rows for e in row.evaluations), default=None)
-        shown = []
+        panels, headings, fallbacks = [], [], 0
         for row in table.rows:
             evaluation = next((e for e in row.evaluations if e.seed == seed), None)
             experiment = row.experiment
-            heading = f"{experiment['name']}: {experiment['cell']}, sampler {experiment['sampler']}"
-            image = None
+            name, sampler = experiment["name"], experiment["sampler"]
+            title = f"{name.removesuffix(' ' + sampler)}\nsampler {sampler}"
+            heading = f"{name}: {experiment['cell']}, sampler {sampler}"
+            panel = figures.SamplePanel(title)
             if evaluation is not None:
                 heading += f", training seed {seed} (evaluate run {_short(evaluation.run_id)})"
-                local = sources.download(evaluation.run_id, f"evaluation/{experiment['sampler_key']}/samples_and_classes.png",
-                                         self.folder)
-                if local is not None:
-                    image = page.Image(f"samples_{len(shown):02d}_{experiment['sampler_key']}.png",
-                                       f"samples and class histogram of {experiment['name']}", local.read_bytes())
+                folder = f"evaluation/{experiment['sampler_key']}"
+                grid = sources.download(evaluation.run_id, f"{folder}/grid.png", self.folder)
+                if grid is not None:
+                    panel.grid = plt.imread(grid)
+                    histogram = sources.class_histogram(evaluation.run_id, experiment["sampler_key"], self.folder)
+                    if histogram is not None:
+                        panel.counts, panel.reference = histogram
+                else:  # evaluated before grid.png was logged
+                    old = sources.download(evaluation.run_id, f"{folder}/samples_and_classes.png", self.folder)
+                    if old is not None:
+                        panel.fallback = plt.imread(old)
+                        fallbacks += 1
+                        heading += "; an older run without a plain grid: its own grid-beside-histogram figure"
+                    else:
+                        panel.missing = "no grid logged"
             else:
                 heading += ": not evaluated under these settings"
-            shown.append((heading, image))
-        note = (f"Each panel is the evaluate step's own figure: 64 of the images it scored, beside the classifier's "
-                f"histogram of all of them (dashed: the test labels' shares; dotted: half a uniform share, the "
-                f"'covered' line). Training seed {seed}, scores of the first table's setting.")
-        return shown, note
+                panel.missing = "not evaluated\nunder these settings"
+            panels.append(panel)
+            headings.append(heading)
+        image = page.Image("samples.png", "sample grids of every experiment, each class histogram under its grid",
+                           figures.png_bytes(figures.samples_figure(panels)))
+        note = (f"One column per experiment (at most {figures.SAMPLE_COLUMNS} side by side): 64 of the images its "
+                f"evaluate run scored, and under them the classifier's histogram of all of them (dashed: the test "
+                f"labels' shares; dotted: half a uniform share, the 'covered' line). Training seed {seed}, scores "
+                "of the first table's setting.")
+        if fallbacks:
+            note += (f" {fallbacks} evaluate run(s) logged no plain grid (older code): their column shows the "
+                     "evaluate step's own figure, the grid beside its histogram.")
+        return image, headings, note
 
     def loss_curves(self) -> page.Image | None:
         histories = {key: {name: sources.metric_history(run.info.run_id, name) for name in ("train_loss", "val_loss")}
@@ -176,7 +198,7 @@ class Builder:
         tables = build_tables(study)
         primary = tables[0] if tables else Table("no evaluations", [])
         verdicts = judge(primary, self.shares_of)
-        samples, samples_note = self.samples(tables[0] if tables else None)
+        samples, sample_headings, samples_note = self.samples(tables[0] if tables else None)
         latent_image, interpolation_image, latent_note = self.latent()
         provenance, runs = self.provenance(tables)
         main = study.main
@@ -197,7 +219,8 @@ class Builder:
             verdict_note += " This study has a single training seed: no spread is available, so no finding is decided."
         return page.Content(
             title=f"VAE study report: main run {main.info.run_name}", summary=summary, tables=tables,
-            samples=samples, samples_note=samples_note, loss_curves=self.loss_curves(), latent=latent_image,
+            samples=samples, sample_headings=sample_headings, samples_note=samples_note,
+            loss_curves=self.loss_curves(), latent=latent_image,
             interpolation=interpolation_image, latent_note=latent_note, verdicts=verdicts,
             verdict_note=verdict_note, provenance=provenance, runs=runs,
             settings_json={"preset": study.plan.get("preset"), "settings": study.plan.get("settings", {})})

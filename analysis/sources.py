@@ -162,15 +162,25 @@ def download(run_id: str, path: str, folder: Path) -> Path | None:
         return None
 
 
-def class_counts(run_id: str, sampler_key: str, folder: Path) -> np.ndarray | None:
-    """The predicted-class counts the evaluation logged as a table (evaluation/<key>/class_histogram.json)."""
+def class_histogram(run_id: str, sampler_key: str, folder: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(predicted-class counts, the test labels' shares) as the evaluation logged them in
+    evaluation/<key>/class_histogram.json; None when the run has no such table."""
     local = download(run_id, f"evaluation/{sampler_key}/class_histogram.json", folder)
     if local is None:
         return None
     table = json.loads(local.read_text())
     columns = table["columns"]
     rows = sorted(table["data"], key=lambda row: row[columns.index("class")])
-    return np.array([row[columns.index("count")] for row in rows], dtype=float)
+    counts = np.array([row[columns.index("count")] for row in rows], dtype=float)
+    reference = (np.array([row[columns.index("test_share")] for row in rows], dtype=float)
+                 if "test_share" in columns else None)
+    return counts, reference
+
+
+def class_counts(run_id: str, sampler_key: str, folder: Path) -> np.ndarray | None:
+    """The predicted-class counts the evaluation logged as a table (evaluation/<key>/class_histogram.json)."""
+    found = class_histogram(run_id, sampler_key, folder)
+    return None if found is None else found[0]
 
 
 def run_link(run: Run, tracking_uri: str) -> str:

@@ -3,6 +3,8 @@ real study (real train and evaluate runs, a main run written to main/steps.json'
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import math
 import os
@@ -138,6 +140,67 @@ def test_the_browser_check_catches_a_broken_image_and_a_console_error(tmp_path):
     assert failed.summary().startswith("failed:")
 
 
+def _png_size(png: bytes) -> tuple[int, int]:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png)).size
+
+
+MIN_COLUMN_PX = 242  # an 8x8 grid of 28x28 digits at native size: a narrower column would drop pixels
+
+
+def test_the_samples_figure_puts_grids_side_by_side_and_each_histogram_under_its_grid():
+    from analysis import figures
+
+    grid = np.zeros((484, 484), dtype=np.float32)
+    old = np.ones((440, 1000, 4), dtype=np.float32)  # an older run's grid-beside-histogram figure
+    counts, reference = np.arange(10, dtype=float), np.full(10, 0.1)
+    panels = [figures.SamplePanel(f"E{i}\nsampler normal:0,1", grid, counts, reference) for i in range(6)]
+    panels += [figures.SamplePanel("old\nsampler gmm:10", fallback=old), figures.SamplePanel("not run")]
+    figure = figures.samples_figure(panels)
+    grids = [axis for axis in figure.axes if axis.images and axis.images[0].get_array().shape == grid.shape]
+    histograms = [axis for axis in figure.axes if axis.patches]
+    assert len(grids) == len(histograms) == 6 and len(figure.axes) == 6 * 2 + 2
+    figure.canvas.draw()
+    for top, bottom in zip(grids, histograms):
+        above, below = top.get_position(), bottom.get_position()
+        assert below.y1 <= above.y0 and abs(below.x0 - above.x0) < below.width / 2  # under it, same column
+    first_row = [axis.get_position() for axis in grids[:figures.SAMPLE_COLUMNS]]
+    assert all(a.x1 <= b.x0 for a, b in zip(first_row, first_row[1:]))  # side by side, left to right
+    assert grids[5].get_position().y1 < histograms[0].get_position().y0  # the sixth wraps into a second row
+    assert {tuple(axis.get_ylim()) for axis in histograms} == {(0, 0.25)}  # one share scale
+    width, height = _png_size(figures.png_bytes(figure))
+    assert width >= figures.SAMPLE_COLUMNS * MIN_COLUMN_PX
+    assert height >= 2 * width / figures.SAMPLE_COLUMNS  # each of the 2 rows is taller than a column is wide
+
+
+def test_an_evaluate_run_without_grid_png_falls_back_to_its_own_figure(tmp_path, monkeypatch):
+    """Older evaluate runs logged only samples_and_classes.png: that panel fills their column."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from analysis import report, sources
+    from analysis.tables import Table
+
+    Image.fromarray(np.zeros((484, 484), dtype=np.uint8)).save(tmp_path / "grid.png")
+    Image.fromarray(np.zeros((440, 1000, 3), dtype=np.uint8)).save(tmp_path / "old.png")
+    logged = {("new", "evaluation/normal_0_1/grid.png"): tmp_path / "grid.png",
+              ("old", "evaluation/normal_0_1/samples_and_classes.png"): tmp_path / "old.png"}
+    monkeypatch.setattr(sources, "download", lambda run_id, path, folder: logged.get((run_id, path)))
+    monkeypatch.setattr(sources, "class_histogram", lambda *args: (np.arange(10.0), np.full(10, 0.1)))
+    rows = [Row({"name": name, "cell": "bce-standard", "sampler": "normal:0,1", "sampler_key": "normal_0_1"},
+                [SimpleNamespace(run_id=run_id, seed=seed) for run_id, seed in evaluations], {}, {})
+            for name, evaluations in (("E1", [("new", 0)]), ("E2", [("old", 0), ("new", 1)]), ("E3", [("new", 1)]))]
+    builder = report.Builder(SimpleNamespace(), tmp_path, "r" * 32)
+    image, headings, note = builder.samples(Table("s", rows))
+    width, height = _png_size(image.png)
+    assert width >= 3 * MIN_COLUMN_PX and height >= width / 3
+    assert headings[0] == "E1: bce-standard, sampler normal:0,1, training seed 0 (evaluate run new)"
+    assert "grid-beside-histogram" in headings[1] and "not evaluated" in headings[2]  # E3 has no seed-0 run
+    assert "Training seed 0" in note and "1 evaluate run(s) logged no plain grid" in note
+
+
 # --- a tiny real study --------------------------------------------------------------------------
 
 def _run_id(result: subprocess.CompletedProcess) -> str:
@@ -202,6 +265,7 @@ class Page(HTMLParser):
         super().__init__()
         self.tables: list[dict] = []  # {"settings": str, "rows": {experiment: {metric: (text, best)}}}
         self.images: list[str] = []
+        self.alts: list[str] = []
         self.hrefs: list[str] = []
         self.tags: set[str] = set()
         self._row = self._cell = None
@@ -219,6 +283,7 @@ class Page(HTMLParser):
             self._row[self._cell[0]] = ("", self._cell[1])
         elif tag == "img":
             self.images.append(attrs.get("src", ""))
+            self.alts.append(attrs.get("alt", ""))
         if tag != "img" and "src" in attrs:
             self.hrefs.append(attrs["src"])
         if "href" in attrs:
@@ -356,7 +421,7 @@ def test_all_six_verdicts_are_on_the_page_with_their_numbers(tracking, study, re
 @pytest.mark.slow
 def test_the_page_is_self_contained(reported):
     page = reported["page"]
-    assert len(page.images) >= 8 + 3  # 8 sample panels, loss curves, latent map, interpolations
+    assert len(page.images) == 4  # the samples figure, loss curves, latent map, interpolations
     assert all(src.startswith("data:image/png;base64,") for src in page.images)
     assert not [h for h in page.hrefs if re.match(r"^(https?:)?//", h)], "no external fetch"
     assert "script" not in page.tags and "link" not in page.tags and "@import" not in reported["html"]
@@ -368,6 +433,34 @@ def test_the_page_is_self_contained(reported):
         assert f"**{finding}:" in markdown
     for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown):
         assert (reported["output"] / target).read_bytes().startswith(b"\x89PNG"), target
+
+
+@pytest.mark.slow
+def test_the_samples_are_one_figure_with_a_column_per_experiment(tracking, study, reported):
+    from analysis import figures
+
+    client = tracking.client
+    for evaluate, _ in study["evaluations"].values():
+        paths = _artifacts(client, evaluate, "evaluation")
+        for experiment in _experiments():
+            assert f"evaluation/{experiment['sampler_key']}/grid.png" in paths, (evaluate, experiment["sampler_key"])
+    page = reported["page"]
+    samples = [src for src, alt in zip(page.images, page.alts) if alt.startswith("sample grids")]
+    assert len(samples) == 1
+    assert samples[0].startswith("data:image/png;base64,")
+    png = base64.b64decode(samples[0].removeprefix("data:image/png;base64,"))
+    width, height = _png_size(png)
+    experiments = len(_experiments())  # 8: 5 in the first row, 3 in the second
+    columns = min(experiments, figures.SAMPLE_COLUMNS)
+    rows = -(-experiments // columns)
+    assert width >= columns * MIN_COLUMN_PX, width
+    assert height >= rows * width / columns, (width, height)  # grid and histogram stacked in each column
+    markdown = (reported["output"] / "report.md").read_text()
+    assert markdown.count("(images/samples.png)") == 1
+    assert (reported["output"] / "images" / "samples.png").read_bytes() == png
+    evaluate = study["evaluations"][("bce-standard", 0)][0]
+    assert f"E1: bce-standard, sampler normal:0,1, training seed 0 (evaluate run {evaluate[:8]})" in reported["html"]
+    assert "Training seed 0" in reported["html"] and "older code" not in reported["html"]
 
 
 @pytest.mark.slow

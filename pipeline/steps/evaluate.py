@@ -55,13 +55,15 @@ def train_run_data(run):
 
 
 def log_sampler_artifacts(key: str, images, counts: np.ndarray, reference_shares: np.ndarray) -> None:
-    """The class histogram as a bar chart and a table, and the sample grid beside the histogram."""
+    """The class histogram as a bar chart and a table, the plain sample grid (the report lays grids out
+    itself), and the sample grid beside the histogram."""
     folder = f"evaluation/{key}"
     tracking.log_figure(plots.class_histogram_figure(counts, f"{key}: predicted classes", reference_shares),
                         f"{folder}/class_histogram.png")
     mlflow.log_table({"class": list(range(len(counts))), "count": counts.tolist(),
                       "share": (counts / counts.sum()).round(5).tolist(), "test_share": reference_shares.round(5).tolist()},
                      artifact_file=f"{folder}/class_histogram.json")
+    mlflow.log_image(plots.grid_array(images[:GRID]), artifact_file=f"{folder}/grid.png")
     tracking.log_figure(plots.samples_and_histogram_figure(images[:GRID], counts, key, reference_shares),
                         f"{folder}/samples_and_classes.png")
 
