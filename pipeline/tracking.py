@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import shlex
+import sys
 import threading
 import time
 import warnings
@@ -56,6 +57,10 @@ def step_run(step: str, name: str, config=None, parent_run_id: str | None = None
     run_tags = {STEP_TAG: step, "mlflow.runName": name, **(tags or {})}
     if config is not None:
         run_tags.update(reuse_tags(step, config))
+    driver = os.environ.get(DRIVER_ENV)
+    if driver:  # launched by main or search: record the driver, and die with it
+        run_tags[DRIVER_TAG] = driver
+        _watch_driver(driver)
     if parent_run_id:
         run_tags[PARENT_TAG] = parent_run_id
     if log_system_metrics:
@@ -124,6 +129,8 @@ KEY_TAG = "pipeline.config_key"
 CODE_TAG = "pipeline.code_version"
 DIRTY_TAG = "pipeline.code_dirty"
 PROCESS_TAG = "pipeline.process"  # host:pid:start time of the process that ran the step
+DRIVER_TAG = "pipeline.driver"  # host:pid:start time of the main or search process that launched it
+DRIVER_ENV = "VAE_PIPELINE_DRIVER"
 NOT_IN_KEY = {"resume", "copy_scores"}  # settings that do not change a step's result
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_GLOBS = ("pipeline/**/*.py", "analysis/**/*.py", "MLproject")
@@ -183,22 +190,68 @@ def reuse_tags(step: str, config) -> dict[str, str]:
             PROCESS_TAG: _this_process()}
 
 
-def process_alive(run) -> bool:
-    """Whether the process that runs `run` still lives. On another host it cannot be told: assumed alive."""
+def _local_process(identity: str):
+    """(known, psutil.Process or None) for a `host:pid:start time` identity; unknown on another host."""
     import socket
 
     import psutil
 
-    host, _, rest = run.data.tags.get(PROCESS_TAG, "::").partition(":")
+    host, _, rest = identity.partition(":")
     pid, _, started = rest.partition(":")
     if host != socket.gethostname():
-        return bool(pid)  # another machine: cannot tell, assume alive
-    if not pid.isdigit():
-        return False
+        return False, None
     try:
-        return f"{psutil.Process(int(pid)).create_time():.3f}" == started
+        process = psutil.Process(int(pid))
+        same = f"{process.create_time():.3f}" == started
+        return True, (process if same and _running(process) else None)
+    except (ValueError, psutil.Error):
+        return True, None
+
+
+def _running(process) -> bool:
+    """Alive and not a zombie (a killed process stays in the table until its parent reaps it)."""
+    import psutil
+
+    try:
+        return process is not None and process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def process_alive(run) -> bool:
+    """Whether the process that runs `run` still lives (on another host it cannot be told: assumed so).
+
+    A step whose driver (main or search) is gone is an orphan about to stop itself (see
+    `_watch_driver`): it is killed now and counts as gone, so a rerun never waits on it.
+    """
+    known, process = _local_process(run.data.tags.get(PROCESS_TAG, ":"))
+    if not known:
+        return True
+    driver = run.data.tags.get(DRIVER_TAG)
+    if process is not None and driver:
+        driver_known, driver_process = _local_process(driver)
+        if driver_known and driver_process is None:
+            process.kill()
+            return False
+    return process is not None
+
+
+def _watch_driver(driver: str, interval_s: float = 1.0) -> None:
+    """Kill this step's process when the driver that launched it dies (a `kill -9` of main leaves
+    no step running on its own; `mlflow run` then ends the step's run FAILED)."""
+    import signal
+
+    known, process = _local_process(driver)
+    if not known:
+        return
+
+    def watch():
+        while _running(process):
+            time.sleep(interval_s)
+        print(f"the driver process {driver} is gone: stopping this step", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="driver-watchdog", daemon=True).start()
 
 
 def search_all_runs(experiment_ids: list[str], filter_string: str, order_by: list[str] | None = None) -> list:
@@ -273,7 +326,7 @@ def launch_step(entry_point: str, config, parent_run_id: str, experiment_id: str
     run_id = None
     if backend == "local":
         run_id = client.create_run(experiment_id, tags=tags).info.run_id
-    with _environment(env or {}):
+    with _environment({**(env or {}), DRIVER_ENV: _this_process()}):
         try:
             submitted = mlflow.projects.run(str(PROJECT_ROOT), entry_point=entry_point, parameters=params,
                                             experiment_id=experiment_id, backend=backend, backend_config=backend_config,

@@ -106,3 +106,57 @@ def test_lookups_see_past_the_first_thousand_runs(tracking_store):
 def tracking_store(tracking, tmp_path):
     experiment_id = tracking.client.create_experiment(f"reuse-{tmp_path.name}")
     return tracking.client, experiment_id
+
+
+def identity_of(pid: int) -> str:
+    import socket
+
+    import psutil
+
+    return f"{socket.gethostname()}:{pid}:{psutil.Process(pid).create_time():.3f}"
+
+
+def test_a_step_whose_driver_is_gone_is_killed_and_offered_for_resume(tracking_store):
+    """main was killed but its training lives on (steps run in sessions of their own): the rerun kills it."""
+    client, experiment_id = tracking_store
+    config = TrainConfig(epochs=2, seed=13)
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        tags = {**tracking.reuse_tags("train", config), tracking.PROCESS_TAG: identity_of(orphan.pid),
+                tracking.DRIVER_TAG: identity_of(driver.pid)}
+        run_id = client.create_run(experiment_id, tags=tags).info.run_id
+        assert tracking.reusable_run("train", config, [experiment_id], "dirty") == (None, None)  # both alive
+        assert client.get_run(run_id).info.status == "RUNNING"
+        driver.kill()
+        driver.wait()
+        finished, unfinished = tracking.reusable_run("train", config, [experiment_id], "dirty")
+        assert unfinished.info.run_id == run_id and client.get_run(run_id).info.status == "FAILED"
+        assert orphan.wait(timeout=60) == -9
+    finally:
+        for process in (driver, orphan):
+            process.kill()
+
+
+WATCHED = """
+import sys, time
+from pipeline import tracking
+tracking._watch_driver(sys.argv[1], interval_s=0.2)
+print("watching", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_step_stops_itself_when_its_driver_dies():
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    step = subprocess.Popen([sys.executable, "-c", WATCHED, identity_of(driver.pid)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert step.stdout.readline().strip() == "watching"
+        assert step.poll() is None
+        driver.kill()
+        assert step.wait(timeout=60) == -9
+        assert "driver process" in step.stderr.read()
+    finally:
+        driver.kill()
+        step.kill()
