@@ -220,7 +220,7 @@ class MainConfig:
     experiments: str = _param(PRESET_VALUE, "grid | study | a comma list of E1-E5 and cells such as mse-standard")
     data: str = _param(PRESET_VALUE, f"{DATASET_CHOICES} (quick: mnist-5k, study: mnist)")
     seeds: str = _param(PRESET_VALUE, "comma list of seeds, one training per experiment and seed")
-    epochs: str = _param(PRESET_VALUE, "training epochs (quick: 10, study: 100)")
+    epochs: str = _param(PRESET_VALUE, "training epochs (quick: 5, study: 100)")
     latent_size: str = _param(PRESET_VALUE, "latent dimensions (100)")
     hidden_size: str = _param(PRESET_VALUE, "hidden units (392)")
     batch_size: str = _param(PRESET_VALUE, "images per optimizer step (128)")

@@ -311,11 +311,12 @@ def launch_step(entry_point: str, config, parent_run_id: str, experiment_id: str
     its run id once it has finished, or raises StepFailed.
 
     The child run is created first (name, parent, step tag), so it shows under its parent from
-    the start; the local backend then takes it over, other backends get the tags after submission.
-    `env` is set for the step's process (each step's share of the cores), `extra` adds params
+    the start; the local backend then takes it over, other backends get the tags when it ends.
+    `env` is exported for the step's process (each step's share of the cores), `extra` adds params
     that are no part of the configuration (e.g. `resume`).
     """
     import mlflow.projects
+    from mlflow.exceptions import ExecutionException
 
     params = {k: str(v) for k, v in dataclasses.asdict(config).items()}
     params.update({k: str(v) for k, v in (extra or {}).items()})
@@ -326,20 +327,20 @@ def launch_step(entry_point: str, config, parent_run_id: str, experiment_id: str
     run_id = None
     if backend == "local":
         run_id = client.create_run(experiment_id, tags=tags).info.run_id
-    with _environment({**(env or {}), DRIVER_ENV: _this_process()}):
-        try:
-            submitted = mlflow.projects.run(str(PROJECT_ROOT), entry_point=entry_point, parameters=params,
-                                            experiment_id=experiment_id, backend=backend, backend_config=backend_config,
-                                            env_manager=env_manager, run_id=run_id, synchronous=False)
-        except Exception as error:
-            if run_id:
-                client.set_terminated(run_id, "FAILED")
-            raise StepFailed(f"{entry_point}: could not be launched ({error})") from error
+    _export({**(env or {}), DRIVER_ENV: _this_process()})
+    try:  # synchronous: the step runs as this process's child, without an `mlflow run` process between
+        submitted = mlflow.projects.run(str(PROJECT_ROOT), entry_point=entry_point, parameters=params,
+                                        experiment_id=experiment_id, backend=backend, backend_config=backend_config,
+                                        env_manager=env_manager, run_id=run_id, synchronous=True)
+    except ExecutionException as error:
+        raise StepFailed(f"{entry_point} run {run_id or ''} failed: {error} (see its output above and the run "
+                         "in MLflow)") from None
+    except Exception as error:
+        if run_id:
+            client.set_terminated(run_id, "FAILED")
+        raise StepFailed(f"{entry_point}: could not be launched ({error})") from error
     for key, value in tags.items():
         client.set_tag(submitted.run_id, key, value)
-    finished = submitted.wait()
-    if not finished:
-        raise StepFailed(f"{entry_point} run {submitted.run_id} failed (see its output above and the run in MLflow)")
     return submitted.run_id
 
 
@@ -350,20 +351,11 @@ class StepFailed(RuntimeError):
 _ENVIRONMENT_LOCK = threading.Lock()
 
 
-@contextmanager
-def _environment(values: dict[str, str]):
-    """Set environment variables while a step process starts (it inherits them), then restore them."""
+def _export(values: dict[str, str]) -> None:
+    """Set environment variables that every step this driver starts inherits (each step's share of
+    the cores, the driver's identity): the same values for all of a driver's steps."""
     with _ENVIRONMENT_LOCK:
-        saved = {name: os.environ.get(name) for name in values}
         os.environ.update(values)
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
 
 # --- params ----------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def grid() -> list[Experiment]:
 
 # Settings of each preset; every one can be overridden by a `main` parameter of the same name.
 PRESETS = {
-    "quick": {"experiments": "grid", "data": "mnist-5k", "epochs": 10, "seeds": "0,1", "latent_size": 100,
+    "quick": {"experiments": "grid", "data": "mnist-5k", "epochs": 5, "seeds": "0,1", "latent_size": 100,
               "hidden_size": 392, "batch_size": 128, "lr": 0.001, "n_samples": 1000, "iwae_k": 50},
     "study": {"experiments": "E1,E2,E3,E4,E5", "data": "mnist", "epochs": 100, "seeds": "0,1,2", "latent_size": 100,
               "hidden_size": 392, "batch_size": 128, "lr": 0.001, "n_samples": 10000, "iwae_k": 100},
