@@ -89,4 +89,18 @@ def test_prepare_data_bad_input_exits_2_and_leaves_nothing(tmp_path, tracking):
     assert "Traceback" not in result.stderr
     after = {r.info.run_id for r in tracking.client.search_runs([tracking.experiment_id])}
     assert after == before  # refused before any run was created
-    assert not list(datasets.cache_dir().glob("prepared/*.tmp"))
+
+
+def test_a_write_that_fails_midway_leaves_neither_the_file_nor_its_temporary(tmp_path):
+    """atomic_path writes `.<name>.<random>.tmp` beside the target and replaces it only on success."""
+    from pipeline.core.files import atomic_path
+
+    target = tmp_path / "data.npz"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            assert tmp.parent == tmp_path and tmp.name.startswith(".data.npz.") and tmp.suffix == ".tmp"
+            raise RuntimeError("interrupted")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["data.npz"]
