@@ -479,14 +479,27 @@ def data_source(reference: str, prepared: datasets.Prepared) -> str:
 
 
 def log_dataset_inputs(prepared: datasets.Prepared, name: str, source: str) -> None:
-    """Record the train/val/test splits of prepared data as MLflow dataset inputs, with its digest."""
+    """Record the train/val/test splits of prepared data as MLflow dataset inputs, with its digest.
+
+    Two runs that log the same new dataset at the same moment race in MLflow's store (both insert
+    it: a UNIQUE constraint error for one); the loser tries again and then finds the dataset.
+    """
+    from mlflow.exceptions import MlflowException
+
     for split, context in (("train", "training"), ("val", "validation"), ("test", "testing")):
         images, labels = prepared.splits[split]
         with warnings.catch_warnings():  # a local path matches MLflow's file source twice; either is right
             warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
             dataset = mlflow.data.from_numpy(images, targets=labels, source=source, name=f"{name}-{split}",
                                              digest=prepared.digest[:16])
-        mlflow.log_input(dataset, context=context)
+        for attempt in range(3):
+            try:
+                mlflow.log_input(dataset, context=context)
+                break
+            except MlflowException as error:
+                if "UNIQUE" not in str(error) or attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
 
 # --- images ------------------------------------------------------------------------------------
