@@ -1,0 +1,96 @@
+"""The generator as an MLflow pyfunc model: a request per row (sampler, n, seed), a PNG per image back.
+
+It is what `mlflow models serve` answers with, so a user's program gets digits over HTTP. The model
+holds one file (the decoder and any fitted `gmm:K` mixtures, pipeline/core/generation.py), a default
+sampler in its model config (used when a row leaves `sampler` empty), an explicit signature so MLflow
+checks requests, and only the code the generator imports. Bad rows raise an MlflowException with
+INVALID_PARAMETER_VALUE, which the scoring server answers with HTTP 400 and the message.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+import mlflow.pyfunc
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.types import ColSpec, Schema
+
+from pipeline.errors import InputError
+
+ARTIFACT = "generator"  # the model's artifact path in a run, and its file's key in the model's artifacts
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("string", "sampler", required=False), ColSpec("long", "n"), ColSpec("long", "seed")]),
+    outputs=Schema([ColSpec("string", "sampler"), ColSpec("long", "index"), ColSpec("long", "seed"),
+                    ColSpec("string", "png")]),
+)
+# What loading the generator imports, copied beside it: nothing of the steps, plots or tracking.
+PACKAGE = Path(__file__).resolve().parent
+CODE = ("__init__.py", "errors.py", "generator.py", "core/__init__.py", "core/checkpoints.py", "core/devices.py",
+        "core/files.py", "core/generation.py", "core/model.py", "core/samplers.py", "core/seeding.py")
+
+
+class Generator(mlflow.pyfunc.PythonModel):
+    """Decoder + samplers; predict turns request rows into one row per image with a base64 PNG."""
+
+    def load_context(self, context):
+        from pipeline.core.devices import resolve_device
+        from pipeline.core.generation import load_generator
+
+        self.device = resolve_device("auto")
+        self.model, self.mixtures = load_generator(context.artifacts[ARTIFACT], self.device)
+        self.default_sampler = (context.model_config or {}).get("default_sampler", "normal:0,1")
+
+    def predict(self, context, model_input, params=None):
+        import pandas as pd
+
+        from pipeline.core.generation import generate_pngs, request_count, request_sampler, request_seed
+
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        requests, total = [], 0
+        try:  # every row is checked before any image is made
+            for row in frame.to_dict("records"):
+                sampler = request_sampler(row.get("sampler"), self.default_sampler, self.mixtures)
+                count = request_count(row.get("n"), total)
+                total += count
+                requests.append((sampler, count, request_seed(row.get("seed"))))
+        except InputError as error:
+            raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
+        rows = []
+        for sampler, count, seed in requests:
+            for index, png in enumerate(generate_pngs(self.model, sampler, count, seed, self.device)):
+                rows.append({"sampler": sampler.spec, "index": index, "seed": seed,
+                             "png": base64.b64encode(png).decode("ascii")})
+        return pd.DataFrame(rows, columns=["sampler", "index", "seed", "png"])
+
+
+def requirements() -> list[str]:
+    """Pinned to what is installed here: no inference (it would import and trace the model)."""
+    return [f"torch=={version('torch').split('+')[0]}", f"mlflow=={version('mlflow')}",
+            f"cloudpickle=={version('cloudpickle')}", f"numpy=={version('numpy')}", f"pandas=={version('pandas')}",
+            f"pillow=={version('pillow')}"]
+
+
+def log_generator(model, default_sampler: str, mixtures=()):
+    """Log the generator of `model` (a VAE) to the active run at artifact path `generator`.
+
+    `default_sampler` is a spec; a `gmm:K` default must be among the fitted `mixtures`. Returns MLflow's
+    ModelInfo (its `model_uri` is what the registry takes).
+    """
+    from pipeline.core.generation import request_sampler, save_generator
+
+    default = request_sampler(default_sampler, default_sampler, {sampler.spec: sampler for sampler in mixtures}).spec
+    with tempfile.TemporaryDirectory(prefix="vae-generator-") as folder:
+        weights = save_generator(Path(folder) / "generator.pt", model, list(mixtures))
+        code = Path(folder) / "code" / PACKAGE.name
+        for name in CODE:
+            (code / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(PACKAGE / name, code / name)
+        return mlflow.pyfunc.log_model(
+            name=ARTIFACT, python_model=Generator(), artifacts={ARTIFACT: str(weights)}, code_paths=[str(code)],
+            signature=SIGNATURE, pip_requirements=requirements(), model_config={"default_sampler": default})

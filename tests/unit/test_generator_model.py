@@ -1,0 +1,102 @@
+"""The generator pyfunc model through MLflow itself: logged, loaded back, requests checked by its signature."""
+
+import base64
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from mlflow.exceptions import MlflowException
+from PIL import Image
+
+from pipeline.core.model import VAE
+from pipeline.core.samplers import parse_sampler
+from pipeline.generator import log_generator
+from pipeline.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def logged(tracking):
+    torch.manual_seed(0)
+    model = VAE(latent_size=4, hidden_size=16).eval()
+    mixture = parse_sampler("gmm:2").fit(torch.randn(40, 4), seed=0)
+    with mlflow.start_run() as run:
+        info = log_generator(model, "beta:2,2", [mixture])
+    return run.info.run_id, info, mlflow.pyfunc.load_model(info.model_uri)
+
+
+def images(frame: pd.DataFrame) -> np.ndarray:
+    return np.stack([np.asarray(Image.open(io.BytesIO(base64.b64decode(png)))) for png in frame["png"]])
+
+
+def test_the_model_is_at_generator_with_its_signature_config_and_pins(logged):
+    run_id, info, _ = logged
+    assert info.name == "generator" and info.run_id == run_id
+    assert [(c.name, c.type.name, c.required) for c in info.signature.inputs.inputs] == [
+        ("sampler", "string", False), ("n", "long", True), ("seed", "long", True)]
+    assert info.signature.outputs.input_names() == ["sampler", "index", "seed", "png"]
+    local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/generator"))
+    requirements = (local / "requirements.txt").read_text().split()
+    assert {r.split("==")[0] for r in requirements} == {"torch", "mlflow", "cloudpickle", "numpy", "pandas", "pillow"}
+    assert "default_sampler: beta:2,2" in (local / "MLmodel").read_text()
+
+
+def test_predict_returns_a_png_row_per_image_seeded(logged):
+    _, _, model = logged
+    request = pd.DataFrame([{"sampler": "normal:0,1", "n": 3, "seed": 0}, {"sampler": "gmm:2", "n": 2, "seed": 5},
+                            {"sampler": None, "n": 1, "seed": 0}])
+    out = model.predict(request)
+    assert list(out.columns) == ["sampler", "index", "seed", "png"]
+    assert out["sampler"].tolist() == ["normal:0,1"] * 3 + ["gmm:2"] * 2 + ["beta:2,2"]  # empty: the default
+    assert out["index"].tolist() == [0, 1, 2, 0, 1, 0] and out["seed"].tolist() == [0, 0, 0, 5, 5, 0]
+    assert images(out).shape == (6, 28, 28)
+    again = model.predict(request)
+    assert again["png"].tolist() == out["png"].tolist()
+    other = model.predict(pd.DataFrame([{"sampler": "normal:0,1", "n": 3, "seed": 1}]))
+    assert other["png"].tolist() != out["png"].tolist()[:3]
+
+
+@pytest.mark.parametrize("row, column", [
+    ({"sampler": "uniform:0,1", "n": 2, "seed": 0}, "sampler"),
+    ({"sampler": "gmm:10", "n": 2, "seed": 0}, "sampler"),
+    ({"sampler": "normal:0,1", "n": 0, "seed": 0}, "n"),
+    ({"sampler": "normal:0,1", "n": 1025, "seed": 0}, "n"),
+    ({"sampler": "normal:0,1", "n": 2, "seed": -1}, "seed"),
+])
+def test_bad_rows_raise_invalid_parameter_value_naming_the_column(logged, row, column):
+    _, _, model = logged
+    with pytest.raises(MlflowException) as error:
+        model.predict(pd.DataFrame([row]))
+    assert error.value.error_code == "INVALID_PARAMETER_VALUE" and error.value.get_http_status_code() == 400
+    assert error.value.message.startswith(f"column '{column}':") and "allowed" in error.value.message
+
+
+def test_the_signature_refuses_a_request_without_n(logged):
+    _, _, model = logged
+    with pytest.raises(MlflowException, match="n"):
+        model.predict(pd.DataFrame([{"sampler": "normal:0,1", "seed": 0}]))
+
+
+def test_a_gmm_default_needs_its_mixture(tracking):
+    with mlflow.start_run(), pytest.raises(InputError, match="column 'sampler'.*no fitted mixture"):
+        log_generator(VAE(4, 16), "gmm:10")
+
+
+def test_loading_uses_only_the_code_shipped_with_the_model(logged, tmp_path):
+    """A fresh process imports the pipeline package from the model's own code folder, and it suffices."""
+    _, info, _ = logged
+    script = ("import sys, mlflow, pandas as pd\n"
+              f"m = mlflow.pyfunc.load_model({info.model_uri!r})\n"
+              "m.predict(pd.DataFrame([{'sampler': 'gmm:2', 'n': 1, 'seed': 0}]))\n"
+              "print(sys.modules['pipeline'].__file__)\n"
+              "print(sorted(k for k in sys.modules if k.startswith('pipeline')))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    package_file, modules = result.stdout.strip().splitlines()[-2:]
+    assert "/code/pipeline/__init__.py" in package_file
+    assert "pipeline.tracking" not in modules and "pipeline.core.plots" not in modules
