@@ -12,9 +12,9 @@ from __future__ import annotations
 import base64
 import shutil
 import tempfile
-from importlib.metadata import version
 from pathlib import Path
 
+import mlflow
 import mlflow.pyfunc
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
@@ -70,10 +70,16 @@ class Generator(mlflow.pyfunc.PythonModel):
 
 
 def requirements() -> list[str]:
-    """Pinned to what is installed here: no inference (it would import and trace the model)."""
-    return [f"torch=={version('torch').split('+')[0]}", f"mlflow=={version('mlflow')}",
-            f"cloudpickle=={version('cloudpickle')}", f"numpy=={version('numpy')}", f"pandas=={version('pandas')}",
-            f"pillow=={version('pillow')}"]
+    """Pinned to what is loaded here: no inference (it would import and trace the model), no metadata scans."""
+    import cloudpickle
+    import numpy
+    import pandas
+    import PIL
+    import torch
+
+    return [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}",
+            f"cloudpickle=={cloudpickle.__version__}", f"numpy=={numpy.__version__}", f"pandas=={pandas.__version__}",
+            f"pillow=={PIL.__version__}"]
 
 
 def log_generator(model, default_sampler: str, mixtures=()):

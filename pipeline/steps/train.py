@@ -17,7 +17,7 @@ from pipeline.configs import TrainConfig
 from pipeline.core import plots, training
 from pipeline.core.devices import resolve_device
 from pipeline.core.model import VAE
-from pipeline.core.samplers import draw_samples, parse_samplers
+from pipeline.core.samplers import draw_samples, needs_fit, parse_samplers
 from pipeline.core.seeding import seeded
 from pipeline.core.study import cell_name
 
@@ -110,6 +110,9 @@ def train(config: TrainConfig, parent_run_id: str | None = None) -> str:
         if history:
             tracking.log_figure(plots.loss_curve_figure(history), "loss_curve.png")
         tracking.log_model(model)
+        from pipeline.generator import log_generator  # mlflow.pyfunc: paid only here, at the end
+
+        log_generator(model, next((s.spec for s in samplers if not needs_fit(s)), "normal:0,1"))
         return run.info.run_id
 
 
