@@ -83,23 +83,40 @@ class Summary:
 
 
 def number(value: float) -> str:
-    """Four significant digits, plain: what a reader compares by eye."""
+    """Four significant digits, plain (no exponent from 1000 on: whole units): what a reader compares by eye."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     if float(value).is_integer() and abs(value) < 1e6:
         return str(int(value))
-    return f"{value:.4g}"
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def _decimals(std: float) -> int:
+    """Decimal places that keep one significant digit of the spread (two when it starts with a 1:
+    0.0014 rounded to 0.001 would understate it by a third)."""
+    exponent = math.floor(math.log10(float(f"{std:.1g}")))
+    leading = float(f"{std:.1g}") / 10 ** exponent
+    return -exponent + (1 if round(leading) == 1 else 0)
+
+
+def _fixed(value: float, decimals: int) -> str:
+    """`value` rounded to `decimals` places (negative: to tens, hundreds, ...)."""
+    return f"{round(value, decimals):.{max(decimals, 0)}f}"
 
 
 def spread_text(summary: Summary) -> str:
-    """'mean ± std' over seeds; a single seed says so; nothing measured is a dash."""
+    """'mean ± std' over seeds, both to the precision the spread supports (0.0576 ± 0.0006); a
+    single seed says so; nothing measured is a dash."""
     if summary.n == 0:
         return "–"
     if summary.fixed:
         return number(summary.mean)
     if summary.n == 1:
         return f"{number(summary.mean)} (1 seed)"
-    return f"{number(summary.mean)} ± {number(summary.std)}"
+    if not summary.std > 0:
+        return f"{number(summary.mean)} ± 0"
+    decimals = _decimals(summary.std)
+    return f"{_fixed(summary.mean, decimals)} ± {_fixed(summary.std, decimals)}"
 
 
 def best_rows(column: dict[str, Summary], direction: str | None, targets: dict[str, float] | None = None) -> set[str]:
@@ -130,6 +147,7 @@ def best_rows(column: dict[str, Summary], direction: str | None, targets: dict[s
 
 HOLDS, CONTRADICTED, DISAGREE, NO_SPREAD, NOT_MEASURED, NO_DIFFERENCE = (
     "holds", "contradicted", "seeds disagree", "no spread available", "not measured in this run", "no difference")
+CLASSIFIER_DEPENDENT = "classifier-dependent"  # the two judges of class identity reach different outcomes
 
 
 def compare(a: Summary, b: Summary) -> str:
@@ -163,7 +181,8 @@ def overall(outcomes: list[str]) -> str:
     """One word for a finding from the outcomes of its parts.
 
     Any contradicted part contradicts the finding; it holds only when every measured part holds;
-    parts that were not measured are said so rather than counted either way.
+    a part the two classifiers judge differently makes it classifier-dependent; parts that were not
+    measured are said so rather than counted either way.
     """
     measured = [o for o in outcomes if o != NOT_MEASURED]
     if not measured:
@@ -172,8 +191,21 @@ def overall(outcomes: list[str]) -> str:
         return CONTRADICTED
     if all(o == HOLDS for o in measured):
         return HOLDS if len(measured) == len(outcomes) else "holds where measured"
+    if CLASSIFIER_DEPENDENT in measured:
+        return CLASSIFIER_DEPENDENT
     if DISAGREE in measured:
         return "inconclusive (seeds disagree)"
     if NO_SPREAD in measured:
         return "inconclusive (one seed: no spread available)"
     return "inconclusive (no difference)"
+
+
+def both_judges(cnn: str, second: str) -> str:
+    """The outcome of a part about class identity or coverage, judged once per classifier: holds or
+    contradicted only when both say so. Runs without the second judge (older evaluations) keep the
+    CNN's outcome; the evidence says that only one judge was asked."""
+    if cnn == NOT_MEASURED or second == NOT_MEASURED or cnn == second:
+        return cnn
+    if {cnn, second} & {HOLDS, CONTRADICTED}:
+        return CLASSIFIER_DEPENDENT
+    return cnn

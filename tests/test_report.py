@@ -318,14 +318,19 @@ def reported(tracking, study, tmp_path_factory):
 
 
 def _stats_text(values: list[float]) -> str:
-    """mean ± sample std, written the way a reader would check it (independently of analysis.stats);
-    a NaN score (e.g. no confident prediction at all) is not measured."""
+    """mean ± sample std to the precision the spread supports, written the way a reader would check
+    it (independently of analysis.stats); a NaN score (e.g. no confident prediction at all) is not measured."""
     values = [v for v in values if math.isfinite(v)]
     if not values:
         return "–"
     if len(values) == 1:
         return f"{values[0]:.4g} (1 seed)"
-    return f"{np.mean(values):.4g} ± {np.std(values, ddof=1):.4g}"
+    std = np.std(values, ddof=1)
+    if std == 0:
+        return f"{values[0]:.4g} ± 0"
+    first = f"{std:.0e}"  # the spread to one significant digit, e.g. '6e-04'; two digits when it is a 1
+    decimals = -int(first.split("e")[1]) + (first[0] == "1")
+    return f"{round(np.mean(values), decimals):.{max(decimals, 0)}f} ± {round(std, decimals):.{max(decimals, 0)}f}"
 
 
 @pytest.mark.slow
