@@ -7,13 +7,10 @@ The core (pipeline/core) never imports mlflow; the steps call this module for al
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import os
 import re
 import shlex
-import sys
-import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -24,14 +21,13 @@ import torch
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from pipeline import processes
 from pipeline.core import checkpoints, datasets, plots
-from pipeline.core import classifier as classifiers
 from pipeline.errors import InputError
 
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 STEP_TAG = "pipeline.step"
 PARENT_TAG = "mlflow.parentRunId"
-CLASSIFIER_STEP = "classifier"
 CHECKPOINT_DIR = "checkpoints"
 GRID_SIZE = 64
 SYSTEM_METRICS_INTERVAL_S = 2
@@ -116,6 +112,11 @@ def get_run(run_id: str, parameter: str):
         raise InputError(f"parameter '{parameter}': no run {run_id!r} in {mlflow.get_tracking_uri()} ({error})") from None
 
 
+def launched_run_id() -> str | None:
+    """The run `mlflow run` created for this step's process, if it was launched that way."""
+    return os.environ.get("MLFLOW_RUN_ID")
+
+
 def use_experiment_of(run) -> str | None:
     """The experiment of `run`, unless the user chose one (or `mlflow run` did): sample and evaluate
     runs then sit beside their train run."""
@@ -130,7 +131,8 @@ CODE_TAG = "pipeline.code_version"
 DIRTY_TAG = "pipeline.code_dirty"
 PROCESS_TAG = "pipeline.process"  # host:pid:start time of the process that ran the step
 DRIVER_TAG = "pipeline.driver"  # host:pid:start time of the main or search process that launched it
-DRIVER_ENV = "VAE_PIPELINE_DRIVER"
+DRIVER_ENV = processes.DRIVER_ENV
+_watch_driver = processes.watch_driver  # step_run's name for it
 NOT_IN_KEY = {"resume", "copy_scores"}  # settings that do not change a step's result
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_GLOBS = ("pipeline/**/*.py", "analysis/**/*.py", "MLproject")
@@ -176,82 +178,15 @@ def code_version() -> tuple[str, bool]:
     return _CODE_VERSION
 
 
-def _this_process() -> str:
-    import socket
-
-    import psutil
-
-    return f"{socket.gethostname()}:{os.getpid()}:{psutil.Process().create_time():.3f}"
-
-
 def reuse_tags(step: str, config) -> dict[str, str]:
     version, dirty = code_version()
     return {KEY_TAG: config_key(step, config), CODE_TAG: version, DIRTY_TAG: str(dirty).lower(),
-            PROCESS_TAG: _this_process()}
-
-
-def _local_process(identity: str):
-    """(known, psutil.Process or None) for a `host:pid:start time` identity; unknown on another host."""
-    import socket
-
-    import psutil
-
-    host, _, rest = identity.partition(":")
-    pid, _, started = rest.partition(":")
-    if host != socket.gethostname():
-        return False, None
-    try:
-        process = psutil.Process(int(pid))
-        same = f"{process.create_time():.3f}" == started
-        return True, (process if same and _running(process) else None)
-    except (ValueError, psutil.Error):
-        return True, None
-
-
-def _running(process) -> bool:
-    """Alive and not a zombie (a killed process stays in the table until its parent reaps it)."""
-    import psutil
-
-    try:
-        return process is not None and process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+            PROCESS_TAG: processes.this_process()}
 
 
 def process_alive(run) -> bool:
-    """Whether the process that runs `run` still lives (on another host it cannot be told: assumed so).
-
-    A step whose driver (main or search) is gone is an orphan about to stop itself (see
-    `_watch_driver`): it is killed now and counts as gone, so a rerun never waits on it.
-    """
-    known, process = _local_process(run.data.tags.get(PROCESS_TAG, ":"))
-    if not known:
-        return True
-    driver = run.data.tags.get(DRIVER_TAG)
-    if process is not None and driver:
-        driver_known, driver_process = _local_process(driver)
-        if driver_known and driver_process is None:
-            process.kill()
-            return False
-    return process is not None
-
-
-def _watch_driver(driver: str, interval_s: float = 1.0) -> None:
-    """Kill this step's process when the driver that launched it dies (a `kill -9` of main leaves
-    no step running on its own; `mlflow run` then ends the step's run FAILED)."""
-    import signal
-
-    known, process = _local_process(driver)
-    if not known:
-        return
-
-    def watch():
-        while _running(process):
-            time.sleep(interval_s)
-        print(f"the driver process {driver} is gone: stopping this step", file=sys.stderr, flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="driver-watchdog", daemon=True).start()
+    """Whether the process that runs `run` still lives (an orphaned step is killed: see processes.alive)."""
+    return processes.alive(run.data.tags.get(PROCESS_TAG, ":"), run.data.tags.get(DRIVER_TAG))
 
 
 def search_all_runs(experiment_ids: list[str], filter_string: str, order_by: list[str] | None = None) -> list:
@@ -274,18 +209,84 @@ def runs_with_key(step: str, config, experiment_ids: list[str]) -> list:
                            order_by=["attributes.start_time DESC"])
 
 
+STALE_REASON = "its process ended without closing the run (killed?)"
+
+
+def end_failed(run_id: str, reason: str, only_if_running: bool = False) -> None:
+    """Tag `failure_reason` and end the run FAILED: the one way a run is ended badly from outside it."""
+    client = MlflowClient()
+    if only_if_running and client.get_run(run_id).info.status != "RUNNING":
+        return
+    client.set_tag(run_id, "failure_reason", reason)
+    client.set_terminated(run_id, "FAILED")
+
+
 def fail_stale_runs(runs) -> list:
     """Mark RUNNING runs whose process is gone as FAILED; returns the runs still truly running."""
-    client, alive = MlflowClient(), []
+    alive = []
     for run in runs:
         if run.info.status != "RUNNING":
             continue
         if process_alive(run):
             alive.append(run)
         else:
-            client.set_tag(run.info.run_id, "failure_reason", "its process ended without closing the run (killed?)")
-            client.set_terminated(run.info.run_id, "FAILED")
+            end_failed(run.info.run_id, STALE_REASON)
     return alive
+
+
+def fail_stale_runs_of(experiment_ids: list[str] | None, step: str, tags: dict | None = None) -> None:
+    """Fail the RUNNING runs of `step` (with these tags; every experiment when `experiment_ids` is None)
+    whose process is gone."""
+    fail_stale_runs(_runs_of(experiment_ids, step, tags, "RUNNING"))
+
+
+def newest_finished(step: str, tags: dict, experiment_ids: list[str] | None = None):
+    """The newest FINISHED run of `step` with these tags (every experiment when `experiment_ids` is None),
+    or None; runs of it left RUNNING by a process that is gone are failed first."""
+    fail_stale_runs_of(experiment_ids, step, tags)
+    runs = _runs_of(experiment_ids, step, tags, "FINISHED")
+    return runs[0] if runs else None
+
+
+def _runs_of(experiment_ids: list[str] | None, step: str, tags: dict | None, status: str) -> list:
+    match = " and ".join([f"tags.`{STEP_TAG}` = '{step}'", *(f"tags.`{k}` = '{v}'" for k, v in (tags or {}).items()),
+                          f"attributes.status = '{status}'"])
+    if experiment_ids is None:
+        return mlflow.search_runs(search_all_experiments=True, filter_string=match,
+                                  order_by=["attributes.start_time DESC"], output_format="list")
+    return search_all_runs(experiment_ids, match, order_by=["attributes.start_time DESC"])
+
+
+def children(parent_run_id: str, step: str, experiment_id: str, status: str = "FINISHED") -> list:
+    """The runs of `step` under `parent_run_id` with this status."""
+    return _runs_of([experiment_id], step, {PARENT_TAG: parent_run_id}, status)
+
+
+def store_key() -> str:
+    """A short hash of the tracking store, for locks that hold per store."""
+    return hashlib.sha256(mlflow.get_tracking_uri().encode()).hexdigest()[:12]
+
+
+def reuse_or_launch(step: str, config, experiment_id: str, reuse: str, launch, accept=None,
+                    shared_lock=None) -> tuple[str, str]:
+    """(run id, how) of a finished `step` with this configuration: lock -> find finished -> resume or launch.
+
+    Under a lock per step key on this machine (and `shared_lock(name)`, e.g. across machines) two
+    drivers never launch one step twice. A finished run of the same key and code is `reused` (if
+    `accept(run)` agrees); a training whose run ended unfinished with checkpoints is `resumed from
+    <id>`; otherwise the step `ran`. `launch(resume_run_id or None)` runs it and returns its run id.
+    """
+    from contextlib import nullcontext
+
+    name = f"step-{store_key()}-{config_key(step, config)}"
+    with processes.machine_lock(name), (shared_lock(name) if shared_lock else nullcontext()):
+        finished, unfinished = reusable_run(step, config, [experiment_id], reuse)
+        if finished is not None and (accept is None or accept(finished)):
+            return finished.info.run_id, "reused"
+        resume = None
+        if step == "train" and unfinished is not None and has_checkpoints(unfinished.info.run_id):
+            resume = unfinished.info.run_id
+        return launch(resume), (f"resumed from {resume}" if resume else "ran")
 
 
 def reusable_run(step: str, config, experiment_ids: list[str], reuse: str):
@@ -304,14 +305,15 @@ def reusable_run(step: str, config, experiment_ids: list[str], reuse: str):
     return (finished[0] if finished and allowed else None), (unfinished[0] if unfinished and allowed else None)
 
 
-def launch_step(entry_point: str, config, parent_run_id: str, experiment_id: str, env_manager: str = "local",
+def launch_step(entry_point: str, config, parent_run_id: str, experiment_id: str, name: str, env_manager: str = "local",
                 backend: str = "local", backend_config: dict | None = None, extra: dict | None = None,
                 env: dict | None = None, tags: dict | None = None) -> str:
     """Run one entry point of this project with `mlflow.run` as a child of `parent_run_id`; returns
     its run id once it has finished, or raises StepFailed.
 
-    The child run is created first (name, parent, step tag), so it shows under its parent from
-    the start; the local backend then takes it over, other backends get the tags when it ends.
+    The child run is created first (named `name` until the step names itself, parent, step tag), so
+    it shows under its parent from the start; the local backend then takes it over, other backends
+    get the tags when it ends.
     `env` is exported for the step's process (each step's share of the cores), `extra` adds params
     that are no part of the configuration (e.g. `resume`).
     """
@@ -326,8 +328,8 @@ def launch_step(entry_point: str, config, parent_run_id: str, experiment_id: str
     client = MlflowClient()
     run_id = None
     if backend == "local":
-        run_id = client.create_run(experiment_id, tags=tags).info.run_id
-    _export({**(env or {}), DRIVER_ENV: _this_process()})
+        run_id = client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
+    processes.export({**(env or {}), DRIVER_ENV: processes.this_process()})
     try:  # synchronous: the step runs as this process's child, without an `mlflow run` process between
         submitted = mlflow.projects.run(str(PROJECT_ROOT), entry_point=entry_point, parameters=params,
                                         experiment_id=experiment_id, backend=backend, backend_config=backend_config,
@@ -337,7 +339,7 @@ def launch_step(entry_point: str, config, parent_run_id: str, experiment_id: str
                          "in MLflow)") from None
     except Exception as error:
         if run_id:
-            client.set_terminated(run_id, "FAILED")
+            end_failed(run_id, f"could not be launched: {error}"[:500])
         raise StepFailed(f"{entry_point}: could not be launched ({error})") from error
     for key, value in tags.items():
         client.set_tag(submitted.run_id, key, value)
@@ -346,16 +348,6 @@ def launch_step(entry_point: str, config, parent_run_id: str, experiment_id: str
 
 class StepFailed(RuntimeError):
     """A step launched by a driver did not finish."""
-
-
-_ENVIRONMENT_LOCK = threading.Lock()
-
-
-def _export(values: dict[str, str]) -> None:
-    """Set environment variables that every step this driver starts inherits (each step's share of
-    the cores, the driver's identity): the same values for all of a driver's steps."""
-    with _ENVIRONMENT_LOCK:
-        os.environ.update(values)
 
 
 # --- params ----------------------------------------------------------------------------------
@@ -594,63 +586,6 @@ def copy_artifacts(source_run_id: str, path: str, target_run_id: str, folder: Pa
         shutil.copytree(local, folder, dirs_exist_ok=True)
 
 
-# --- the evaluation classifier -----------------------------------------------------------------
-
-def find_classifier_run(source_digest: str):
-    """The newest finished classifier run for this source digest, in any experiment, or None."""
-    runs = mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string=f"tags.source_digest = '{source_digest}' and tags.`{STEP_TAG}` = '{CLASSIFIER_STEP}' "
-        "and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )
-    return runs[0] if runs else None
-
-
-@contextmanager
-def machine_lock(name: str):
-    """An exclusive lock shared by every process on this machine (released if the holder dies)."""
-    folder = datasets.cache_dir() / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def classifier_for(prepared: datasets.Prepared, device: torch.device, experiment_id: str):
-    """(classifier, run id) for the source of `prepared`: found by source digest, else trained once.
-
-    Evaluations that start together on new data take a lock per tracking store and source: the
-    first trains and logs, the others wait and then find its run.
-    """
-    digest = prepared.source_digest
-    run = find_classifier_run(digest)
-    if run is None:
-        store = hashlib.sha256(mlflow.get_tracking_uri().encode()).hexdigest()[:12]
-        with machine_lock(f"classifier-{store}-{digest[:16]}"):
-            run = find_classifier_run(digest)
-            run_id = run.info.run_id if run is not None else _train_and_log_classifier(prepared, device, experiment_id)
-    else:
-        run_id = run.info.run_id
-    return load_model(f"runs:/{run_id}/model", device, parameter="classifier"), run_id
-
-
-def _train_and_log_classifier(prepared: datasets.Prepared, device: torch.device, experiment_id: str) -> str:
-    digest = prepared.source_digest
-    with step_run(CLASSIFIER_STEP, f"classifier {digest[:8]}", experiment_id=experiment_id,
-                  tags={"source_digest": digest}, adopt_launched_run=False) as run:
-        model, params, metrics = classifiers.train_on(prepared, device)
-        mlflow.log_params({**params, "source_digest": digest})
-        mlflow.log_metrics(metrics)
-        log_model(model)
-        return run.info.run_id
-
-
 # --- scores copied onto the train run ----------------------------------------------------------
 
 SETTINGS_TAG = "scores.settings"
@@ -692,9 +627,38 @@ def copy_scores(train_run_id: str, scores: dict[str, float], tags: dict[str, str
     return "copied" if held in (None, settings) else f"copied, replacing scores measured with {held}"
 
 
-# --- runs that a step creates by hand (search trials) ------------------------------------------
+# --- runs that a step creates without making them active (search trials) ------------------------
 
 def process_tags() -> dict[str, str]:
-    """The tag that names this process, so `fail_stale_runs` can close a hand-made run whose
-    process was killed (step runs get it through `reuse_tags`)."""
-    return {PROCESS_TAG: _this_process()}
+    """The tag that names this process, so `fail_stale_runs` can close a run whose process was
+    killed (step runs get it through `reuse_tags`)."""
+    return {PROCESS_TAG: processes.this_process()}
+
+
+class OpenRun:
+    """A run `child_run` opened: its id, and how it is to end (FINISHED unless `end_as` says otherwise)."""
+
+    def __init__(self, run_id: str):
+        self.run_id, self.status, self.tags = run_id, "FINISHED", {}
+
+    def end_as(self, status: str, **tags: str) -> None:
+        self.status, self.tags = status, tags
+
+
+@contextmanager
+def child_run(step: str, name: str, parent_run_id: str, experiment_id: str, tags: dict | None = None):
+    """A run of `step` under `parent_run_id`, named at creation and tagged with this process (a rerun
+    fails it if the process is killed), logged into by id (it never becomes the active run, so one
+    process can hold it beside its own), ended when the block ends: as `end_as` said, or FAILED
+    with the exception as `failure_reason` when the block raises."""
+    client = MlflowClient()
+    run_tags = {STEP_TAG: step, PARENT_TAG: parent_run_id, **process_tags(), **(tags or {})}
+    run = OpenRun(client.create_run(experiment_id, run_name=name, tags=run_tags).info.run_id)
+    try:
+        yield run
+    except BaseException as error:
+        end_failed(run.run_id, f"{type(error).__name__}: {error}"[:500])
+        raise
+    for key, value in run.tags.items():
+        client.set_tag(run.run_id, key, value)
+    client.set_terminated(run.run_id, run.status)

@@ -12,7 +12,7 @@ import torch
 import subprocess
 import sys
 
-from pipeline import tracking as pipeline_tracking
+from pipeline import classifier_run
 from pipeline.core import classifier, datasets, quality
 from pipeline.core.training import as_float_tensor
 from tests.conftest import REPO, write_idx_folder
@@ -46,12 +46,13 @@ def test_trained_once_per_source_then_found_by_its_tag(tracking, tiny_prepared, 
     monkeypatch.setattr(classifier, "MIN_STEPS", 0)
     step_run = tracking.client.create_run(tracking.experiment_id).info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", step_run)  # as under `mlflow run`: must survive the classifier's run
-    model, run_id = pipeline_tracking.classifier_for(tiny_prepared, torch.device("cpu"), tracking.experiment_id)
+    model, run_id = classifier_run.classifier_for(tiny_prepared, torch.device("cpu"), tracking.experiment_id, step_run)
     assert run_id != step_run and os.environ["MLFLOW_RUN_ID"] == step_run
     assert tracking.client.get_run(step_run).info.status == "RUNNING"  # left to its own step
     run = tracking.client.get_run(run_id)
     assert run.data.tags["pipeline.step"] == "classifier" and run.data.tags["source_digest"] == tiny_prepared.source_digest
     assert run.info.status == "FINISHED" and run.info.run_name == f"classifier {tiny_prepared.source_digest[:8]}"
+    assert run.data.tags["mlflow.parentRunId"] == step_run  # a child of the run that needed it
     test_x = as_float_tensor(tiny_prepared.splits["test"][0], torch.device("cpu"))
     test_y = torch.from_numpy(tiny_prepared.splits["test"][1])
     assert run.data.metrics["test_accuracy"] == pytest.approx(classifier.accuracy(model, test_x, test_y))
@@ -61,10 +62,10 @@ def test_trained_once_per_source_then_found_by_its_tag(tracking, tiny_prepared, 
     monkeypatch.setattr(classifier, "fit", lambda *a, **k: pytest.fail("retrained instead of found by digest"))
     other_split = datasets.prepare(tiny_prepared.source.split(";")[0], val_fraction=0.25, seed=7)
     assert other_split.digest != tiny_prepared.digest  # another seed and share: other train/val splits...
-    again, again_id = pipeline_tracking.classifier_for(other_split, torch.device("cpu"), tracking.experiment_id)
+    again, again_id = classifier_run.classifier_for(other_split, torch.device("cpu"), tracking.experiment_id, step_run)
     assert again_id == run_id  # ...but the same source, so the same classifier
     assert torch.equal(classifier.embed(again, test_x)[1], classifier.embed(model.eval(), test_x)[1])
-    assert pipeline_tracking.find_classifier_run("0" * 64) is None
+    assert classifier_run.find_classifier_run("0" * 64) is None
 
 
 def test_the_source_digest_ignores_the_split_but_not_the_data(tiny_prepared):
@@ -82,11 +83,11 @@ def test_the_source_digest_ignores_the_split_but_not_the_data(tiny_prepared):
 
 CONCURRENT = """
 import sys, torch, mlflow
-from pipeline import tracking
+from pipeline import classifier_run
 from pipeline.core import classifier, datasets
 classifier.EPOCHS, classifier.MIN_STEPS = 1, 0
 prepared = datasets.prepare(sys.argv[1], seed=int(sys.argv[2]))
-print(tracking.classifier_for(prepared, torch.device("cpu"), sys.argv[3])[1])
+print(classifier_run.classifier_for(prepared, torch.device("cpu"), sys.argv[3], None)[1])
 """
 
 
@@ -120,7 +121,7 @@ def test_on_the_bundled_digits_accurate_and_real_images_score_like_the_reference
     prepared = datasets.prepare("mnist-5k")
     cpu = torch.device("cpu")
     split = {name: (as_float_tensor(x, cpu), torch.from_numpy(y)) for name, (x, y) in prepared.splits.items()}
-    model, run_id = pipeline_tracking.classifier_for(prepared, cpu, tracking.experiment_id)
+    model, run_id = classifier_run.classifier_for(prepared, cpu, tracking.experiment_id, None)
     model.eval()
     assert classifier.accuracy(model, *split["test"]) >= 0.97
     assert tracking.client.get_run(run_id).data.metrics["test_accuracy"] >= 0.97

@@ -13,6 +13,7 @@ from torchvision.utils import make_grid  # noqa: E402
 
 UPSCALE = 4  # single digits are 28x28: show them at 112x112 so they can be seen
 GRID_UPSCALE = 2  # an 8x8 grid is 242 px at native size: too small to judge a digit by eye
+GRID_SIZE = 64  # images in a logged sample grid (8x8), the same in every step
 
 
 def as_images(flat: torch.Tensor) -> torch.Tensor:

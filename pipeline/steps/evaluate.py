@@ -13,6 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pipeline import tracking
+from pipeline.classifier_run import classifier_for
 from pipeline.configs import DEFAULT_SAMPLERS, EvaluateConfig
 from pipeline.core import plots
 from pipeline.core.devices import resolve_device
@@ -93,7 +94,8 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
     loss = tracking.run_param(train_run, "loss")
     model = tracking.load_model(f"runs:/{config.model}/model", device)
     experiment_id = tracking.use_experiment_of(train_run)
-    classifier, classifier_run_id = tracking.classifier_for(prepared, device, experiment_id or train_run.info.experiment_id)
+    classifier, classifier_run_id = classifier_for(prepared, device, experiment_id or train_run.info.experiment_id,
+                                                   parent_run_id=tracking.launched_run_id() or config.model)
     settings = settings_text(config, classifier_run_id)
 
     tags = {"source_run_id": config.model, "classifier_run_id": classifier_run_id, "data_digest": prepared.digest,

@@ -99,20 +99,14 @@ class Driver:
 
     def run(self, step: str, step_config, record: dict, tags: dict | None = None) -> str:
         """The run id of a finished `step` with this configuration: reused, resumed or launched."""
-        key = tracking.config_key(step, step_config)
-        with tracking.machine_lock(f"step-{key}"):  # two drivers never launch the same step twice
-            finished, unfinished = tracking.reusable_run(step, step_config, [self.experiment_id], self.config.reuse)
-            if finished is not None:
-                run_id, how = finished.info.run_id, "reused"
-            else:
-                extra = {}
-                if step == "train" and unfinished is not None and tracking.has_checkpoints(unfinished.info.run_id):
-                    extra["resume"] = unfinished.info.run_id
-                run_id = tracking.launch_step(step, step_config, self.main_run_id, self.experiment_id,
-                                              env_manager=self.config.env_manager, backend=self.config.backend,
-                                              backend_config=self.backend_config, extra=extra, env=self.env,
-                                              tags={"pipeline.preset": self.config.preset, **(tags or {})})
-                how = f"resumed from {extra['resume']}" if extra else "ran"
+        def launch(resume: str | None) -> str:
+            return tracking.launch_step(step, step_config, self.main_run_id, self.experiment_id,
+                                        name=" ".join([step, *(str(v) for k, v in record.items() if k != "train_run_id")]),
+                                        env_manager=self.config.env_manager, backend=self.config.backend,
+                                        backend_config=self.backend_config, extra={"resume": resume} if resume else {},
+                                        env=self.env, tags={"pipeline.preset": self.config.preset, **(tags or {})})
+
+        run_id, how = tracking.reuse_or_launch(step, step_config, self.experiment_id, self.config.reuse, launch)
         with self._lock:
             self.records.append({"step": step, **record, "run_id": run_id, "reused": how == "reused", "how": how})
         print(f"main: {step} {' '.join(str(v) for v in record.values())}: {how} ({run_id})", flush=True)
@@ -199,7 +193,8 @@ def write_report(driver: Driver, config: MainConfig) -> None:
         print(f"main: report reused from run {previous[0].info.run_id}", flush=True)
         return
     report = ReportConfig(source=driver.main_run_id, output=os.path.abspath(config.report_dir))
-    tracking.launch_step("report", report, driver.main_run_id, driver.experiment_id, env_manager=config.env_manager,
+    tracking.launch_step("report", report, driver.main_run_id, driver.experiment_id, f"report main {config.preset}",
+                         env_manager=config.env_manager,
                          backend=config.backend, backend_config=driver.backend_config, env=driver.env,
                          tags={REPORT_INPUTS_TAG: inputs, "pipeline.preset": config.preset})
 

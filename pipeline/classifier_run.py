@@ -1,0 +1,50 @@
+"""The evaluation classifier's run: found by the source digest of the data across every experiment, else
+trained once and logged, as a child of the run that first needed it.
+
+Evaluations that start together on new data take a lock per tracking store and source: the first
+trains and logs, the others wait and then find its run. A classifier run killed while training is
+failed by the next lookup (the stale-run rule of steps: it carries its process).
+"""
+
+from __future__ import annotations
+
+import mlflow
+import torch
+
+from pipeline import processes, tracking
+from pipeline.core import classifier as classifiers
+from pipeline.core import datasets
+
+CLASSIFIER_STEP = "classifier"
+
+
+def find_classifier_run(source_digest: str):
+    """The newest finished classifier run for this source digest, in any experiment, or None."""
+    return tracking.newest_finished(CLASSIFIER_STEP, {"source_digest": source_digest})
+
+
+def classifier_for(prepared: datasets.Prepared, device: torch.device, experiment_id: str, parent_run_id: str | None):
+    """(classifier, run id) for the source of `prepared`; a new classifier run goes under `parent_run_id`."""
+    digest = prepared.source_digest
+    run = find_classifier_run(digest)
+    if run is None:
+        with processes.machine_lock(f"classifier-{tracking.store_key()}-{digest[:16]}"):
+            run = find_classifier_run(digest)
+            run_id = run.info.run_id if run is not None else train_and_log(prepared, device, experiment_id, parent_run_id)
+    else:
+        run_id = run.info.run_id
+    return tracking.load_model(f"runs:/{run_id}/model", device, parameter="classifier"), run_id
+
+
+def train_and_log(prepared: datasets.Prepared, device: torch.device, experiment_id: str, parent_run_id: str | None) -> str:
+    """Train the classifier in a run of its own (not the launcher's) and log its scores and model."""
+    digest = prepared.source_digest
+    with tracking.step_run(CLASSIFIER_STEP, f"classifier {digest[:8]}", experiment_id=experiment_id,
+                           parent_run_id=parent_run_id, tags={"source_digest": digest, **tracking.process_tags()},
+                           adopt_launched_run=False) as run:
+        model, params, metrics = classifiers.train_on(prepared, device)
+        mlflow.log_params({**params, "source_digest": digest})
+        mlflow.log_metrics(metrics)
+        tracking.log_model(model)
+        return run.info.run_id
+

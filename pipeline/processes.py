@@ -1,0 +1,142 @@
+"""Processes on this machine: who a process is, whether it still lives, locks every process shares, and
+the watchdog that stops a step whose driver died.
+
+No MLflow here: tracking records these identities on runs (tag `pipeline.process`) and asks this module
+whether the process behind a RUNNING run is gone.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+from pipeline.core import datasets
+
+DRIVER_ENV = "VAE_PIPELINE_DRIVER"  # host:pid:start time of the main or search process that launched a step
+
+
+def this_process() -> str:
+    """`host:pid:start time`: unique even when the pid is reused later."""
+    import socket
+
+    import psutil
+
+    return f"{socket.gethostname()}:{os.getpid()}:{psutil.Process().create_time():.3f}"
+
+
+def worker_identity(pid: int) -> str:
+    """`host:pid`, the identity a search worker writes on its trials."""
+    import socket
+
+    return f"{socket.gethostname()}:{pid}"
+
+
+def this_worker() -> str:
+    return worker_identity(os.getpid())
+
+
+def local_process(identity: str):
+    """(known, psutil.Process or None) for a `host:pid:start time` identity; unknown on another host."""
+    import socket
+
+    import psutil
+
+    host, _, rest = identity.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname():
+        return False, None
+    try:
+        process = psutil.Process(int(pid))
+        same = f"{process.create_time():.3f}" == started
+        return True, (process if same and running(process) else None)
+    except (ValueError, psutil.Error):
+        return True, None
+
+
+def running(process) -> bool:
+    """Alive and not a zombie (a killed process stays in the table until its parent reaps it)."""
+    import psutil
+
+    try:
+        return process is not None and process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def alive(identity: str, driver: str | None = None) -> bool:
+    """Whether the process `identity` still lives (on another host it cannot be told: assumed so).
+
+    A step whose driver (main or search) is gone is an orphan about to stop itself (see
+    `watch_driver`): it is killed now and counts as gone, so a rerun never waits on it.
+    """
+    known, process = local_process(identity)
+    if not known:
+        return True
+    if process is not None and driver:
+        driver_known, driver_process = local_process(driver)
+        if driver_known and driver_process is None:
+            process.kill()
+            return False
+    return process is not None
+
+
+def watch_driver(driver: str, interval_s: float = 1.0) -> None:
+    """Kill this step's process when the driver that launched it dies (a `kill -9` of main leaves
+    no step running on its own; `mlflow run` then ends the step's run FAILED)."""
+    known, process = local_process(driver)
+    if not known:
+        return
+
+    def watch():
+        while running(process):
+            time.sleep(interval_s)
+        print(f"the driver process {driver} is gone: stopping this step", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="driver-watchdog", daemon=True).start()
+
+
+@contextmanager
+def machine_lock(name: str):
+    """An exclusive lock shared by every process on this machine (released if the holder dies)."""
+    folder = datasets.cache_dir() / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_ENVIRONMENT_LOCK = threading.Lock()
+
+
+def export(values: dict[str, str]) -> None:
+    """Set environment variables that every process this driver starts inherits (each step's share of
+    the cores, the driver's identity): the same values for all of a driver's steps."""
+    with _ENVIRONMENT_LOCK:
+        os.environ.update(values)
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM (also sent when the parent dies) unwinds like Ctrl-C: `finally` blocks end runs FAILED."""
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def die_with_parent() -> None:
+    """preexec_fn of worker processes (Linux): SIGTERM when the parent dies."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass

@@ -1,0 +1,287 @@
+"""Workers: each asks the study for trials until this invocation holds n_trials, runs them (a child run
+per trial) and tells the study; several on one machine are separate processes watched by the search."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+
+import optuna
+import torch
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from pipeline import processes, tracking
+from pipeline.configs import SearchConfig
+from pipeline.core import plots
+from pipeline.core.devices import resolve_device
+from pipeline.core.evaluation import EvaluationContext
+from pipeline.classifier_run import classifier_for
+from pipeline.search.models import Models, train_config
+from pipeline.search.recovery import recover_worker
+from pipeline.search.storage import Storage, open_storage
+from pipeline.search.study import (FINISHED, INVOCATION_ATTR, MODEL_ATTR, RETRY_ATTR, RUN_ATTR, WORKER_ATTR, counted,
+                                   make_pruner, make_sampler, sample_counts, sampler_seed, suggest)
+
+TRIAL_STEP = "search_trial"
+PAUSE_ENV = "VAE_PIPELINE_SEARCH_PAUSE_TRIAL"  # tests: the worker running this trial number stops after its first report
+REPORTED_METRICS = ("fid", "precision", "recall", "density", "coverage", "confidence", "class_entropy",
+                    "classes_covered", "max_class_share", "sharpness")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """What a worker needs: the config, the study's storage, the search run (the invocation whose
+    trials it adds, and the parent of their runs and of trainings), its index, the deadline and threads."""
+
+    config: dict
+    storage: Storage
+    search_run_id: str
+    experiment_id: str
+    trials_before: int  # trials the study held when this invocation started (moves the samplers' seeds on)
+    deadline: float | None
+    threads: int
+    worker_index: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Job":
+        values = json.loads(text)
+        values["storage"] = Storage(**values["storage"])
+        return cls(**values)
+
+
+@contextmanager
+def heartbeat(storage, trial: optuna.Trial):
+    """Record the trial's heartbeat every interval while it runs (RDB storages only)."""
+    interval = storage.get_heartbeat_interval() if isinstance(storage, optuna.storages.RDBStorage) else None
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat():
+        while True:
+            try:
+                storage.record_heartbeat(trial._trial_id)
+            except Exception as error:  # a lost connection: the trial may be failed as stale, the run goes on
+                print(f"search: heartbeat of trial {trial.number} failed: {error}", file=sys.stderr)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+class Worker:
+    """Asks the study for trials until this invocation holds n_trials (or the deadline), runs them."""
+
+    def __init__(self, job: Job, classifier=None, prepared=None):
+        self.job = job
+        self.config = config = SearchConfig(**job.config)
+        self.client = MlflowClient()
+        self.device = resolve_device(config.device)
+        self.storage = open_storage(job.storage)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study = optuna.load_study(study_name=config.study_name, storage=self.storage,
+                                           sampler=make_sampler(config, sampler_seed(config, job.trials_before,
+                                                                                     job.worker_index, job.storage),
+                                                                job.storage),
+                                           pruner=make_pruner(config))
+        train = train_config(config, 1)
+        self.prepared = prepared or tracking.resolve_data(config.data, train.val_fraction, config.seed, train.data_root)
+        if classifier is None:  # a worker process: the search trained the classifier before starting it
+            classifier, _ = classifier_for(self.prepared, self.device, job.experiment_id, job.search_run_id)
+        self.counts = sample_counts(config, self.prepared)
+        if config.objective != "fid":
+            self.counts = self.counts[-1:]  # no pruning for two objectives: score once, at the largest count
+        self.context = EvaluationContext.build(classifier, self.prepared, self.device, self.counts[-1], config.seed,
+                                               reference_split="val")
+        self.models = Models(config, job, self.prepared.digest, self.device)
+
+    def reserve(self) -> optuna.Trial | None:
+        """The next trial, if this invocation still needs one: counting and asking under one lock, so
+        several workers never overshoot n_trials."""
+        with processes.machine_lock(f"search-{self.job.search_run_id}"), warnings.catch_warnings():
+            # ask/tell with heartbeats: this loop records them itself (see `heartbeat`)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if isinstance(self.storage, optuna.storages.RDBStorage):
+                optuna.storages.fail_stale_trials(self.study)
+            if counted(self.study, self.job.search_run_id) >= self.config.n_trials:
+                return None
+            trial = self.study.ask()
+            trial.set_user_attr(INVOCATION_ATTR, self.job.search_run_id)
+            trial.set_user_attr(WORKER_ATTR, processes.this_worker())
+            trial.set_user_attr(RUN_ATTR, "")
+            return trial
+
+    def run(self) -> None:
+        while self.job.deadline is None or time.time() < self.job.deadline:
+            trial = self.reserve()
+            if trial is None:
+                return
+            with heartbeat(self.storage, trial):
+                self.run_trial(trial)
+
+    def run_trial(self, trial: optuna.Trial) -> None:
+        """One trial in its own child run of the search run: FINISHED, KILLED when pruned, FAILED otherwise."""
+        config = self.config
+        latent_size, sampler = suggest(trial, config)
+        tags = {"optuna.study_name": config.study_name, "optuna.trial_number": str(trial.number),
+                "pipeline.latent_size": str(latent_size)}
+        for name in (RETRY_ATTR, "baseline"):
+            if name in trial.user_attrs:
+                tags[name] = str(trial.user_attrs[name])
+        with tracking.child_run(TRIAL_STEP, f"trial {trial.number}", self.job.search_run_id, self.job.experiment_id,
+                                tags) as run:
+            trial.set_user_attr(RUN_ATTR, run.run_id)
+            params = {"trial_number": trial.number, "latent_size": latent_size, "a": sampler.a, "b": sampler.b,
+                      "mean": trial.params["mean"], "sd": trial.params["sd"], "loc": sampler.loc,
+                      "scale": sampler.scale, "sampler": sampler.spec, "study_name": config.study_name,
+                      "reference_split": "val"}
+            self.client.log_batch(run.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+            try:
+                metrics, count, pruned = self.score(trial, run.run_id, latent_size, sampler)
+            except BaseException:
+                self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                raise
+            values = [metrics["fid"]] if config.objective == "fid" else [metrics["fid"], metrics["class_entropy"]]
+            if pruned:
+                self.study.tell(trial, state=TrialState.PRUNED)
+                run.end_as("KILLED", pruned="true")
+            elif not all(math.isfinite(v) for v in values):
+                self.study.tell(trial, state=TrialState.FAIL)
+                run.end_as("FAILED", failure_reason=f"objective not finite: {values}")
+            else:
+                self.study.tell(trial, values)
+        state = "pruned" if pruned else "done"
+        print(f"search: trial {trial.number} {state}: latent {latent_size} {sampler.spec} fid {metrics['fid']:.4g} "
+              f"at n={count}", flush=True)
+
+    def score(self, trial: optuna.Trial, run_id: str, latent_size: int, sampler) -> tuple[dict, int, bool]:
+        """(metrics, sample count, pruned): FID on growing sample counts, reported to the pruner, then
+        the last count's metrics, a sample grid and where the time went, logged on the trial's run."""
+        config, client = self.config, self.client
+        started = time.perf_counter()
+        model_run_id, model = self.models.get(latent_size)
+        trial.set_user_attr(MODEL_ATTR, model_run_id)
+        client.log_param(run_id, "model_run_id", model_run_id)
+        seconds = {"seconds_model": time.perf_counter() - started, "seconds_scoring": 0.0}
+        pruned = False
+        for count in self.counts:
+            started = time.perf_counter()
+            _, images, metrics, _ = self.context.score(model, sampler, count)
+            seconds["seconds_scoring"] += time.perf_counter() - started
+            client.log_metric(run_id, "fid_at_n", metrics["fid"], step=count)
+            if config.objective == "fid":
+                trial.report(metrics["fid"], step=count)
+            _pause_for_tests(trial.number)
+            if config.objective == "fid" and count != self.counts[-1] and trial.should_prune():
+                pruned = True
+                break
+        started = time.perf_counter()
+        now = int(time.time() * 1000)
+        logged = {name: float(metrics[name]) for name in REPORTED_METRICS}
+        logged["n_samples"] = count
+        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in logged.items()])
+        client.log_image(run_id, plots.grid_array(images[:plots.GRID_SIZE]), artifact_file="samples/grid.png")
+        seconds["seconds_logging"] = time.perf_counter() - started
+        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in seconds.items()])
+        return metrics, count, pruned
+
+
+def _pause_for_tests(trial_number: int) -> None:
+    """Kill tests: with VAE_PIPELINE_SEARCH_PAUSE_TRIAL=N the worker running trial N stops after its
+    first report, its MLflow run open, and waits to be killed: a kill point that does not depend on
+    the machine's speed."""
+    if os.environ.get(PAUSE_ENV) == str(trial_number):
+        print(f"paused in trial {trial_number} (pid {os.getpid()}) ({PAUSE_ENV})", flush=True)
+        while True:
+            time.sleep(60)
+
+
+def worker_main(argv: list[str]) -> int:
+    """Entry of a worker process: `python -m pipeline.search.workers --worker JOB_JSON`."""
+    processes.exit_on_sigterm()
+    job = Job.from_json(argv[argv.index("--worker") + 1])
+    torch.set_num_threads(job.threads)
+    Worker(job).run()
+    return 0
+
+
+def run_workers(job: Job, study: optuna.Study) -> list[str]:
+    """Start n_workers processes and watch them: a worker that dies has its RUNNING trials failed,
+    their runs ended FAILED and each re-enqueued once, and a replacement takes its place while this
+    invocation still needs trials (at most n_workers replacements). Returns notes for the log."""
+    config = SearchConfig(**job.config)
+    env = dict(os.environ)
+    env.pop("MLFLOW_RUN_ID", None)
+    env["OMP_NUM_THREADS"] = str(job.threads)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tracking.PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+    workers: dict[int, tuple[int, subprocess.Popen]] = {}
+    next_index, replacements, notes = 0, 0, []
+
+    def start() -> None:
+        nonlocal next_index
+        worker_job = dataclasses.replace(job, worker_index=next_index)
+        process = subprocess.Popen([sys.executable, "-m", "pipeline.search.workers", "--worker", worker_job.to_json()],
+                                   env=env, preexec_fn=processes.die_with_parent)
+        workers[process.pid] = (next_index, process)
+        next_index += 1
+
+    for _ in range(config.n_workers):
+        start()
+    try:
+        while workers:
+            time.sleep(0.5)
+            for pid, (index, process) in list(workers.items()):
+                status = process.poll()
+                if status is None:
+                    continue
+                del workers[pid]
+                if status == 0:
+                    continue
+                worker = processes.worker_identity(pid)
+                recovered = recover_worker(study, worker, f"its worker (pid {pid}) ended with status {status}")
+                note = (f"worker {index} (pid {pid}) ended with status {status}; its running trials "
+                        f"{recovered or 'none'} failed, runs ended FAILED, re-enqueued once")
+                timed_out = job.deadline is not None and time.time() >= job.deadline
+                if counted(study, job.search_run_id) < config.n_trials and not timed_out and replacements < config.n_workers:
+                    replacements += 1
+                    start()
+                    note += "; a replacement worker started"
+                print(f"search: {note}", flush=True)
+                notes.append(note)
+    finally:
+        for pid, (index, process) in workers.items():  # the search itself is stopping: stop the workers
+            process.terminate()
+        for pid, (index, process) in workers.items():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            recover_worker(study, processes.worker_identity(pid), "the search stopped its worker")
+    return notes
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main(sys.argv))
