@@ -72,7 +72,7 @@ def main() -> None:
     parts = {
         "decode": timed(lambda: draw_samples(model, sampler, args.n_samples, 0, device), args.repeats)[0]["median"],
         "classify": timed(lambda: classifier.embed(net, images), args.repeats)[0]["median"],
-        "fid": timed(lambda: quality.fid(ref.fid_metric, features), args.repeats)[0]["median"],
+        "fid": timed(lambda: quality.frechet_distance(ref.stats, features), args.repeats)[0]["median"],
         "precision_recall": timed(lambda: quality.precision_recall(ref.features, features, real_radii=ref.radii(
             min(len(ref.features), len(features)))), args.repeats)[0]["median"],
         "sharpness": timed(lambda: quality.sharpness(images), args.repeats)[0]["median"],

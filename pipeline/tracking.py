@@ -505,7 +505,7 @@ def log_samples(images: torch.Tensor, key: str, n_singles: int, folder: str = "s
 
 def log_figure(figure, artifact_file: str) -> None:
     mlflow.log_figure(figure, artifact_file)
-    plots.plt.close(figure)
+    plots.pyplot().close(figure)
 
 
 # --- models ------------------------------------------------------------------------------------

@@ -33,20 +33,60 @@ def test_fid_matches_closed_form_of_the_sample_moments_and_of_the_population():
     s1, s2 = np.eye(4) * 0.5 + a @ a.T * 0.1, np.diag([1.0, 2.0, 0.5, 1.5])
     real, fake = gaussian_set(rng, mu1, s1, 20000), gaussian_set(rng, mu2, s2, 20000)
 
-    value = quality.fid(quality.frechet_metric(real), fake)
+    value = quality.frechet_distance(quality.GaussianStats.of(real), fake)
 
     sample = closed_form_fid(real.numpy().mean(0), np.cov(real.numpy().T), fake.numpy().mean(0), np.cov(fake.numpy().T))
     assert value == pytest.approx(sample, rel=1e-6)
     assert value == pytest.approx(closed_form_fid(mu1, s1, mu2, s2), rel=0.05)
 
 
-def test_fid_of_a_set_against_itself_is_zero_and_real_statistics_survive_reset():
+def test_fid_of_a_set_against_itself_is_zero_and_real_statistics_are_reused():
     rng = np.random.default_rng(1)
     features = gaussian_set(rng, np.zeros(8), np.eye(8), 5000)
-    metric = quality.frechet_metric(features)
+    stats = quality.GaussianStats.of(features)
     far = features + 3.0
-    assert quality.fid(metric, far) == pytest.approx(8 * 9.0, rel=1e-6)  # only the means differ: 8 x 3^2
-    assert abs(quality.fid(metric, features)) < 1e-6
+    assert quality.frechet_distance(stats, far) == pytest.approx(8 * 9.0, rel=1e-6)  # only the means differ: 8 x 3^2
+    assert abs(quality.frechet_distance(stats, features)) < 1e-6
+
+
+def test_fid_matches_torchmetrics_on_classifier_sized_features():
+    """The same number as torchmetrics' FrechetInceptionDistance fed the features directly (128-d,
+    correlated, rank-deficient directions included), which the pipeline used before."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    class PassThrough(torch.nn.Module):
+        num_features = 128
+
+        def forward(self, x):
+            return x
+
+    rng = np.random.default_rng(2)
+    mix = rng.normal(size=(128, 128)) * (rng.random(128) < 0.7)  # some directions carry no variance
+    real = torch.from_numpy(rng.normal(size=(3000, 128)) @ mix)
+    fake = torch.from_numpy(rng.normal(size=(1000, 128)) @ mix * 1.3 + 0.2)
+    metric = FrechetInceptionDistance(feature=PassThrough(), reset_real_features=False)
+    metric.update(real.double(), real=True)
+    metric.update(fake.double(), real=False)
+    assert quality.frechet_distance(quality.GaussianStats.of(real), fake) == pytest.approx(float(metric.compute()),
+                                                                                          rel=1e-6)
+
+
+def test_entropy_and_kl_match_scipy():
+    from scipy import stats
+
+    p, q = np.array([0.5, 0.25, 0.25, 0.0]), np.array([0.1, 0.2, 0.3, 0.4])
+    assert quality.entropy(p) == pytest.approx(stats.entropy(p), rel=1e-12)
+    assert quality.entropy(p, q) == pytest.approx(stats.entropy(p, q), rel=1e-12)
+    assert quality.entropy([3, 1]) == pytest.approx(stats.entropy([3, 1]), rel=1e-12)  # counts are normalized
+    assert quality.entropy(q, p) == math.inf  # mass where the reference has none
+
+
+def test_laplacian_matches_scipy_ndimage_mirror():
+    from scipy import ndimage
+
+    images = np.random.default_rng(3).random((5, 28, 28)).astype(np.float32)
+    expected = ndimage.laplace(images, mode="mirror", axes=(1, 2)).reshape(5, -1).var(axis=1)
+    assert np.allclose(quality.laplacian_variances(images), expected, rtol=1e-5)
 
 
 # --- class histogram ---------------------------------------------------------------------------

@@ -1,15 +1,13 @@
-"""Pictures: image grids, single digits, reconstructions and loss curves, as arrays or figures."""
+"""Pictures: image grids, single digits, reconstructions and loss curves, as arrays or figures.
+
+Grids are plain NumPy (torchvision's `make_grid` drags in torchvision.models and torch._dynamo,
+2-3 s per step); matplotlib is imported only by the functions that draw figures.
+"""
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")  # no screen on servers; must precede pyplot
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
+import numpy as np
+import torch
 
 UPSCALE = 4  # single digits are 28x28: show them at 112x112 so they can be seen
 GRID_UPSCALE = 2  # an 8x8 grid is 242 px at native size: too small to judge a digit by eye
@@ -21,12 +19,37 @@ def as_images(flat: torch.Tensor) -> torch.Tensor:
     return flat.detach().float().cpu().clamp(0, 1).reshape(-1, 1, 28, 28)
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no screen on servers), imported on first use."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def tile(images: np.ndarray, nrow: int, padding: int = 2, pad_value: float = 0.5) -> np.ndarray:
+    """(N, H, W) images laid out nrow per row with `padding` pixels of `pad_value` around each,
+    exactly as torchvision.utils.make_grid lays out single-channel images."""
+    count, height, width = images.shape
+    if count == 1:  # make_grid returns a lone image as it is
+        return images[0]
+    ncol = min(nrow, count)
+    rows = -(-count // ncol)
+    cell_h, cell_w = height + padding, width + padding
+    grid = np.full((rows * cell_h + padding, ncol * cell_w + padding), pad_value, dtype=images.dtype)
+    for index, image in enumerate(images):
+        top, left = (index // ncol) * cell_h + padding, (index % ncol) * cell_w + padding
+        grid[top : top + height, left : left + width] = image
+    return grid
+
+
 def grid_array(flat: torch.Tensor, nrow: int | None = None) -> np.ndarray:
     """A uint8 (H, W) grid of digits, white on black, with a thin border."""
-    images = as_images(flat)
+    images = as_images(flat)[:, 0].numpy()
     nrow = nrow or max(1, int(np.ceil(np.sqrt(len(images)))))
-    grid = make_grid(images, nrow=nrow, padding=2, pad_value=0.5)[0].numpy()
-    return upscale(grid, GRID_UPSCALE)
+    return upscale(tile(images, nrow), GRID_UPSCALE)
 
 
 def upscale(image: np.ndarray, factor: int) -> np.ndarray:
@@ -48,7 +71,7 @@ def reconstruction_array(inputs: torch.Tensor, outputs: torch.Tensor) -> np.ndar
 def loss_curve_figure(history: list[dict[str, float]]):
     """Train and validation loss, reconstruction and KL per epoch, one panel each."""
     epochs = [row["epoch"] for row in history]
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    figure, axes = pyplot().subplots(1, 3, figsize=(13, 3.6))
     for axis, term, title in zip(axes, ("loss", "recon", "kl"), ("-ELBO (nats/image)", "reconstruction", "KL")):
         axis.plot(epochs, [row[f"train_{term}"] for row in history], label="train")
         axis.plot(epochs, [row[f"val_{term}"] for row in history], label="validation")
@@ -69,7 +92,7 @@ def class_histogram_figure(counts, title: str, reference_shares=None, axis=None)
     shares = counts / max(counts.sum(), 1)
     figure = None
     if axis is None:
-        figure, axis = plt.subplots(figsize=(5, 3.4))
+        figure, axis = pyplot().subplots(figsize=(5, 3.4))
     axis.bar(DIGITS, shares, color="tab:blue", label="generated")
     if reference_shares is not None:
         axis.step(np.arange(len(shares) + 1) - 0.5, np.append(reference_shares, reference_shares[-1]), where="post",
@@ -87,7 +110,7 @@ def class_histogram_figure(counts, title: str, reference_shares=None, axis=None)
 
 def samples_and_histogram_figure(flat_images, counts, title: str, reference_shares=None):
     """A sample grid beside its class histogram: the picture and the number in one view."""
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.4), gridspec_kw={"width_ratios": [1, 1.15]})
+    figure, (left, right) = pyplot().subplots(1, 2, figsize=(10, 4.4), gridspec_kw={"width_ratios": [1, 1.15]})
     left.imshow(grid_array(flat_images), cmap="gray", vmin=0, vmax=255)
     left.set_axis_off()
     left.set_title(f"{title}: {len(flat_images)} samples")
