@@ -19,7 +19,7 @@ from pipeline.core import plots
 from pipeline.core.devices import resolve_device
 from pipeline.core.evaluation import (MODEL_METRICS, REAL_ROW, SAMPLER_METRICS, EvaluationContext, check_fittable,
                                       format_table)
-from pipeline.core.samplers import Sampler, parse_samplers
+from pipeline.core.samplers import GaussianMixtureSampler, Sampler, parse_samplers
 from pipeline.errors import InputError
 
 REFERENCE_SAMPLER = "gmm:10"
@@ -107,9 +107,12 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
         mlflow.log_param("fid_floor_size", min(config.n_samples, prepared.counts()["train"]))
 
         rows: dict[str, dict] = {}
+        mixtures = []  # the gmm:K fitted here: the generator logged below keeps them
         for sampler in tqdm(samplers, desc="evaluate", unit="sampler"):
             sampler, images, metrics, counts = context.score(model, sampler)
             rows[sampler.key] = metrics
+            if isinstance(sampler, GaussianMixtureSampler):
+                mixtures.append(sampler)
             mlflow.log_metrics({f"{name}/{sampler.key}": float(metrics[name]) for name in SAMPLER_METRICS})
             mlflow.set_tag(f"max_class/{sampler.key}", str(metrics["max_class"]))
             log_sampler_artifacts(sampler.key, images, counts, context.reference.label_shares)
@@ -128,4 +131,7 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
         print(f"evaluation run {run.info.run_id} of train run {config.model} ({settings}):")
         print(table)
         print(f"scores on the train run: {outcome}")
+        from pipeline.generator import log_generator
+
+        log_generator(model, samplers[0].spec, mixtures)
         return run.info.run_id
