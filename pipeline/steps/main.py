@@ -26,8 +26,11 @@ from pipeline.configs import (PRESET_VALUE, EvaluateConfig, MainConfig, PrepareD
 from pipeline.core import study
 from pipeline.core.samplers import needs_fit, parse_sampler
 from pipeline.errors import bad_parameter
+from pipeline.registry import register_generator
 
 REPORT_INPUTS_TAG = "pipeline.report_inputs"
+GENERATOR_NAME = "vae-generator"  # each cell's as vae-generator-<cell>, alias @main: the newest main's
+REGISTRY_ALIAS = "main"
 INT_SETTINGS = ("epochs", "latent_size", "hidden_size", "batch_size", "n_samples", "iwae_k")
 
 
@@ -151,7 +154,10 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
             train_id = driver.run("train", train, labels, tags=tags)
             evaluate = EvaluateConfig(model=train_id, samplers="+".join(cell.samplers), n_samples=settings["n_samples"],
                                       iwae_k=settings["iwae_k"], seed=0, device=config.device)
-            driver.run("evaluate", evaluate, {**labels, "train_run_id": train_id}, tags=tags)
+            evaluate_id = driver.run("evaluate", evaluate, {**labels, "train_run_id": train_id}, tags=tags)
+            if seed == min(settings["seeds"]):  # evaluate's generator: the decoder and the cell's gmm:K fits
+                register_generator(evaluate_id, f"{GENERATOR_NAME}-{cell.name}", REGISTRY_ALIAS,
+                                   tags={"main_run_id": run.info.run_id, "train_run_id": train_id, "seed": str(seed)})
 
         failures = []
         with ThreadPoolExecutor(max_workers=slots) as pool:
