@@ -548,10 +548,11 @@ def log_checkpoint(state: dict, folder: Path) -> Path:
 def load_latest_checkpoint(reference: str) -> dict:
     """The newest loadable checkpoint of a train run (by id), or the one a URI or path names.
 
-    A checkpoint cut short by an interruption fails to load and the one before it is taken.
+    A checkpoint cut short by an interruption fails to load and the one before it is taken. A run
+    left RUNNING by a process that is gone (killed) is ended FAILED, as main's rerun does.
     """
     if RUN_ID_PATTERN.match(reference):
-        get_run(reference, "resume")
+        fail_stale_runs([get_run(reference, "resume")])
         listed = [Path(f.path).name for f in MlflowClient().list_artifacts(reference, CHECKPOINT_DIR)]
         names = sorted((n for n in listed if checkpoints.NAME_PATTERN.search(n)), reverse=True)
         if not names:
