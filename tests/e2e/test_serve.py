@@ -1,0 +1,79 @@
+"""Served for real (issue 14 §3): a 1-epoch `mlflow run` train, its generator registered under an alias,
+the real `mlflow models serve` on 127.0.0.1 answering POST /invocations with decodable 28x28 PNGs."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.core.generation import MAX_IMAGES
+from pipeline.registry import register_generator
+from tests.conftest import VENV_BIN
+from tests.e2e.servers import free_port, post_json, server
+
+pytestmark = pytest.mark.slow
+
+NAME, ALIAS = "vae-generator-serve-test", "best-beta"
+
+
+@pytest.fixture(scope="module")
+def served(tracking, mlflow_run, prepared_run_id, tmp_path_factory):
+    """The URL of a real scoring server for models:/NAME@ALIAS; the server is stopped afterwards."""
+    train_id = mlflow_run("train", {"data": prepared_run_id, "epochs": 1, "sample_every": 0,
+                                    "samplers": "beta:0.5,0.5,-1,2+normal:0,1"})
+    register_generator(train_id, NAME, ALIAS)
+    port = free_port()
+    command = [os.path.join(VENV_BIN, "mlflow"), "models", "serve", "-m", f"models:/{NAME}@{ALIAS}",
+               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with server(command, f"{url}/ping", tmp_path_factory.mktemp("serve") / "serve.log", env=tracking.env()):
+        yield url
+
+
+def invoke(url: str, *rows: dict) -> tuple[int, dict]:
+    return post_json(f"{url}/invocations", {"dataframe_records": list(rows)})
+
+
+def pngs(body: dict) -> list[bytes]:
+    return [base64.b64decode(row["png"]) for row in body["predictions"]]
+
+
+def test_the_served_generator_answers_with_four_28x28_pngs_seeded(served):
+    status, body = invoke(served, {"sampler": "normal:0,1", "n": 4, "seed": 0})
+    assert status == 200, body
+    rows = body["predictions"]
+    assert [(r["sampler"], r["index"], r["seed"]) for r in rows] == [("normal:0,1", i, 0) for i in range(4)]
+    images = np.stack([np.asarray(Image.open(io.BytesIO(png))) for png in pngs(body)])
+    assert images.shape == (4, 28, 28) and images.dtype == np.uint8 and images.max() > images.min()
+    assert pngs(invoke(served, {"sampler": "normal:0,1", "n": 4, "seed": 0})[1]) == pngs(body)
+    assert pngs(invoke(served, {"sampler": "normal:0,1", "n": 4, "seed": 1})[1]) != pngs(body)
+
+
+def test_a_row_without_sampler_gets_the_default_and_rows_come_back_in_order(served):
+    status, body = invoke(served, {"n": 2, "seed": 3}, {"sampler": "normal:0,1", "n": 1, "seed": 3})
+    assert status == 200, body
+    assert [r["sampler"] for r in body["predictions"]] == ["beta:0.5,0.5,-1,2"] * 2 + ["normal:0,1"]
+
+
+@pytest.mark.parametrize("row, column, says", [
+    ({"sampler": "uniform:0,1", "n": 4, "seed": 0}, "sampler", "allowed forms: normal:LOC,SCALE"),
+    ({"sampler": "gmm:10", "n": 4, "seed": 0}, "sampler", "no fitted mixture"),
+    ({"sampler": "normal:0,1", "n": 0, "seed": 0}, "n", f"from 1 to {MAX_IMAGES}"),
+    ({"sampler": "normal:0,1", "n": MAX_IMAGES + 1, "seed": 0}, "n", f"from 1 to {MAX_IMAGES}"),
+])
+def test_bad_requests_get_400_naming_the_column_without_a_traceback(served, row, column, says):
+    status, body = invoke(served, row)
+    assert status == 400, body
+    assert body["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert f"column '{column}'" in body["message"] and says in body["message"]
+    assert "Traceback" not in str(body) and "stack_trace" not in body
+
+
+def test_a_request_the_signature_refuses_is_a_4xx_too(served):
+    status, body = invoke(served, {"sampler": "normal:0,1", "n": "four", "seed": 0})
+    assert 400 <= status < 500 and "n" in body.get("message", ""), body
