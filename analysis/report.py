@@ -31,7 +31,6 @@ from pipeline.core.files import atomic_path
 from pipeline.errors import InputError
 
 BROWSER_TAG = "report.browser_check"
-FILES = ("report.html", "report.md", "report.png")
 
 
 class ReportCheckFailed(RuntimeError):

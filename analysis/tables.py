@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 
 from analysis.sources import Evaluation, StudyRuns
 from analysis.stats import DIRECTIONS, Summary, best_rows
-from pipeline.core.evaluation import MODEL_METRICS, SAMPLER_METRICS
+from pipeline.core.evaluation import MODEL_METRICS, REAL_METRICS, SAMPLER_METRICS
 
 COLUMNS = (*SAMPLER_METRICS, *MODEL_METRICS)
-REAL_METRICS = ("fid_floor", "sharpness_real", "class_entropy_real")
 
 
 @dataclass

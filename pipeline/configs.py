@@ -159,12 +159,7 @@ class SampleConfig:
     device: str = _param("auto", "auto | cpu | cuda | cuda:N | mps")
 
     def __post_init__(self):
-        _coerce(self)
-        _check_model(self, "a train run id or a model URI")
-        _at_least(self, "n", 1)
-        _check_seed(self)
-        _check_device(self)
-        _check_samplers(self)
+        _check_drawing(self, "a train run id or a model URI", "n", 1)
 
 
 @dataclass(frozen=True)
@@ -181,13 +176,18 @@ class EvaluateConfig:
                               "with other settings) | replace | skip", ("auto", "replace", "skip"))
 
     def __post_init__(self):
-        _coerce(self)
-        _check_model(self, "a train run id")
-        _at_least(self, "n_samples", 10)
+        _check_drawing(self, "a train run id", "n_samples", 10, fitted_allowed=True)
         _at_least(self, "iwae_k", 1)
-        _check_seed(self)
-        _check_device(self)
-        _check_samplers(self, fitted_allowed=True)
+
+
+def _check_drawing(config, model_allowed: str, count: str, minimum: int, fitted_allowed: bool = False) -> None:
+    """What sample and evaluate both take: a model, how many images to draw, seed, device, samplers."""
+    _coerce(config)
+    _check_model(config, model_allowed)
+    _at_least(config, count, minimum)
+    _check_seed(config)
+    _check_device(config)
+    _check_samplers(config, fitted_allowed=fitted_allowed)
 
 
 STEP_CONFIGS = {
@@ -229,7 +229,7 @@ class MainConfig:
     iwae_k: str = _param(PRESET_VALUE, "importance samples for the NLL (quick: 50, study: 100)")
     data_root: str = _param("data", "torchvision root when `data` is mnist or fashion-mnist")
     device: str = _param("auto", "auto | cpu | cuda | cuda:N | mps")
-    max_parallel: str = _param("auto", "steps run at once (auto: one per 2 cores, at least 1)")
+    max_parallel: str = _param("auto", "steps run at once (auto: one per core, at least 1)")
     reuse: str = _param("clean", "reuse finished steps: clean (made by a clean git tree) | dirty (also the same "
                         "uncommitted source) | never", ("clean", "dirty", "never"))
     backend: str = _param("local", "MLflow project backend for the steps (local | databricks | kubernetes)")

@@ -29,7 +29,6 @@ RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 STEP_TAG = "pipeline.step"
 PARENT_TAG = "mlflow.parentRunId"
 CHECKPOINT_DIR = "checkpoints"
-GRID_SIZE = 64
 SYSTEM_METRICS_INTERVAL_S = 2
 
 
@@ -497,8 +496,8 @@ def log_dataset_inputs(prepared: datasets.Prepared, name: str, source: str) -> N
 # --- images ------------------------------------------------------------------------------------
 
 def log_samples(images: torch.Tensor, key: str, n_singles: int, folder: str = "samples") -> None:
-    """A grid of up to GRID_SIZE images and `n_singles` single images under `{folder}/{key}/`."""
-    mlflow.log_image(plots.grid_array(images[:GRID_SIZE]), artifact_file=f"{folder}/{key}/grid.png")
+    """A grid of up to plots.GRID_SIZE images and `n_singles` single images under `{folder}/{key}/`."""
+    mlflow.log_image(plots.grid_array(images[:plots.GRID_SIZE]), artifact_file=f"{folder}/{key}/grid.png")
     for index, single in enumerate(plots.single_arrays(images[:n_singles])):
         mlflow.log_image(single, artifact_file=f"{folder}/{key}/image_{index}.png")
 

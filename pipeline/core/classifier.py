@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -131,7 +130,3 @@ def train_on(prepared, device: torch.device, progress: bool = True) -> tuple[Dig
                "test_accuracy": accuracy(model, test_x, test_y)}
     return model, params, metrics
 
-
-def label_frequencies(labels: np.ndarray, classes: int = 10) -> np.ndarray:
-    """Share of each class among labels: the reference the class histogram is compared with."""
-    return np.bincount(labels, minlength=classes) / len(labels)

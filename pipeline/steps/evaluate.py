@@ -17,14 +17,12 @@ from pipeline.classifier_run import classifier_for
 from pipeline.configs import DEFAULT_SAMPLERS, EvaluateConfig
 from pipeline.core import plots
 from pipeline.core.devices import resolve_device
-from pipeline.core.evaluation import (MODEL_METRICS, REAL_ROW, SAMPLER_METRICS, EvaluationContext, check_fittable,
-                                      format_table)
+from pipeline.core.evaluation import (MODEL_METRICS, REAL_METRICS, REAL_ROW, SAMPLER_METRICS, EvaluationContext,
+                                      check_fittable, format_table)
 from pipeline.core.samplers import GaussianMixtureSampler, Sampler, parse_samplers
 from pipeline.errors import InputError
 
 REFERENCE_SAMPLER = "gmm:10"
-GRID = 64
-REAL_METRICS = ("fid_floor", "sharpness_real", "class_entropy_real")
 
 
 def sampler_specs(config: EvaluateConfig, train_run) -> list[Sampler]:
@@ -64,8 +62,8 @@ def log_sampler_artifacts(key: str, images, counts: np.ndarray, reference_shares
     mlflow.log_table({"class": list(range(len(counts))), "count": counts.tolist(),
                       "share": (counts / counts.sum()).round(5).tolist(), "test_share": reference_shares.round(5).tolist()},
                      artifact_file=f"{folder}/class_histogram.json")
-    mlflow.log_image(plots.grid_array(images[:GRID]), artifact_file=f"{folder}/grid.png")
-    tracking.log_figure(plots.samples_and_histogram_figure(images[:GRID], counts, key, reference_shares),
+    mlflow.log_image(plots.grid_array(images[:plots.GRID_SIZE]), artifact_file=f"{folder}/grid.png")
+    tracking.log_figure(plots.samples_and_histogram_figure(images[:plots.GRID_SIZE], counts, key, reference_shares),
                         f"{folder}/samples_and_classes.png")
 
 

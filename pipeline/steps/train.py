@@ -21,8 +21,6 @@ from pipeline.core.samplers import draw_samples, needs_fit, parse_samplers
 from pipeline.core.seeding import seeded
 from pipeline.core.study import cell_name
 
-GRID_SIZE = tracking.GRID_SIZE
-
 
 def run_name(config: TrainConfig) -> str:
     return f"train {config.loss} {config.forward} z{config.latent_size} s{config.seed}"
@@ -31,14 +29,14 @@ def run_name(config: TrainConfig) -> str:
 def log_sample_grids(model, samplers, seed, device, epoch: int) -> None:
     """One grid per sampler with step=epoch, the same latent draws each time, so progress shows."""
     for sampler in samplers:
-        grid = plots.grid_array(draw_samples(model, sampler, GRID_SIZE, seed, device))
+        grid = plots.grid_array(draw_samples(model, sampler, plots.GRID_SIZE, seed, device))
         mlflow.log_image(grid, key=f"samples_{sampler.key}", step=epoch)
 
 
 def log_final_images(model, samplers, config: TrainConfig, device, test_images: torch.Tensor) -> None:
     """Per sampler a grid and n_images singles; a reconstruction grid; all under fixed names."""
     for sampler in samplers:
-        images = draw_samples(model, sampler, max(GRID_SIZE, config.n_images), config.seed, device)
+        images = draw_samples(model, sampler, max(plots.GRID_SIZE, config.n_images), config.seed, device)
         tracking.log_samples(images, sampler.key, config.n_images)
     inputs = test_images[:10]
     with torch.no_grad(), seeded(config.seed, device):
