@@ -29,7 +29,7 @@ class Models:
 
         def launch(resume: str | None) -> str:
             print(f"search: training the model for latent size {latent_size} ({self.config.epochs} epochs)", flush=True)
-            return tracking.launch_step("train", train, self.job.parent_run_id, self.job.experiment_id,
+            return tracking.launch_step("train", train, self.job.search_run_id, self.job.experiment_id,
                                         name=f"train z{latent_size}", env_manager="local",
                                         extra={"resume": resume} if resume else {},
                                         env={"OMP_NUM_THREADS": str(self.job.threads)})
