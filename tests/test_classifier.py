@@ -28,12 +28,27 @@ def test_features_and_probabilities_for_flat_and_image_shaped_input():
     assert (features >= 0).all()  # after the ReLU
 
 
+def moved(image: torch.Tensor, down: int, right: int) -> torch.Tensor:
+    """`image` (28x28) moved `down` rows and `right` columns, the vacated rows and columns zero."""
+    out = torch.zeros_like(image)
+    out[max(down, 0) : 28 + min(down, 0), max(right, 0) : 28 + min(right, 0)] = \
+        image[max(-down, 0) : 28 + min(-down, 0), max(-right, 0) : 28 + min(-right, 0)]
+    return out
+
+
 def test_shift_moves_the_digit_and_fills_with_zeros():
     torch.manual_seed(0)
-    image = torch.zeros(1, 784)
-    image[0, 14 * 28 + 14] = 1.0
-    shifted = classifier._shift(image, 2)
-    assert shifted.shape == (1, 1, 28, 28) and shifted.sum() == 1.0
+    image = torch.rand(2, 784) + 0.1  # no zero pixel: a vacated one can only be the fill
+    offsets = set()
+    for seed in range(60):
+        torch.manual_seed(seed)
+        shifted = classifier._shift(image, 2)
+        assert shifted.shape == (2, 1, 28, 28)
+        found = [(down, right) for down in range(-2, 3) for right in range(-2, 3)
+                 if all(torch.equal(shifted[i, 0], moved(image[i].reshape(28, 28), down, right)) for i in range(2))]
+        assert len(found) == 1, seed  # every image of the batch moved by one whole-pixel offset, zeros behind
+        offsets.add(found[0])
+    assert len(offsets) >= 20 and offsets <= {(d, r) for d in range(-2, 3) for r in range(-2, 3)}  # up to 2 px each way
 
 
 @pytest.fixture()

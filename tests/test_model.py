@@ -66,13 +66,23 @@ def test_sampled_params_forward_adds_the_studys_extra_noise():
     assert z_sampled.var().item() == pytest.approx(1 + 0.25 * math.exp(0.5), rel=0.02)
 
 
-def test_same_seed_same_output():
-    def run():
-        torch.manual_seed(3)
-        model = VAE(10, 20)
-        return model(torch.rand(4, 784)).logits
-
-    assert torch.equal(run(), run())
+def test_the_forward_pass_decodes_the_mean_plus_sigma_times_its_one_noise_draw():
+    """Same seed, same output: the only randomness of the standard forward pass is one N(0, 1) draw
+    per latent coordinate, taken from torch's generator after encoding."""
+    torch.manual_seed(3)
+    model = VAE(10, 20)
+    x = torch.rand(4, 784)
+    mean, logvar = model.encode(x)
+    torch.manual_seed(5)
+    out = model(x)
+    torch.manual_seed(5)
+    eps = torch.randn_like(mean)
+    assert torch.equal(out.mean, mean) and torch.equal(out.logvar, logvar)
+    assert torch.allclose(out.logits, model.decode_logits(mean + torch.exp(0.5 * logvar) * eps), atol=1e-6)
+    torch.manual_seed(5)
+    assert torch.equal(model(x).logits, out.logits)
+    torch.manual_seed(6)
+    assert not torch.allclose(model(x).logits, out.logits)  # another draw, another output
 
 
 def test_unknown_forward_mode_is_refused():
