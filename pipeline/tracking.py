@@ -288,6 +288,11 @@ def reuse_or_launch(step: str, config, experiment_id: str, reuse: str, launch, a
         return launch(resume), (f"resumed from {resume}" if resume else "ran")
 
 
+def reuse_allowed(reuse: str) -> bool:
+    """`reuse=clean` reuses runs only when this code is a clean commit, `dirty` also uncommitted source."""
+    return reuse == "dirty" or (reuse == "clean" and not code_version()[1])
+
+
 def reusable_run(step: str, config, experiment_ids: list[str], reuse: str):
     """(finished run or None, newest unfinished run or None) for a step about to be launched.
 
@@ -297,9 +302,8 @@ def reusable_run(step: str, config, experiment_ids: list[str], reuse: str):
     runs = runs_with_key(step, config, experiment_ids)
     fail_stale_runs(runs)
     runs = [MlflowClient().get_run(run.info.run_id) for run in runs]
-    _, dirty = code_version()
     finished = [r for r in runs if r.info.status == "FINISHED"]
-    allowed = reuse == "dirty" or (reuse == "clean" and not dirty)
+    allowed = reuse_allowed(reuse)
     unfinished = [r for r in runs if r.info.status in ("FAILED", "KILLED")]
     return (finished[0] if finished and allowed else None), (unfinished[0] if unfinished and allowed else None)
 

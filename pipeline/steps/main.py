@@ -189,14 +189,13 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
 def write_report(driver: Driver, config: MainConfig) -> None:
     """The report of this run's steps: built by the `report` step, or copied from a finished report
     run over exactly the same step runs and code version (under the same reuse rule as steps)."""
-    version, dirty = tracking.code_version()
+    version, _ = tracking.code_version()
     runs = ",".join(sorted(r["run_id"] for r in driver.records))
     inputs = hashlib.sha256(f"{version};{runs}".encode()).hexdigest()[:32]
-    previous = tracking.search_all_runs([driver.experiment_id], f"tags.`{REPORT_INPUTS_TAG}` = '{inputs}' "
-                                        "and attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"])
-    if previous and (config.reuse == "dirty" or (config.reuse == "clean" and not dirty)):
-        tracking.copy_artifacts(previous[0].info.run_id, "report", driver.main_run_id, Path(config.report_dir))
-        print(f"main: report reused from run {previous[0].info.run_id}", flush=True)
+    previous = tracking.newest_finished("report", {REPORT_INPUTS_TAG: inputs}, [driver.experiment_id])
+    if previous is not None and tracking.reuse_allowed(config.reuse):
+        tracking.copy_artifacts(previous.info.run_id, "report", driver.main_run_id, Path(config.report_dir))
+        print(f"main: report reused from run {previous.info.run_id}", flush=True)
         return
     report = ReportConfig(source=driver.main_run_id, output=os.path.abspath(config.report_dir))
     tracking.launch_step("report", report, driver.main_run_id, driver.experiment_id, f"report main {config.preset}",
