@@ -143,3 +143,17 @@ def test_the_proposal_is_q_also_for_the_sampled_params_forward(images):
     for loss in ("bce", "mse"):
         assert likelihood.neg_elbo(sampled, images, loss, seed=3) == likelihood.neg_elbo(standard, images, loss, seed=3)
         assert likelihood.iwae_nll(sampled, images, 5, loss, seed=3) == likelihood.iwae_nll(standard, images, 5, loss, seed=3)
+
+
+def test_the_natural_parameter_form_equals_bce_minus_log_normalizer():
+    """The IWAE hot path computes -log p(x|z) per pixel as log((e^a - 1)/a) + min(η, 0) - ηx; it is
+    BCE - log C(λ) from near λ = ½ to saturated logits, in float64 and in float32."""
+    logits = torch.cat([torch.linspace(-120, 120, 2001), torch.tensor([0.0, 1e-7, -1e-7, 1e-3, -0.02, 30.0, -88.0])])
+    x = torch.rand(len(logits), generator=torch.Generator().manual_seed(0))
+    for dtype, tolerance in ((torch.float64, 1e-9), (torch.float32, 2e-5)):
+        l, t = logits.to(dtype), x.to(dtype)
+        reference = (torch.nn.functional.binary_cross_entropy_with_logits(l.double(), t.double(), reduction="none")
+                     - likelihood.continuous_bernoulli_log_normalizer(l.double()))
+        value = likelihood.continuous_bernoulli_nll(l, t).double()
+        assert torch.isfinite(value).all()
+        assert torch.allclose(value, reference, atol=tolerance, rtol=1e-6)
