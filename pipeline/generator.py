@@ -89,7 +89,9 @@ def log_generator(model, default_sampler: str, mixtures=()):
     ModelInfo (its `model_uri` is what the registry takes).
     """
     from pipeline.core.generation import request_sampler, save_generator
+    from pipeline.tracking import skip_installed_package_scan  # not at the top: the served model has no tracking
 
+    skip_installed_package_scan()
     default = request_sampler(default_sampler, default_sampler, {sampler.spec: sampler for sampler in mixtures}).spec
     with tempfile.TemporaryDirectory(prefix="vae-generator-") as folder:
         weights = save_generator(Path(folder) / "generator.pt", model, list(mixtures))
