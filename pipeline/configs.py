@@ -28,6 +28,11 @@ def _param(default, help: str, choices: tuple[str, ...] | None = None):
     return field(default=default, metadata={"help": help, "choices": choices})
 
 
+def _device():
+    """The `device` parameter every step that computes takes."""
+    return _param("auto", "auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
+
+
 def _coerce(cfg) -> None:
     """Turn CLI strings into the field's type, naming the parameter when that fails."""
     for f in dataclasses.fields(cfg):
@@ -125,7 +130,7 @@ class TrainConfig:
     batch_size: int = _param(128, "images per optimizer step")
     lr: float = _param(0.001, "Adam learning rate")
     seed: int = _param(0, SEED_HELP)
-    device: str = _param("auto", "auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
+    device: str = _device()
     samplers: str = _param(DEFAULT_SAMPLERS, "latent samplers, '+'-separated specs")
     n_images: int = _param(5, "single images logged per sampler at the end")
     sample_every: int = _param(10, "log a sample grid per sampler every N epochs (0: only at the end)")
@@ -149,45 +154,48 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class SampleConfig:
-    """sample: decode latent draws of a trained model into grids and single images."""
+class _DrawingConfig:
+    """What sample and evaluate share: the model drawn from, its samplers, the seed of the draws, the device."""
 
-    model: str = _param("", "a train run id or a model URI (runs:/..., models:/...)")
+    model: str = _param("", "a train run id")
     samplers: str = _param("auto", "'+'-separated sampler specs, or auto: the train run's own")
-    n: int = _param(16, "images per sampler")
     seed: int = _param(0, "seed of the latent draws")
-    device: str = _param("auto", "auto | cpu | cuda | cuda:N | mps")
+    device: str = _device()
 
-    def __post_init__(self):
-        _check_drawing(self, "a train run id or a model URI", "n", 1)
+    def _check(self, model_allowed: str, count: str, minimum: int, fitted_allowed: bool = False) -> None:
+        _coerce(self)
+        _check_model(self, model_allowed)
+        _at_least(self, count, minimum)
+        _check_seed(self)
+        _check_device(self)
+        _check_samplers(self, fitted_allowed=fitted_allowed)
 
 
 @dataclass(frozen=True)
-class EvaluateConfig:
+class SampleConfig(_DrawingConfig):
+    """sample: decode latent draws of a trained model into grids and single images."""
+
+    model: str = _param("", "a train run id or a model URI (runs:/..., models:/...)")
+    n: int = _param(16, "images per sampler")
+
+    def __post_init__(self):
+        self._check("a train run id or a model URI", "n", 1)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig(_DrawingConfig):
     """evaluate: measure generation quality per sampler and the model's likelihood."""
 
-    model: str = _param("", "a train run id")
     samplers: str = _param("auto", "'+'-separated sampler specs, or auto: the train run's own plus gmm:10")
+    seed: int = _param(0, "seed of the latent draws and subsets")
     n_samples: int = _param(10000, "generated images per sampler")
     iwae_k: int = _param(100, "importance samples per test image for the NLL estimate")
-    seed: int = _param(0, "seed of the latent draws and subsets")
-    device: str = _param("auto", "auto | cpu | cuda | cuda:N | mps")
     copy_scores: str = _param("auto", "put the scores on the train run too: auto (unless it holds scores measured "
                               "with other settings) | replace | skip", ("auto", "replace", "skip"))
 
     def __post_init__(self):
-        _check_drawing(self, "a train run id", "n_samples", 10, fitted_allowed=True)
+        self._check("a train run id", "n_samples", 10, fitted_allowed=True)
         _at_least(self, "iwae_k", 1)
-
-
-def _check_drawing(config, model_allowed: str, count: str, minimum: int, fitted_allowed: bool = False) -> None:
-    """What sample and evaluate both take: a model, how many images to draw, seed, device, samplers."""
-    _coerce(config)
-    _check_model(config, model_allowed)
-    _at_least(config, count, minimum)
-    _check_seed(config)
-    _check_device(config)
-    _check_samplers(config, fitted_allowed=fitted_allowed)
 
 
 STEP_CONFIGS = {
@@ -228,7 +236,7 @@ class MainConfig:
     n_samples: str = _param(PRESET_VALUE, "generated images per sampler in evaluate (quick: 1000, study: 10000)")
     iwae_k: str = _param(PRESET_VALUE, "importance samples for the NLL (quick: 50, study: 100)")
     data_root: str = _param("data", "torchvision root when `data` is mnist or fashion-mnist")
-    device: str = _param("auto", "auto | cpu | cuda | cuda:N | mps")
+    device: str = _device()
     max_parallel: str = _param("auto", "steps run at once (auto: one per core, at least 1)")
     reuse: str = _param("clean", "reuse finished steps: clean (made by a clean git tree) | dirty (also the same "
                         "uncommitted source) | never", ("clean", "dirty", "never"))
@@ -324,7 +332,7 @@ class SearchConfig:
     sd_min: float = _param(0.1, "lower bound of the sampler's standard deviation (log-uniform)")
     sd_max: float = _param(2.0, "upper bound of the sampler's standard deviation (log-uniform)")
     seed: int = _param(0, "seed of the models, the validation split, the draws; worker i's TPE sampler gets seed + i")
-    device: str = _param("auto", "auto | cpu | cuda | cuda:N | mps")
+    device: str = _device()
 
     def __post_init__(self):
         _coerce(self)
