@@ -68,6 +68,11 @@ def test_a_prepared_file_whose_metadata_lacks_a_digest(tracking, capsys, tmp_pat
     (["--experiments", "E9"], "parameter 'experiments': got 'E9'"),
     (["--max_parallel", "0"], "parameter 'max_parallel': got '0'; allowed: an integer >= 1 | auto"),
     (["--backend_config", "/no/such.json"], "parameter 'backend_config'"),
+    # settings the steps check: main builds every step's configuration before its run opens
+    (["--epochs", "0"], "parameter 'epochs': got 0; allowed: >= 1"),
+    (["--n_samples", "-10"], "parameter 'n_samples': got -10; allowed: >= 10"),
+    (["--iwae_k", "0", "--experiments", "E1"], "parameter 'iwae_k': got 0; allowed: >= 1"),
+    (["--lr", "-1"], "parameter 'lr': got -1.0; allowed: a number > 0"),
 ])
 def test_main_refuses_bad_input_before_any_step(tracking, capsys, argv, expected):
     refused(tracking, capsys, ["main", *argv], expected)

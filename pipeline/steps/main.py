@@ -116,6 +116,33 @@ class Driver:
         return run_id
 
 
+def train_config(config: MainConfig, settings: dict, cell: Cell, seed: int, data: str) -> TrainConfig:
+    """The train step of one cell and seed (its samplers: the cell's that need no fitting)."""
+    train_samplers = [s for s in cell.samplers if not needs_fit(parse_sampler(s))] or ["normal:0,1"]
+    return TrainConfig(data=data, loss=cell.loss, forward=cell.forward, latent_size=settings["latent_size"],
+                       hidden_size=settings["hidden_size"], epochs=settings["epochs"],
+                       batch_size=settings["batch_size"], lr=settings["lr"], seed=seed, device=config.device,
+                       samplers="+".join(train_samplers), data_root=config.data_root)
+
+
+def evaluate_config(config: MainConfig, settings: dict, cell: Cell, train_run_id: str) -> EvaluateConfig:
+    return EvaluateConfig(model=train_run_id, samplers="+".join(cell.samplers), n_samples=settings["n_samples"],
+                          iwae_k=settings["iwae_k"], seed=0, device=config.device)
+
+
+def check_step_settings(config: MainConfig, settings: dict, cells: list[Cell], data: str) -> None:
+    """Build every step configuration main will launch, with stand-in run ids for the references
+    not known yet, so each setting is checked by the step's own dataclass before main's run opens
+    (`-P epochs=0` or `-P n_samples=-10` exit 2 at once, not after the data is prepared)."""
+    stand_in = "0" * 32
+    data = data if tracking.RUN_ID_PATTERN.match(data) else stand_in
+    for cell in cells:
+        for seed in settings["seeds"]:
+            train_config(config, settings, cell, seed, data)
+        evaluate_config(config, settings, cell, stand_in)
+    ReportConfig(source=stand_in, output=os.path.abspath(config.report_dir))
+
+
 def main(config: MainConfig, parent_run_id: str | None = None) -> str:
     """Run the study; returns the main run's id."""
     settings = resolve_settings(config)
@@ -130,6 +157,7 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
     else:
         tracking.get_run(data, "data")
 
+    check_step_settings(config, settings, cells, data)
     experiment_ids = [tracking.current_experiment_id()]
     tracking.fail_stale_runs(tracking.runs_with_key("main", config, experiment_ids))  # a killed earlier main
     with tracking.step_run("main", f"main {config.preset}", config, parent_run_id=parent_run_id,
@@ -143,17 +171,11 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
             data = driver.run("prepare_data", prepare, {"dataset": prepare.dataset})
 
         def train_then_evaluate(cell: Cell, seed: int) -> None:
-            train_samplers = [s for s in cell.samplers if not needs_fit(parse_sampler(s))] or ["normal:0,1"]
-            train = TrainConfig(data=data, loss=cell.loss, forward=cell.forward, latent_size=settings["latent_size"],
-                                hidden_size=settings["hidden_size"], epochs=settings["epochs"],
-                                batch_size=settings["batch_size"], lr=settings["lr"], seed=seed, device=config.device,
-                                samplers="+".join(train_samplers), data_root=config.data_root)
             labels = {"cell": cell.name, "seed": seed}
             tags = {"pipeline.cell": cell.name, "pipeline.experiments": ", ".join(cell.experiments),
                     "pipeline.samplers": "+".join(cell.samplers), "pipeline.seed": str(seed)}
-            train_id = driver.run("train", train, labels, tags=tags)
-            evaluate = EvaluateConfig(model=train_id, samplers="+".join(cell.samplers), n_samples=settings["n_samples"],
-                                      iwae_k=settings["iwae_k"], seed=0, device=config.device)
+            train_id = driver.run("train", train_config(config, settings, cell, seed, data), labels, tags=tags)
+            evaluate = evaluate_config(config, settings, cell, train_id)
             evaluate_id = driver.run("evaluate", evaluate, {**labels, "train_run_id": train_id}, tags=tags)
             if seed == min(settings["seeds"]):  # evaluate's generator: the decoder and the cell's gmm:K fits
                 register_generator(evaluate_id, f"{GENERATOR_NAME}-{cell.name}", REGISTRY_ALIAS,
