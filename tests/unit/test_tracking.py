@@ -1,0 +1,118 @@
+"""Tracking owns every run's life: child runs opened and ended, runs ended FAILED with a reason, stale
+runs failed before a lookup, and one reuse-or-launch for main and search. Against a real SQLite store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pipeline import tracking as pipeline_tracking
+from pipeline.configs import TrainConfig
+
+
+@pytest.fixture()
+def store(tracking, tmp_path):
+    """(client, a fresh experiment id) in the session's tracking store."""
+    return tracking.client, tracking.client.create_experiment(f"tracking-{tmp_path.name}")
+
+
+def gone_process() -> str:
+    """The identity of a process that has exited."""
+    import socket
+
+    child = subprocess.Popen([sys.executable, "-c", "import psutil; print(psutil.Process().create_time())"],
+                             stdout=subprocess.PIPE, text=True)
+    started = float(child.communicate()[0])
+    return f"{socket.gethostname()}:{child.pid}:{started:.3f}"
+
+
+def test_a_child_run_is_named_tagged_and_ended_as_told(store):
+    client, experiment_id = store
+    parent = client.create_run(experiment_id, run_name="parent").info.run_id
+    with pipeline_tracking.child_run("search_trial", "trial 0", parent, experiment_id, {"x": "1"}) as run:
+        assert client.get_run(run.run_id).info.status == "RUNNING"
+        client.log_metric(run.run_id, "fid", 3.5)
+    finished = client.get_run(run.run_id)
+    assert finished.info.status == "FINISHED" and finished.info.run_name == "trial 0"
+    assert finished.data.tags["mlflow.parentRunId"] == parent and finished.data.tags["pipeline.step"] == "search_trial"
+    assert finished.data.tags["x"] == "1" and finished.data.tags[pipeline_tracking.PROCESS_TAG]
+    assert finished.data.metrics == {"fid": 3.5}
+
+    with pipeline_tracking.child_run("search_trial", "trial 1", parent, experiment_id) as run:
+        run.end_as("KILLED", pruned="true")
+    pruned = client.get_run(run.run_id)
+    assert (pruned.info.status, pruned.data.tags["pruned"]) == ("KILLED", "true")
+
+
+def test_a_child_run_whose_block_raises_ends_failed_with_the_reason(store):
+    client, experiment_id = store
+    parent = client.create_run(experiment_id).info.run_id
+    with pytest.raises(ValueError, match="boom"):
+        with pipeline_tracking.child_run("search_trial", "trial 2", parent, experiment_id) as run:
+            raise ValueError("boom")
+    failed = client.get_run(run.run_id)
+    assert failed.info.status == "FAILED" and failed.data.tags["failure_reason"] == "ValueError: boom"
+
+
+def test_end_failed_can_leave_an_ended_run_alone(store):
+    client, experiment_id = store
+    done = client.create_run(experiment_id).info.run_id
+    client.set_terminated(done, "FINISHED")
+    pipeline_tracking.end_failed(done, "late", only_if_running=True)
+    assert client.get_run(done).info.status == "FINISHED" and "failure_reason" not in client.get_run(done).data.tags
+    running = client.create_run(experiment_id).info.run_id
+    pipeline_tracking.end_failed(running, "its worker died", only_if_running=True)
+    assert client.get_run(running).info.status == "FAILED"
+    assert client.get_run(running).data.tags["failure_reason"] == "its worker died"
+
+
+def test_newest_finished_fails_stale_runs_first_and_finds_by_tags_in_any_experiment(store):
+    client, experiment_id = store
+    tags = {"pipeline.step": "classifier", "source_digest": "d" * 64}
+    assert pipeline_tracking.newest_finished("classifier", {"source_digest": "d" * 64}) is None
+    stale = client.create_run(experiment_id, tags={**tags, pipeline_tracking.PROCESS_TAG: gone_process()}).info.run_id
+    alive = client.create_run(experiment_id, tags={**tags, **pipeline_tracking.process_tags()}).info.run_id
+    older, newer = (client.create_run(experiment_id, tags=tags).info.run_id for _ in range(2))
+    for run_id in (older, newer):
+        client.set_terminated(run_id, "FINISHED")
+    other = client.create_run(experiment_id, tags={**tags, "source_digest": "e" * 64}).info.run_id
+    client.set_terminated(other, "FINISHED")
+
+    found = pipeline_tracking.newest_finished("classifier", {"source_digest": "d" * 64})  # every experiment
+    assert found.info.run_id == newer
+    assert client.get_run(stale).info.status == "FAILED"
+    assert client.get_run(stale).data.tags["failure_reason"] == pipeline_tracking.STALE_REASON
+    assert client.get_run(alive).info.status == "RUNNING"  # this process: left alone
+    assert pipeline_tracking.newest_finished("classifier", {"source_digest": "d" * 64}, [experiment_id]).info.run_id == newer
+    assert [r.info.run_id for r in pipeline_tracking.children("x" * 32, "classifier", experiment_id)] == []
+
+
+def test_reuse_or_launch_reuses_resumes_or_launches(store, monkeypatch, tmp_path):
+    client, experiment_id = store
+    monkeypatch.setattr(sys.modules[pipeline_tracking.code_version.__module__], "_CODE_VERSION", ("git:abc", False))
+    config = TrainConfig(epochs=2, seed=31)
+    launched = []
+
+    def launch(resume):
+        launched.append(resume)
+        run = client.create_run(experiment_id, tags=pipeline_tracking.reuse_tags("train", config))
+        client.set_terminated(run.info.run_id, "FINISHED")
+        return run.info.run_id
+
+    failed = client.create_run(experiment_id, tags=pipeline_tracking.reuse_tags("train", config)).info.run_id
+    checkpoint = tmp_path / "epoch_0001.pt"
+    checkpoint.write_bytes(b"state")
+    client.log_artifact(failed, str(checkpoint), "checkpoints")
+    client.set_terminated(failed, "FAILED")
+
+    run_id, how = pipeline_tracking.reuse_or_launch("train", config, experiment_id, "clean", launch)
+    assert (how, launched) == (f"resumed from {failed}", [failed])  # an unfinished training with checkpoints
+    assert pipeline_tracking.reuse_or_launch("train", config, experiment_id, "clean", launch) == (run_id, "reused")
+    assert launched == [failed]  # reused: nothing launched
+    again, how = pipeline_tracking.reuse_or_launch("train", config, experiment_id, "clean", launch,
+                                                   accept=lambda run: False)
+    assert how == f"resumed from {failed}" and again != run_id and len(launched) == 2  # refused: launched anew
+    _, how = pipeline_tracking.reuse_or_launch("train", config, experiment_id, "never", launch)
+    assert how == "ran" and launched[-1] is None  # reuse=never: neither reused nor resumed
