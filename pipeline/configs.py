@@ -320,6 +320,8 @@ class SearchConfig:
     study_name: str = _param("vae-beta-search", "Optuna study name; rerunning with the same name continues the study")
     storage: str = _param("auto", f"Optuna storage: {STORAGE_FORMS} (auto: SQLite beside the MLflow database for one "
                           "worker, a journal file for several)")
+    artifact_dir: str = _param("auto", "folder of the Optuna artifact store that gets each trial's sample grid, for "
+                               "optuna-dashboard --artifact-dir (auto: optuna-artifacts beside the study's file)")
     n_workers: int = _param(1, "worker processes on this machine")
     pruner: str = _param("median", "stop trials whose early FID is worse than the median (median) | none",
                          ("median", "none"))

@@ -95,11 +95,11 @@ def _whole(value) -> bool:
 
 
 def png_bytes(image: np.ndarray) -> bytes:
-    """One uint8 (28, 28) image as a grayscale PNG (the same array gives the same bytes)."""
+    """A uint8 (H, W) image as a grayscale PNG (the same array gives the same bytes)."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(image, mode="L").save(buffer, format="PNG", optimize=False)
+    Image.fromarray(image.astype(np.uint8, copy=False)).save(buffer, format="PNG", optimize=False)
     return buffer.getvalue()
 
 

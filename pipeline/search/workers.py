@@ -26,6 +26,8 @@ from pipeline.core import plots
 from pipeline.core.devices import resolve_device
 from pipeline.core.evaluation import EvaluationContext
 from pipeline.classifier_run import classifier_for
+from pipeline.core.generation import png_bytes
+from pipeline.search.artifacts import artifact_folder, upload_grid
 from pipeline.search.models import Models, train_config
 from pipeline.search.recovery import recover_worker
 from pipeline.search.storage import Storage, open_storage
@@ -115,6 +117,7 @@ class Worker:
         self.context = EvaluationContext.build(classifier, self.prepared, self.device, self.counts[-1], config.seed,
                                                reference_split="val")
         self.models = Models(config, job, self.prepared.digest, self.device)
+        self.artifacts = artifact_folder(config, job.storage)
 
     def reserve(self) -> optuna.Trial | None:
         """The next trial, if this invocation still needs one: counting and asking under one lock, so
@@ -202,7 +205,9 @@ class Worker:
         logged = {name: float(metrics[name]) for name in REPORTED_METRICS}
         logged["n_samples"] = count
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in logged.items()])
-        client.log_image(run_id, plots.grid_array(images[:plots.GRID_SIZE]), artifact_file="samples/grid.png")
+        grid = plots.grid_array(images[:plots.GRID_SIZE])
+        client.log_image(run_id, grid, artifact_file="samples/grid.png")
+        upload_grid(trial, png_bytes(grid), self.artifacts)  # for optuna-dashboard, beside the trial's FID
         seconds["seconds_logging"] = time.perf_counter() - started
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in seconds.items()])
         return metrics, count, pruned

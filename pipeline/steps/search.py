@@ -37,8 +37,11 @@ from pipeline.configs import SearchConfig
 from pipeline.core import plots, search_space
 from pipeline.core.devices import resolve_device
 from pipeline.core.evaluation import EvaluationContext
-from pipeline.core.samplers import BetaSampler, parse_sampler
+from pipeline.core.samplers import BetaSampler, GaussianMixtureSampler, parse_sampler
 from pipeline.errors import InputError
+from pipeline.generator import log_generator
+from pipeline.registry import register_generator
+from pipeline.search.artifacts import artifact_folder, dashboard_command
 from pipeline.search.models import train_config
 from pipeline.search.storage import resolve_storage
 from pipeline.search.study import (FINISHED, MEDIAN_STARTUP_TRIALS, MODEL_ATTR, RUN_ATTR, best_trial, check_study,
@@ -46,6 +49,7 @@ from pipeline.search.study import (FINISHED, MEDIAN_STARTUP_TRIALS, MODEL_ATTR, 
 from pipeline.search.workers import REPORTED_METRICS, TRIAL_STEP, Job, Worker, run_workers
 
 REFERENCE_SAMPLERS = (("normal_0_1", "normal:0,1"), ("gmm_10", "gmm:10"))
+BEST_GENERATOR, BEST_ALIAS = "vae-generator", "best-beta"  # models:/vae-generator@best-beta: the newest search's best
 
 
 def search(config: SearchConfig, parent_run_id: str | None = None) -> str:
@@ -119,6 +123,9 @@ def summarize(study, config, storage, run_id, experiment_id, elapsed, classifier
     print(f"search: {counts['trials']} trials this run ({counts['trials_complete']} complete, {counts['trials_pruned']} "
           f"pruned, {counts['trials_failed']} failed), {counts['trainings']} trainings, {elapsed:.0f} s; the study "
           f"has {counts['study_trials']} finished trials in {storage.shown}", flush=True)
+    command = dashboard_command(storage, artifact_folder(config, storage))
+    mlflow.set_tag("optuna.dashboard", command)
+    print(f"search: watch the study and each trial's samples with `{command}`", flush=True)
     best, rule = best_trial(study, config)
     if best is None:
         mlflow.set_tag("best_trial", "none: no complete trial")
@@ -134,24 +141,29 @@ def summarize(study, config, storage, run_id, experiment_id, elapsed, classifier
     mlflow.set_tag("best_sampler", best_sampler.spec)
     print(f"search: best trial {best.number} ({rule}): latent {best.params['latent_size']} {best_sampler.spec}, "
           + ", ".join(f"{n} {v:.4g}" for n, v in zip(names, best.values)), flush=True)
-    test_figures(best, best_sampler, config, classifier, prepared, device)
+    model, mixtures = test_figures(best, best_sampler, config, classifier, prepared, device)
+    if model is not None:  # the best sampler as the default of a generator with the best trial's decoder
+        log_generator(model, best_sampler.spec, mixtures)
+        register_generator(run_id, BEST_GENERATOR, BEST_ALIAS, tags={"study_name": config.study_name,
+                                                                      "trial_number": str(best.number)})
     log_plots(study, config)
-    print(f"search: watch the study with `optuna-dashboard {storage.dashboard}`", flush=True)
 
 
-def test_figures(best, best_sampler, config, classifier, prepared, device) -> None:
-    """The best sampler on the TEST split beside the same model's N(0,1) and gmm:10: reference lines."""
+def test_figures(best, best_sampler, config, classifier, prepared, device) -> tuple:
+    """The best sampler on the TEST split beside the same model's N(0,1) and gmm:10: reference lines.
+    Returns (the best trial's model, the gmm:10 fitted on it), or (None, []) when it cannot be loaded."""
     model_run_id = best.user_attrs.get(MODEL_ATTR)
     try:
         model = tracking.load_model(f"runs:/{model_run_id}/model", device)
     except InputError as error:
         mlflow.set_tag("test_figures", f"skipped: {error}")
-        return
+        return None, []
     count = sample_counts(config, prepared)[-1]
     context = EvaluationContext.build(classifier, prepared, device, count, config.seed, reference_split="test")
-    rows = {}
+    rows, mixtures = {}, []
     for name, sampler in (("best_beta", best_sampler), *((n, parse_sampler(s)) for n, s in REFERENCE_SAMPLERS)):
-        _, images, metrics, _ = context.score(model, sampler)
+        fitted, images, metrics, _ = context.score(model, sampler)
+        mixtures += [fitted] if isinstance(fitted, GaussianMixtureSampler) else []
         rows[name] = metrics
         mlflow.log_metrics({f"test_{metric}/{name}": float(metrics[metric]) for metric in REPORTED_METRICS})
         mlflow.log_image(plots.grid_array(images[:plots.GRID_SIZE]), artifact_file=f"best/{name}_grid.png")
@@ -165,6 +177,7 @@ def test_figures(best, best_sampler, config, classifier, prepared, device) -> No
     lines.append(f"fid_floor (real train subset) {context.real['fid_floor']:.4g}")
     mlflow.log_text("\n".join(lines), "best/test_figures.txt")
     print("\n".join(lines), flush=True)
+    return model, mixtures
 
 
 def plot_specs(study: optuna.Study, config: SearchConfig) -> list[tuple[str, str, dict]]:
