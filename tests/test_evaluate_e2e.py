@@ -25,8 +25,10 @@ def artifact_paths(client, run_id, path=""):
 
 
 def same_metrics(a: dict, b: dict) -> bool:
-    """Equal metric dicts, a NaN (not measured, e.g. no confident prediction) equal to a NaN."""
-    return a.keys() == b.keys() and all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+    """Equal metric dicts, a NaN (not measured, e.g. no confident prediction) equal to a NaN; the
+    step's timings (`time_*_s`) measure the machine, not the result: only their names must match."""
+    return a.keys() == b.keys() and all(k.startswith("time_") or a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k]))
+                                        for k in a)
 
 
 @pytest.fixture(scope="module")

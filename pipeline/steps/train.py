@@ -81,15 +81,17 @@ def train(config: TrainConfig, parent_run_id: str | None = None) -> str:
             progress = tqdm(range(len(history) + 1, config.epochs + 1), desc="train", unit="epoch",
                             initial=len(history), total=config.epochs)
             for epoch in progress:
+                started = time.perf_counter()
                 train_sums = training.train_epoch(model, optimizer, split["train"], config.batch_size, config.loss)
                 val_sums = training.evaluate_epoch(model, split["val"], config.loss)
                 metrics = training.epoch_metrics(train_sums, len(split["train"]), val_sums, len(split["val"]))
+                epoch_seconds = round(time.perf_counter() - started, 4)  # the rest of the step is fixed cost
                 try:
                     training.check_finite(metrics, epoch, config.lr)
                 except training.DivergenceError as error:
                     mlflow.set_tag("failure_reason", str(error))
                     raise
-                mlflow.log_metrics(metrics, step=epoch)
+                mlflow.log_metrics({**metrics, "time_epoch_s": epoch_seconds}, step=epoch)
                 history.append({"epoch": epoch, **metrics})
                 progress.set_postfix(train=f"{metrics['train_loss']:.2f}", val=f"{metrics['val_loss']:.2f}")
                 if config.sample_every and epoch % config.sample_every == 0:

@@ -1,0 +1,109 @@
+"""A step's fixed cost against a bare `import torch, mlflow`, on mnist-5k, as JSON.
+
+Interleaved in one run, `--repeats` rounds (median of each figure):
+- `bare_import_s`: `python -c "import torch, mlflow"`, the floor any step pays;
+- `train_step_s`: `python -m pipeline train --epochs 1`, and inside it the epoch itself (the
+  run's `time_epoch_s` metric: training plus the validation pass);
+- `evaluate_step_s`: `python -m pipeline evaluate` of that model, 3 samplers x 1,000 samples,
+  `iwae_k=50`, and inside it the scoring (the run's `time_scoring_s`: reference features, the
+  three samplers' metrics and the likelihood, IWAE included).
+The ratios are the issue's: `train_fixed_over_bare` = (train_step_s - epoch) / bare_import_s and
+`evaluate_fixed_over_bare` = (evaluate_step_s - scoring) / bare_import_s. The breakdown splits each
+step's wall time at its MLflow run's start and end (start-up before the run, work inside it, exit
+after it). `dynamo_import_s` is what torch.optim's first step adds by importing torch._dynamo.
+
+    python benchmarks/step_overhead.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLERS = "normal:0,1+normal:1,2+beta:0.25,0.25"
+GOAL = 1.5
+
+
+def timed(command: list[str], env: dict, cwd: Path) -> tuple[float, float, str]:
+    """(seconds, wall clock at start in ms, stdout) of one command, which must succeed."""
+    started_ms, started = time.time() * 1000, time.perf_counter()
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return seconds, started_ms, result.stdout
+
+
+def run_id_of(stdout: str) -> str:
+    return stdout.strip().splitlines()[-1].removeprefix("run id: ")
+
+
+def phases(client, run_id: str, seconds: float, started_ms: float) -> dict[str, float]:
+    """The step's wall time split at its run's start and end (MLflow's own times)."""
+    info = client.get_run(run_id).info
+    before = (info.start_time - started_ms) / 1000
+    inside = (info.end_time - info.start_time) / 1000
+    return {"before_run_s": round(before, 2), "in_run_s": round(inside, 2), "after_run_s": round(seconds - before - inside, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    python = sys.executable
+    rows: dict[str, list] = {name: [] for name in ("bare", "dynamo", "train", "epoch", "evaluate", "scoring")}
+    breakdown: dict[str, list] = {"train": [], "evaluate": []}
+    with tempfile.TemporaryDirectory(prefix="vae-step-overhead-") as tmp:
+        folder = Path(tmp)
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+               "VAE_PIPELINE_CACHE": str(folder / "cache"), "PYTHONPATH": str(REPO)}
+        env.pop("MLFLOW_RUN_ID", None)
+        from mlflow.tracking import MlflowClient
+
+        # warm-up (not counted): the database, the prepared data, the evaluation classifier
+        _, _, out = timed([python, "-m", "pipeline", "train", "--epochs", "1"], env, folder)
+        timed([python, "-m", "pipeline", "evaluate", "--model", run_id_of(out), "--samplers", SAMPLERS,
+               "--n_samples", "1000", "--iwae_k", "50"], env, folder)
+        client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+        for _ in range(args.repeats):
+            rows["bare"].append(timed([python, "-c", "import torch, mlflow"], env, folder)[0])
+            rows["dynamo"].append(timed([python, "-c", "import torch, mlflow, torch._dynamo"], env, folder)[0]
+                                  - rows["bare"][-1])
+            seconds, started, out = timed([python, "-m", "pipeline", "train", "--epochs", "1"], env, folder)
+            train_id = run_id_of(out)
+            rows["train"].append(seconds)
+            rows["epoch"].append(client.get_run(train_id).data.metrics["time_epoch_s"])
+            breakdown["train"].append(phases(client, train_id, seconds, started))
+            seconds, started, out = timed([python, "-m", "pipeline", "evaluate", "--model", train_id, "--samplers",
+                                           SAMPLERS, "--n_samples", "1000", "--iwae_k", "50"], env, folder)
+            evaluate_id = run_id_of(out)
+            rows["evaluate"].append(seconds)
+            rows["scoring"].append(client.get_run(evaluate_id).data.metrics["time_scoring_s"])
+            breakdown["evaluate"].append(phases(client, evaluate_id, seconds, started))
+    median = {name: round(statistics.median(values), 3) for name, values in rows.items()}
+    train_ratio = (median["train"] - median["epoch"]) / median["bare"]
+    evaluate_ratio = (median["evaluate"] - median["scoring"]) / median["bare"]
+    result = {
+        "repeats": args.repeats, "cpu_count": os.cpu_count(),
+        "bare_import_s": median["bare"], "dynamo_import_s": median["dynamo"],
+        "train_step_s": median["train"], "train_epoch_s": median["epoch"],
+        "evaluate_step_s": median["evaluate"], "evaluate_scoring_s": median["scoring"],
+        "train_fixed_over_bare": round(train_ratio, 3), "evaluate_fixed_over_bare": round(evaluate_ratio, 3),
+        "goal": GOAL, "train_within_goal": train_ratio <= GOAL, "evaluate_within_goal": evaluate_ratio <= GOAL,
+        "breakdown_median": {step: {key: round(statistics.median(r[key] for r in runs), 2) for key in runs[0]}
+                             for step, runs in breakdown.items()},
+        "all": {name: [round(v, 3) for v in values] for name, values in rows.items()},
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
