@@ -312,7 +312,9 @@ class SearchConfig:
     data: str = _param("mnist-5k", f"{DATASET_CHOICES}, a prepare_data run id, or a prepared-file URI")
     latent_sizes: str = _param("2,5,10,20,50,100", "latent sizes to choose from (comma list of distinct integers >= 1)")
     hidden_size: int = _param(392, "hidden units of the trained models")
-    epochs: int = _param(10, "training epochs of each model (one model per latent size, reused across trials)")
+    epochs: int = _param(40, "training epochs of each model (one model per latent size, reused across trials); "
+                         "with batch_size 64 on mnist-5k they reach the quick preset's quality floor")
+    batch_size: int = _param(64, "images per optimizer step of the models")
     objective: str = _param("fid", "fid (minimized, on the validation split) | fid,class_entropy (two objectives: "
                             "minimize fid, maximize class entropy; a Pareto front)", SEARCH_OBJECTIVES)
     n_trials: int = _param(20, "new trials this invocation adds to the study (pruned ones count)")
@@ -340,7 +342,7 @@ class SearchConfig:
         _coerce(self)
         from pipeline.core.search_space import parse_int_list
 
-        for name, low in (("hidden_size", 1), ("epochs", 1), ("n_trials", 1), ("n_workers", 1)):
+        for name, low in (("hidden_size", 1), ("epochs", 1), ("batch_size", 1), ("n_trials", 1), ("n_workers", 1)):
             _at_least(self, name, low)
         if not self.timeout >= 0:
             raise bad_parameter("timeout", self.timeout, "a number of seconds >= 0 (0: no limit)")

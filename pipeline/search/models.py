@@ -13,7 +13,7 @@ from pipeline.search.storage import advisory_lock
 def train_config(config: SearchConfig, latent_size: int) -> TrainConfig:
     """The training configuration of a trial's model: the cache key (with the data digest)."""
     return TrainConfig(data=config.data, latent_size=latent_size, hidden_size=config.hidden_size, epochs=config.epochs,
-                       seed=config.seed, device=config.device, sample_every=0, checkpoint_every=config.epochs)
+                       batch_size=config.batch_size, seed=config.seed, device=config.device, sample_every=0, checkpoint_every=config.epochs)
 
 
 class Models:

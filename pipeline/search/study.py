@@ -33,7 +33,7 @@ def space_of(config: SearchConfig) -> dict:
     return {"latent_sizes": config.latent_sizes, "ab_min": config.ab_min, "ab_max": config.ab_max,
             "mean_min": config.mean_min, "mean_max": config.mean_max, "sd_min": config.sd_min,
             "sd_max": config.sd_max, "data": config.data, "hidden_size": config.hidden_size, "epochs": config.epochs,
-            "seed": config.seed}
+            "batch_size": config.batch_size, "seed": config.seed}
 
 
 def check_study(config: SearchConfig, storage: Storage) -> None:
