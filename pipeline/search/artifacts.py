@@ -7,11 +7,13 @@ beside the MLflow database (or in the working directory) for PostgreSQL; `artifa
 
 from __future__ import annotations
 
+import os
 import shlex
 import tempfile
 from pathlib import Path
 
 from pipeline.configs import SearchConfig
+from pipeline.errors import InputError
 from pipeline.search.storage import Storage, _storage_folder
 
 FOLDER = "optuna-artifacts"
@@ -26,6 +28,20 @@ def artifact_folder(config: SearchConfig, storage: Storage) -> Path:
         path = Path(storage.url[len("sqlite:///"):] if storage.kind == "sqlite" else storage.url)
         return path.expanduser().resolve().parent / FOLDER
     return _storage_folder().resolve() / FOLDER
+
+
+def checked_folder(config: SearchConfig, storage: Storage) -> Path:
+    """The artifact folder, created; an InputError naming `artifact_dir` if it cannot be written."""
+    folder = artifact_folder(config, storage)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK)
+    except OSError as error:
+        writable, folder = False, f"{folder} ({error.strerror})"
+    if not writable:
+        raise InputError(f"parameter 'artifact_dir': got {config.artifact_dir!r}; cannot write to {folder}; "
+                         "allowed: auto | a folder that can be created and written")
+    return folder
 
 
 def dashboard_command(storage: Storage, folder: Path) -> str:

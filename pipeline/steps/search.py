@@ -41,7 +41,7 @@ from pipeline.core.samplers import BetaSampler, GaussianMixtureSampler, parse_sa
 from pipeline.errors import InputError
 from pipeline.generator import log_generator
 from pipeline.registry import register_generator
-from pipeline.search.artifacts import artifact_folder, dashboard_command
+from pipeline.search.artifacts import artifact_folder, checked_folder, dashboard_command
 from pipeline.search.models import train_config
 from pipeline.search.storage import resolve_storage
 from pipeline.search.study import (FINISHED, MEDIAN_STARTUP_TRIALS, MODEL_ATTR, RUN_ATTR, best_trial, check_study,
@@ -57,6 +57,7 @@ def search(config: SearchConfig, parent_run_id: str | None = None) -> str:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per model load otherwise
     storage = resolve_storage(config)
     check_study(config, storage)
+    checked_folder(config, storage)
     device = resolve_device(config.device)
     train = train_config(config, 1)
     prepared = tracking.resolve_data(config.data, train.val_fraction, config.seed, train.data_root)

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import pytest
 from optuna.artifacts import FileSystemArtifactStore
 from PIL import Image
 
 from pipeline.configs import SearchConfig
 from pipeline.core.generation import png_bytes
-from pipeline.search.artifacts import artifact_folder, dashboard_command, upload_grid
+from pipeline.errors import InputError
+from pipeline.search.artifacts import artifact_folder, checked_folder, dashboard_command, upload_grid
 from pipeline.search.storage import Storage
 
 
@@ -42,3 +44,12 @@ def test_an_uploaded_grid_is_an_artifact_of_its_trial(tmp_path):
     assert meta["mimetype"] == "image/png"
     with FileSystemArtifactStore(str(tmp_path / "store")).open_reader(artifact_id) as reader:
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(reader.read()))), grid)
+
+
+def test_an_unwritable_artifact_dir_is_refused_naming_the_parameter(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    config = SearchConfig(artifact_dir=str(blocker / "grids"))
+    with pytest.raises(InputError, match=r"^parameter 'artifact_dir': got .*a-file/grids'; cannot write to .*allowed: auto"):
+        checked_folder(config, Storage("sqlite", f"sqlite:///{tmp_path}/optuna.db"))
+    assert checked_folder(SearchConfig(), Storage("sqlite", f"sqlite:///{tmp_path}/optuna.db")).is_dir()
