@@ -12,10 +12,12 @@ from __future__ import annotations
 import base64
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import mlflow
 import mlflow.pyfunc
+import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
@@ -46,9 +48,7 @@ class Generator(mlflow.pyfunc.PythonModel):
         self.model, self.mixtures = load_generator(context.artifacts[ARTIFACT], self.device)
         self.default_sampler = (context.model_config or {}).get("default_sampler", "normal:0,1")
 
-    def predict(self, context, model_input, params=None):
-        import pandas as pd
-
+    def predict(self, context, model_input: pd.DataFrame, params=None):  # the hint: a frame, schema from SIGNATURE
         from pipeline.core.generation import generate_pngs, request_count, request_sampler, request_seed
 
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
@@ -99,6 +99,8 @@ def log_generator(model, default_sampler: str, mixtures=()):
         for name in CODE:
             (code / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(PACKAGE / name, code / name)
-        return mlflow.pyfunc.log_model(
-            name=ARTIFACT, python_model=Generator(), artifacts={ARTIFACT: str(weights)}, code_paths=[str(code)],
-            signature=SIGNATURE, pip_requirements=requirements(), model_config={"default_sampler": default})
+        with warnings.catch_warnings():  # no input example on purpose: it would run a prediction at log time
+            warnings.filterwarnings("ignore", message=".*An input example was not provided")
+            return mlflow.pyfunc.log_model(
+                name=ARTIFACT, python_model=Generator(), artifacts={ARTIFACT: str(weights)}, code_paths=[str(code)],
+                signature=SIGNATURE, pip_requirements=requirements(), model_config={"default_sampler": default})
