@@ -48,3 +48,42 @@ def train_and_log(prepared: datasets.Prepared, device: torch.device, experiment_
         tracking.log_model(model)
         return run.info.run_id
 
+
+def judge_for(run_id: str, prepared: datasets.Prepared):
+    """The second judge of the classifier run `run_id` (pipeline/core/judge.py), read from its artifact.
+
+    A run logged before the judge existed gets it now, once: fitted on the same pool as the CNN and
+    logged into that run with its test accuracy, under a lock, so every evaluation of one source
+    finds the same judge beside the same CNN.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.core import judge
+
+    client = MlflowClient()
+
+    def read():
+        with tempfile.TemporaryDirectory(prefix="vae-judge2-") as tmp:
+            try:
+                return judge.Judge.from_bytes(Path(client.download_artifacts(run_id, judge.ARTIFACT, tmp)).read_bytes())
+            except Exception:  # not logged yet
+                return None
+
+    found = read()
+    if found is None:
+        with processes.machine_lock(f"judge2-{tracking.store_key()}-{run_id[:16]}"):
+            found = read()
+            if found is None:
+                found, params, metrics = judge.fit_on(prepared)
+                with tempfile.TemporaryDirectory(prefix="vae-judge2-") as tmp:
+                    local = Path(tmp) / Path(judge.ARTIFACT).name
+                    local.write_bytes(found.to_bytes())
+                    client.log_artifact(run_id, str(local), str(Path(judge.ARTIFACT).parent))
+                for key, value in params.items():
+                    client.log_param(run_id, key, value)
+                for key, value in metrics.items():
+                    client.log_metric(run_id, key, value)
+    return found

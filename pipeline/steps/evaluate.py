@@ -13,12 +13,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pipeline import tracking
-from pipeline.classifier_run import classifier_for
+from pipeline.classifier_run import classifier_for, judge_for
 from pipeline.configs import DEFAULT_SAMPLERS, EvaluateConfig
-from pipeline.core import plots
+from pipeline.core import judge, plots
 from pipeline.core.devices import resolve_device
 from pipeline.core.evaluation import (MODEL_METRICS, REAL_METRICS, REAL_ROW, SAMPLER_METRICS, EvaluationContext,
                                       check_fittable, format_table)
+from pipeline.core.stopwatch import Stopwatch
 from pipeline.core.samplers import GaussianMixtureSampler, Sampler, parse_samplers
 from pipeline.errors import InputError
 
@@ -67,9 +68,24 @@ def log_sampler_artifacts(key: str, images, counts: np.ndarray, reference_shares
                         f"{folder}/samples_and_classes.png")
 
 
+def log_judge2(key: str, judge2, images, counts: np.ndarray, reference_shares: np.ndarray) -> tuple[dict, str]:
+    """The second judge's class metrics, dominant class and histogram of one sampler's images."""
+    metrics, dominant, counts_judge2 = judge.scores(judge2, images, counts, reference_shares)
+    mlflow.log_metrics({f"{name}/{key}": value for name, value in metrics.items()})
+    mlflow.set_tag(f"max_class{judge.SUFFIX}/{key}", str(dominant))
+    mlflow.log_table({"class": list(range(len(counts_judge2))), "count": counts_judge2.tolist(),
+                      "share": (counts_judge2 / counts_judge2.sum()).round(5).tolist(),
+                      "test_share": reference_shares.round(5).tolist()},
+                     artifact_file=f"evaluation/{key}/class_histogram{judge.SUFFIX}.json")
+    tracking.log_figure(plots.class_histogram_figure(counts_judge2, f"{key}: classes by {judge.NAME}", reference_shares),
+                        f"evaluation/{key}/class_histogram{judge.SUFFIX}.png")
+    return metrics, str(dominant)
+
+
 def is_score(name: str) -> bool:
     """Whether a metric or tag name is one of evaluate's scores (as copied onto a train run)."""
-    return name.split("/")[0] in (*SAMPLER_METRICS, "max_class") or name in MODEL_METRICS or name in REAL_METRICS
+    return (name.split("/")[0] in (*SAMPLER_METRICS, *judge.SAMPLER_METRICS, "max_class", f"max_class{judge.SUFFIX}")
+            or name in MODEL_METRICS or name in REAL_METRICS)
 
 
 def settings_text(config: EvaluateConfig, classifier_run_id: str) -> str:
@@ -94,6 +110,7 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
     experiment_id = tracking.use_experiment_of(train_run)
     classifier, classifier_run_id = classifier_for(prepared, device, experiment_id or train_run.info.experiment_id,
                                                    parent_run_id=tracking.launched_run_id() or config.model)
+    judge2 = judge_for(classifier_run_id, prepared)
     settings = settings_text(config, classifier_run_id)
 
     tags = {"source_run_id": config.model, "classifier_run_id": classifier_run_id, "data_digest": prepared.digest,
@@ -101,26 +118,36 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
     with tracking.step_run("evaluate", f"evaluate {train_run.info.run_name}", config, parent_run_id=parent_run_id or config.model,
                            experiment_id=experiment_id, tags=tags) as run:
         tracking.log_config(config)
-        context = EvaluationContext.build(classifier, prepared, device, config.n_samples, config.seed)
+        watch = Stopwatch()  # scoring (reference, samplers, likelihood) against the step's fixed costs
+        with watch("scoring"):
+            context = EvaluationContext.build(classifier, prepared, device, config.n_samples, config.seed)
         mlflow.log_param("fid_floor_size", min(config.n_samples, prepared.counts()["train"]))
 
         rows: dict[str, dict] = {}
+        judged: dict[str, dict] = {}
+        dominant: dict[str, str] = {}
         mixtures = []  # the gmm:K fitted here: the generator logged below keeps them
         for sampler in tqdm(samplers, desc="evaluate", unit="sampler"):
-            sampler, images, metrics, counts = context.score(model, sampler)
+            with watch("scoring"):
+                sampler, images, metrics, counts = context.score(model, sampler)
             rows[sampler.key] = metrics
             if isinstance(sampler, GaussianMixtureSampler):
                 mixtures.append(sampler)
             mlflow.log_metrics({f"{name}/{sampler.key}": float(metrics[name]) for name in SAMPLER_METRICS})
             mlflow.set_tag(f"max_class/{sampler.key}", str(metrics["max_class"]))
             log_sampler_artifacts(sampler.key, images, counts, context.reference.label_shares)
+            judged[sampler.key], dominant[sampler.key] = log_judge2(sampler.key, judge2, images, counts,
+                                                                    context.reference.label_shares)
 
-        model_metrics = context.model_metrics(model, loss, config.iwae_k)
-        mlflow.log_metrics({**model_metrics, **context.real})
+        with watch("scoring"):
+            model_metrics = context.model_metrics(model, loss, config.iwae_k)
+        mlflow.log_metrics({**model_metrics, **context.real, **watch.metrics()})
         scores = {f"{name}/{key}": float(row[name]) for key, row in rows.items() for name in SAMPLER_METRICS}
+        scores.update({f"{name}/{key}": value for key, row in judged.items() for name, value in row.items()})
         scores.update(model_metrics)
         scores.update(context.real)
         max_classes = {f"max_class/{key}": str(row["max_class"]) for key, row in rows.items()}
+        max_classes.update({f"max_class{judge.SUFFIX}/{key}": digit for key, digit in dominant.items()})
         outcome = tracking.copy_scores(config.model, scores, max_classes, settings, run.info.run_id,
                                        config.copy_scores, is_score)
         mlflow.set_tag("scores_on_train_run", outcome)
