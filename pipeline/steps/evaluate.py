@@ -60,12 +60,17 @@ def log_sampler_artifacts(key: str, images, counts: np.ndarray, reference_shares
     folder = f"evaluation/{key}"
     tracking.log_figure(plots.class_histogram_figure(counts, f"{key}: predicted classes", reference_shares),
                         f"{folder}/class_histogram.png")
-    mlflow.log_table({"class": list(range(len(counts))), "count": counts.tolist(),
-                      "share": (counts / counts.sum()).round(5).tolist(), "test_share": reference_shares.round(5).tolist()},
-                     artifact_file=f"{folder}/class_histogram.json")
+    log_histogram_table(counts, reference_shares, f"{folder}/class_histogram.json")
     mlflow.log_image(plots.grid_array(images[:plots.GRID_SIZE]), artifact_file=f"{folder}/grid.png")
     tracking.log_figure(plots.samples_and_histogram_figure(images[:plots.GRID_SIZE], counts, key, reference_shares),
                         f"{folder}/samples_and_classes.png")
+
+
+def log_histogram_table(counts: np.ndarray, reference_shares: np.ndarray, path: str) -> None:
+    """A class histogram as the report reads it back: counts, shares and the test labels' shares."""
+    mlflow.log_table({"class": list(range(len(counts))), "count": counts.tolist(),
+                      "share": (counts / counts.sum()).round(5).tolist(), "test_share": reference_shares.round(5).tolist()},
+                     artifact_file=path)
 
 
 def log_judge2(key: str, judge2, images, counts: np.ndarray, reference_shares: np.ndarray) -> tuple[dict, str]:
@@ -73,10 +78,7 @@ def log_judge2(key: str, judge2, images, counts: np.ndarray, reference_shares: n
     metrics, dominant, counts_judge2 = judge.scores(judge2, images, counts, reference_shares)
     mlflow.log_metrics({f"{name}/{key}": value for name, value in metrics.items()})
     mlflow.set_tag(f"max_class{judge.SUFFIX}/{key}", str(dominant))
-    mlflow.log_table({"class": list(range(len(counts_judge2))), "count": counts_judge2.tolist(),
-                      "share": (counts_judge2 / counts_judge2.sum()).round(5).tolist(),
-                      "test_share": reference_shares.round(5).tolist()},
-                     artifact_file=f"evaluation/{key}/class_histogram{judge.SUFFIX}.json")
+    log_histogram_table(counts_judge2, reference_shares, f"evaluation/{key}/class_histogram{judge.SUFFIX}.json")
     tracking.log_figure(plots.class_histogram_figure(counts_judge2, f"{key}: classes by {judge.NAME}", reference_shares),
                         f"evaluation/{key}/class_histogram{judge.SUFFIX}.png")
     return metrics, str(dominant)
