@@ -5,10 +5,14 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+import matplotlib
 import numpy as np
-from matplotlib.ticker import MaxNLocator
 
-from pipeline.core.plots import class_histogram_figure, plt  # Agg backend chosen there
+matplotlib.use("Agg")  # no screen on servers; must precede pyplot (the report step is no train/evaluate hot path)
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from pipeline.core.plots import class_histogram_figure  # noqa: E402
 
 DPI = 100
 SAMPLE_COLUMNS = 5  # experiments side by side before the layout wraps: more would shrink the digits
@@ -25,9 +29,10 @@ def png_bytes(figure) -> bytes:
     return buffer.getvalue()
 
 
-def loss_curves_figure(histories: dict[tuple[str, int], dict[str, list[tuple[int, float]]]]):
+def loss_curves_figure(histories: dict[tuple[str, int], dict[str, list[tuple[int, float]]]], improving=frozenset()):
     """Every training's train and validation loss per epoch, overlaid: one colour per cell, one line
-    style per seed, so a diverging seed or an over-fitting cell stands out."""
+    style per seed, so a diverging seed or an over-fitting cell stands out. The trainings in
+    `improving` (still improving fast when they stopped) end in a red triangle and say so in the legend."""
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
     cells = sorted({cell for cell, _ in histories})
     seeds = sorted({seed for _, seed in histories})
@@ -38,8 +43,11 @@ def loss_curves_figure(histories: dict[tuple[str, int], dict[str, list[tuple[int
             points = history.get(key, [])
             if points:
                 steps, values = zip(*points)
+                still = (cell, seed) in improving
                 axis.plot(steps, values, color=colours[cell], linestyle=styles[seed], marker="o", markersize=3,
-                          label=f"{cell} seed {seed}")
+                          label=f"{cell} seed {seed}{' ▲ still improving' if still else ''}")
+                if still:
+                    axis.plot(steps[-1], values[-1], marker="^", markersize=11, color="#c33", zorder=5)
         axis.set_title(f"{title} (nats/image)")
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))

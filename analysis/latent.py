@@ -18,7 +18,7 @@ from pipeline import tracking
 from pipeline.core import datasets, plots
 from pipeline.core.evaluation import gmm_fit_codes
 from pipeline.core.likelihood import encoded_means
-from pipeline.core.plots import plt
+from analysis.figures import plt
 from pipeline.core.samplers import needs_fit, parse_sampler
 from pipeline.core.seeding import seeded
 from pipeline.core.training import as_float_tensor

@@ -51,8 +51,9 @@ class Content:
     verdicts: list[Verdict]
     verdict_note: str
     provenance: list[tuple[str, str]]  # (label, value)
-    runs: list[tuple[str, str, str, str, Link]]  # (step, what, code version, status, link)
+    runs: list[tuple[str, str, str, str, str, Link]]  # (step, what, code version, status, convergence, link)
     settings_json: dict = field(default_factory=dict)
+    warning: str = ""  # opens the page: models behind verdicts were still improving fast
 
     def images(self) -> list[Image]:
         return [i for i in (self.samples, self.loss_curves, self.latent, self.interpolation) if i is not None]
@@ -99,6 +100,8 @@ figure{margin:0;border:1px solid #e3e3e3;padding:6px}figure img{width:100%;heigh
 figcaption{font-size:0.85em;color:#444}img.wide{max-width:100%;height:auto}
 .verdict{margin:10px 0;padding:8px 12px;border-left:5px solid #999}
 .verdict.holds{border-color:#2e8b57}.verdict.contradicted{border-color:#c33}.verdict.inconclusive{border-color:#d89a00}
+table.verdicts{font-size:13px;max-width:100%}table.verdicts td{vertical-align:top}
+td.word.holds{color:#2e8b57}td.word.contradicted{color:#c33}td.word.inconclusive{color:#a67400}
 .word{font-weight:bold;text-transform:uppercase;font-size:0.85em}code{font-size:0.9em}
 pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:12px}
 """
@@ -144,6 +147,10 @@ def _real_line(table: Table) -> str:
 WIDE = " class='wide'"
 
 
+def _verdict_css(word: str) -> str:
+    return "holds" if word.startswith("holds") else "contradicted" if word == "contradicted" else "inconclusive"
+
+
 def _img(image: Image, css: str = "") -> str:
     return f"<img{css} src='{image.data_uri()}' alt='{_e(image.alt)}'>"
 
@@ -153,6 +160,8 @@ def render_html(content: Content) -> str:
            "<meta name='viewport' content='width=device-width,initial-scale=1'>",
            f"<title>{_e(content.title)}</title><style>{CSS}</style></head><body>",
            f"<h1>{_e(content.title)}</h1>"]
+    if content.warning:
+        out.append(f"<p class='warn' id='convergence-warning'><b>{_e(content.warning)}</b></p>")
     out += [f"<p>{_e(line)}</p>" for line in content.summary]
 
     out.append("<h2 id='metrics'>1. Metrics</h2>")
@@ -182,12 +191,18 @@ def render_html(content: Content) -> str:
             out.append(f"<figure>{_img(image, WIDE)}<figcaption>{_e(image.caption)}</figcaption></figure>")
 
     out.append("<h2 id='verdicts'>5. Verdicts on the write-up's findings</h2>")
+    out.append("<table class='verdicts'><thead><tr><th class='name'>finding</th><th class='name'>verdict</th>"
+               "<th class='name'>measured parts and the numbers that decide them</th></tr></thead><tbody>")
+    for verdict in content.verdicts:
+        lines = "<br>".join(f"{_e(mark)} {_e(text)}" for mark, text in verdict.lines())
+        out.append(f"<tr data-finding='{verdict.finding}'><td class='name'><b>{verdict.finding}</b></td>"
+                   f"<td class='name word {_verdict_css(verdict.outcome)}'>{_e(verdict.word)}</td>"
+                   f"<td class='name wrap'>{lines}</td></tr>")
+    out.append("</tbody></table>")
     out.append(f"<p class='note'>{_e(SPREAD_RULE)} {_e(content.verdict_note)}</p>")
     for verdict in content.verdicts:
-        word = verdict.outcome
-        css = "holds" if word.startswith("holds") else "contradicted" if word == "contradicted" else "inconclusive"
-        out.append(f"<div class='verdict {css}' id='{verdict.finding}'><b>{verdict.finding}</b> "
-                   f"<span class='word'>{_e(word)}</span><br><i>Write-up: {_e(verdict.claim)}</i><br>"
+        out.append(f"<div class='verdict {_verdict_css(verdict.outcome)}' id='{verdict.finding}'><b>{verdict.finding}</b> "
+                   f"<span class='word'>{_e(verdict.word)}</span><br><i>Write-up: {_e(verdict.claim)}</i><br>"
                    f"{_e(verdict.sentences())}</div>")
 
     out.append("<h2 id='provenance'>6. Provenance</h2><table>")
@@ -195,10 +210,11 @@ def render_html(content: Content) -> str:
             for label, value in content.provenance]
     out.append("</table><h3>Runs</h3><div class='scroll'><table><thead><tr><th class='name'>step</th>"
                "<th class='name'>what</th><th class='name'>code version</th><th class='name'>status</th>"
-               "<th class='name'>run id (MLflow UI)</th></tr></thead><tbody>")
-    for step, what, version, status, link in content.runs:
+               "<th class='name'>convergence (validation loss)</th><th class='name'>run id (MLflow UI)</th></tr></thead><tbody>")
+    for step, what, version, status, state, link in content.runs:
         out.append(f"<tr><td class='name'>{_e(step)}</td><td class='name wrap'>{_e(what)}</td><td class='name'>{_e(version)}</td>"
-                   f"<td class='name'>{_e(status)}</td><td class='name'><a href='{_e(link.href)}'>{_e(link.label)}</a></td></tr>")
+                   f"<td class='name'>{_e(status)}</td><td class='name'>{_e(state)}</td>"
+                   f"<td class='name'><a href='{_e(link.href)}'>{_e(link.label)}</a></td></tr>")
     out.append("</tbody></table></div>")
     out.append(f"<h3>Preset and settings</h3><pre>{_e(json.dumps(content.settings_json, indent=2))}</pre>")
     out.append("</body></html>")
@@ -236,6 +252,8 @@ def _md_image(image: Image) -> str:
 
 def render_markdown(content: Content) -> str:
     out = [f"# {content.title}", ""]
+    if content.warning:
+        out += [f"> **{content.warning}**", ""]
     out += [line + "\n" for line in content.summary]
     out += ["## 1. Metrics", "", TABLE_NOTE, ""]
     if len(content.tables) > 1:
@@ -251,13 +269,18 @@ def render_markdown(content: Content) -> str:
     for image in (content.latent, content.interpolation):
         if image is not None:
             out += [_md_image(image), "", f"*{image.caption}*", ""]
-    out += ["## 5. Verdicts on the write-up's findings", "", f"{SPREAD_RULE} {content.verdict_note}", ""]
+    out += ["## 5. Verdicts on the write-up's findings", "", "| finding | verdict | measured parts and the numbers that decide them |",
+            "| --- | --- | --- |"]
+    out += [f"| **{verdict.finding}** | {_md(verdict.word)} | "
+            f"{'<br>'.join(_md(f'{mark} {text}') for mark, text in verdict.lines())} |" for verdict in content.verdicts]
+    out += ["", f"{SPREAD_RULE} {content.verdict_note}", ""]
     for verdict in content.verdicts:
-        out += [f"- **{verdict.finding}: {verdict.outcome}.** *Write-up: {verdict.claim}* {verdict.sentences()}", ""]
+        out += [f"- **{verdict.finding}: {verdict.word}.** *Write-up: {verdict.claim}* {verdict.sentences()}", ""]
     out += ["## 6. Provenance", "", "| | |", "| --- | --- |"]
     out += [f"| {_md(label)} | {_md(value)} |" for label, value in content.provenance]
-    out += ["", "### Runs", "", "| step | what | code version | status | run id (MLflow UI) |", "| --- | --- | --- | --- | --- |"]
-    out += [f"| {_md(step)} | {_md(what)} | {_md(version)} | {_md(status)} | [{link.label}]({link.href}) |"
-            for step, what, version, status, link in content.runs]
+    out += ["", "### Runs", "", "| step | what | code version | status | convergence (validation loss) | run id (MLflow UI) |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    out += [f"| {_md(step)} | {_md(what)} | {_md(version)} | {_md(status)} | {_md(state)} | [{link.label}]({link.href}) |"
+            for step, what, version, status, state, link in content.runs]
     out += ["", "### Preset and settings", "", "```json", json.dumps(content.settings_json, indent=2), "```", ""]
     return "\n".join(out)

@@ -9,6 +9,8 @@ the HTML). They are logged under `report/` of the report's own run and of the ma
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import sys
 import tempfile
@@ -20,17 +22,20 @@ import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from analysis import browser, figures, latent, page, sources
+from analysis import browser, figures, latent, page, sources, trainings
 from analysis.sources import StudyRuns
 from analysis.tables import Row, Table, build_tables
-from analysis.verdicts import judge
-from pipeline.core.plots import plt
+from analysis.stats import number
+from analysis.verdicts import judge as judge_findings
+from analysis.figures import plt
 from pipeline import tracking
 from pipeline.configs import ReportConfig
+from pipeline.core import convergence, judge
 from pipeline.core.files import atomic_path
 from pipeline.errors import InputError
 
 BROWSER_TAG = "report.browser_check"
+FILES = ("report.html", "report.md", "report.png")
 
 
 class ReportCheckFailed(RuntimeError):
@@ -49,16 +54,18 @@ class Builder:
         self.folder = folder
         self.report_run_id = report_run_id
         self.uri = mlflow.get_tracking_uri()
-        self._shares: dict[tuple[str, str], np.ndarray | None] = {}
+        self._shares: dict[tuple[str, str, str], np.ndarray | None] = {}
+        self._histories: dict | None = None
 
-    def shares_of(self, row: Row) -> dict[int, np.ndarray]:
-        """Class shares per seed of a row, from the logged class histogram tables."""
+    def shares_of(self, row: Row, suffix: str = "") -> dict[int, np.ndarray]:
+        """Class shares per seed of a row by one judge (suffix "" the CNN, "_judge2" the k-NN), from
+        the logged class histogram tables."""
         found = {}
         key = row.experiment["sampler_key"]
         for evaluation in row.evaluations:
-            cache_key = (evaluation.run_id, key)
+            cache_key = (evaluation.run_id, key, suffix)
             if cache_key not in self._shares:
-                counts = sources.class_counts(evaluation.run_id, key, self.folder)
+                counts = sources.class_counts(evaluation.run_id, key, self.folder, suffix)
                 self._shares[cache_key] = None if counts is None or not counts.sum() else counts / counts.sum()
             if self._shares[cache_key] is not None:
                 found[evaluation.seed] = self._shares[cache_key]
@@ -110,13 +117,19 @@ class Builder:
                      "evaluate step's own figure, the grid beside its histogram.")
         return image, headings, note
 
-    def loss_curves(self) -> page.Image | None:
-        histories = {key: {name: sources.metric_history(run.info.run_id, name) for name in ("train_loss", "val_loss")}
-                     for key, run in self.study.train.items()}
+    def histories(self) -> dict:
+        """Train and validation loss per epoch of every training, fetched once."""
+        if self._histories is None:
+            self._histories = {key: {name: sources.metric_history(run.info.run_id, name) for name in ("train_loss", "val_loss")}
+                               for key, run in self.study.train.items()}
+        return self._histories
+
+    def loss_curves(self, improving: set) -> page.Image | None:
+        histories = self.histories()
         if not any(points for history in histories.values() for points in history.values()):
             return None
-        return page.Image("loss_curves.png", "train and validation loss of every training",
-                          figures.png_bytes(figures.loss_curves_figure(histories)))
+        return page.Image("loss_curves.png", "train and validation loss of every training; ▲ still improving fast",
+                          figures.png_bytes(figures.loss_curves_figure(histories, improving)))
 
     def latent(self) -> tuple[page.Image | None, page.Image | None, str]:
         samplers: dict[str, list[str]] = defaultdict(list)
@@ -153,7 +166,7 @@ class Builder:
                                          f"{latent.PAIR[0]} and the first test {latent.PAIR[1]}.")
         return latent_image, interpolation_image, note
 
-    def provenance(self, tables: list[Table]) -> tuple[list, list]:
+    def provenance(self, tables: list[Table], converged: dict) -> tuple[list, list]:
         study, main = self.study, self.study.main
         runs = study.runs()
         versions = Counter((r.data.tags.get(tracking.CODE_TAG, "not recorded"), r.data.tags.get(tracking.DIRTY_TAG, "?"))
@@ -165,22 +178,26 @@ class Builder:
         rows = [
             ("main run", f"{main.info.run_name} {main.info.run_id} ({main.info.status})"),
             ("report run", self.report_run_id),
-            ("tracking server", self.uri),
+            ("tracking server", sources.public_uri(self.uri)),
             ("preset", str(study.plan.get("preset"))),
             ("code version", "; ".join(f"{v} (dirty: {d}) on {n} runs" for (v, d), n in sorted(versions.items()))),
             ("data digest (train runs)", "; ".join(f"{d} ({n} runs)" for d, n in sorted(digests.items())) or "none"),
             ("source data digest (evaluations)", "; ".join(f"{d} ({n} runs)" for d, n in sorted(sources_.items())) or "none"),
             ("evaluation settings", "; ".join(f"{s} ({n} runs)" for s, n in sorted(settings.items())) or "none"),
             ("evaluation classifier runs", ", ".join(classifiers) or "none"),
+            ("judges of class identity (test accuracy)", self.judges(classifiers)),
             ("verdicts computed on", tables[0].settings if tables else "no evaluations"),
         ]
         if study.missing:
             rows.append(("runs named by main/steps.json but missing on the server", ", ".join(study.missing)))
         listed = []
+        trained = {run.info.run_id: key for key, run in study.train.items()}
         for step, what, run in runs:
             tags = run.data.tags
             version = f"{tags.get(tracking.CODE_TAG, 'not recorded')}{' (dirty)' if tags.get(tracking.DIRTY_TAG) == 'true' else ''}"
-            listed.append((step, what, version, run.info.status, page.Link(run.info.run_id, sources.run_link(run, self.uri))))
+            state = converged[trained[run.info.run_id]].text() if run.info.run_id in trained else ""
+            listed.append((step, sources.public(what), version, run.info.status, state,
+                           page.Link(run.info.run_id, sources.run_link(run, self.uri))))
         client = MlflowClient()
         for classifier_id in classifiers:
             try:
@@ -188,41 +205,66 @@ class Builder:
             except Exception:
                 continue
             listed.append(("classifier", f"source {run.data.tags.get('source_digest', '?')[:12]}",
-                           run.data.tags.get(tracking.CODE_TAG, "not recorded"), run.info.status,
+                           run.data.tags.get(tracking.CODE_TAG, "not recorded"), run.info.status, "",
                            page.Link(classifier_id, sources.run_link(run, self.uri))))
-        return rows, listed
+        return [(label, sources.public(value)) for label, value in rows], listed
+
+    @staticmethod
+    def judges(classifier_ids: list[str]) -> str:
+        """Both judges' test accuracy, as their classifier runs logged it."""
+        client, found = MlflowClient(), []
+        for classifier_id in classifier_ids:
+            try:
+                metrics = client.get_run(classifier_id).data.metrics
+            except Exception:
+                continue
+            second = metrics.get("judge2_test_accuracy")
+            found.append(f"CNN {number(metrics.get('test_accuracy', math.nan))}; {judge.NAME} "
+                         f"{number(second) if second is not None else 'not logged (evaluations before the second judge)'}"
+                         f" (classifier run {_short(classifier_id)})")
+        return "; ".join(found) or "none"
 
     def content(self) -> page.Content:
         study = self.study
         tables = build_tables(study)
         primary = tables[0] if tables else Table("no evaluations", [])
-        verdicts = judge(primary, self.shares_of)
+        verdicts = judge_findings(primary, self.shares_of)
+        converged = trainings.judge_trainings(self.histories())
+        behind = trainings.mark_preliminary(verdicts, converged)
         samples, sample_headings, samples_note = self.samples(tables[0] if tables else None)
         latent_image, interpolation_image, latent_note = self.latent()
-        provenance, runs = self.provenance(tables)
+        provenance, runs = self.provenance(tables, converged)
         main = study.main
         cells = sorted({e["cell"] for e in study.experiments})
         summary = [
             f"Study of main run {main.info.run_name} ({main.info.run_id}), preset {study.plan.get('preset')}: "
             f"{len(study.experiments)} experiments in {len(cells)} model cells, training seeds "
             f"{', '.join(map(str, study.seeds)) or 'none'}; {len(study.train)} train runs and "
-            f"{len(study.evaluations)} evaluate runs, read from the tracking server {self.uri}.",
+            f"{len(study.evaluations)} evaluate runs, read from the tracking server {sources.public_uri(self.uri)}.",
             "Sections: 1. metrics, 2. samples, 3. loss curves, 4. the latent space, 5. verdicts on F1–F6, "
             "6. provenance.",
         ]
         verdict_note = (f"Verdicts use the scores of the first table ({primary.settings}). A finding holds when every "
                         "measured part holds, is contradicted when any part is contradicted, and is inconclusive "
                         "otherwise. “Covers most digits” means at least 8 of 10 classes covered (a class is "
-                        "covered with at least half a uniform share of the samples).")
+                        "covered with at least half a uniform share of the samples). Parts about class identity or "
+                        f"coverage are judged by two classifiers, the CNN and a {judge.NAME}: they hold or are "
+                        "contradicted only when both judges say so, else they are classifier-dependent; realism and "
+                        "clarity rest on the CNN's features. Marks: ✓ holds, ✗ contradicted, ~ seeds disagree, "
+                        "? classifier-dependent, · no spread, no difference or not measured. A verdict is "
+                        "preliminary when a model behind it was still improving fast: its validation loss fell more "
+                        f"than {convergence.THRESHOLD:.0%} over the last tenth of its epochs (at least one epoch).")
         if len(study.seeds) < 2:
             verdict_note += " This study has a single training seed: no spread is available, so no finding is decided."
         return page.Content(
             title=f"VAE study report: main run {main.info.run_name}", summary=summary, tables=tables,
             samples=samples, sample_headings=sample_headings, samples_note=samples_note,
-            loss_curves=self.loss_curves(), latent=latent_image,
+            loss_curves=self.loss_curves({key for key, state in converged.items() if state.still_improving}),
+            latent=latent_image, warning=trainings.warning(verdicts, converged, behind),
             interpolation=interpolation_image, latent_note=latent_note, verdicts=verdicts,
             verdict_note=verdict_note, provenance=provenance, runs=runs,
-            settings_json={"preset": study.plan.get("preset"), "settings": study.plan.get("settings", {})})
+            settings_json=json.loads(sources.public(json.dumps(
+                {"preset": study.plan.get("preset"), "settings": study.plan.get("settings", {})}))))
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,10 +164,12 @@ def download(run_id: str, path: str, folder: Path) -> Path | None:
         return None
 
 
-def class_histogram(run_id: str, sampler_key: str, folder: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
+def class_histogram(run_id: str, sampler_key: str, folder: Path,
+                    suffix: str = "") -> tuple[np.ndarray, np.ndarray | None] | None:
     """(predicted-class counts, the test labels' shares) as the evaluation logged them in
-    evaluation/<key>/class_histogram.json; None when the run has no such table."""
-    local = download(run_id, f"evaluation/{sampler_key}/class_histogram.json", folder)
+    evaluation/<key>/class_histogram<suffix>.json (suffix "_judge2": the second judge's); None when
+    the run has no such table."""
+    local = download(run_id, f"evaluation/{sampler_key}/class_histogram{suffix}.json", folder)
     if local is None:
         return None
     table = json.loads(local.read_text())
@@ -177,9 +181,9 @@ def class_histogram(run_id: str, sampler_key: str, folder: Path) -> tuple[np.nda
     return counts, reference
 
 
-def class_counts(run_id: str, sampler_key: str, folder: Path) -> np.ndarray | None:
-    """The predicted-class counts the evaluation logged as a table (evaluation/<key>/class_histogram.json)."""
-    found = class_histogram(run_id, sampler_key, folder)
+def class_counts(run_id: str, sampler_key: str, folder: Path, suffix: str = "") -> np.ndarray | None:
+    """The predicted-class counts the evaluation logged as a table (evaluation/<key>/class_histogram<suffix>.json)."""
+    found = class_histogram(run_id, sampler_key, folder, suffix)
     return None if found is None else found[0]
 
 
@@ -189,3 +193,32 @@ def run_link(run: Run, tracking_uri: str) -> str:
     if tracking_uri.startswith(("http://", "https://")):
         return f"{tracking_uri.rstrip('/')}/{route}"
     return route
+
+
+# --- what the page may say about the machine it was built on ------------------------------------
+
+_ABSOLUTE = re.compile(r"(?:(?<=idx:)|(?<![\w/#.:~-]))/[^\s;,'\"()]+")
+
+
+def public_path(path: str) -> str:
+    """A path as the page shows it: relative to the working directory when it lies there or beside it
+    (`../shared/data/MNIST/raw`), else only its last two parts."""
+    relative = os.path.relpath(path)
+    if not relative.startswith(os.path.join(os.pardir, os.pardir)):
+        return relative
+    return "…/" + "/".join(Path(path).parts[-2:])
+
+
+def public(text: str) -> str:
+    """`text` with every absolute path made public (dataset sources, data roots, run names)."""
+    return _ABSOLUTE.sub(lambda match: public_path(match.group(0)), text)
+
+
+def public_uri(uri: str) -> str:
+    """A tracking URI without its local folder: `sqlite:///mlflow.db`; server URIs as they are."""
+    scheme, _, rest = uri.partition(":")
+    if scheme not in ("sqlite", "file") or not rest.startswith("//"):
+        return uri
+    path = "/" + rest.lstrip("/")
+    relative = os.path.relpath(path)
+    return f"{scheme}:///{relative if not relative.startswith(os.pardir) else Path(path).name}"

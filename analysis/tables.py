@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 
 from analysis.sources import Evaluation, StudyRuns
 from analysis.stats import DIRECTIONS, Summary, best_rows
+from pipeline.core import judge
 from pipeline.core.evaluation import MODEL_METRICS, REAL_METRICS, SAMPLER_METRICS
 
 COLUMNS = (*SAMPLER_METRICS, *MODEL_METRICS)
+PER_SAMPLER = (*SAMPLER_METRICS, *judge.SAMPLER_METRICS)  # the second judge's: read by the verdicts, not tabulated
 
 
 @dataclass
@@ -68,7 +70,7 @@ class Table:
 
 
 def _value(evaluation: Evaluation, metric: str, sampler_key: str) -> float | None:
-    name = f"{metric}/{sampler_key}" if metric in SAMPLER_METRICS else metric
+    name = f"{metric}/{sampler_key}" if metric in PER_SAMPLER else metric
     return evaluation.metric(name)
 
 
@@ -93,7 +95,7 @@ def build_tables(study: StudyRuns) -> list[Table]:
             key = experiment["sampler_key"]
             # an evaluation that did not score this sampler (other sampler list) is not part of the row
             own = [e for e in evaluations if e.cell == experiment["cell"] and _value(e, "fid", key) is not None]
-            scores = {metric: _summary(own, metric, key) for metric in COLUMNS}
+            scores = {metric: _summary(own, metric, key) for metric in (*COLUMNS, *judge.SAMPLER_METRICS)}
             real = {metric: _summary(own, metric, key) for metric in REAL_METRICS}
             rows.append(Row(experiment, own, scores, real))
         table = Table(settings, rows)

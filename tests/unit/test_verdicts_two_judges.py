@@ -1,0 +1,67 @@
+"""Verdicts on class identity and coverage stand on two judges: hand-made scores, older runs included."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from analysis.stats import CLASSIFIER_DEPENDENT, CONTRADICTED, HOLDS, Summary
+from analysis.tables import Row, Table
+from analysis.verdicts import MOST_DIGITS, identity_part, judge, threshold_part
+
+
+def _row(study_id: str, cell: str, sampler: str, dominant: tuple[int, int] = (1, 1), **scores) -> Row:
+    """A row evaluated at seeds 0 and 1 whose CNN and k-NN name the `dominant` classes."""
+    key = sampler.replace(":", "_").replace(",", "_")
+    experiment = {"name": study_id, "study_id": study_id, "cell": cell, "sampler": sampler, "sampler_key": key}
+    tags = {f"max_class/{key}": str(dominant[0]), f"max_class_judge2/{key}": str(dominant[1])}
+    evaluations = [SimpleNamespace(cell=cell, seed=seed, run=SimpleNamespace(data=SimpleNamespace(tags=tags)))
+                   for seed in (0, 1)]
+    real = {name: Summary(()) for name in ("fid_floor", "sharpness_real", "class_entropy_real")}
+    return Row(experiment, evaluations, {k: Summary.of(v) for k, v in scores.items()}, real)
+
+
+def _coverage(row: Row) -> tuple[str, str]:
+    part = identity_part(lambda s: threshold_part("E1 covers most digits", row, f"classes_covered{s}", MOST_DIGITS,
+                                                  "greater"))
+    return part.outcome, part.evidence
+
+
+def test_coverage_holds_only_when_both_judges_count_most_digits():
+    both = _row("E1", "bce-standard", "normal:0,1", classes_covered=[10, 10], classes_covered_judge2=[9, 10])
+    assert _coverage(both) == (HOLDS, "CNN classes_covered E1 10 ± 0 (> 7.5 expected); "
+                                      "k-NN classes_covered_judge2 E1 9.5 ± 0.7 (> 7.5 expected)")
+    split = _row("E1", "bce-standard", "normal:0,1", classes_covered=[10, 10], classes_covered_judge2=[5, 6])
+    assert _coverage(split)[0] == CLASSIFIER_DEPENDENT
+    neither = _row("E1", "bce-standard", "normal:0,1", classes_covered=[5, 5], classes_covered_judge2=[4, 6])
+    assert _coverage(neither)[0] == CONTRADICTED
+
+
+def test_an_evaluation_from_before_the_second_judge_keeps_the_cnns_outcome_and_says_so():
+    old = _row("E1", "bce-standard", "normal:0,1", classes_covered=[10, 10])
+    outcome, evidence = _coverage(old)
+    assert outcome == HOLDS and evidence.endswith("(CNN only: these evaluations have no second judge)")
+
+
+def test_f6_is_classifier_dependent_when_the_judges_disagree_on_the_dominant_digit():
+    """The CNN sees digit 3 take over under Beta, the k-NN sees the histogram of N(0,1) unchanged."""
+    e1 = _row("E1", "bce-standard", "normal:0,1", class_entropy=[2.2, 2.21], class_entropy_judge2=[2.2, 2.21])
+    e3 = _row("E3", "bce-standard", "beta:0.25,0.25", (3, 0), class_entropy=[1.0, 1.1], class_entropy_judge2=[2.2, 2.19],
+              judges_agree=[0, 0])
+    cnn = {id(e1): np.full(10, 0.1), id(e3): np.array([0.05] * 3 + [0.55] + [0.05] * 6)}
+
+    def shares_of(row, suffix=""):
+        return {seed: (np.full(10, 0.1) if suffix else cnn[id(row)]) + 0.001 * seed for seed in (0, 1)}
+
+    f6 = next(v for v in judge(Table("s", [e1, e3]), shares_of) if v.finding == "F6")
+    entropy, digit3 = f6.parts[0], f6.parts[1]
+    assert entropy.text == "E3 less diverse than E1 (class entropy)" and entropy.outcome == CLASSIFIER_DEPENDENT
+    assert "CNN class_entropy E3 1.05 ± 0.07 vs E1 2.205 ± 0.007" in entropy.evidence
+    assert "k-NN class_entropy_judge2 E3 2.195 ± 0.007 vs E1 2.205 ± 0.007" in entropy.evidence
+    assert digit3.outcome == CLASSIFIER_DEPENDENT  # CNN: 0.55 vs 0.10 holds; k-NN: no difference
+    assert f6.outcome == CLASSIFIER_DEPENDENT and f6.rows == [e1, e3]
+    note = f6.notes[0]
+    assert note.startswith("Under E3 the CNN finds digit 3 dominant in 2 of 2 seeds with 0.5505 ± 0.0007 of all "
+                           "samples (E1: 0.1005 ± 0.0007 of that digit); the k-NN finds digit 0 dominant in 2 of 2")
+    assert "the two judges name the same dominant digit in 0 of 2 seeds" in note
