@@ -1,239 +1,30 @@
-"""The report step: unit tests of its rules on hand-made numbers, and end-to-end tests on a tiny
-real study (real train and evaluate runs, a main run written to main/steps.json's contract)."""
+"""The report step end to end on a tiny real study (tests/e2e/report_study.py): the files on both runs,
+the tables against the evaluate runs, the verdicts on two judges, the convergence warning, provenance."""
 
 from __future__ import annotations
 
 import base64
-import io
 import json
 import math
-import os
 import re
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from analysis import browser
-from analysis.stats import (CONTRADICTED, DISAGREE, HOLDS, NO_DIFFERENCE, NO_SPREAD, NOT_MEASURED, Summary,
-                            best_rows, claim_outcome, compare, overall)
-from analysis.tables import Row
-from analysis.verdicts import Verdict, compare_part
 from tests.conftest import REPO
-
-CELLS = (("bce", "standard"), ("mse", "standard"))
-SEEDS = (0, 1)
-EXPERIMENTS = "bce-standard,mse-standard"
-SAMPLERS = "normal:0,1+normal:1,2+beta:0.25,0.25+gmm:10"
-TINY_TRAIN = ("--latent_size", "8", "--hidden_size", "32", "--epochs", "2", "--sample_every", "0", "--n_images", "1",
-              "--samplers", "normal:0,1+normal:1,2+beta:0.25,0.25", "--device", "cpu")
-SETTINGS = {"n_samples": 200, "iwae_k": 3}
-OTHER_SETTINGS = {"n_samples": 100, "iwae_k": 2}
-FINDINGS = ("F1", "F2", "F3", "F4", "F5", "F6")
-
-
-# --- the rules, on hand-made numbers ------------------------------------------------------------
-
-def test_summary_is_mean_and_sample_std_over_seeds():
-    summary = Summary.of([1.0, 2.0, 4.0, float("nan")], [0, 1, 2, 3])
-    assert summary.n == 3 and summary.seeds == (0, 1, 2)  # NaN (not measured) is dropped with its seed
-    assert summary.mean == pytest.approx(7 / 3)
-    assert summary.std == pytest.approx(float(np.std([1, 2, 4], ddof=1)))
-    assert math.isnan(Summary.of([3.0]).std) and not Summary.of([3.0]).has_spread
-
-
-@pytest.mark.parametrize("a, b, expected, outcome", [
-    ([10.0, 11.0], [20.0, 21.0], "less", HOLDS),  # |diff| 10 > 0.71 + 0.71
-    ([10.0, 11.0], [20.0, 21.0], "greater", CONTRADICTED),
-    ([10.0, 14.0], [12.0, 16.0], "less", DISAGREE),  # |diff| 2 < 2.83 + 2.83: the seeds overlap
-    ([10.0], [20.0, 21.0], "less", NO_SPREAD),  # one seed: no spread, no verdict
-    ([], [20.0, 21.0], "less", NOT_MEASURED),
-])
-def test_a_difference_counts_only_beyond_the_spread_over_seeds(a, b, expected, outcome):
-    assert claim_outcome(Summary.of(a), Summary.of(b), expected) == outcome
-
-
-def test_the_spread_rule_compares_the_mean_difference_with_the_sum_of_the_stds():
-    # two seeds 2 apart have std sqrt(2): a difference must exceed 2 sqrt(2) = 2.83
-    assert compare(Summary.of([0.0, 2.0]), Summary.of([3.0, 5.0])) == "less"  # 3 > 2.83
-    assert compare(Summary.of([0.0, 2.0]), Summary.of([2.5, 4.5])) == "disagree"  # 2.5 < 2.83
-    assert compare(Summary.of([5.0, 5.0]), Summary.constant(7.5)) == "less"  # a fixed threshold has no spread
-    assert compare(Summary.of([5.0]), Summary.constant(7.5)) == "no spread"
-    assert compare(Summary.of([1.0, 1.0]), Summary.of([1.0, 1.0])) == "equal"
-    assert claim_outcome(Summary.of([1.0, 1.0]), Summary.of([1.0, 1.0]), "less") == NO_DIFFERENCE
-
-
-def test_a_finding_holds_only_when_every_measured_part_holds():
-    assert overall([HOLDS, HOLDS]) == HOLDS
-    assert overall([HOLDS, CONTRADICTED, DISAGREE]) == CONTRADICTED
-    assert overall([HOLDS, DISAGREE]) == "inconclusive (seeds disagree)"
-    assert overall([NO_SPREAD, HOLDS]) == "inconclusive (one seed: no spread available)"
-    assert overall([HOLDS, NOT_MEASURED]) == "holds where measured"
-    assert overall([NOT_MEASURED, NOT_MEASURED]) == NOT_MEASURED
-    assert overall([HOLDS, NO_DIFFERENCE]) == "inconclusive (no difference)"
-    assert overall([NO_SPREAD, DISAGREE]) == "inconclusive (seeds disagree)"
-
-
-def _row(name: str, study_id: str | None, **scores) -> Row:
-    experiment = {"name": name, "study_id": study_id, "cell": "bce-standard", "sampler": "normal:0,1",
-                  "sampler_key": "normal_0_1"}
-    return Row(experiment, [], {k: Summary.of(v) for k, v in scores.items()}, {})
-
-
-def test_verdict_wording_follows_the_spread_rule():
-    e1 = _row("E1", "E1", fid=[100.0, 102.0], sharpness=[0.05, 0.06])
-    e2_clear = _row("E2", "E2", fid=[150.0, 151.0], sharpness=[0.05, 0.07])
-    e2_overlap = _row("E2", "E2", fid=[95.0, 110.0])
-    e2_single = _row("E2", "E2", fid=[150.0])
-
-    clear = Verdict("F2", "N(1,2) is less realistic.", [compare_part("E2 less realistic", e2_clear, e1, "fid", "greater")])
-    assert clear.outcome == HOLDS
-    assert clear.sentences().startswith("Holds.") and "fid E2 150.5 ± 0.7 vs E1 101.0 ± 1.4" in clear.sentences()
-
-    reversed_ = Verdict("F2", "claim", [compare_part("E1 less realistic", e1, e2_clear, "fid", "greater")])
-    assert reversed_.outcome == CONTRADICTED
-    assert "contradicts the write-up here: E1 less realistic" in reversed_.sentences()
-
-    overlap = Verdict("F2", "claim", [compare_part("E2 less realistic", e2_overlap, e1, "fid", "greater")])
-    assert overlap.outcome == "inconclusive (seeds disagree)" and "seeds disagree" in overlap.sentences()
-
-    single = Verdict("F2", "claim", [compare_part("E2 less realistic", e2_single, e1, "fid", "greater")])
-    assert "no spread available" in single.sentences() and "(1 seed)" in single.sentences()
-
-    absent = Verdict("F5", "claim", [compare_part("E5 less realistic", None, e1, "fid", "greater")])
-    assert absent.outcome == NOT_MEASURED and absent.sentences().startswith("Not measured in this run")
-
-
-def test_best_marks_follow_each_metrics_direction():
-    column = {"a": Summary.of([1.0, 1.2]), "b": Summary.of([3.0, 3.2]), "c": Summary.of([2.0]), "d": Summary(())}
-    assert best_rows(column, "lower") == {"a"}
-    assert best_rows(column, "higher") == {"b"}
-    assert best_rows(column, "closer:x", {"a": 2.2, "b": 2.2, "c": 2.2}) == {"c"}
-    assert best_rows(column, None) == set()
-
-
-def test_run_links_are_absolute_under_an_http_server_and_relative_otherwise():
-    from mlflow.entities import Run, RunData, RunInfo
-
-    from analysis.sources import run_link
-
-    run = Run(RunInfo("ab" * 16, "7", "user", "FINISHED", 0, 1, "active"), RunData())
-    assert run_link(run, "https://mlflow.example.org/") == f"https://mlflow.example.org/#/experiments/7/runs/{'ab' * 16}"
-    assert run_link(run, "sqlite:///mlflow.db") == f"#/experiments/7/runs/{'ab' * 16}"
-
-
-def test_the_browser_check_catches_a_broken_image_and_a_console_error(tmp_path):
-    good = tmp_path / "good.html"
-    good.write_text("<html><body><img src='data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4"
-                    "2mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=='></body></html>")
-    bad = tmp_path / "bad.html"
-    bad.write_text("<html><body><img src='data:image/png;base64,AAAA'><script>console.error('boom')</script></body></html>")
-    checked = browser.check(good)
-    assert not checked.skipped, f"{checked.skipped}: CI must install Debian's chromium and chromium-driver"
-    assert checked.passed and checked.images == 1 and checked.screenshot.startswith(b"\x89PNG")
-    failed = browser.check(bad)
-    assert not failed.passed and len(failed.undecoded) == 1
-    assert any("boom" in message for message in failed.console_errors)
-    assert failed.summary().startswith("failed:")
-
-
-def _png_size(png: bytes) -> tuple[int, int]:
-    from PIL import Image
-
-    return Image.open(io.BytesIO(png)).size
-
-
-MIN_COLUMN_PX = 242  # an 8x8 grid of 28x28 digits at native size: a narrower column would drop pixels
-
-
-def test_the_samples_figure_puts_grids_side_by_side_and_each_histogram_under_its_grid():
-    from analysis import figures
-
-    grid = np.zeros((484, 484), dtype=np.float32)
-    old = np.ones((440, 1000, 4), dtype=np.float32)  # an older run's grid-beside-histogram figure
-    counts, reference = np.arange(10, dtype=float), np.full(10, 0.1)
-    panels = [figures.SamplePanel(f"E{i}\nsampler normal:0,1", grid, counts, reference) for i in range(6)]
-    panels += [figures.SamplePanel("old\nsampler gmm:10", fallback=old), figures.SamplePanel("not run")]
-    figure = figures.samples_figure(panels)
-    grids = [axis for axis in figure.axes if axis.images and axis.images[0].get_array().shape == grid.shape]
-    histograms = [axis for axis in figure.axes if axis.patches]
-    assert len(grids) == len(histograms) == 6 and len(figure.axes) == 6 * 2 + 2
-    figure.canvas.draw()
-    for top, bottom in zip(grids, histograms):
-        above, below = top.get_position(), bottom.get_position()
-        assert below.y1 <= above.y0 and abs(below.x0 - above.x0) < below.width / 2  # under it, same column
-    first_row = [axis.get_position() for axis in grids[:figures.SAMPLE_COLUMNS]]
-    assert all(a.x1 <= b.x0 for a, b in zip(first_row, first_row[1:]))  # side by side, left to right
-    assert grids[5].get_position().y1 < histograms[0].get_position().y0  # the sixth wraps into a second row
-    assert {tuple(axis.get_ylim()) for axis in histograms} == {(0, 0.25)}  # one share scale
-    width, height = _png_size(figures.png_bytes(figure))
-    assert width >= figures.SAMPLE_COLUMNS * MIN_COLUMN_PX
-    assert height >= 2 * width / figures.SAMPLE_COLUMNS  # each of the 2 rows is taller than a column is wide
-
-
-def test_an_evaluate_run_without_grid_png_falls_back_to_its_own_figure(tmp_path, monkeypatch):
-    """Older evaluate runs logged only samples_and_classes.png: that panel fills their column."""
-    from types import SimpleNamespace
-
-    from PIL import Image
-
-    from analysis import report, sources
-    from analysis.tables import Table
-
-    Image.fromarray(np.zeros((484, 484), dtype=np.uint8)).save(tmp_path / "grid.png")
-    Image.fromarray(np.zeros((440, 1000, 3), dtype=np.uint8)).save(tmp_path / "old.png")
-    logged = {("new", "evaluation/normal_0_1/grid.png"): tmp_path / "grid.png",
-              ("old", "evaluation/normal_0_1/samples_and_classes.png"): tmp_path / "old.png"}
-    monkeypatch.setattr(sources, "download", lambda run_id, path, folder: logged.get((run_id, path)))
-    monkeypatch.setattr(sources, "class_histogram", lambda *args: (np.arange(10.0), np.full(10, 0.1)))
-    rows = [Row({"name": name, "cell": "bce-standard", "sampler": "normal:0,1", "sampler_key": "normal_0_1"},
-                [SimpleNamespace(run_id=run_id, seed=seed) for run_id, seed in evaluations], {}, {})
-            for name, evaluations in (("E1", [("new", 0)]), ("E2", [("old", 0), ("new", 1)]), ("E3", [("new", 1)]))]
-    builder = report.Builder(SimpleNamespace(), tmp_path, "r" * 32)
-    image, headings, note = builder.samples(Table("s", rows))
-    width, height = _png_size(image.png)
-    assert width >= 3 * MIN_COLUMN_PX and height >= width / 3
-    assert headings[0] == "E1: bce-standard, sampler normal:0,1, training seed 0 (evaluate run new)"
-    assert "grid-beside-histogram" in headings[1] and "not evaluated" in headings[2]  # E3 has no seed-0 run
-    assert "Training seed 0" in note and "1 evaluate run(s) logged no plain grid" in note
+from tests.e2e.report_study import (CELLS, FINDINGS, MIN_COLUMN_PX, OTHER_SETTINGS, SAMPLERS, SEEDS, SETTINGS,
+                                    TINY_TRAIN, Page, write_main_run)
+from tests.e2e.report_study import artifacts as _artifacts
+from tests.e2e.report_study import experiments as _experiments
+from tests.e2e.report_study import png_size as _png_size
+from tests.e2e.report_study import run_id as _run_id
+from tests.e2e.report_study import stats_text as _stats_text
 
 
 # --- a tiny real study --------------------------------------------------------------------------
-
-def _run_id(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result.stdout.strip().splitlines()[-1].removeprefix("run id: ")
-
-
-def _experiments() -> list[dict]:
-    from pipeline.core.samplers import parse_sampler
-    from pipeline.core.study import select
-
-    return [{"name": e.name, "study_id": e.study_id, "cell": e.cell, "loss": e.loss, "forward": e.forward,
-             "sampler": e.sampler, "sampler_key": parse_sampler(e.sampler).key} for e in select(EXPERIMENTS)]
-
-
-def write_main_run(client, experiment_id: str, steps: list[dict], name: str = "main quick") -> str:
-    """A finished main run holding main/steps.json exactly as the main step writes it."""
-    from pipeline.configs import MainConfig
-
-    config = MainConfig(experiments=EXPERIMENTS, seeds=",".join(map(str, SEEDS)), epochs="2", latent_size="8",
-                        hidden_size="32", n_samples=str(SETTINGS["n_samples"]), iwae_k=str(SETTINGS["iwae_k"]))
-    run = client.create_run(experiment_id, tags={"pipeline.step": "main", "pipeline.preset": "quick"}, run_name=name)
-    run_id = run.info.run_id
-    for key, value in vars(config).items():
-        client.log_param(run_id, key, value)
-    plan = {"preset": "quick",
-            "settings": {"data": "mnist-5k", "epochs": 2, "seeds": list(SEEDS), "latent_size": 8, "hidden_size": 32,
-                         "batch_size": 128, "lr": 0.001, **SETTINGS, "experiments": EXPERIMENTS},
-            "experiments": _experiments(), "steps": steps}
-    client.log_dict(run_id, plan, "main/steps.json")
-    client.set_terminated(run_id, "FINISHED")
-    return run_id
-
 
 @pytest.fixture(scope="module")
 def study(tracking):
@@ -258,56 +49,6 @@ def study(tracking):
     return {"main": main, "steps": steps, "evaluations": evaluations, "prepare": prepare}
 
 
-class Page(HTMLParser):
-    """The parts of the report page the tests read: metrics tables, images, links, text."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.tables: list[dict] = []  # {"settings": str, "rows": {experiment: {metric: (text, best)}}}
-        self.images: list[str] = []
-        self.alts: list[str] = []
-        self.hrefs: list[str] = []
-        self.tags: set[str] = set()
-        self._row = self._cell = None
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        self.tags.add(tag)
-        if tag == "table" and "metrics" in (attrs.get("class") or ""):
-            self.tables.append({"settings": attrs["data-settings"], "rows": {}})
-        elif tag == "tr" and "data-experiment" in attrs and self.tables:
-            self._row = self.tables[-1]["rows"].setdefault(attrs["data-experiment"], {})
-        elif tag == "td" and "data-metric" in attrs and self._row is not None:
-            self._cell = (attrs["data-metric"], "best" in (attrs.get("class") or ""))
-            self._row[self._cell[0]] = ("", self._cell[1])
-        elif tag == "img":
-            self.images.append(attrs.get("src", ""))
-            self.alts.append(attrs.get("alt", ""))
-        if tag != "img" and "src" in attrs:
-            self.hrefs.append(attrs["src"])
-        if "href" in attrs:
-            self.hrefs.append(attrs["href"])
-
-    def handle_endtag(self, tag):
-        if tag == "td":
-            self._cell = None
-        elif tag == "tr":
-            self._row = None
-
-    def handle_data(self, data):
-        if self._cell is not None and self._row is not None:
-            text, best = self._row[self._cell[0]]
-            self._row[self._cell[0]] = (text + data, best)
-
-
-def _artifacts(client, run_id: str, path: str = "") -> set[str]:
-    found = set()
-    for item in client.list_artifacts(run_id, path):
-        found |= _artifacts(client, run_id, item.path) if item.is_dir else {item.path}
-    return found
-
-
 @pytest.fixture(scope="module")
 def reported(tracking, study, tmp_path_factory):
     """`mlflow run . -e report -P source=<main run id>` on the tiny study."""
@@ -315,22 +56,6 @@ def reported(tracking, study, tmp_path_factory):
     run_id, log = tracking.mlflow_run("report", {"source": study["main"], "output": output})
     html = (output / "report.html").read_text()
     return {"run_id": run_id, "output": output, "html": html, "page": Page(html), "log": log}
-
-
-def _stats_text(values: list[float]) -> str:
-    """mean ± sample std to the precision the spread supports, written the way a reader would check
-    it (independently of analysis.stats); a NaN score (e.g. no confident prediction at all) is not measured."""
-    values = [v for v in values if math.isfinite(v)]
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.4g} (1 seed)"
-    std = np.std(values, ddof=1)
-    if std == 0:
-        return f"{values[0]:.4g} ± 0"
-    first = f"{std:.0e}"  # the spread to one significant digit, e.g. '6e-04'; two digits when it is a 1
-    decimals = -int(first.split("e")[1]) + (first[0] == "1")
-    return f"{round(np.mean(values), decimals):.{max(decimals, 0)}f} ± {round(std, decimals):.{max(decimals, 0)}f}"
 
 
 @pytest.mark.slow

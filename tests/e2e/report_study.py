@@ -1,0 +1,131 @@
+"""The tiny real study the report's end-to-end tests read (real train and evaluate runs, a main run
+written to main/steps.json's contract), and how the tests read the page back."""
+
+from __future__ import annotations
+
+import io
+import math
+import subprocess
+from html.parser import HTMLParser
+
+import numpy as np
+
+CELLS = (("bce", "standard"), ("mse", "standard"))
+SEEDS = (0, 1)
+EXPERIMENTS = "bce-standard,mse-standard"
+SAMPLERS = "normal:0,1+normal:1,2+beta:0.25,0.25+gmm:10"
+TINY_TRAIN = ("--latent_size", "8", "--hidden_size", "32", "--epochs", "2", "--sample_every", "0", "--n_images", "1",
+              "--samplers", "normal:0,1+normal:1,2+beta:0.25,0.25", "--device", "cpu")
+SETTINGS = {"n_samples": 200, "iwae_k": 3}
+OTHER_SETTINGS = {"n_samples": 100, "iwae_k": 2}
+FINDINGS = ("F1", "F2", "F3", "F4", "F5", "F6")
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) of a PNG."""
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png)).size
+
+
+MIN_COLUMN_PX = 242  # an 8x8 grid of 28x28 digits at native size: a narrower column would drop pixels
+
+
+def run_id(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout.strip().splitlines()[-1].removeprefix("run id: ")
+
+
+def experiments() -> list[dict]:
+    from pipeline.core.samplers import parse_sampler
+    from pipeline.core.study import select
+
+    return [{"name": e.name, "study_id": e.study_id, "cell": e.cell, "loss": e.loss, "forward": e.forward,
+             "sampler": e.sampler, "sampler_key": parse_sampler(e.sampler).key} for e in select(EXPERIMENTS)]
+
+
+def write_main_run(client, experiment_id: str, steps: list[dict], name: str = "main quick") -> str:
+    """A finished main run holding main/steps.json exactly as the main step writes it."""
+    from pipeline.configs import MainConfig
+
+    config = MainConfig(experiments=EXPERIMENTS, seeds=",".join(map(str, SEEDS)), epochs="2", latent_size="8",
+                        hidden_size="32", n_samples=str(SETTINGS["n_samples"]), iwae_k=str(SETTINGS["iwae_k"]))
+    run = client.create_run(experiment_id, tags={"pipeline.step": "main", "pipeline.preset": "quick"}, run_name=name)
+    run_id = run.info.run_id
+    for key, value in vars(config).items():
+        client.log_param(run_id, key, value)
+    plan = {"preset": "quick",
+            "settings": {"data": "mnist-5k", "epochs": 2, "seeds": list(SEEDS), "latent_size": 8, "hidden_size": 32,
+                         "batch_size": 128, "lr": 0.001, **SETTINGS, "experiments": EXPERIMENTS},
+            "experiments": experiments(), "steps": steps}
+    client.log_dict(run_id, plan, "main/steps.json")
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+class Page(HTMLParser):
+    """The parts of the report page the tests read: metrics tables, images, links, text."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.tables: list[dict] = []  # {"settings": str, "rows": {experiment: {metric: (text, best)}}}
+        self.images: list[str] = []
+        self.alts: list[str] = []
+        self.hrefs: list[str] = []
+        self.tags: set[str] = set()
+        self._row = self._cell = None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.add(tag)
+        if tag == "table" and "metrics" in (attrs.get("class") or ""):
+            self.tables.append({"settings": attrs["data-settings"], "rows": {}})
+        elif tag == "tr" and "data-experiment" in attrs and self.tables:
+            self._row = self.tables[-1]["rows"].setdefault(attrs["data-experiment"], {})
+        elif tag == "td" and "data-metric" in attrs and self._row is not None:
+            self._cell = (attrs["data-metric"], "best" in (attrs.get("class") or ""))
+            self._row[self._cell[0]] = ("", self._cell[1])
+        elif tag == "img":
+            self.images.append(attrs.get("src", ""))
+            self.alts.append(attrs.get("alt", ""))
+        if tag != "img" and "src" in attrs:
+            self.hrefs.append(attrs["src"])
+        if "href" in attrs:
+            self.hrefs.append(attrs["href"])
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._cell = None
+        elif tag == "tr":
+            self._row = None
+
+    def handle_data(self, data):
+        if self._cell is not None and self._row is not None:
+            text, best = self._row[self._cell[0]]
+            self._row[self._cell[0]] = (text + data, best)
+
+
+def artifacts(client, run_id: str, path: str = "") -> set[str]:
+    found = set()
+    for item in client.listartifacts(run_id, path):
+        found |= artifacts(client, run_id, item.path) if item.is_dir else {item.path}
+    return found
+
+
+def stats_text(values: list[float]) -> str:
+    """mean ± sample std to the precision the spread supports, written the way a reader would check
+    it (independently of analysis.stats); a NaN score (e.g. no confident prediction at all) is not measured."""
+    values = [v for v in values if math.isfinite(v)]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.4g} (1 seed)"
+    std = np.std(values, ddof=1)
+    if std == 0:
+        return f"{values[0]:.4g} ± 0"
+    first = f"{std:.0e}"  # the spread to one significant digit, e.g. '6e-04'; two digits when it is a 1
+    decimals = -int(first.split("e")[1]) + (first[0] == "1")
+    return f"{round(np.mean(values), decimals):.{max(decimals, 0)}f} ± {round(std, decimals):.{max(decimals, 0)}f}"
+
+
