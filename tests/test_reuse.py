@@ -9,6 +9,7 @@ import pytest
 
 from pipeline import tracking
 from pipeline.configs import EvaluateConfig, TrainConfig
+from pipeline.tracking import reuse as reuse_module
 
 
 def test_the_key_is_the_normalized_configuration():
@@ -36,8 +37,8 @@ def project(tmp_path, monkeypatch):
     (root / "MLproject").write_text("name: p\n")
     for args in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c"]):
         subprocess.run(["git", *args], cwd=root, check=True)
-    monkeypatch.setattr(tracking, "PROJECT_ROOT", root)
-    monkeypatch.setattr(tracking, "_CODE_VERSION", None)
+    monkeypatch.setattr(reuse_module, "PROJECT_ROOT", root)
+    monkeypatch.setattr(reuse_module, "_CODE_VERSION", None)
     return root
 
 
@@ -45,11 +46,11 @@ def test_a_clean_tree_is_its_commit_and_a_dirty_one_its_source(project, monkeypa
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True).stdout.strip()
     assert tracking.code_version() == (f"git:{commit}", False)
     (project / "pipeline" / "step.py").write_text("x = 2\n")
-    monkeypatch.setattr(tracking, "_CODE_VERSION", None)
+    monkeypatch.setattr(reuse_module, "_CODE_VERSION", None)
     dirty, is_dirty = tracking.code_version()
     assert is_dirty and dirty.startswith("src:")
     (project / "pipeline" / "step.py").write_text("x = 3\n")
-    monkeypatch.setattr(tracking, "_CODE_VERSION", None)
+    monkeypatch.setattr(reuse_module, "_CODE_VERSION", None)
     assert tracking.code_version()[0] != dirty  # every edit is another version
 
 
@@ -65,13 +66,13 @@ def finished_run(client, experiment_id, step, config, **tags):
 ])
 def test_which_finished_runs_are_reused(tracking_store, monkeypatch, dirty, reuse, expected):
     client, experiment_id = tracking_store
-    monkeypatch.setattr(tracking, "_CODE_VERSION", ("src:abc" if dirty else "git:abc", dirty))
+    monkeypatch.setattr(reuse_module, "_CODE_VERSION", ("src:abc" if dirty else "git:abc", dirty))
     config = TrainConfig(epochs=2, seed=11)
     run_id = finished_run(client, experiment_id, "train", config)
     finished, unfinished = tracking.reusable_run("train", config, [experiment_id], reuse)
     assert (finished is not None and finished.info.run_id == run_id) is expected
     assert unfinished is None
-    monkeypatch.setattr(tracking, "_CODE_VERSION", ("git:other", False))  # another commit: never the same step
+    monkeypatch.setattr(reuse_module, "_CODE_VERSION", ("git:other", False))  # another commit: never the same step
     assert tracking.reusable_run("train", config, [experiment_id], reuse) == (None, None)
 
 
@@ -140,8 +141,8 @@ def test_a_step_whose_driver_is_gone_is_killed_and_offered_for_resume(tracking_s
 
 WATCHED = """
 import sys, time
-from pipeline import tracking
-tracking._watch_driver(sys.argv[1], interval_s=0.2)
+from pipeline import processes
+processes.watch_driver(sys.argv[1], interval_s=0.2)
 print("watching", flush=True)
 time.sleep(600)
 """

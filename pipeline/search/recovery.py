@@ -37,13 +37,17 @@ def on_stale_trial(study: optuna.Study, trial) -> None:
 
 
 def recover_worker(study: optuna.Study, worker: str, reason: str) -> list[int]:
-    """Fail the RUNNING trials of a dead worker, end their runs FAILED, re-enqueue each once."""
+    """Fail the RUNNING trials of a dead worker, end their runs FAILED, re-enqueue each once.
+
+    The retry is enqueued before the trial is failed: a live worker that counts this invocation's
+    trials in between then finds the retry waiting, instead of asking for a new trial in its place.
+    """
     recovered = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.user_attrs.get(WORKER_ATTR) != worker:
             continue
+        retry_once(study, trial)
         study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
         end_trial_run(trial, reason)
-        retry_once(study, trial)
         recovered.append(trial.number)
     return recovered

@@ -10,6 +10,7 @@ import pytest
 
 from pipeline import tracking as pipeline_tracking
 from pipeline.configs import TrainConfig
+from pipeline.tracking import reuse
 
 
 @pytest.fixture()
@@ -91,7 +92,7 @@ def test_newest_finished_fails_stale_runs_first_and_finds_by_tags_in_any_experim
 
 def test_reuse_or_launch_reuses_resumes_or_launches(store, monkeypatch, tmp_path):
     client, experiment_id = store
-    monkeypatch.setattr(sys.modules[pipeline_tracking.code_version.__module__], "_CODE_VERSION", ("git:abc", False))
+    monkeypatch.setattr(reuse, "_CODE_VERSION", ("git:abc", False))
     config = TrainConfig(epochs=2, seed=31)
     launched = []
 

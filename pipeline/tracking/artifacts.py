@@ -1,0 +1,161 @@
+"""What a run holds besides metrics: sample grids and figures, the model, checkpoints, artifacts copied
+between runs, and an evaluation's scores copied onto its train run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import mlflow
+import torch
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+from pipeline.core import checkpoints, plots
+from pipeline.errors import InputError
+from pipeline.tracking.runs import RUN_ID_PATTERN, fail_stale_runs, get_run
+
+CHECKPOINT_DIR = "checkpoints"
+SETTINGS_TAG = "scores.settings"
+
+
+def log_samples(images: torch.Tensor, key: str, n_singles: int, folder: str = "samples") -> None:
+    """A grid of up to plots.GRID_SIZE images and `n_singles` single images under `{folder}/{key}/`."""
+    mlflow.log_image(plots.grid_array(images[:plots.GRID_SIZE]), artifact_file=f"{folder}/{key}/grid.png")
+    for index, single in enumerate(plots.single_arrays(images[:n_singles])):
+        mlflow.log_image(single, artifact_file=f"{folder}/{key}/image_{index}.png")
+
+
+def log_figure(figure, artifact_file: str) -> None:
+    mlflow.log_figure(figure, artifact_file)
+    plots.pyplot().close(figure)
+
+
+def log_model(model: torch.nn.Module) -> None:
+    """A model as an MLflow pytorch model, on the CPU, with this package's code beside it.
+
+    Pickle format: pt2 keeps only forward(); sampling needs decode(), the classifier features().
+    """
+    import mlflow.pytorch
+
+    skip_installed_package_scan()
+    mlflow.pytorch.log_model(
+        model.to("cpu").eval(),
+        name="model",
+        serialization_format="pickle",
+        code_paths=[str(Path(__file__).resolve().parents[1])],
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
+    )
+
+
+def skip_installed_package_scan() -> None:
+    """Spare logging a model MLflow's scan of every installed distribution (2-3 s a step).
+
+    Models are logged with pinned `pip_requirements`; MLflow still checks them against the
+    environment, and to do so first maps every installed package to its modules
+    (`importlib.metadata.packages_distributions()`, which reads the file list of each of the
+    hundreds of distributions, torch's CUDA wheels among them). That map is only the fallback for
+    a package whose version metadata is missing, so a small one for the pinned packages gives the
+    same check. Private to MLflow: where it is gone, nothing changes but the speed.
+    """
+    from mlflow.utils import requirements_utils
+
+    if getattr(requirements_utils, "_MODULES_TO_PACKAGES", ()) is None:
+        requirements_utils._MODULES_TO_PACKAGES = {"torch": ["torch"], "mlflow": ["mlflow"], "numpy": ["numpy"],
+                                                   "pandas": ["pandas"], "cloudpickle": ["cloudpickle"],
+                                                   "PIL": ["pillow"]}
+
+
+def load_model(uri: str, device: torch.device, parameter: str = "model"):
+    """A logged model on `device`, whichever device it was trained on."""
+    import mlflow.pytorch
+
+    try:
+        return mlflow.pytorch.load_model(uri, map_location=device).to(device).eval()
+    except Exception as error:  # MlflowException, OSError for a missing model
+        raise InputError(f"parameter '{parameter}': cannot load a model from {uri!r} ({error})") from None
+
+
+def log_checkpoint(state: dict, folder: Path) -> Path:
+    """Write the checkpoint for state['epoch'] locally and log it to the active run."""
+    path = checkpoints.save_atomically(state, folder / checkpoints.checkpoint_name(state["epoch"]))
+    mlflow.log_artifact(str(path), artifact_path=CHECKPOINT_DIR)
+    return path
+
+
+def load_latest_checkpoint(reference: str) -> dict:
+    """The newest loadable checkpoint of a train run (by id), or the one a URI or path names.
+
+    A checkpoint cut short by an interruption fails to load and the one before it is taken. A run
+    left RUNNING by a process that is gone (killed) is ended FAILED, as main's rerun does.
+    """
+    if RUN_ID_PATTERN.match(reference):
+        fail_stale_runs([get_run(reference, "resume")])
+        listed = [Path(f.path).name for f in MlflowClient().list_artifacts(reference, CHECKPOINT_DIR)]
+        names = sorted((n for n in listed if checkpoints.NAME_PATTERN.search(n)), reverse=True)
+        if not names:
+            raise InputError(f"parameter 'resume': run {reference} has no checkpoints under {CHECKPOINT_DIR}/")
+        for name in names:
+            try:
+                local = mlflow.artifacts.download_artifacts(run_id=reference, artifact_path=f"{CHECKPOINT_DIR}/{name}")
+                return checkpoints.load(local)
+            except Exception:  # truncated or unreadable: take the one before
+                continue
+        raise InputError(f"parameter 'resume': none of the checkpoints of run {reference} can be loaded")
+    try:
+        local = reference if Path(reference).is_file() else mlflow.artifacts.download_artifacts(artifact_uri=reference)
+        return checkpoints.load(local)
+    except Exception as error:
+        raise InputError(f"parameter 'resume': cannot load a checkpoint from {reference!r} ({error})") from None
+
+
+def has_checkpoints(run_id: str) -> bool:
+    return any(MlflowClient().list_artifacts(run_id, CHECKPOINT_DIR))
+
+
+def copy_artifacts(source_run_id: str, path: str, target_run_id: str, folder: Path) -> None:
+    """Copy a folder of artifacts from one run to another (same path), and into a local folder."""
+    import shutil
+    import tempfile
+
+    client = MlflowClient()
+    with tempfile.TemporaryDirectory(prefix="vae-artifacts-") as tmp:
+        local = Path(client.download_artifacts(source_run_id, path, tmp))
+        client.log_artifacts(target_run_id, str(local), path)
+        shutil.copytree(local, folder, dirs_exist_ok=True)
+
+
+def copy_scores(train_run_id: str, scores: dict[str, float], tags: dict[str, str], settings: str,
+                evaluation_run_id: str, mode: str, score_key) -> str:
+    """Put an evaluation's scores on its train run too, so train runs line up in the compare view.
+
+    A train run holds scores of one evaluation setting only (tag `scores.settings`: sample count,
+    importance samples, seed, classifier): with `mode=auto` scores under other settings are not
+    copied, `mode=replace` replaces them (a score the new evaluation lacks becomes NaN, so no
+    column mixes settings), `mode=skip` copies nothing. `score_key(name)` tells score metrics and
+    tags from the train run's own. Returns what was done, for the log and the evaluation run's tags.
+    """
+    client = MlflowClient()
+    train = client.get_run(train_run_id)
+    held = train.data.tags.get(SETTINGS_TAG)
+    if mode == "skip":
+        return "skipped (copy_scores=skip)"
+    if held is not None and held != settings and mode == "auto":
+        return (f"not copied: the train run holds scores measured with {held} "
+                f"(evaluation {train.data.tags.get('scores.evaluation_run_id')}); copy_scores=replace replaces them")
+    values = dict(scores)
+    if held is not None and held != settings:
+        for key in train.data.metrics:
+            if score_key(key) and key not in values:
+                values[key] = float("nan")
+        for key in train.data.tags:
+            if score_key(key) and key not in tags:
+                client.delete_tag(train_run_id, key)
+    now = int(time.time() * 1000)
+    metrics = [Metric(key, value, now, 0) for key, value in values.items()]
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(train_run_id, metrics=metrics[start : start + 1000])
+    for key, value in {**tags, SETTINGS_TAG: settings, "scores.evaluation_run_id": evaluation_run_id,
+                       "evaluation_run_id": evaluation_run_id}.items():
+        client.set_tag(train_run_id, key, value)
+    return "copied" if held in (None, settings) else f"copied, replacing scores measured with {held}"

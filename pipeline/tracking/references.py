@@ -1,0 +1,105 @@
+"""References between runs: a model by run id or URI, prepared data by name, run id or URI, and the
+data a run used recorded as MLflow dataset inputs."""
+
+from __future__ import annotations
+
+import re
+import time
+import warnings
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from pipeline.core import datasets
+from pipeline.errors import InputError
+from pipeline.tracking.runs import RUN_ID_PATTERN, get_run
+
+
+
+def model_uri(reference: str, parameter: str = "model") -> tuple[str, str | None]:
+    """(model URI, source train run id or None) for a train run id or a model URI."""
+    if RUN_ID_PATTERN.match(reference):
+        get_run(reference, parameter)
+        return f"runs:/{reference}/model", reference
+    match = re.match(r"^runs:/([0-9a-f]{32})/", reference)
+    if match:
+        get_run(match.group(1), parameter)
+        return reference, match.group(1)
+    if reference.startswith("models:/"):
+        return reference, _registered_model_run_id(reference)
+    if ":/" in reference or "://" in reference:
+        return reference, None
+    raise InputError(f"parameter '{parameter}': got {reference!r}; allowed: a train run id or a model URI (runs:/..., models:/...)")
+
+
+def _registered_model_run_id(uri: str) -> str | None:
+    """The train run behind a models:/ URI (name/version, name@alias or a logged model id), if known."""
+    from mlflow.store.artifact.utils.models import _parse_model_uri, get_model_name_and_version
+
+    client = MlflowClient()
+    try:
+        name, version = get_model_name_and_version(client, uri)
+        return client.get_model_version(name, version).run_id
+    except Exception:
+        pass
+    try:
+        parsed = _parse_model_uri(uri)
+        model_id = getattr(parsed, "model_id", None)
+        return mlflow.get_logged_model(model_id).source_run_id if model_id else None
+    except Exception:
+        return None
+
+
+def resolve_data(reference: str, val_fraction: float = 0.1, seed: int = 0, data_root: str = "data") -> datasets.Prepared:
+    """The prepared data a step's `data` parameter names: a dataset name, a prepare_data run id,
+    an artifact URI, or a local prepared file."""
+    if datasets.is_dataset_name(reference) or not (RUN_ID_PATTERN.match(reference) or "://" in reference
+                                                    or reference.startswith("runs:/")):
+        return datasets.resolve_local(reference, val_fraction, seed, data_root)
+    try:
+        if RUN_ID_PATTERN.match(reference):
+            local = mlflow.artifacts.download_artifacts(run_id=reference, artifact_path=datasets.PREPARED_ARTIFACT)
+        else:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=reference)
+    except Exception as error:  # MlflowException, OSError
+        raise InputError(f"parameter 'data': cannot fetch prepared data from {reference!r} ({error})") from None
+    return datasets.load_prepared(Path(local))
+
+
+def data_source(reference: str, prepared: datasets.Prepared) -> str:
+    """Where the data of a run came from, as a path or an artifact-store URI MLflow can resolve."""
+    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+    from mlflow.tracking.artifact_utils import get_artifact_uri
+
+    if datasets.is_dataset_name(reference):
+        return str(datasets.cached_path(prepared.digest))
+    if RUN_ID_PATTERN.match(reference):
+        return get_artifact_uri(reference, datasets.PREPARED_ARTIFACT)
+    if reference.startswith("runs:/"):
+        return RunsArtifactRepository.get_underlying_uri(reference)
+    return reference
+
+
+def log_dataset_inputs(prepared: datasets.Prepared, name: str, source: str) -> None:
+    """Record the train/val/test splits of prepared data as MLflow dataset inputs, with its digest.
+
+    Two runs that log the same new dataset at the same moment race in MLflow's store (both insert
+    it: a UNIQUE constraint error for one); the loser tries again and then finds the dataset.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for split, context in (("train", "training"), ("val", "validation"), ("test", "testing")):
+        images, labels = prepared.splits[split]
+        with warnings.catch_warnings():  # a local path matches MLflow's file source twice; either is right
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+            dataset = mlflow.data.from_numpy(images, targets=labels, source=source, name=f"{name}-{split}",
+                                             digest=prepared.digest[:16])
+        for attempt in range(3):
+            try:
+                mlflow.log_input(dataset, context=context)
+                break
+            except MlflowException as error:
+                if "UNIQUE" not in str(error) or attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))

@@ -1,0 +1,166 @@
+"""Step reuse: the configuration key and code version a run carries, finding a finished run of a step,
+and reuse-or-launch (lock -> find finished -> resume or launch), with launching a step by `mlflow.run`."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from pipeline import processes
+from pipeline.tracking.artifacts import has_checkpoints
+from pipeline.tracking.runs import PARENT_TAG, PROCESS_TAG, STEP_TAG, end_failed, fail_stale_runs, search_all_runs
+
+KEY_TAG = "pipeline.config_key"
+CODE_TAG = "pipeline.code_version"
+DIRTY_TAG = "pipeline.code_dirty"
+NOT_IN_KEY = {"resume", "copy_scores"}  # settings that do not change a step's result
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SOURCE_GLOBS = ("pipeline/**/*.py", "analysis/**/*.py", "MLproject")
+_CODE_VERSION: tuple[str, bool] | None = None
+
+
+def config_key(step: str, config) -> str:
+    """sha256 of the step and its canonical params (inputs included: the data and model references)."""
+    import json
+
+    values = {k: str(v) for k, v in dataclasses.asdict(config).items() if k not in NOT_IN_KEY}
+    return hashlib.sha256(json.dumps({"step": step, **values}, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def code_version() -> tuple[str, bool]:
+    """(version, dirty): `git:<commit>` when the project's tree is clean, else a hash of its source.
+
+    A dirty tree's hash changes with every edit, so runs made by edited code are never taken for
+    runs of a commit; `reuse=dirty` reuses runs of the very same source.
+    """
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        import subprocess
+
+        def git(*args):
+            return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
+
+        try:
+            head, status = git("rev-parse", "HEAD"), git("status", "--porcelain")
+            clean = head.returncode == 0 and status.returncode == 0 and not status.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            clean = False
+        if clean:
+            _CODE_VERSION = (f"git:{head.stdout.strip()}", False)
+        else:
+            sha = hashlib.sha256()
+            for pattern in SOURCE_GLOBS:
+                for path in sorted(PROJECT_ROOT.glob(pattern)):
+                    sha.update(str(path.relative_to(PROJECT_ROOT)).encode() + b"\0" + path.read_bytes())
+            _CODE_VERSION = (f"src:{sha.hexdigest()[:16]}", True)
+    return _CODE_VERSION
+
+
+def reuse_tags(step: str, config) -> dict[str, str]:
+    version, dirty = code_version()
+    return {KEY_TAG: config_key(step, config), CODE_TAG: version, DIRTY_TAG: str(dirty).lower(),
+            PROCESS_TAG: processes.this_process()}
+
+
+def runs_with_key(step: str, config, experiment_ids: list[str]) -> list:
+    """Runs of this step, configuration and code version, newest first (any status)."""
+    version, _ = code_version()
+    return search_all_runs(experiment_ids, f"tags.`{KEY_TAG}` = '{config_key(step, config)}' "
+                                           f"and tags.`{CODE_TAG}` = '{version}'",
+                           order_by=["attributes.start_time DESC"])
+
+
+def store_key() -> str:
+    """A short hash of the tracking store, for locks that hold per store."""
+    return hashlib.sha256(mlflow.get_tracking_uri().encode()).hexdigest()[:12]
+
+
+def reuse_allowed(reuse: str) -> bool:
+    """`reuse=clean` reuses runs only when this code is a clean commit, `dirty` also uncommitted source."""
+    return reuse == "dirty" or (reuse == "clean" and not code_version()[1])
+
+
+def reusable_run(step: str, config, experiment_ids: list[str], reuse: str):
+    """(finished run or None, newest unfinished run or None) for a step about to be launched.
+
+    `reuse`: `clean` reuses runs made by a clean commit only, `dirty` also runs of the same
+    uncommitted source, `never` nothing. RUNNING runs whose process is gone are failed first.
+    """
+    runs = runs_with_key(step, config, experiment_ids)
+    fail_stale_runs(runs)
+    runs = [MlflowClient().get_run(run.info.run_id) for run in runs]
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    allowed = reuse_allowed(reuse)
+    unfinished = [r for r in runs if r.info.status in ("FAILED", "KILLED")]
+    return (finished[0] if finished and allowed else None), (unfinished[0] if unfinished and allowed else None)
+
+
+def reuse_or_launch(step: str, config, experiment_id: str, reuse: str, launch, accept=None,
+                    shared_lock=None) -> tuple[str, str]:
+    """(run id, how) of a finished `step` with this configuration: lock -> find finished -> resume or launch.
+
+    Under a lock per step key on this machine (and `shared_lock(name)`, e.g. across machines) two
+    drivers never launch one step twice. A finished run of the same key and code is `reused` (if
+    `accept(run)` agrees); a training whose run ended unfinished with checkpoints is `resumed from
+    <id>`; otherwise the step `ran`. `launch(resume_run_id or None)` runs it and returns its run id.
+    """
+    from contextlib import nullcontext
+
+    name = f"step-{store_key()}-{config_key(step, config)}"
+    with processes.machine_lock(name), (shared_lock(name) if shared_lock else nullcontext()):
+        finished, unfinished = reusable_run(step, config, [experiment_id], reuse)
+        if finished is not None and (accept is None or accept(finished)):
+            return finished.info.run_id, "reused"
+        resume = None
+        if step == "train" and unfinished is not None and has_checkpoints(unfinished.info.run_id):
+            resume = unfinished.info.run_id
+        return launch(resume), (f"resumed from {resume}" if resume else "ran")
+
+
+def launch_step(entry_point: str, config, parent_run_id: str, experiment_id: str, name: str, env_manager: str = "local",
+                backend: str = "local", backend_config: dict | None = None, extra: dict | None = None,
+                env: dict | None = None, tags: dict | None = None) -> str:
+    """Run one entry point of this project with `mlflow.run` as a child of `parent_run_id`; returns
+    its run id once it has finished, or raises StepFailed.
+
+    The child run is created first (named `name` until the step names itself, parent, step tag), so
+    it shows under its parent from the start; the local backend then takes it over, other backends
+    get the tags when it ends.
+    `env` is exported for the step's process (each step's share of the cores), `extra` adds params
+    that are no part of the configuration (e.g. `resume`).
+    """
+    import mlflow.projects
+    from mlflow.exceptions import ExecutionException
+
+    params = {k: str(v) for k, v in dataclasses.asdict(config).items()}
+    params.update({k: str(v) for k, v in (extra or {}).items()})
+    # The key tags go on from the start (with this driver's process until the step's own takes
+    # over), so a rerun finds a run whose process died before it began and fails it.
+    tags = {STEP_TAG: entry_point, PARENT_TAG: parent_run_id, **reuse_tags(entry_point, config), **(tags or {})}
+    client = MlflowClient()
+    run_id = None
+    if backend == "local":
+        run_id = client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
+    processes.export({**(env or {}), processes.DRIVER_ENV: processes.this_process()})
+    try:  # synchronous: the step runs as this process's child, without an `mlflow run` process between
+        submitted = mlflow.projects.run(str(PROJECT_ROOT), entry_point=entry_point, parameters=params,
+                                        experiment_id=experiment_id, backend=backend, backend_config=backend_config,
+                                        env_manager=env_manager, run_id=run_id, synchronous=True)
+    except ExecutionException as error:
+        raise StepFailed(f"{entry_point} run {run_id or ''} failed: {error} (see its output above and the run "
+                         "in MLflow)") from None
+    except Exception as error:
+        if run_id:
+            end_failed(run_id, f"could not be launched: {error}"[:500])
+        raise StepFailed(f"{entry_point}: could not be launched ({error})") from error
+    for key, value in tags.items():
+        client.set_tag(submitted.run_id, key, value)
+    return submitted.run_id
+
+
+class StepFailed(RuntimeError):
+    """A step launched by a driver did not finish."""

@@ -1,0 +1,149 @@
+"""Runs and their life: finding them (page by page, by tags), ending them with a status and a reason,
+failing stale ones whose process is gone, and child runs a process opens and ends itself (search trials)."""
+
+from __future__ import annotations
+
+import os
+import re
+from contextlib import contextmanager
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from pipeline import processes
+from pipeline.errors import InputError
+
+RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+STEP_TAG = "pipeline.step"
+PARENT_TAG = "mlflow.parentRunId"
+PROCESS_TAG = "pipeline.process"  # host:pid:start time of the process that ran the step
+DRIVER_TAG = "pipeline.driver"  # host:pid:start time of the main or search process that launched it
+STALE_REASON = "its process ended without closing the run (killed?)"
+
+
+def get_run(run_id: str, parameter: str):
+    """The run with this id, or an InputError naming the parameter."""
+    try:
+        return MlflowClient().get_run(run_id)
+    except Exception as error:  # MlflowException for an unknown id
+        raise InputError(f"parameter '{parameter}': no run {run_id!r} in {mlflow.get_tracking_uri()} ({error})") from None
+
+
+def current_experiment_id() -> str:
+    from mlflow.tracking.fluent import _get_experiment_id
+
+    return _get_experiment_id()
+
+
+def launched_run_id() -> str | None:
+    """The run `mlflow run` created for this step's process, if it was launched that way."""
+    return os.environ.get("MLFLOW_RUN_ID")
+
+
+def use_experiment_of(run) -> str | None:
+    """The experiment of `run`, unless the user chose one (or `mlflow run` did): sample and evaluate
+    runs then sit beside their train run."""
+    chosen = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+    return None if any(os.environ.get(name) for name in chosen) else run.info.experiment_id
+
+
+def search_all_runs(experiment_ids: list[str], filter_string: str, order_by: list[str] | None = None) -> list:
+    """Every run that matches, page by page (MLflow's multistep example stops at the newest 1,000)."""
+    client, runs, token = MlflowClient(), [], None
+    while True:
+        page = client.search_runs(experiment_ids, filter_string, max_results=1000, order_by=order_by,
+                                  page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def process_alive(run) -> bool:
+    """Whether the process that runs `run` still lives (an orphaned step is killed: see processes.alive)."""
+    return processes.alive(run.data.tags.get(PROCESS_TAG, ":"), run.data.tags.get(DRIVER_TAG))
+
+
+def end_failed(run_id: str, reason: str, only_if_running: bool = False) -> None:
+    """Tag `failure_reason` and end the run FAILED: the one way a run is ended badly from outside it."""
+    client = MlflowClient()
+    if only_if_running and client.get_run(run_id).info.status != "RUNNING":
+        return
+    client.set_tag(run_id, "failure_reason", reason)
+    client.set_terminated(run_id, "FAILED")
+
+
+def fail_stale_runs(runs) -> list:
+    """Mark RUNNING runs whose process is gone as FAILED; returns the runs still truly running."""
+    alive = []
+    for run in runs:
+        if run.info.status != "RUNNING":
+            continue
+        if process_alive(run):
+            alive.append(run)
+        else:
+            end_failed(run.info.run_id, STALE_REASON)
+    return alive
+
+
+def fail_stale_runs_of(experiment_ids: list[str] | None, step: str, tags: dict | None = None) -> None:
+    """Fail the RUNNING runs of `step` (with these tags; every experiment when `experiment_ids` is None)
+    whose process is gone."""
+    fail_stale_runs(_runs_of(experiment_ids, step, tags, "RUNNING"))
+
+
+def newest_finished(step: str, tags: dict, experiment_ids: list[str] | None = None):
+    """The newest FINISHED run of `step` with these tags (every experiment when `experiment_ids` is None),
+    or None; runs of it left RUNNING by a process that is gone are failed first."""
+    fail_stale_runs_of(experiment_ids, step, tags)
+    runs = _runs_of(experiment_ids, step, tags, "FINISHED")
+    return runs[0] if runs else None
+
+
+def _runs_of(experiment_ids: list[str] | None, step: str, tags: dict | None, status: str) -> list:
+    match = " and ".join([f"tags.`{STEP_TAG}` = '{step}'", *(f"tags.`{k}` = '{v}'" for k, v in (tags or {}).items()),
+                          f"attributes.status = '{status}'"])
+    if experiment_ids is None:
+        return mlflow.search_runs(search_all_experiments=True, filter_string=match,
+                                  order_by=["attributes.start_time DESC"], output_format="list")
+    return search_all_runs(experiment_ids, match, order_by=["attributes.start_time DESC"])
+
+
+def children(parent_run_id: str, step: str, experiment_id: str, status: str = "FINISHED") -> list:
+    """The runs of `step` under `parent_run_id` with this status."""
+    return _runs_of([experiment_id], step, {PARENT_TAG: parent_run_id}, status)
+
+
+def process_tags() -> dict[str, str]:
+    """The tag that names this process, so `fail_stale_runs` can close a run whose process was
+    killed (step runs get it through `reuse_tags`)."""
+    return {PROCESS_TAG: processes.this_process()}
+
+
+class OpenRun:
+    """A run `child_run` opened: its id, and how it is to end (FINISHED unless `end_as` says otherwise)."""
+
+    def __init__(self, run_id: str):
+        self.run_id, self.status, self.tags = run_id, "FINISHED", {}
+
+    def end_as(self, status: str, **tags: str) -> None:
+        self.status, self.tags = status, tags
+
+
+@contextmanager
+def child_run(step: str, name: str, parent_run_id: str, experiment_id: str, tags: dict | None = None):
+    """A run of `step` under `parent_run_id`, named at creation and tagged with this process (a rerun
+    fails it if the process is killed), logged into by id (it never becomes the active run, so one
+    process can hold it beside its own), ended when the block ends: as `end_as` said, or FAILED
+    with the exception as `failure_reason` when the block raises."""
+    client = MlflowClient()
+    run_tags = {STEP_TAG: step, PARENT_TAG: parent_run_id, **process_tags(), **(tags or {})}
+    run = OpenRun(client.create_run(experiment_id, run_name=name, tags=run_tags).info.run_id)
+    try:
+        yield run
+    except BaseException as error:
+        end_failed(run.run_id, f"{type(error).__name__}: {error}"[:500])
+        raise
+    for key, value in run.tags.items():
+        client.set_tag(run.run_id, key, value)
+    client.set_terminated(run.run_id, run.status)
