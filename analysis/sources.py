@@ -107,10 +107,7 @@ def find_main_run(source: str) -> Run:
     if experiment is None:
         raise InputError(f"parameter 'source': got {source!r}, which is neither a run nor an experiment in "
                          f"{mlflow.get_tracking_uri()}; allowed: a main run id | an experiment name")
-    candidates = tracking.search_all_runs([experiment.experiment_id],
-                                          f"tags.`{tracking.STEP_TAG}` = '{MAIN_STEP}' and attributes.status = 'FINISHED'",
-                                          order_by=["attributes.start_time DESC"])
-    for run in candidates:
+    for run in tracking.finished_runs(MAIN_STEP, experiment_ids=[experiment.experiment_id]):
         if _has_plan(client, run.info.run_id):
             return run
     raise InputError(f"parameter 'source': experiment {source!r} has no finished main run with {PLAN_ARTIFACT}; "

@@ -14,7 +14,7 @@ with `mlflow.log_*`; no other module creates, ends or searches runs.
 """
 
 from pipeline.tracking.runs import (  # noqa: F401
-    child_run, children, current_experiment_id, DRIVER_TAG, end_failed, fail_stale_runs, fail_stale_runs_of,
+    child_run, children, current_experiment_id, DRIVER_TAG, end_failed, fail_stale_runs, fail_stale_runs_of, finished_runs,
     get_run, launched_run_id, newest_finished, OpenRun, PARENT_TAG, process_alive, PROCESS_TAG, process_tags,
     RUN_ID_PATTERN, search_all_runs, STALE_REASON, STEP_TAG, use_experiment_of,
 )

@@ -96,8 +96,13 @@ def newest_finished(step: str, tags: dict, experiment_ids: list[str] | None = No
     """The newest FINISHED run of `step` with these tags (every experiment when `experiment_ids` is None),
     or None; runs of it left RUNNING by a process that is gone are failed first."""
     fail_stale_runs_of(experiment_ids, step, tags)
-    runs = _runs_of(experiment_ids, step, tags, "FINISHED")
+    runs = finished_runs(step, tags, experiment_ids)
     return runs[0] if runs else None
+
+
+def finished_runs(step: str, tags: dict | None = None, experiment_ids: list[str] | None = None) -> list:
+    """Every FINISHED run of `step` with these tags, newest first (every experiment when `experiment_ids` is None)."""
+    return _runs_of(experiment_ids, step, tags, "FINISHED")
 
 
 def _runs_of(experiment_ids: list[str] | None, step: str, tags: dict | None, status: str) -> list:
