@@ -223,12 +223,12 @@ def _check_int_list(cfg, name: str) -> None:
 class MainConfig:
     """main: the whole study (prepare_data, then train -> evaluate per experiment and seed, then the report)."""
 
-    preset: str = _param("quick", "quick: E1-E5 on mnist-5k, 40 epochs, 2 seeds | study: E1-E5 as written",
+    preset: str = _param("quick", "quick: E1-E5 on mnist-5k, 50 epochs, 2 seeds | study: E1-E5 as written",
                          ("quick", "study"))
     experiments: str = _param(PRESET_VALUE, "grid | study | a comma list of E1-E5 and cells such as mse-standard")
     data: str = _param(PRESET_VALUE, f"{DATASET_CHOICES} (quick: mnist-5k, study: mnist)")
     seeds: str = _param(PRESET_VALUE, "comma list of seeds, one training per experiment and seed")
-    epochs: str = _param(PRESET_VALUE, "training epochs (quick: 40, study: 100)")
+    epochs: str = _param(PRESET_VALUE, "training epochs (quick: 50, study: 100)")
     latent_size: str = _param(PRESET_VALUE, "latent dimensions (100)")
     hidden_size: str = _param(PRESET_VALUE, "hidden units (392)")
     batch_size: str = _param(PRESET_VALUE, "images per optimizer step (quick: 64, study: 128)")
