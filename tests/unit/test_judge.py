@@ -31,6 +31,23 @@ def test_the_judge_fitted_on_4000_digits_classifies_the_other_1000_above_its_mea
     assert counts.min() > 0.5 * np.bincount(labels[test]).min()  # no class starved
 
 
+def test_the_vote_is_scikit_learns_distance_weighted_k_nn(digits):
+    """predict (torch) against scikit-learn's KNeighborsClassifier on the same codes, real digits and
+    generated-like noise both, and a query that sits exactly on a pool code."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    images, labels = digits
+    fitted = judge.fit(images[:4000], labels[:4000])
+    noise = np.random.default_rng(1).random((500, 784), dtype=np.float32)
+    queries = np.concatenate([images[4000:], noise, images[:3]])
+    reference = KNeighborsClassifier(judge.NEIGHBOURS, weights=judge.WEIGHTS, algorithm="brute").fit(fitted.codes,
+                                                                                                    fitted.labels)
+    expected = reference.predict(fitted.project(queries))
+    got = fitted.predict(queries)
+    assert (got == expected).mean() >= 0.999  # float rounding may flip a vote tied to 1e-7
+    assert np.array_equal(got[-3:], labels[:3])  # a pool image is its own label
+
+
 def test_the_stored_judge_predicts_exactly_as_the_fitted_one(digits):
     images, labels = digits
     fitted = judge.fit(images[::5], labels[::5])
