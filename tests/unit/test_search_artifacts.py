@@ -4,6 +4,7 @@ import io
 import json
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import optuna
 import pytest
@@ -22,8 +23,12 @@ def test_the_store_sits_beside_the_study_file_unless_moved(tmp_path, monkeypatch
     assert artifact_folder(auto, Storage("sqlite", f"sqlite:///{tmp_path}/s/optuna.db")) == tmp_path / "s" / "optuna-artifacts"
     assert artifact_folder(auto, Storage("journal", str(tmp_path / "j" / "journal.log"))) == tmp_path / "j" / "optuna-artifacts"
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")  # no SQLite file: the working directory
-    assert artifact_folder(auto, Storage("postgresql", "postgresql://u@h/db")) == tmp_path / "optuna-artifacts"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri("http://127.0.0.1:1")  # no SQLite file: the working directory
+    try:
+        assert artifact_folder(auto, Storage("postgresql", "postgresql://u@h/db")) == tmp_path / "optuna-artifacts"
+    finally:
+        mlflow.set_tracking_uri(previous)
     moved = SearchConfig(artifact_dir="elsewhere/grids")
     assert artifact_folder(moved, Storage("sqlite", "sqlite:////x/optuna.db")) == tmp_path / "elsewhere" / "grids"
 
