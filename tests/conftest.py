@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,18 @@ class Tracking:
         """`python -m pipeline ARGS` in a subprocess against this store."""
         return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
                               env=self.env(), cwd=self.root, timeout=900, **kwargs)
+
+    def kill_when_paused(self, command: list[str], epoch: int) -> None:
+        """Run `command` with every training pausing after its checkpoint of `epoch` (the hook waits to be
+        killed), and SIGKILL its whole process group there: the same kill point on a fast machine or a slow one."""
+        env = {**self.env(), "VAE_PIPELINE_PAUSE_AFTER_EPOCH": str(epoch)}
+        process = subprocess.Popen(command, env=env, cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   text=True, start_new_session=True)
+        for line in process.stdout:
+            if f"paused after epoch {epoch}" in line:
+                break
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @pytest.fixture(scope="session")

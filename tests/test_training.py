@@ -1,10 +1,6 @@
 """Training behaviour: determinism, divergence, and resume after a real interruption."""
 
-import os
-import signal
-import subprocess
 import sys
-
 from pathlib import Path
 
 import pytest
@@ -57,16 +53,7 @@ def test_resume_after_kill_ends_with_the_uninterrupted_metrics(tracking):
     assert straight.returncode == 0, straight.stderr[-3000:]
     straight_id = tracking.client.search_runs([tracking.experiment_id], order_by=["attributes.start_time DESC"])[0].info.run_id
 
-    # The process pauses after its second checkpoint (the hook waits there to be killed), so the
-    # SIGKILL lands at the same point on an idle machine and on a busy one.
-    env = {**tracking.env(), "VAE_PIPELINE_PAUSE_AFTER_EPOCH": "2"}
-    process = subprocess.Popen([sys.executable, "-m", "pipeline", *args], env=env, cwd=tracking.root,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
-    for line in process.stdout:
-        if "paused after epoch 2" in line:
-            break
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    tracking.kill_when_paused([sys.executable, "-m", "pipeline", *args], epoch=2)  # after its second checkpoint
     killed = tracking.client.search_runs([tracking.experiment_id], filter_string="attributes.status = 'RUNNING'",
                                          order_by=["attributes.start_time DESC"])[0]
     killed_id = killed.info.run_id

@@ -91,14 +91,7 @@ def test_a_launched_step_that_dies_before_naming_itself_keeps_its_launch_name(tr
 def test_resuming_a_killed_training_ends_the_killed_run_failed(tracking):
     args = ["train", "--epochs", "4", "--checkpoint_every", "2", "--sample_every", "0", "--n_images", "1",
             "--latent_size", "8", "--hidden_size", "16", "--seed", "21"]
-    env = {**tracking.env(), "VAE_PIPELINE_PAUSE_AFTER_EPOCH": "2"}
-    process = subprocess.Popen([sys.executable, "-m", "pipeline", *args], env=env, cwd=tracking.root,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
-    for line in process.stdout:
-        if "paused after epoch 2" in line:
-            break
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    tracking.kill_when_paused([sys.executable, "-m", "pipeline", *args], epoch=2)
     [killed] = tracking.client.search_runs([tracking.experiment_id], "attributes.status = 'RUNNING' and "
                                            "params.seed = '21' and params.latent_size = '8'")
     before = len(tracking.client.search_runs([tracking.experiment_id]))
