@@ -21,18 +21,18 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from pipeline import processes, tracking
+from pipeline.classifier_run import classifier_for
 from pipeline.configs import SearchConfig
 from pipeline.core import plots
 from pipeline.core.devices import resolve_device
 from pipeline.core.evaluation import EvaluationContext
-from pipeline.classifier_run import classifier_for
 from pipeline.core.generation import png_bytes
 from pipeline.search.artifacts import artifact_folder, upload_grid
 from pipeline.search.models import Models, train_config
 from pipeline.search.recovery import recover_worker
 from pipeline.search.storage import Storage, open_storage
-from pipeline.search.study import (FINISHED, INVOCATION_ATTR, MODEL_ATTR, RETRY_ATTR, RUN_ATTR, WORKER_ATTR, counted,
-                                   make_pruner, make_sampler, sample_counts, sampler_seed, suggest)
+from pipeline.search.study import (INVOCATION_ATTR, MODEL_ATTR, RETRY_ATTR, RUN_ATTR, WORKER_ATTR, counted, make_pruner,
+                                   make_sampler, sample_counts, sampler_seed, suggest)
 
 TRIAL_STEP = "search_trial"
 PAUSE_ENV = "VAE_PIPELINE_SEARCH_PAUSE_TRIAL"  # tests: the worker running this trial number stops after its first report

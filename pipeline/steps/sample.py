@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import mlflow
-
 from pipeline import tracking
 from pipeline.configs import DEFAULT_SAMPLERS, SampleConfig
 from pipeline.core.devices import resolve_device
