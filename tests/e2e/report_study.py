@@ -108,7 +108,7 @@ class Page(HTMLParser):
 
 def artifacts(client, run_id: str, path: str = "") -> set[str]:
     found = set()
-    for item in client.listartifacts(run_id, path):
+    for item in client.list_artifacts(run_id, path):
         found |= artifacts(client, run_id, item.path) if item.is_dir else {item.path}
     return found
 
