@@ -20,13 +20,17 @@ from pipeline.core import datasets
 DRIVER_ENV = "VAE_PIPELINE_DRIVER"  # host:pid:start time of the main or search process that launched a step
 
 
-def this_process() -> str:
-    """`host:pid:start time`: unique even when the pid is reused later."""
+def identity(pid: int) -> str:
+    """`host:pid:start time` of a running process: unique even when the pid is reused later."""
     import socket
 
     import psutil
 
-    return f"{socket.gethostname()}:{os.getpid()}:{psutil.Process().create_time():.3f}"
+    return f"{socket.gethostname()}:{pid}:{psutil.Process(pid).create_time():.3f}"
+
+
+def this_process() -> str:
+    return identity(os.getpid())
 
 
 def worker_identity(pid: int) -> str:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pipeline import tracking
+from pipeline import processes, tracking
 from pipeline.configs import EvaluateConfig, TrainConfig
 from pipeline.tracking import reuse as reuse_module
 
@@ -109,14 +109,6 @@ def tracking_store(tracking, tmp_path):
     return tracking.client, experiment_id
 
 
-def identity_of(pid: int) -> str:
-    import socket
-
-    import psutil
-
-    return f"{socket.gethostname()}:{pid}:{psutil.Process(pid).create_time():.3f}"
-
-
 def test_a_step_whose_driver_is_gone_is_killed_and_offered_for_resume(tracking_store):
     """main was killed but its training lives on (steps run in sessions of their own): the rerun kills it."""
     client, experiment_id = tracking_store
@@ -124,8 +116,8 @@ def test_a_step_whose_driver_is_gone_is_killed_and_offered_for_resume(tracking_s
     driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
-        tags = {**tracking.reuse_tags("train", config), tracking.PROCESS_TAG: identity_of(orphan.pid),
-                tracking.DRIVER_TAG: identity_of(driver.pid)}
+        tags = {**tracking.reuse_tags("train", config), tracking.PROCESS_TAG: processes.identity(orphan.pid),
+                tracking.DRIVER_TAG: processes.identity(driver.pid)}
         run_id = client.create_run(experiment_id, tags=tags).info.run_id
         assert tracking.reusable_run("train", config, [experiment_id], "dirty") == (None, None)  # both alive
         assert client.get_run(run_id).info.status == "RUNNING"
@@ -138,26 +130,3 @@ def test_a_step_whose_driver_is_gone_is_killed_and_offered_for_resume(tracking_s
         for process in (driver, orphan):
             process.kill()
 
-
-WATCHED = """
-import sys, time
-from pipeline import processes
-processes.watch_driver(sys.argv[1], interval_s=0.2)
-print("watching", flush=True)
-time.sleep(600)
-"""
-
-
-def test_a_step_stops_itself_when_its_driver_dies():
-    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    step = subprocess.Popen([sys.executable, "-c", WATCHED, identity_of(driver.pid)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        assert step.stdout.readline().strip() == "watching"
-        assert step.poll() is None
-        driver.kill()
-        assert step.wait(timeout=60) == -9
-        assert "driver process" in step.stderr.read()
-    finally:
-        driver.kill()
-        step.kill()

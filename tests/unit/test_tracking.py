@@ -21,12 +21,8 @@ def store(tracking, tmp_path):
 
 def gone_process() -> str:
     """The identity of a process that has exited."""
-    import socket
-
-    child = subprocess.Popen([sys.executable, "-c", "import psutil; print(psutil.Process().create_time())"],
-                             stdout=subprocess.PIPE, text=True)
-    started = float(child.communicate()[0])
-    return f"{socket.gethostname()}:{child.pid}:{started:.3f}"
+    return subprocess.run([sys.executable, "-c", "from pipeline import processes; print(processes.this_process())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_a_child_run_is_named_tagged_and_ended_as_told(store):

@@ -1,0 +1,60 @@
+"""Processes on this machine: identities that tell a live process from a gone one (or a reused pid), and
+the watchdog that stops a step whose driver died. Real processes, no MLflow."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from pipeline import processes
+
+
+def test_alive_tells_a_live_process_from_a_gone_one_a_reused_pid_and_another_host():
+    assert processes.alive(processes.this_process())
+    child = subprocess.run([sys.executable, "-c", "from pipeline import processes; print(processes.this_process())"],
+                           capture_output=True, text=True, check=True)
+    gone = child.stdout.strip()
+    assert gone.count(":") == 2 and not processes.alive(gone)
+    host, pid, started = processes.this_process().split(":")
+    assert not processes.alive(f"{host}:{pid}:{float(started) - 60:.3f}")  # this pid, but another start time
+    assert processes.alive(f"another-host-{host}:{pid}:{started}")  # cannot be told from here: assumed alive
+
+
+def test_an_orphan_is_killed_when_its_driver_is_gone():
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        identity, driver_identity = processes.identity(orphan.pid), processes.identity(driver.pid)
+        assert processes.alive(identity, driver_identity)
+        driver.kill()
+        driver.wait()
+        assert not processes.alive(identity, driver_identity)
+        assert orphan.wait(timeout=60) == -9
+    finally:
+        for process in (driver, orphan):
+            process.kill()
+
+
+WATCHED = """
+import sys, time
+from pipeline import processes
+processes.watch_driver(sys.argv[1], interval_s=0.2)
+print("watching", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_step_stops_itself_when_its_driver_dies():
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    step = subprocess.Popen([sys.executable, "-c", WATCHED, processes.identity(driver.pid)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ})
+    try:
+        assert step.stdout.readline().strip() == "watching"
+        assert step.poll() is None
+        driver.kill()
+        assert step.wait(timeout=60) == -9
+        assert "driver process" in step.stderr.read()
+    finally:
+        driver.kill()
+        step.kill()
