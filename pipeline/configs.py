@@ -1,7 +1,7 @@
 """One dataclass per step: the single source of truth for its parameters.
 
 The CLI flags are built from these fields, MLproject lists the same names and defaults
-(tests/test_project_files.py keeps them in step), and the logged MLflow params are these values.
+(tests/unit/test_project_files.py keeps them in step), and the logged MLflow params are these values.
 Construction validates, so bad input is refused before any work starts.
 """
 
