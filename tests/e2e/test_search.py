@@ -18,8 +18,6 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.conftest import REPO
-
 pytestmark = pytest.mark.slow
 
 TINY = {"latent_sizes": "2,4", "hidden_size": 32, "epochs": 1, "n_samples": "100,200,400"}

@@ -1,7 +1,5 @@
 """Bad input is refused before work starts: exit status 2, the parameter and the allowed values named."""
 
-import subprocess
-import sys
 
 import pytest
 

@@ -1,8 +1,5 @@
 """Dataset sources, deterministic splits, the prepared file and its digest, and the offline message."""
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
