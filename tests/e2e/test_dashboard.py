@@ -27,7 +27,11 @@ TINY = {"latent_sizes": "2,4", "hidden_size": 32, "epochs": 1, "n_samples": "100
 
 @pytest.fixture(scope="module")
 def searched(tracking):
-    run_id, output = tracking.mlflow_run("search", TINY)
+    """A tiny search in an experiment of its own: its models are then not found and reused by the search
+    tests, which count the trainings their own search launches."""
+    experiment = tracking.client.create_experiment("dashboard-e2e",
+                                                   artifact_location=(tracking.root / "dashboard-e2e").as_uri())
+    run_id, output = tracking.mlflow_run("search", TINY, experiment_id=experiment)
     return run_id, output
 
 
