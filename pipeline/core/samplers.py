@@ -1,7 +1,8 @@
 """Latent samplers, parsed from specs such as `normal:1,2` or `beta:0.25,0.25,-1,2`.
 
 Every sampler draws from torch's global generator, so callers fix the draws with a seed;
-`draw_samples` does so without disturbing the caller's random stream.
+`draw_samples` does so without disturbing the caller's random stream. torch is imported where a
+sampler draws: parsing and checking specs (configs, main) does not load it.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
-from pipeline.core.seeding import seeded
 from pipeline.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 SPEC_FORMS = "normal:LOC,SCALE | beta:A,B | beta:A,B,LOC,SCALE"
 
@@ -57,6 +59,8 @@ class NormalSampler(Sampler):
         return (self.loc, self.scale)
 
     def sample(self, n, latent_size, device="cpu"):
+        import torch
+
         return torch.randn(n, latent_size, device=device) * self.scale + self.loc
 
     def mean(self) -> float:
@@ -82,6 +86,8 @@ class BetaSampler(Sampler):
         return (self.a, self.b, self.loc, self.scale)
 
     def sample(self, n, latent_size, device="cpu"):
+        import torch
+
         concentration1 = torch.full((latent_size,), self.a, device=device)
         concentration0 = torch.full((latent_size,), self.b, device=device)
         beta = torch.distributions.Beta(concentration1, concentration0).sample((n,))
@@ -191,6 +197,7 @@ class GaussianMixtureSampler(Sampler):
         return self.weights is not None
 
     def fit(self, latent_means, seed: int = 0) -> "GaussianMixtureSampler":
+        import torch
         from sklearn.mixture import GaussianMixture
 
         data = latent_means.detach().cpu().double().numpy() if isinstance(latent_means, torch.Tensor) else latent_means
@@ -209,6 +216,8 @@ class GaussianMixtureSampler(Sampler):
             raise RuntimeError(f"sampler {self.spec!r} must be fitted on latent codes first: call fit(latent_means)")
         if self.means.shape[1] != latent_size:
             raise InputError(f"sampler {self.spec!r} was fitted on {self.means.shape[1]} latent dims, not {latent_size}")
+        import torch
+
         weights, means, cholesky = (t.to(device) for t in (self.weights, self.means, self.cholesky))
         components = torch.multinomial(weights, n, replacement=True)
         eps = torch.randn(n, latent_size, device=device)
@@ -225,6 +234,8 @@ class GaussianMixtureSampler(Sampler):
 
     def mixture_covariance(self) -> torch.Tensor:
         covariances = self.cholesky @ self.cholesky.transpose(1, 2)
+        import torch
+
         centred = self.means - self.mixture_mean()
         return torch.einsum("c,cij->ij", self.weights, covariances + centred[:, :, None] * centred[:, None, :])
 
@@ -244,9 +255,12 @@ REGISTRY["gmm"] = _gmm
 SPEC_FORMS += " | gmm:K"
 
 
-@torch.no_grad()
 def draw_samples(model, sampler: Sampler, n: int, seed: int, device: torch.device) -> torch.Tensor:
     """n decoded images in [0, 1]; seeded, and the caller's random stream is left as it was."""
-    with seeded(seed, device):
+    import torch
+
+    from pipeline.core.seeding import seeded
+
+    with torch.no_grad(), seeded(seed, device):
         model.eval()
         return model.decode(sampler.sample(n, model.latent_size, device))

@@ -113,3 +113,22 @@ def test_reuse_or_launch_reuses_resumes_or_launches(store, monkeypatch, tmp_path
     assert how == f"resumed from {failed}" and again != run_id and len(launched) == 2  # refused: launched anew
     _, how = pipeline_tracking.reuse_or_launch("train", config, experiment_id, "never", launch)
     assert how == "ran" and launched[-1] is None  # reuse=never: neither reused nor resumed
+
+
+def test_main_checks_every_step_setting_without_loading_torch():
+    """main only finds and launches runs: torch (about 3 s to import) stays out of its process."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from pipeline.configs import MainConfig\n"
+            "from pipeline.core import study\n"
+            "from pipeline.steps import main\n"
+            "for preset in ('quick', 'study'):\n"
+            "    config = MainConfig(preset=preset, experiments='grid')\n"
+            "    settings = main.resolve_settings(config)\n"
+            "    cells = main.cells_of(study.select(settings['experiments']))\n"
+            "    main.check_step_settings(config, settings, cells, settings['data'])\n"
+            "print(len(cells), sorted(m for m in ('torch', 'matplotlib', 'torchvision', 'sklearn') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "4 []"
