@@ -20,6 +20,14 @@ from pipeline.core import datasets
 DRIVER_ENV = "VAE_PIPELINE_DRIVER"  # host:pid:start time of the main or search process that launched a step
 
 
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity (a container's or `taskset`'s share), not the
+    machine's count, so steps sized from it never oversubscribe the cores they were given."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def identity(pid: int) -> str:
     """`host:pid:start time` of a running process: unique even when the pid is reused later."""
     import socket

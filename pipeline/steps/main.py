@@ -20,7 +20,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline import tracking
+from pipeline import processes, tracking
 from pipeline.configs import (PRESET_VALUE, EvaluateConfig, MainConfig, PrepareDataConfig, ReportConfig,
                               TrainConfig)
 from pipeline.core import study
@@ -51,7 +51,7 @@ def resolve_settings(config: MainConfig) -> dict:
 def parallel_slots(config: MainConfig, independent: int) -> tuple[int, int]:
     """(steps at once, threads per step): by default one step per core, never more steps than cores'
     worth of threads, since two processes with 2 OpenMP threads each on 2 cores crawl."""
-    cores = os.cpu_count() or 1
+    cores = processes.usable_cores()
     slots = min(cores, independent) if config.max_parallel == "auto" else int(config.max_parallel)
     return max(1, slots), max(1, cores // max(1, slots))
 

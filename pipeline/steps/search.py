@@ -61,7 +61,7 @@ def search(config: SearchConfig, parent_run_id: str | None = None) -> str:
     device = resolve_device(config.device)
     train = train_config(config, 1)
     prepared = tracking.resolve_data(config.data, train.val_fraction, config.seed, train.data_root)
-    threads = max(1, (os.cpu_count() or 1) // config.n_workers)
+    threads = max(1, processes.usable_cores() // config.n_workers)
     tags = {"optuna.study_name": config.study_name, "optuna.storage": storage.shown, "data_digest": prepared.digest}
     processes.exit_on_sigterm()
     with tracking.step_run("search", f"search {config.study_name}", config, parent_run_id=parent_run_id,

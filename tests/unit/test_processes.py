@@ -58,3 +58,19 @@ def test_a_step_stops_itself_when_its_driver_dies():
     finally:
         driver.kill()
         step.kill()
+
+
+def test_steps_are_sized_from_the_cores_the_process_may_use():
+    """Pinned to one core (a container's cpuset, `taskset`), main runs one step at a time on one
+    thread, whatever the machine has: never two processes on one core."""
+    code = ("from pipeline import processes\n"
+            "from pipeline.configs import MainConfig\n"
+            "from pipeline.steps.main import parallel_slots\n"
+            "print(processes.usable_cores(), parallel_slots(MainConfig(), 6), "
+            "parallel_slots(MainConfig(max_parallel='2'), 6))")
+    pinned = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}))
+    assert pinned.stdout.split("\n")[0] == "1 (1, 1) (2, 1)"
+    free = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    cores = len(os.sched_getaffinity(0))
+    assert free.stdout.split("\n")[0] == f"{cores} ({min(cores, 6)}, {max(1, cores // min(cores, 6))}) (2, {max(1, cores // 2)})"
