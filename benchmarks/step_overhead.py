@@ -10,8 +10,8 @@ Interleaved in one run, `--repeats` rounds (median of each figure):
 The ratios are the issue's: `train_fixed_over_bare` = (train_step_s - epoch) / bare_import_s and
 `evaluate_fixed_over_bare` = (evaluate_step_s - scoring) / bare_import_s. The breakdown splits each
 step's wall time at its MLflow run's start and end (start-up before the run, work inside it, exit
-after it). `dynamo_import_s` is what using torch.optim costs on top of `import torch` (it imports
-torch._dynamo): the train step imports it before its first epoch, so it counts as fixed cost.
+after it). `dynamo_import_s` is what using torch.optim would cost on top of `import torch` (it
+imports torch._dynamo); the train step no longer pays it (pipeline/core/fused_adam.py).
 
     python benchmarks/step_overhead.py [--repeats 3]
 """
