@@ -126,6 +126,9 @@ def stats_text(values: list[float]) -> str:
         return f"{values[0]:.4g} ± 0"
     first = f"{std:.0e}"  # the spread to one significant digit, e.g. '6e-04'; two digits when it is a 1
     decimals = -int(first.split("e")[1]) + (first[0] == "1")
-    return f"{round(np.mean(values), decimals):.{max(decimals, 0)}f} ± {round(std, decimals):.{max(decimals, 0)}f}"
+    # Python's round of the float itself: numpy's round scales by 10**decimals first, so a mean such as
+    # 0.905 (stored as 0.90500000000000003) came out 0.90 where the exact value rounds to 0.91.
+    mean = float(np.mean(values))
+    return f"{round(mean, decimals):.{max(decimals, 0)}f} ± {round(float(std), decimals):.{max(decimals, 0)}f}"
 
 

@@ -138,7 +138,8 @@ def test_all_six_verdicts_are_on_the_page_with_their_numbers(tracking, study, re
             evaluate = study["evaluations"][("bce-standard", seed)][0]
             path = f"evaluation/beta_0.25_0.25/class_histogram{suffix}.json"
             table = json.loads(Path(client.download_artifacts(evaluate, path)).read_text())
-            shares.append([row[table["columns"].index("share")] for row in table["data"]])
+            counts = [row[table["columns"].index("count")] for row in table["data"]]
+            shares.append([count / sum(counts) for count in counts])  # exact, as the report reads them
         dominant = re.search(rf"{judge} finds digit (\d) dominant in \d of 2 seeds with ([^ ]+ ± [^ ]+) of all", f6)
         assert dominant, (judge, f6)
         assert dominant.group(2) == _stats_text([s[int(dominant.group(1))] for s in shares])
