@@ -17,6 +17,18 @@ VENV_BIN = str(Path(sys.executable).parent)
 RUN_ID_IN_OUTPUT = re.compile(r"=== Run \(ID '([0-9a-f]{32})'\) (succeeded|failed) ===")
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (the default, `-n auto`), the workers' torch processes share the cores: each
+    runs one OpenMP thread unless main gives its steps more, and idle OpenMP threads sleep instead of
+    spinning (OMP_WAIT_POLICY=PASSIVE), so two workers never make each other crawl. Workers are not
+    pinned to cores: the last long test file would then have one core while the other idles."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     """Keep prepared-data caches of the tests out of the user's ~/.cache."""
