@@ -48,9 +48,7 @@ def timed_run(folder: Path, params: list[str], reuse: str) -> tuple[float, str]:
 def cold_breakdown(folder: Path) -> dict:
     """Where the cold run went, from its runs (the newest main in the benchmark's database)."""
     from mlflow.tracking import MlflowClient
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run_times import breakdown
+    from run_times import breakdown  # beside this script, so on its sys.path
 
     client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
     experiment_ids = [e.experiment_id for e in client.search_experiments()]

@@ -18,8 +18,7 @@ from collections import defaultdict
 
 from mlflow.tracking import MlflowClient
 
-STEP_TAG = "pipeline.step"
-PARENT_TAG = "mlflow.parentRunId"
+from pipeline.tracking.runs import PARENT_TAG, STEP_TAG, search_all_runs
 
 
 def seconds(run) -> float:
@@ -32,7 +31,7 @@ def metric_sum(client: MlflowClient, run_id: str, key: str) -> float:
 
 def descendants(client: MlflowClient, experiment_ids: list[str], root_id: str) -> list:
     """Every run below `root_id` (children, grandchildren: the classifier sits under an evaluation)."""
-    runs = client.search_runs(experiment_ids, max_results=5000)
+    runs = search_all_runs(experiment_ids, "", client=client)
     children = defaultdict(list)
     for run in runs:
         children[run.data.tags.get(PARENT_TAG)].append(run)

@@ -233,9 +233,9 @@ class GaussianMixtureSampler(Sampler):
         return self.weights @ self.means
 
     def mixture_covariance(self) -> torch.Tensor:
-        covariances = self.cholesky @ self.cholesky.transpose(1, 2)
         import torch
 
+        covariances = self.cholesky @ self.cholesky.transpose(1, 2)
         centred = self.means - self.mixture_mean()
         return torch.einsum("c,cij->ij", self.weights, covariances + centred[:, :, None] * centred[:, None, :])
 

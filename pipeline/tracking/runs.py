@@ -47,9 +47,11 @@ def use_experiment_of(run) -> str | None:
     return None if any(os.environ.get(name) for name in chosen) else run.info.experiment_id
 
 
-def search_all_runs(experiment_ids: list[str], filter_string: str, order_by: list[str] | None = None) -> list:
-    """Every run that matches, page by page (MLflow's multistep example stops at the newest 1,000)."""
-    client, runs, token = MlflowClient(), [], None
+def search_all_runs(experiment_ids: list[str], filter_string: str, order_by: list[str] | None = None,
+                    client: MlflowClient | None = None) -> list:
+    """Every run that matches, page by page (MLflow's multistep example stops at the newest 1,000);
+    from `client`'s tracking server, else the current one."""
+    client, runs, token = client or MlflowClient(), [], None
     while True:
         page = client.search_runs(experiment_ids, filter_string, max_results=1000, order_by=order_by,
                                   page_token=token)
