@@ -108,12 +108,36 @@ def class_histogram_figure(counts, title: str, reference_shares=None, axis=None)
     return figure if figure is not None else axis.figure
 
 
-def samples_and_histogram_figure(flat_images, counts, title: str, reference_shares=None):
-    """A sample grid beside its class histogram: the picture and the number in one view."""
-    figure, (left, right) = pyplot().subplots(1, 2, figsize=(10, 4.4), gridspec_kw={"width_ratios": [1, 1.15]})
-    left.imshow(grid_array(flat_images), cmap="gray", vmin=0, vmax=255)
-    left.set_axis_off()
-    left.set_title(f"{title}: {len(flat_images)} samples")
-    class_histogram_figure(counts, "predicted classes", reference_shares, axis=right)
+def sampler_panels(flat_images, counts, counts_judge2, key: str, judge_name: str, reference_shares=None) -> dict:
+    """An evaluated sampler's three pictures, drawn once as one figure and cut apart (a third of the
+    drawing time of three figures): its sample grid beside the classifier's class histogram, that
+    histogram alone, and the second judge's. Returns RGB uint8 arrays under `samples_and_classes`,
+    `classes` and `classes_second_judge`."""
+    figure, (grid, first, second) = pyplot().subplots(1, 3, figsize=(15.5, 4.4),
+                                                      gridspec_kw={"width_ratios": [1, 1.15, 1.15]})
+    grid.imshow(grid_array(flat_images), cmap="gray", vmin=0, vmax=255)
+    grid.set_axis_off()
+    grid.set_title(f"{key}: {len(flat_images)} samples")
+    class_histogram_figure(counts, f"{key}: predicted classes", reference_shares, axis=first)
+    class_histogram_figure(counts_judge2, f"{key}: classes by\n{judge_name}", reference_shares, axis=second)
     figure.tight_layout()
-    return figure
+    figure.canvas.draw()
+    pixels = np.asarray(figure.canvas.buffer_rgba())[:, :, :3]
+    renderer = figure.canvas.get_renderer()
+    panels = {"samples_and_classes": crop(pixels, renderer, [grid, first]),
+              "classes": crop(pixels, renderer, [first]),
+              "classes_second_judge": crop(pixels, renderer, [second])}
+    pyplot().close(figure)
+    return panels
+
+
+def crop(pixels: np.ndarray, renderer, axes, margin: int = 4) -> np.ndarray:
+    """The part of a drawn figure's pixels that holds `axes` with their titles, labels and legends, and
+    `margin` pixels around (tight_layout leaves more than that between panels)."""
+    boxes = [axis.get_tightbbox(renderer) for axis in axes]
+    height, width = pixels.shape[:2]
+    left = max(0, int(min(box.x0 for box in boxes)) - margin)
+    right = min(width, int(np.ceil(max(box.x1 for box in boxes))) + margin)
+    top = max(0, int(height - max(box.y1 for box in boxes)) - margin)  # display y grows upwards
+    bottom = min(height, int(np.ceil(height - min(box.y0 for box in boxes))) + margin)
+    return np.ascontiguousarray(pixels[top:bottom, left:right])

@@ -54,16 +54,18 @@ def train_run_data(run):
     return prepared
 
 
-def log_sampler_artifacts(key: str, images, counts: np.ndarray, reference_shares: np.ndarray) -> None:
-    """The class histogram as a bar chart and a table, the plain sample grid (the report lays grids out
-    itself), and the sample grid beside the histogram."""
+def log_sampler_artifacts(key: str, images, counts: np.ndarray, counts_judge2: np.ndarray,
+                          reference_shares: np.ndarray) -> None:
+    """Both judges' class histograms as bar charts and tables, the plain sample grid (the report lays
+    grids out itself), and the sample grid beside the classifier's histogram."""
     folder = f"evaluation/{key}"
-    tracking.log_figure(plots.class_histogram_figure(counts, f"{key}: predicted classes", reference_shares),
-                        f"{folder}/class_histogram.png")
     log_histogram_table(counts, reference_shares, f"{folder}/class_histogram.json")
+    log_histogram_table(counts_judge2, reference_shares, f"{folder}/class_histogram{judge.SUFFIX}.json")
     mlflow.log_image(plots.grid_array(images[:plots.GRID_SIZE]), artifact_file=f"{folder}/grid.png")
-    tracking.log_figure(plots.samples_and_histogram_figure(images[:plots.GRID_SIZE], counts, key, reference_shares),
-                        f"{folder}/samples_and_classes.png")
+    panels = plots.sampler_panels(images[:plots.GRID_SIZE], counts, counts_judge2, key, judge.NAME, reference_shares)
+    mlflow.log_image(panels["samples_and_classes"], artifact_file=f"{folder}/samples_and_classes.png")
+    mlflow.log_image(panels["classes"], artifact_file=f"{folder}/class_histogram.png")
+    mlflow.log_image(panels["classes_second_judge"], artifact_file=f"{folder}/class_histogram{judge.SUFFIX}.png")
 
 
 def log_histogram_table(counts: np.ndarray, reference_shares: np.ndarray, path: str) -> None:
@@ -73,15 +75,13 @@ def log_histogram_table(counts: np.ndarray, reference_shares: np.ndarray, path: 
                      artifact_file=path)
 
 
-def log_judge2(key: str, judge2, images, counts: np.ndarray, reference_shares: np.ndarray) -> tuple[dict, str]:
-    """The second judge's class metrics, dominant class and histogram of one sampler's images."""
+def log_judge2(key: str, judge2, images, counts: np.ndarray, reference_shares: np.ndarray) -> tuple[dict, str, np.ndarray]:
+    """The second judge's class metrics and dominant class of one sampler's images; returns them
+    with its class counts."""
     metrics, dominant, counts_judge2 = judge.scores(judge2, images, counts, reference_shares)
     mlflow.log_metrics({f"{name}/{key}": value for name, value in metrics.items()})
     mlflow.set_tag(f"max_class{judge.SUFFIX}/{key}", str(dominant))
-    log_histogram_table(counts_judge2, reference_shares, f"evaluation/{key}/class_histogram{judge.SUFFIX}.json")
-    tracking.log_figure(plots.class_histogram_figure(counts_judge2, f"{key}: classes by {judge.NAME}", reference_shares),
-                        f"evaluation/{key}/class_histogram{judge.SUFFIX}.png")
-    return metrics, str(dominant)
+    return metrics, str(dominant), counts_judge2
 
 
 def is_score(name: str) -> bool:
@@ -137,9 +137,10 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
                 mixtures.append(sampler)
             mlflow.log_metrics({f"{name}/{sampler.key}": float(metrics[name]) for name in SAMPLER_METRICS})
             mlflow.set_tag(f"max_class/{sampler.key}", str(metrics["max_class"]))
-            log_sampler_artifacts(sampler.key, images, counts, context.reference.label_shares)
-            judged[sampler.key], dominant[sampler.key] = log_judge2(sampler.key, judge2, images, counts,
-                                                                    context.reference.label_shares)
+            shares = context.reference.label_shares
+            judged[sampler.key], dominant[sampler.key], counts_judge2 = log_judge2(sampler.key, judge2, images,
+                                                                                   counts, shares)
+            log_sampler_artifacts(sampler.key, images, counts, counts_judge2, shares)
 
         with watch("scoring"):
             model_metrics = context.model_metrics(model, loss, config.iwae_k)

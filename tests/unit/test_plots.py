@@ -39,3 +39,23 @@ def test_step_modules_do_not_import_torchvision_or_sklearn():
             "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_sampler_panels_are_cut_from_one_drawing_without_overlap():
+    """The histogram alone is the very pixels of the right half of the grid-and-histogram picture, and
+    the second judge's histogram lies beside it, sharing no column with it."""
+    from pipeline.core import judge
+
+    counts, counts_judge2 = np.arange(10) * 7 + 1, np.full(10, 10)
+    images = torch.rand(64, 784, generator=torch.Generator().manual_seed(0))
+    panels = plots.sampler_panels(images, counts, counts_judge2, "beta_0.25_0.25", judge.NAME, np.full(10, 0.1))
+    both, alone, second = panels["samples_and_classes"], panels["classes"], panels["classes_second_judge"]
+    for picture in panels.values():
+        assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
+        assert picture.shape[0] > 300 and picture.shape[1] > 300
+    assert alone.shape[0] == both.shape[0]  # one row of panels (the second judge's title has two lines)
+    assert both.shape[1] > alone.shape[1] + 300  # the grid is left of the histogram
+    assert np.array_equal(both[:, -alone.shape[1]:], alone)  # the same pixels, not a second drawing
+    assert (alone[:, :2] == 255).all() and (second[:, :2] == 255).all()  # white margins: nothing of a neighbour
+    assert (alone[:, -2:] == 255).all() and (second[:, -2:] == 255).all()
+    assert abs(alone.shape[1] - second.shape[1]) <= 40  # two histograms of one size
