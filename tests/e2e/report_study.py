@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import subprocess
 from html.parser import HTMLParser
 
@@ -132,3 +133,6 @@ def stats_text(values: list[float]) -> str:
     return f"{round(mean, decimals):.{max(decimals, 0)}f} ± {round(float(std), decimals):.{max(decimals, 0)}f}"
 
 
+def verdict_words(html: str) -> dict[str, str]:
+    """Each finding's verdict word as the report's verdict table shows it."""
+    return dict(re.findall(r"<tr data-finding='(F\d)'>.*?<td class='name word [a-z]+'>(.*?)</td>", html, flags=re.S))

@@ -1,23 +1,29 @@
-"""End to end: `mlflow run . -e main` runs the study, reuses every step the second time, and
-recovers from a SIGKILL mid-training with exactly one finished run per step."""
+"""End to end: `mlflow run . -e main` runs the study (1 epoch: its report opens with the convergence
+warning), registers each cell's lowest-seed generator, reuses every step the second time and adds no
+model version, and recovers from a SIGKILL mid-training with exactly one finished run per step."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
 
+import mlflow
+import pandas as pd
 import pytest
 
 from tests.conftest import REPO, VENV_BIN
+from tests.e2e.report_study import verdict_words
 
 pytestmark = pytest.mark.slow
 
-TINY = {"experiments": "bce-standard,E4", "seeds": "0,1", "epochs": 2, "latent_size": 8, "hidden_size": 32,
+TINY = {"experiments": "bce-standard,E4", "seeds": "1,0", "epochs": 1, "latent_size": 8, "hidden_size": 32,
         "n_samples": 200, "iwae_k": 3, "reuse": "dirty", "max_parallel": 2}
 VERDICTS = ("F1", "F2", "F3", "F4", "F5", "F6")
+CELLS = ("bce-standard", "mse-standard")
 
 
 def children(client, experiment_id, step=None):
@@ -74,12 +80,52 @@ def test_main_runs_every_step_as_a_finished_child_and_writes_the_report(tracking
         assert name in html, name
 
 
-def test_a_second_main_starts_no_step(tracking, study_experiment, first_main, tmp_path):
+def test_a_one_epoch_main_opens_its_report_with_the_warning_and_its_verdicts_are_preliminary(first_main):
+    html = (Path(first_main[2]) / "report.html").read_text()
+    body = html[html.index("<body>"):]
+    assert "id='convergence-warning'" in body and body.index("convergence-warning") < body.index("<h2")
+    warning = re.search(r"id='convergence-warning'><b>(.*?)</b>", html).group(1)
+    for cell in CELLS:
+        for seed in (0, 1):
+            assert f"{cell} seed {seed}: still improving (too short to tell: 1 epoch)" in warning
+    assert html.count("<td class='name'>still improving (too short to tell: 1 epoch)</td>") == 4
+    words = verdict_words(html)
+    measured = {finding: word for finding, word in words.items() if word != "not measured in this run"}
+    assert set(words) == set(VERDICTS) and "F1" in measured, words
+    assert all(word.endswith(" — preliminary: models still improving") for word in measured.values()), words
+    assert f"The verdicts on {', '.join(sorted(measured))} are preliminary" in warning
+
+
+def registered(client) -> dict[str, list[str]]:
+    """The model versions of each cell's generator, by cell."""
+    return {cell: sorted(str(v.version) for v in client.search_model_versions(f"name = 'vae-generator-{cell}'"))
+            for cell in CELLS}
+
+
+def test_main_registers_each_cells_lowest_seed_generator_once(tracking, first_main):
+    """Issue 14 §2: each cell's generator from its lowest seed (seeds are given as 1,0) as
+    vae-generator-<cell>@main, with the gmm:10 its evaluation fitted."""
+    main_id, client = first_main[0], tracking.client
+    evaluations = {(r["cell"], r["seed"]): r["run_id"] for r in steps_json(client, main_id)["steps"]
+                   if r["step"] == "evaluate"}
+    assert registered(client) == {cell: ["1"] for cell in CELLS}
+    for cell in CELLS:
+        version = client.get_model_version_by_alias(f"vae-generator-{cell}", "main")
+        assert version.run_id == evaluations[(cell, 0)] and version.tags["main_run_id"] == main_id
+
+    generator = mlflow.pyfunc.load_model("models:/vae-generator-bce-standard@main")
+    out = generator.predict(pd.DataFrame([{"sampler": "gmm:10", "n": 3, "seed": 0}, {"n": 1, "seed": 0}]))
+    assert out["sampler"].tolist() == ["gmm:10"] * 3 + ["normal:0,1"]  # the cell's first sampler is the default
+
+
+def test_a_second_main_starts_no_step_and_registers_nothing(tracking, study_experiment, first_main, tmp_path):
     client = tracking.client
     before = {step: len(children(client, study_experiment, step)) for step in ("prepare_data", "train", "evaluate")}
+    versions = registered(client)
     run_id, output = tracking.mlflow_run("main", {**TINY, "report_dir": tmp_path}, experiment_id=study_experiment)
     after = {step: len(children(client, study_experiment, step)) for step in ("prepare_data", "train", "evaluate")}
     assert after == before
+    assert registered(client) == versions
     plan = steps_json(client, run_id)
     assert all(r["reused"] for r in plan["steps"]) and len(plan["steps"]) == 9
     assert client.get_run(run_id).data.metrics["steps_reused"] == 9
@@ -90,7 +136,7 @@ def test_a_second_main_starts_no_step(tracking, study_experiment, first_main, tm
 def test_main_killed_during_a_training_redoes_only_what_did_not_finish(tracking, tmp_path):
     client = tracking.client
     experiment = client.create_experiment("main-kill", artifact_location=(tmp_path / "artifacts").as_uri())
-    params = {**TINY, "experiments": "E1", "epochs": 12, "max_parallel": 1, "report_dir": tmp_path / "report"}
+    params = {**TINY, "experiments": "E1", "seeds": "0,1", "epochs": 12, "max_parallel": 1, "report_dir": tmp_path / "report"}
     command = [os.path.join(VENV_BIN, "mlflow"), "run", str(REPO), "-e", "main", "--env-manager", "local",
                "--experiment-id", experiment] + [arg for k, v in params.items() for arg in ("-P", f"{k}={v}")]
     # Every training pauses after its checkpoint of epoch 10 (the hook waits to be killed); with one
