@@ -102,7 +102,17 @@ def test_scores_are_copied_onto_the_train_run(tracking, trained_run_id, evaluate
     assert settings == f"n_samples=300 iwae_k=5 seed=0 classifier={evaluation.data.tags['classifier_run_id']}"
 
 
-def test_classifier_is_logged_once_and_reused_by_digest(tracking, trained_run_id, evaluated):
+@pytest.fixture(scope="module")
+def quick_evaluation(tracking, trained_run_id, evaluated):
+    """A second evaluation of the trained model under other settings (one sampler, 40 samples): the
+    train run's data before it, its run id and its output."""
+    before = tracking.client.get_run(trained_run_id).data
+    run_id, output = tracking.mlflow_run("evaluate", {"model": trained_run_id, "samplers": "normal:0,1",
+                                                      "n_samples": 40, "iwae_k": 2})
+    return before, run_id, output
+
+
+def test_classifier_is_logged_once_and_reused_by_digest(tracking, trained_run_id, evaluated, quick_evaluation):
     first_id, _ = evaluated
     digest = tracking.client.get_run(trained_run_id).data.tags["source_digest"]
     classifier_id = tracking.client.get_run(first_id).data.tags["classifier_run_id"]
@@ -115,9 +125,7 @@ def test_classifier_is_logged_once_and_reused_by_digest(tracking, trained_run_id
 
     assert isinstance(mlflow.pytorch.load_model(f"runs:/{classifier_id}/model", map_location="cpu"), DigitClassifier)
 
-    second_id, _ = tracking.mlflow_run("evaluate", {"model": trained_run_id, "samplers": "normal:0,1",
-                                                    "n_samples": 50, "iwae_k": 2})
-    second = tracking.client.get_run(second_id)
+    second = tracking.client.get_run(quick_evaluation[1])
     assert second.data.tags["classifier_run_id"] == classifier_id
     assert "fid/normal_0_1" in second.data.metrics and "fid/gmm_10" not in second.data.metrics
     found = tracking.client.search_runs([tracking.experiment_id],
@@ -143,11 +151,10 @@ def test_unknown_or_wrong_kind_of_run_exits_2(tracking, prepared_run_id):
         assert "parameter 'model'" in result.stderr
 
 
-def test_scores_of_other_settings_never_silently_replace_those_on_the_train_run(tracking, trained_run_id, evaluated):
+def test_scores_of_other_settings_never_silently_replace_those_on_the_train_run(tracking, trained_run_id, evaluated,
+                                                                               quick_evaluation):
     first_id, _ = evaluated
-    before = tracking.client.get_run(trained_run_id).data
-    quick_id, output = tracking.mlflow_run("evaluate", {"model": trained_run_id, "samplers": "normal:0,1",
-                                                        "n_samples": 40, "iwae_k": 2})
+    before, quick_id, output = quick_evaluation
     assert "not copied" in output and "copy_scores=replace" in output
     quick = tracking.client.get_run(quick_id)
     assert quick.data.tags["scores_on_train_run"].startswith("not copied")
