@@ -44,7 +44,7 @@ def pytest_collection_modifyitems(config, items):
     if not hasattr(config, "workerinput"):  # `-n 0` keeps the plain order: unit tests first
         return
     rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.relative_to(REPO / "tests").as_posix(), len(rank)))
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0].removeprefix("tests/"), len(rank)))
 
 
 @pytest.fixture(scope="session", autouse=True)
