@@ -45,7 +45,8 @@ def three_figures(images, counts, counts_judge2, key: str, shares) -> list[bytes
 def one_drawing(images, counts, counts_judge2, key: str, shares) -> list[bytes]:
     """Now: one figure, cut into the three pictures."""
     pngs = []
-    for pixels in plots.sampler_panels(images, counts, counts_judge2, key, judge.NAME, shares).values():
+    panels = plots.sampler_panels(plots.grid_array(images), len(images), counts, counts_judge2, key, judge.NAME, shares)
+    for pixels in panels.values():
         buffer = io.BytesIO()
         Image.fromarray(pixels).save(buffer, format="png")
         pngs.append(buffer.getvalue())

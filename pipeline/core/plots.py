@@ -108,23 +108,24 @@ def class_histogram_figure(counts, title: str, reference_shares=None, axis=None)
     return figure if figure is not None else axis.figure
 
 
-def sampler_panels(flat_images, counts, counts_judge2, key: str, judge_name: str, reference_shares=None) -> dict:
+def sampler_panels(grid: np.ndarray, samples: int, counts, counts_judge2, key: str, judge_name: str,
+                   reference_shares=None) -> dict:
     """An evaluated sampler's three pictures, drawn once as one figure and cut apart (one drawing
-    instead of three, about three quarters of their time): its sample grid beside the classifier's class
-    histogram, that histogram alone, and the second judge's. Returns RGB uint8 arrays under
-    `samples_and_classes`, `classes` and `classes_second_judge`."""
-    figure, (grid, first, second) = pyplot().subplots(1, 3, figsize=(15.5, 4.4),
-                                                      gridspec_kw={"width_ratios": [1, 1.15, 1.15]})
-    grid.imshow(grid_array(flat_images), cmap="gray", vmin=0, vmax=255)
-    grid.set_axis_off()
-    grid.set_title(f"{key}: {len(flat_images)} samples")
+    instead of three, about three quarters of their time): its sample grid (`grid_array` of its first
+    `samples` images) beside the classifier's class histogram, that histogram alone, and the second
+    judge's. Returns RGB uint8 arrays under `samples_and_classes`, `classes` and `classes_second_judge`."""
+    figure, (panel, first, second) = pyplot().subplots(1, 3, figsize=(15.5, 4.4),
+                                                       gridspec_kw={"width_ratios": [1, 1.15, 1.15]})
+    panel.imshow(grid, cmap="gray", vmin=0, vmax=255)
+    panel.set_axis_off()
+    panel.set_title(f"{key}: {samples} samples")
     class_histogram_figure(counts, f"{key}: predicted classes", reference_shares, axis=first)
     class_histogram_figure(counts_judge2, f"{key}: classes by\n{judge_name}", reference_shares, axis=second)
     figure.tight_layout()
     figure.canvas.draw()
     pixels = np.asarray(figure.canvas.buffer_rgba())[:, :, :3]
     renderer = figure.canvas.get_renderer()
-    panels = {"samples_and_classes": crop(pixels, renderer, [grid, first]),
+    panels = {"samples_and_classes": crop(pixels, renderer, [panel, first]),
               "classes": crop(pixels, renderer, [first]),
               "classes_second_judge": crop(pixels, renderer, [second])}
     pyplot().close(figure)

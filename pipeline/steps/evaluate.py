@@ -61,8 +61,10 @@ def log_sampler_artifacts(key: str, images, counts: np.ndarray, counts_judge2: n
     folder = f"evaluation/{key}"
     log_histogram_table(counts, reference_shares, f"{folder}/class_histogram.json")
     log_histogram_table(counts_judge2, reference_shares, f"{folder}/class_histogram{judge.SUFFIX}.json")
-    mlflow.log_image(plots.grid_array(images[:plots.GRID_SIZE]), artifact_file=f"{folder}/grid.png")
-    panels = plots.sampler_panels(images[:plots.GRID_SIZE], counts, counts_judge2, key, judge.NAME, reference_shares)
+    shown = images[:plots.GRID_SIZE]
+    grid = plots.grid_array(shown)
+    mlflow.log_image(grid, artifact_file=f"{folder}/grid.png")
+    panels = plots.sampler_panels(grid, len(shown), counts, counts_judge2, key, judge.NAME, reference_shares)
     mlflow.log_image(panels["samples_and_classes"], artifact_file=f"{folder}/samples_and_classes.png")
     mlflow.log_image(panels["classes"], artifact_file=f"{folder}/class_histogram.png")
     mlflow.log_image(panels["classes_second_judge"], artifact_file=f"{folder}/class_histogram{judge.SUFFIX}.png")

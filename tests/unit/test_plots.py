@@ -48,7 +48,8 @@ def test_sampler_panels_are_cut_from_one_drawing_without_overlap():
 
     counts, counts_judge2 = np.arange(10) * 7 + 1, np.full(10, 10)
     images = torch.rand(64, 784, generator=torch.Generator().manual_seed(0))
-    panels = plots.sampler_panels(images, counts, counts_judge2, "beta_0.25_0.25", judge.NAME, np.full(10, 0.1))
+    panels = plots.sampler_panels(plots.grid_array(images), len(images), counts, counts_judge2, "beta_0.25_0.25",
+                                  judge.NAME, np.full(10, 0.1))
     both, alone, second = panels["samples_and_classes"], panels["classes"], panels["classes_second_judge"]
     for picture in panels.values():
         assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
