@@ -88,12 +88,29 @@ DIGITS = [str(d) for d in range(10)]
 
 def class_histogram_figure(counts, title: str, reference_shares=None, axis=None):
     """Shares of the predicted classes as bars, the data's own label shares as a dashed outline."""
-    counts = np.asarray(counts, dtype=float)
-    shares = counts / max(counts.sum(), 1)
     figure = None
     if axis is None:
         figure, axis = pyplot().subplots(figsize=(5, 3.4))
-    axis.bar(DIGITS, shares, color="tab:blue", label="generated")
+    class_histogram(axis, counts, title, reference_shares)
+    if figure is not None:
+        figure.tight_layout()
+    return figure if figure is not None else axis.figure
+
+
+def class_shares(counts) -> np.ndarray:
+    counts = np.asarray(counts, dtype=float)
+    return counts / max(counts.sum(), 1)
+
+
+def share_limit(shares: np.ndarray) -> float:
+    """The histogram's top: a quarter at least, so that a uniform share (0.1) looks small."""
+    return max(0.25, float(shares.max()) * 1.1)
+
+
+def class_histogram(axis, counts, title: str, reference_shares=None):
+    """`class_histogram_figure` on a given axis; returns the bars (SamplerPanels sets their heights)."""
+    shares = class_shares(counts)
+    bars = axis.bar(DIGITS, shares, color="tab:blue", label="generated")
     if reference_shares is not None:
         axis.step(np.arange(len(shares) + 1) - 0.5, np.append(reference_shares, reference_shares[-1]), where="post",
                   color="black", linestyle="--", linewidth=1, label="test labels")
@@ -101,44 +118,81 @@ def class_histogram_figure(counts, title: str, reference_shares=None, axis=None)
     axis.axhline(0.05, color="grey", linewidth=0.6, linestyle=":")  # half a uniform share: 'covered'
     axis.set_xlabel("predicted digit")
     axis.set_ylabel("share")
-    axis.set_ylim(0, max(0.25, shares.max() * 1.1))
+    axis.set_ylim(0, share_limit(shares))
     axis.set_title(title)
-    if figure is not None:
-        figure.tight_layout()
-    return figure if figure is not None else axis.figure
+    return bars
 
 
-def sampler_panels(grid: np.ndarray, samples: int, counts, counts_judge2, key: str, judge_name: str,
-                   reference_shares=None) -> dict:
-    """An evaluated sampler's three pictures, drawn once as one figure and cut apart (one drawing
-    instead of three, about three quarters of their time): its sample grid (`grid_array` of its first
-    `samples` images) beside the classifier's class histogram, that histogram alone, and the second
-    judge's. Returns RGB uint8 arrays under `samples_and_classes`, `classes` and `classes_second_judge`."""
-    figure, (panel, first, second) = pyplot().subplots(1, 3, figsize=(15.5, 4.4),
-                                                       gridspec_kw={"width_ratios": [1, 1.15, 1.15]})
-    panel.imshow(grid, cmap="gray", vmin=0, vmax=255)
-    panel.set_axis_off()
-    panel.set_title(f"{key}: {samples} samples")
-    class_histogram_figure(counts, f"{key}: predicted classes", reference_shares, axis=first)
-    class_histogram_figure(counts_judge2, f"{key}: classes by\n{judge_name}", reference_shares, axis=second)
-    figure.tight_layout()
-    figure.canvas.draw()
-    pixels = np.asarray(figure.canvas.buffer_rgba())[:, :, :3]
-    renderer = figure.canvas.get_renderer()
-    panels = {"samples_and_classes": crop(pixels, renderer, [panel, first]),
-              "classes": crop(pixels, renderer, [first]),
-              "classes_second_judge": crop(pixels, renderer, [second])}
-    pyplot().close(figure)
-    return panels
+class SamplerPanels:
+    """An evaluation's three pictures per sampler: its sample grid beside the classifier's class
+    histogram, that histogram alone, and the second judge's. Each sampler's are drawn as one figure
+    and cut apart. The figure is made and laid out for the first sampler only; each later sampler
+    changes its data and titles in place and is drawn again, which costs under half of a new figure
+    (making the axes and laying them out cost more than drawing them)."""
 
+    PICTURES = {"samples_and_classes": (0, 1), "classes": (1, 1), "classes_second_judge": (2, 2)}  # panel spans
 
-def crop(pixels: np.ndarray, renderer, axes, margin: int = 4) -> np.ndarray:
-    """The part of a drawn figure's pixels that holds `axes` with their titles, labels and legends, and
-    `margin` pixels around (tight_layout leaves more than that between panels)."""
-    boxes = [axis.get_tightbbox(renderer) for axis in axes]
-    height, width = pixels.shape[:2]
-    left = max(0, int(min(box.x0 for box in boxes)) - margin)
-    right = min(width, int(np.ceil(max(box.x1 for box in boxes))) + margin)
-    top = max(0, int(height - max(box.y1 for box in boxes)) - margin)  # display y grows upwards
-    bottom = min(height, int(np.ceil(height - min(box.y0 for box in boxes))) + margin)
-    return np.ascontiguousarray(pixels[top:bottom, left:right])
+    def __init__(self, judge_name: str, reference_shares=None, margin: int = 4):
+        self.judge_name, self.reference_shares, self.margin = judge_name, reference_shares, margin
+        self.figure = None
+
+    def titles(self, key: str, samples: int) -> tuple[str, str, str]:
+        return f"{key}: {samples} samples", f"{key}: predicted classes", f"{key}: classes by\n{self.judge_name}"
+
+    def draw(self, grid: np.ndarray, samples: int, counts, counts_judge2, key: str) -> dict:
+        """RGB uint8 arrays of one sampler's pictures (`grid` is `grid_array` of its first `samples`
+        images), under the keys of PICTURES."""
+        if self.figure is None or self.image.get_array().shape != grid.shape:
+            self.close()
+            self.lay_out(grid, samples, counts, counts_judge2, key)
+        else:
+            self.image.set_data(grid)
+            for axis, bars, title, histogram in zip(self.axes, (None, *self.bars), self.titles(key, samples),
+                                                    (None, counts, counts_judge2)):
+                axis.set_title(title)
+                if bars is not None:
+                    shares = class_shares(histogram)
+                    for bar, share in zip(bars, shares):
+                        bar.set_height(share)
+                    axis.set_ylim(0, share_limit(shares))
+        self.figure.canvas.draw()
+        pixels = np.asarray(self.figure.canvas.buffer_rgba())[:, :, :3]
+        inked = (pixels != 255).any(axis=2)
+        rows, columns = np.flatnonzero(inked.any(axis=1)), inked.any(axis=0)
+        cuts = self.cuts(columns)
+        return {name: self.cut(pixels, rows, columns, cuts[first], cuts[last + 1])
+                for name, (first, last) in self.PICTURES.items()}
+
+    def lay_out(self, grid: np.ndarray, samples: int, counts, counts_judge2, key: str) -> None:
+        self.figure, self.axes = pyplot().subplots(1, 3, figsize=(15.5, 4.4), gridspec_kw={"width_ratios": [1, 1.15, 1.15]})
+        panel_title, first_title, second_title = self.titles(key, samples)
+        self.image = self.axes[0].imshow(grid, cmap="gray", vmin=0, vmax=255)
+        self.axes[0].set_axis_off()
+        self.axes[0].set_title(panel_title)
+        self.bars = (class_histogram(self.axes[1], counts, first_title, self.reference_shares),
+                     class_histogram(self.axes[2], counts_judge2, second_title, self.reference_shares))
+        self.figure.tight_layout()
+
+    def cuts(self, inked_columns: np.ndarray) -> list[int]:
+        """Where panels are cut apart: in the middle of the white gap right of each panel (nothing of a
+        panel lies right of its axes; the next one's labels lie left of its own), and the edges."""
+        width = len(inked_columns)
+        cuts = [0]
+        for axis in self.axes[:-1]:
+            edge = int(np.ceil(width * axis.get_position().x1)) + 2  # past the right spine
+            cuts.append(edge + int(np.argmax(inked_columns[edge:])) // 2)
+        return cuts + [width]
+
+    def cut(self, pixels: np.ndarray, inked_rows: np.ndarray, inked_columns: np.ndarray, start: int, stop: int):
+        """Columns start..stop of the drawing, trimmed to what is drawn there and `margin` white pixels
+        around it; every picture has the height of everything drawn."""
+        height = pixels.shape[0]
+        columns = np.flatnonzero(inked_columns[start:stop]) + start
+        top, bottom = max(0, inked_rows[0] - self.margin), min(height, inked_rows[-1] + 1 + self.margin)
+        left, right = max(start, columns[0] - self.margin), min(stop, columns[-1] + 1 + self.margin)
+        return np.ascontiguousarray(pixels[top:bottom, left:right])
+
+    def close(self) -> None:
+        if self.figure is not None:
+            pyplot().close(self.figure)
+            self.figure = None

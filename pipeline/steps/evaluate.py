@@ -54,7 +54,7 @@ def train_run_data(run):
     return prepared
 
 
-def log_sampler_artifacts(key: str, images, counts: np.ndarray, counts_judge2: np.ndarray,
+def log_sampler_artifacts(panels: plots.SamplerPanels, key: str, images, counts: np.ndarray, counts_judge2: np.ndarray,
                           reference_shares: np.ndarray) -> None:
     """Both judges' class histograms as bar charts and tables, the plain sample grid (the report lays
     grids out itself), and the sample grid beside the classifier's histogram."""
@@ -64,10 +64,10 @@ def log_sampler_artifacts(key: str, images, counts: np.ndarray, counts_judge2: n
     shown = images[:plots.GRID_SIZE]
     grid = plots.grid_array(shown)
     mlflow.log_image(grid, artifact_file=f"{folder}/grid.png")
-    panels = plots.sampler_panels(grid, len(shown), counts, counts_judge2, key, judge.NAME, reference_shares)
-    mlflow.log_image(panels["samples_and_classes"], artifact_file=f"{folder}/samples_and_classes.png")
-    mlflow.log_image(panels["classes"], artifact_file=f"{folder}/class_histogram.png")
-    mlflow.log_image(panels["classes_second_judge"], artifact_file=f"{folder}/class_histogram{judge.SUFFIX}.png")
+    pictures = panels.draw(grid, len(shown), counts, counts_judge2, key)
+    mlflow.log_image(pictures["samples_and_classes"], artifact_file=f"{folder}/samples_and_classes.png")
+    mlflow.log_image(pictures["classes"], artifact_file=f"{folder}/class_histogram.png")
+    mlflow.log_image(pictures["classes_second_judge"], artifact_file=f"{folder}/class_histogram{judge.SUFFIX}.png")
 
 
 def log_histogram_table(counts: np.ndarray, reference_shares: np.ndarray, path: str) -> None:
@@ -77,13 +77,10 @@ def log_histogram_table(counts: np.ndarray, reference_shares: np.ndarray, path: 
                      artifact_file=path)
 
 
-def log_judge2(key: str, judge2, images, counts: np.ndarray, reference_shares: np.ndarray) -> tuple[dict, str, np.ndarray]:
-    """The second judge's class metrics and dominant class of one sampler's images; returns them
-    with its class counts."""
-    metrics, dominant, counts_judge2 = judge.scores(judge2, images, counts, reference_shares)
+def log_judge2(key: str, metrics: dict, dominant: int) -> None:
+    """The second judge's class metrics and dominant class of one sampler's images."""
     mlflow.log_metrics({f"{name}/{key}": value for name, value in metrics.items()})
     mlflow.set_tag(f"max_class{judge.SUFFIX}/{key}", str(dominant))
-    return metrics, str(dominant), counts_judge2
 
 
 def is_score(name: str) -> bool:
@@ -122,7 +119,7 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
     with tracking.step_run("evaluate", f"evaluate {train_run.info.run_name}", config, parent_run_id=parent_run_id or config.model,
                            experiment_id=experiment_id, tags=tags) as run:
         tracking.log_config(config)
-        watch = Stopwatch()  # scoring (reference, samplers, likelihood) against the step's fixed costs
+        watch = Stopwatch()  # scoring (reference, samplers, both judges, likelihood) against the step's fixed costs
         with watch("scoring"):
             context = EvaluationContext.build(classifier, prepared, device, config.n_samples, config.seed)
         mlflow.log_param("fid_floor_size", min(config.n_samples, prepared.counts()["train"]))
@@ -131,18 +128,20 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
         judged: dict[str, dict] = {}
         dominant: dict[str, str] = {}
         mixtures = []  # the gmm:K fitted here: the generator logged below keeps them
+        shares = context.reference.label_shares
+        panels = plots.SamplerPanels(judge.NAME, shares)
         for sampler in tqdm(samplers, desc="evaluate", unit="sampler"):
             with watch("scoring"):
                 sampler, images, metrics, counts = context.score(model, sampler)
-            rows[sampler.key] = metrics
+                judged[sampler.key], digit, counts_judge2 = judge.scores(judge2, images, counts, shares)
+            rows[sampler.key], dominant[sampler.key] = metrics, str(digit)
             if isinstance(sampler, GaussianMixtureSampler):
                 mixtures.append(sampler)
             mlflow.log_metrics({f"{name}/{sampler.key}": float(metrics[name]) for name in SAMPLER_METRICS})
             mlflow.set_tag(f"max_class/{sampler.key}", str(metrics["max_class"]))
-            shares = context.reference.label_shares
-            judged[sampler.key], dominant[sampler.key], counts_judge2 = log_judge2(sampler.key, judge2, images,
-                                                                                   counts, shares)
-            log_sampler_artifacts(sampler.key, images, counts, counts_judge2, shares)
+            log_judge2(sampler.key, judged[sampler.key], digit)
+            log_sampler_artifacts(panels, sampler.key, images, counts, counts_judge2, shares)
+        panels.close()
 
         with watch("scoring"):
             model_metrics = context.model_metrics(model, loss, config.iwae_k)

@@ -41,22 +41,61 @@ def test_step_modules_do_not_import_torchvision_or_sklearn():
     assert result.stdout.strip() == "[]"
 
 
+def draw_panels(panels, counts, counts_judge2, key):
+    images = torch.rand(64, 784, generator=torch.Generator().manual_seed(len(key)))
+    return panels.draw(plots.grid_array(images), len(images), counts, counts_judge2, key)
+
+
+def blue_pixels(picture) -> int:
+    """Pixels of the histogram bars' colour (matplotlib's tab:blue)."""
+    return int((np.abs(picture.astype(int) - (31, 119, 180)).sum(axis=2) < 30).sum())
+
+
 def test_sampler_panels_are_cut_from_one_drawing_without_overlap():
     """The histogram alone is the very pixels of the right half of the grid-and-histogram picture, and
     the second judge's histogram lies beside it, sharing no column with it."""
     from pipeline.core import judge
 
-    counts, counts_judge2 = np.arange(10) * 7 + 1, np.full(10, 10)
-    images = torch.rand(64, 784, generator=torch.Generator().manual_seed(0))
-    panels = plots.sampler_panels(plots.grid_array(images), len(images), counts, counts_judge2, "beta_0.25_0.25",
-                                  judge.NAME, np.full(10, 0.1))
-    both, alone, second = panels["samples_and_classes"], panels["classes"], panels["classes_second_judge"]
-    for picture in panels.values():
+    panels = plots.SamplerPanels(judge.NAME, np.full(10, 0.1))
+    pictures = draw_panels(panels, np.arange(10) * 7 + 1, np.full(10, 10), "beta_0.25_0.25")
+    panels.close()
+    both, alone, second = pictures["samples_and_classes"], pictures["classes"], pictures["classes_second_judge"]
+    for picture in pictures.values():
         assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
         assert picture.shape[0] > 300 and picture.shape[1] > 300
+        assert (picture[:2] == 255).all() and (picture[-2:] == 255).all()  # nothing cut off at the top or bottom
     assert alone.shape[0] == both.shape[0]  # one row of panels (the second judge's title has two lines)
     assert both.shape[1] > alone.shape[1] + 300  # the grid is left of the histogram
     assert np.array_equal(both[:, -alone.shape[1]:], alone)  # the same pixels, not a second drawing
     assert (alone[:, :2] == 255).all() and (second[:, :2] == 255).all()  # white margins: nothing of a neighbour
     assert (alone[:, -2:] == 255).all() and (second[:, -2:] == 255).all()
     assert abs(alone.shape[1] - second.shape[1]) <= 40  # two histograms of one size
+
+
+def test_sampler_panels_redraw_a_later_sampler_as_a_new_figure_would():
+    """The figure is laid out for the first sampler only: a later one drawn into it gives the very pixels
+    of its own new figure, and a later histogram with another scale shows its own bars."""
+    from pipeline.core import judge
+
+    shares = np.full(10, 0.1)
+    first, later = (np.arange(10) * 7 + 1, np.full(10, 10)), (np.arange(10)[::-1] * 5 + 3, np.arange(10) + 20)
+    reused = plots.SamplerPanels(judge.NAME, shares)
+    draw_panels(reused, *first, "normal_0_1")
+    again = draw_panels(reused, *later, "normal_1_2")  # the same key length and the same scale (shares < 0.25)
+    new = plots.SamplerPanels(judge.NAME, shares)
+    fresh = draw_panels(new, *later, "normal_1_2")
+    for name in plots.SamplerPanels.PICTURES:
+        assert np.array_equal(again[name], fresh[name]), name
+
+    collapsed = np.array([0, 0, 0, 990, 0, 0, 6, 0, 0, 4])  # one class: the scale goes up to 1.1
+    reused_collapsed = draw_panels(reused, collapsed, collapsed, "gmm_10")["classes"]
+    fresh_collapsed = draw_panels(new, collapsed, collapsed, "gmm_10")["classes"]
+    new_collapsed = plots.SamplerPanels(judge.NAME, shares)
+    own_collapsed = draw_panels(new_collapsed, collapsed, collapsed, "gmm_10")["classes"]
+    for panels in (reused, new, new_collapsed):
+        panels.close()
+    assert blue_pixels(reused_collapsed) == blue_pixels(fresh_collapsed)
+    assert abs(blue_pixels(reused_collapsed) - blue_pixels(own_collapsed)) <= 0.03 * blue_pixels(own_collapsed)
+    # the bars' area is their total share over the scale's top: 1/0.25 before, 1/1.089 now
+    assert 0.2 < blue_pixels(reused_collapsed) / blue_pixels(again["classes"]) < 0.26
+    assert (reused_collapsed[:, :2] == 255).all() and (reused_collapsed[:, -2:] == 255).all()
