@@ -103,8 +103,9 @@ def class_shares(counts) -> np.ndarray:
 
 
 def share_limit(shares: np.ndarray) -> float:
-    """The histogram's top: a quarter at least, so that a uniform share (0.1) looks small."""
-    return max(0.25, float(shares.max()) * 1.1)
+    """The histogram's top: a quarter at least, so that a uniform share (0.1) looks small, and a third
+    above the tallest bar, so that the legend in the upper right corner never hides a bar's top."""
+    return max(0.25, float(shares.max()) * 1.35)
 
 
 def class_histogram(axis, counts, title: str, reference_shares=None):
