@@ -165,7 +165,8 @@ class SamplerPanels:
                 for name, (first, last) in self.PICTURES.items()}
 
     def lay_out(self, grid: np.ndarray, samples: int, counts, counts_judge2, key: str) -> None:
-        self.figure, self.axes = pyplot().subplots(1, 3, figsize=(15.5, 4.4), gridspec_kw={"width_ratios": [1, 1.15, 1.15]})
+        self.figure, self.axes = pyplot().subplots(1, 3, figsize=(15.5, 4.4),
+                                                   gridspec_kw={"width_ratios": [1, 1.15, 1.15]})
         panel_title, first_title, second_title = self.titles(key, samples)
         self.image = self.axes[0].imshow(grid, cmap="gray", vmin=0, vmax=255)
         self.axes[0].set_axis_off()

@@ -143,7 +143,8 @@ def test_the_samples_figure_puts_grids_side_by_side_and_each_histogram_under_its
     first_row = [axis.get_position() for axis in grids[:figures.SAMPLE_COLUMNS]]
     assert all(a.x1 <= b.x0 for a, b in zip(first_row, first_row[1:]))  # side by side, left to right
     assert grids[5].get_position().y1 < histograms[0].get_position().y0  # the sixth wraps into a second row
-    assert {tuple(axis.get_ylim()) for axis in histograms} == {(0, plots.share_limit(counts / counts.sum()))}  # one scale
+    one_scale = (0, plots.share_limit(counts / counts.sum()))
+    assert {tuple(axis.get_ylim()) for axis in histograms} == {one_scale}
     width, height = _png_size(figures.png_bytes(figure))
     assert width >= figures.SAMPLE_COLUMNS * MIN_COLUMN_PX
     assert height >= 2 * width / figures.SAMPLE_COLUMNS  # each of the 2 rows is taller than a column is wide
