@@ -124,6 +124,14 @@ def class_histogram(axis, counts, title: str, reference_shares=None):
     return bars
 
 
+def set_class_shares(axis, bars, counts) -> None:
+    """A drawn `class_histogram`'s bars and scale, set to other counts."""
+    shares = class_shares(counts)
+    for bar, share in zip(bars, shares):
+        bar.set_height(share)
+    axis.set_ylim(0, share_limit(shares))
+
+
 class SamplerPanels:
     """An evaluation's three pictures per sampler: its sample grid beside the classifier's class
     histogram, that histogram alone, and the second judge's. Each sampler's are drawn as one figure
@@ -148,14 +156,10 @@ class SamplerPanels:
             self.lay_out(grid, samples, counts, counts_judge2, key)
         else:
             self.image.set_data(grid)
-            for axis, bars, title, histogram in zip(self.axes, (None, *self.bars), self.titles(key, samples),
-                                                    (None, counts, counts_judge2)):
+            for axis, title in zip(self.axes, self.titles(key, samples)):
                 axis.set_title(title)
-                if bars is not None:
-                    shares = class_shares(histogram)
-                    for bar, share in zip(bars, shares):
-                        bar.set_height(share)
-                    axis.set_ylim(0, share_limit(shares))
+            for axis, bars, histogram in zip(self.axes[1:], self.bars, (counts, counts_judge2)):
+                set_class_shares(axis, bars, histogram)
         self.figure.canvas.draw()
         pixels = np.asarray(self.figure.canvas.buffer_rgba())[:, :, :3]
         inked = (pixels != 255).any(axis=2)
