@@ -35,9 +35,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SAMPLERS = "normal:0,1+normal:1,2+beta:0.25,0.25"
 GOAL = 1.5
-EXTRA_IMPORTS = ("import time, torch, mlflow; started = time.perf_counter(); "
-                 "import mlflow.store.tracking.sqlalchemy_store, matplotlib; matplotlib.use('Agg'); "
-                 "import matplotlib.pyplot; print(time.perf_counter() - started)")
+EXTRA_IMPORTS = ("import time, torch, mlflow; from pipeline.core import plots; started = time.perf_counter(); "
+                 "import mlflow.store.tracking.sqlalchemy_store; plots.pyplot(); print(time.perf_counter() - started)")
 
 
 def timed(command: list[str], env: dict, cwd: Path) -> tuple[float, float, str]:
