@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from pipeline import processes
+from pipeline import collector, processes
 from pipeline.tracking.reuse import reuse_tags
 from pipeline.tracking.runs import DRIVER_TAG, PARENT_TAG, STEP_TAG, current_experiment_id
 
@@ -27,7 +27,8 @@ def step_run(step: str, name: str, config=None, parent_run_id: str | None = None
     when a driver calls a step in-process inside its own active run, a new run is
     created in `experiment_id` (default: the active experiment), as a child of
     `parent_run_id` when given. System metrics, when asked for, get a last sample as the run ends,
-    so even a run shorter than the sampling interval records them. With `config`, the run carries
+    so even a run shorter than the sampling interval records them. Once the run is open, a step process's
+garbage collector resumes with its start-up frozen (pipeline/collector.py). With `config`, the run carries
     what step reuse looks for: its configuration key, the code version, and its process.
     """
     launched = os.environ.get("MLFLOW_RUN_ID")
@@ -57,6 +58,7 @@ def step_run(step: str, name: str, config=None, parent_run_id: str | None = None
     try:
         with mlflow.start_run(run_id=run_id, nested=nested, log_system_metrics=log_system_metrics) as run:
             mlflow.set_tags(run_tags)
+            collector.resume_frozen()  # the step has started: what it built lives as long as its process
             try:
                 yield run
             finally:
