@@ -57,24 +57,23 @@ def train_run_data(run):
 def log_sampler_artifacts(panels: plots.SamplerPanels, key: str, images, counts: np.ndarray, counts_judge2: np.ndarray,
                           reference_shares: np.ndarray) -> None:
     """Both judges' class histograms as bar charts and tables, the plain sample grid (the report lays
-    grids out itself), and the sample grid beside the classifier's histogram."""
-    folder = f"evaluation/{key}"
-    log_histogram_table(counts, reference_shares, f"{folder}/class_histogram.json")
-    log_histogram_table(counts_judge2, reference_shares, f"{folder}/class_histogram{judge.SUFFIX}.json")
+    grids out itself), and the sample grid beside the classifier's histogram; logged in one batch."""
     shown = images[:plots.GRID_SIZE]
     grid = plots.grid_array(shown)
-    mlflow.log_image(grid, artifact_file=f"{folder}/grid.png")
     pictures = panels.draw(grid, len(shown), counts, counts_judge2, key)
-    mlflow.log_image(pictures["samples_and_classes"], artifact_file=f"{folder}/samples_and_classes.png")
-    mlflow.log_image(pictures["classes"], artifact_file=f"{folder}/class_histogram.png")
-    mlflow.log_image(pictures["classes_second_judge"], artifact_file=f"{folder}/class_histogram{judge.SUFFIX}.png")
+    with tracking.artifact_batch(f"evaluation/{key}") as batch:
+        batch.table("class_histogram.json", histogram_table(counts, reference_shares))
+        batch.table(f"class_histogram{judge.SUFFIX}.json", histogram_table(counts_judge2, reference_shares))
+        batch.image("grid.png", grid)
+        batch.image("samples_and_classes.png", pictures["samples_and_classes"])
+        batch.image("class_histogram.png", pictures["classes"])
+        batch.image(f"class_histogram{judge.SUFFIX}.png", pictures["classes_second_judge"])
 
 
-def log_histogram_table(counts: np.ndarray, reference_shares: np.ndarray, path: str) -> None:
+def histogram_table(counts: np.ndarray, reference_shares: np.ndarray) -> dict:
     """A class histogram as the report reads it back: counts, shares and the test labels' shares."""
-    mlflow.log_table({"class": list(range(len(counts))), "count": counts.tolist(),
-                      "share": (counts / counts.sum()).round(5).tolist(), "test_share": reference_shares.round(5).tolist()},
-                     artifact_file=path)
+    return {"class": list(range(len(counts))), "count": counts.tolist(),
+            "share": (counts / counts.sum()).round(5).tolist(), "test_share": reference_shares.round(5).tolist()}
 
 
 def log_judge2(key: str, metrics: dict, dominant: int) -> None:

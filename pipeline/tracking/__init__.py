@@ -22,7 +22,7 @@ from pipeline.tracking.params import (  # noqa: F401
     log_config, normalized_params, run_param,
 )
 from pipeline.tracking.artifacts import (  # noqa: F401
-    CHECKPOINT_DIR, copy_artifacts, copy_scores, has_checkpoints, load_latest_checkpoint, load_model,
+    artifact_batch, CHECKPOINT_DIR, copy_artifacts, copy_scores, has_checkpoints, load_latest_checkpoint, load_model,
     log_checkpoint, log_figure, log_model, log_samples, SETTINGS_TAG, skip_installed_package_scan,
 )
 from pipeline.tracking.reuse import (  # noqa: F401

@@ -7,7 +7,10 @@ launches runs, starts without them (about 3 s).
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,15 +27,58 @@ if TYPE_CHECKING:
 
 CHECKPOINT_DIR = "checkpoints"
 SETTINGS_TAG = "scores.settings"
+LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"  # MLflow's list of a run's tables, for its UI
+PNG_COMPRESS_LEVEL = 3  # zlib level: half the encoding time of the default (6), files no larger for our pictures
+
+
+class ArtifactBatch:
+    """Images and tables written to one local folder, logged by `artifact_batch` in one call.
+
+    Each `mlflow.log_image` or `mlflow.log_table` is a folder of its own and a call to the store; a
+    table also lists the run's artifacts and reads the run back to extend the `mlflow.loggedArtifacts`
+    tag. For an evaluation's 18 files that cost 0.5 s; batched, 0.2 s. The files are what those
+    calls write: the same PNG pixels (converted as `mlflow.log_image` converts arrays) and the same
+    table JSON, listed in the same tag, so the UI shows them as MLflow's own.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder, self.tables = folder, []
+
+    def image(self, name: str, array) -> None:
+        from mlflow.tracking.multimedia import convert_to_pil_image
+
+        convert_to_pil_image(array).save(self.folder / name, format="png", compress_level=PNG_COMPRESS_LEVEL)
+
+    def table(self, name: str, columns: dict) -> None:
+        import pandas as pd
+
+        pd.DataFrame(columns).to_json(self.folder / name, orient="split", index=False, date_format="iso")
+        self.tables.append(name)
+
+
+@contextmanager
+def artifact_batch(artifact_path: str):
+    """Yields an ArtifactBatch; when the block ends, its files are logged to the active run under
+    `artifact_path` and its tables are added to the run's `mlflow.loggedArtifacts` tag."""
+    with tempfile.TemporaryDirectory(prefix="vae-artifacts-") as tmp:
+        batch = ArtifactBatch(Path(tmp))
+        yield batch
+        mlflow.log_artifacts(tmp, artifact_path)
+    if batch.tables:
+        run_id = mlflow.active_run().info.run_id
+        listed = json.loads(MlflowClient().get_run(run_id).data.tags.get(LOGGED_ARTIFACTS_TAG, "[]"))
+        added = [{"path": f"{artifact_path}/{name}", "type": "table"} for name in batch.tables]
+        mlflow.set_tag(LOGGED_ARTIFACTS_TAG, json.dumps(listed + [entry for entry in added if entry not in listed]))
 
 
 def log_samples(images: torch.Tensor, key: str, n_singles: int, folder: str = "samples") -> None:
     """A grid of up to plots.GRID_SIZE images and `n_singles` single images under `{folder}/{key}/`."""
     from pipeline.core import plots
 
-    mlflow.log_image(plots.grid_array(images[:plots.GRID_SIZE]), artifact_file=f"{folder}/{key}/grid.png")
-    for index, single in enumerate(plots.single_arrays(images[:n_singles])):
-        mlflow.log_image(single, artifact_file=f"{folder}/{key}/image_{index}.png")
+    with artifact_batch(f"{folder}/{key}") as batch:
+        batch.image("grid.png", plots.grid_array(images[:plots.GRID_SIZE]))
+        for index, single in enumerate(plots.single_arrays(images[:n_singles])):
+            batch.image(f"image_{index}.png", single)
 
 
 def log_figure(figure, artifact_file: str) -> None:

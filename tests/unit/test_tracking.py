@@ -132,3 +132,51 @@ def test_main_checks_every_step_setting_without_loading_torch():
             "print(len(cells), sorted(m for m in ('torch', 'matplotlib', 'torchvision', 'sklearn') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "4 []"
+
+
+def test_an_artifact_batch_writes_what_mlflows_own_calls_write(store):
+    """The same table JSON, the same PNG pixels (arrays converted as mlflow.log_image converts them:
+    grey, RGB, a float grid) and the same `mlflow.loggedArtifacts` tag, however many batches log
+    tables; and MLflow reads the tables back as its own."""
+    import json
+    from pathlib import Path
+
+    import mlflow
+    import numpy as np
+    from PIL import Image
+
+    client, experiment_id = store
+    rng = np.random.default_rng(0)
+    images = {"grey.png": rng.integers(0, 256, (28, 56), dtype=np.uint8),
+              "rgb.png": rng.integers(0, 256, (30, 40, 3), dtype=np.uint8), "float.png": rng.random((12, 12))}
+    tables = {"a.json": {"class": [0, 1, 2], "count": [5, 0, 7], "share": [0.41667, 0.0, 0.58333]},
+              "b.json": {"class": [0, 1], "count": [1, 2], "share": [0.33333, 0.66667]}}
+    runs = {}
+    for way in ("mlflow", "batch"):
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            for folder in ("first", "second"):
+                if way == "mlflow":
+                    for name, table in tables.items():
+                        mlflow.log_table(table, artifact_file=f"{folder}/{name}")
+                    for name, array in images.items():
+                        mlflow.log_image(array, artifact_file=f"{folder}/{name}")
+                else:
+                    with pipeline_tracking.artifact_batch(folder) as batch:
+                        for name, table in tables.items():
+                            batch.table(name, table)
+                        for name, array in images.items():
+                            batch.image(name, array)
+        runs[way] = run.info.run_id
+    mine, theirs = (Path(client.download_artifacts(runs[way], "")) for way in ("batch", "mlflow"))
+    files = sorted(str(path.relative_to(theirs)) for path in theirs.rglob("*") if path.is_file())
+    assert files == sorted(str(path.relative_to(mine)) for path in mine.rglob("*") if path.is_file())
+    assert len(files) == 10
+    for name in files:
+        if name.endswith(".json"):
+            assert (mine / name).read_bytes() == (theirs / name).read_bytes()
+        else:
+            assert np.array_equal(np.asarray(Image.open(mine / name)), np.asarray(Image.open(theirs / name)))
+    tags = [json.loads(client.get_run(runs[way]).data.tags["mlflow.loggedArtifacts"]) for way in ("batch", "mlflow")]
+    assert tags[0] == tags[1] and len(tags[0]) == 4
+    loaded = client.load_table(experiment_id, "second/a.json", run_ids=[runs["batch"]])
+    assert loaded["count"].tolist() == [5, 0, 7]
