@@ -224,7 +224,7 @@ def _pause_for_tests(trial_number: int) -> None:
 
 
 def worker_main(argv: list[str]) -> int:
-    """Entry of a worker process: `python -m pipeline.search.workers --worker JOB_JSON`."""
+    """Entry of a worker process: `python -m pipeline.search --worker JOB_JSON` (pipeline/search/__main__.py)."""
     processes.exit_on_sigterm()
     job = Job.from_json(argv[argv.index("--worker") + 1])
     torch.set_num_threads(job.threads)
@@ -247,7 +247,7 @@ def run_workers(job: Job, study: optuna.Study) -> list[str]:
     def start() -> None:
         nonlocal next_index
         worker_job = dataclasses.replace(job, worker_index=next_index)
-        process = subprocess.Popen([sys.executable, "-m", "pipeline.search.workers", "--worker", worker_job.to_json()],
+        process = subprocess.Popen([sys.executable, "-m", "pipeline.search", "--worker", worker_job.to_json()],
                                    env=env, preexec_fn=processes.die_with_parent)
         workers[process.pid] = (next_index, process)
         next_index += 1
@@ -287,6 +287,3 @@ def run_workers(job: Job, study: optuna.Study) -> list[str]:
             recover_worker(study, processes.worker_identity(pid), "the search stopped its worker")
     return notes
 
-
-if __name__ == "__main__":
-    sys.exit(worker_main(sys.argv))
