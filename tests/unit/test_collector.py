@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 
 def test_a_paused_collector_resumes_with_what_is_alive_frozen():
     code = ("import gc\n"
@@ -31,6 +33,7 @@ def test_a_process_that_never_paused_it_keeps_its_collector():
     assert result.stdout.strip() == "True 0"
 
 
+@pytest.mark.slow
 def test_a_step_process_runs_its_step_with_the_collector_on_and_its_start_up_frozen(tracking):
     """`python -m pipeline prepare_data`, with a hook that records the collector while the step's run is open."""
     hook = ("import gc, runpy, sys\n"
