@@ -27,9 +27,10 @@ def step_run(step: str, name: str, config=None, parent_run_id: str | None = None
     when a driver calls a step in-process inside its own active run, a new run is
     created in `experiment_id` (default: the active experiment), as a child of
     `parent_run_id` when given. System metrics, when asked for, get a last sample as the run ends,
-    so even a run shorter than the sampling interval records them. Once the run is open, a step process's
-garbage collector resumes with its start-up frozen (pipeline/collector.py). With `config`, the run carries
-    what step reuse looks for: its configuration key, the code version, and its process.
+    so even a run shorter than the sampling interval records them. Once the run is open, a step
+    process's garbage collector resumes with its start-up frozen (pipeline/collector.py). With
+    `config`, the run carries what step reuse looks for: its configuration key, the code version,
+    and its process.
     """
     launched = os.environ.get("MLFLOW_RUN_ID")
     client = MlflowClient()
