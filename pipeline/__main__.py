@@ -7,7 +7,7 @@ that raises exits the ordinary way, with its traceback. The garbage collector is
 run opens (pipeline/collector.py).
 """
 
-from pipeline import collector
+from pipeline.process import collector
 
 collector.pause()
 

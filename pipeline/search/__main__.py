@@ -7,7 +7,7 @@ then walk only what the trials allocate.
 
 import sys
 
-from pipeline import collector
+from pipeline.process import collector
 
 collector.pause()
 

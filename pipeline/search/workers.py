@@ -20,8 +20,9 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from pipeline import processes, tracking
-from pipeline.classifier_run import classifier_for
+from pipeline import tracking
+from pipeline.process import processes
+from pipeline.tracking.classifier_run import classifier_for
 from pipeline.configs import SearchConfig
 from pipeline.core import plots
 from pipeline.core.devices import resolve_device

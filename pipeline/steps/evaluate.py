@@ -13,7 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pipeline import tracking
-from pipeline.classifier_run import classifier_for, judge_for
+from pipeline.tracking.classifier_run import classifier_for, judge_for
 from pipeline.configs import DEFAULT_SAMPLERS, EvaluateConfig
 from pipeline.core import judge, plots
 from pipeline.core.devices import resolve_device
@@ -159,7 +159,7 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
         print(f"evaluation run {run.info.run_id} of train run {config.model} ({settings}):")
         print(table)
         print(f"scores on the train run: {outcome}")
-        from pipeline.generator import log_generator
+        from pipeline.serving import log_generator
 
         log_generator(model, samplers[0].spec, mixtures)
         return run.info.run_id

@@ -31,16 +31,17 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from pipeline import processes, tracking
-from pipeline.classifier_run import classifier_for
+from pipeline import tracking
+from pipeline.process import processes
+from pipeline.tracking.classifier_run import classifier_for
 from pipeline.configs import SearchConfig
 from pipeline.core import plots, search_space
 from pipeline.core.devices import resolve_device
 from pipeline.core.evaluation import EvaluationContext
 from pipeline.core.samplers import BetaSampler, GaussianMixtureSampler, parse_sampler
 from pipeline.errors import InputError
-from pipeline.generator import log_generator
-from pipeline.registry import register_generator
+from pipeline.serving import log_generator
+from pipeline.tracking.registry import register_generator
 from pipeline.search.artifacts import artifact_folder, checked_folder, dashboard_command
 from pipeline.search.models import train_config
 from pipeline.search.storage import resolve_storage

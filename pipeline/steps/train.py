@@ -111,7 +111,7 @@ def train(config: TrainConfig, parent_run_id: str | None = None) -> str:
         if history:
             tracking.log_figure(plots.loss_curve_figure(history), "loss_curve.png")
         tracking.log_model(model)
-        from pipeline.generator import log_generator  # mlflow.pyfunc: paid only here, at the end
+        from pipeline.serving import log_generator  # mlflow.pyfunc: paid only here, at the end
 
         log_generator(model, next((s.spec for s in samplers if not needs_fit(s)), "normal:0,1"))
         return run.info.run_id

@@ -23,7 +23,7 @@ from pipeline.tracking.params import (  # noqa: F401
 )
 from pipeline.tracking.artifacts import (  # noqa: F401
     artifact_batch, CHECKPOINT_DIR, copy_artifacts, copy_scores, has_checkpoints, load_latest_checkpoint, load_model,
-    log_checkpoint, log_figure, log_model, log_samples, SETTINGS_TAG, skip_installed_package_scan,
+    log_checkpoint, log_figure, log_model, log_samples, SETTINGS_TAG,
 )
 from pipeline.tracking.reuse import (  # noqa: F401
     CODE_TAG, code_version, config_key, DIRTY_TAG, KEY_TAG, launch_step, NOT_IN_KEY, PROJECT_ROOT, reusable_run,

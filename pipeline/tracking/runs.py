@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from pipeline import processes
+from pipeline.process import processes
 from pipeline.errors import InputError
 
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from pipeline import collector, processes
+from pipeline.process import collector, processes
 from pipeline.tracking.reuse import reuse_tags
 from pipeline.tracking.runs import DRIVER_TAG, PARENT_TAG, STEP_TAG, current_experiment_id
 

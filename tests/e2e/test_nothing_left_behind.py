@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from pipeline import classifier_run
+from pipeline.tracking import classifier_run
 from pipeline.core import classifier, datasets
 from tests.conftest import REPO, write_idx_folder
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 PAUSED_CLASSIFIER = """
 import sys, time, torch
-from pipeline import classifier_run
+from pipeline.tracking import classifier_run
 from pipeline.core import classifier, datasets
 
 def paused(*args, **kwargs):  # the classifier's run is open: wait here to be killed

@@ -12,7 +12,7 @@ import torch
 import subprocess
 import sys
 
-from pipeline import classifier_run
+from pipeline.tracking import classifier_run
 from pipeline.core import classifier, datasets, quality
 from pipeline.core.training import as_float_tensor
 from tests.conftest import REPO, write_idx_folder
@@ -98,7 +98,7 @@ def test_the_source_digest_ignores_the_split_but_not_the_data(tiny_prepared):
 
 CONCURRENT = """
 import sys, torch, mlflow
-from pipeline import classifier_run
+from pipeline.tracking import classifier_run
 from pipeline.core import classifier, datasets
 classifier.EPOCHS, classifier.MIN_STEPS = 1, 0
 prepared = datasets.prepare(sys.argv[1], seed=int(sys.argv[2]))

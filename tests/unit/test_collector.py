@@ -11,7 +11,7 @@ import pytest
 
 def test_a_paused_collector_resumes_with_what_is_alive_frozen():
     code = ("import gc\n"
-            "from pipeline import collector\n"
+            "from pipeline.process import collector\n"
             "collector.pause()\n"
             "kept = [[index] for index in range(1000)]\n"
             "assert not gc.isenabled() and gc.get_freeze_count() == 0\n"
@@ -26,7 +26,7 @@ def test_a_paused_collector_resumes_with_what_is_alive_frozen():
 
 def test_a_process_that_never_paused_it_keeps_its_collector():
     code = ("import gc\n"
-            "from pipeline import collector\n"
+            "from pipeline.process import collector\n"
             "collector.resume_frozen()\n"
             "print(gc.isenabled(), gc.get_freeze_count())\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from pipeline.core.model import VAE
 from pipeline.core.samplers import parse_sampler
-from pipeline.generator import log_generator
+from pipeline.serving import log_generator
 from pipeline.errors import InputError
 
 

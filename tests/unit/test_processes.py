@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 
-from pipeline import processes
+from pipeline.process import processes
 
 
 def test_alive_tells_a_live_process_from_a_gone_one_a_reused_pid_and_another_host():
     assert processes.alive(processes.this_process())
-    child = subprocess.run([sys.executable, "-c", "from pipeline import processes; print(processes.this_process())"],
+    child = subprocess.run([sys.executable, "-c", "from pipeline.process import processes; print(processes.this_process())"],
                            capture_output=True, text=True, check=True)
     gone = child.stdout.strip()
     assert gone.count(":") == 2 and not processes.alive(gone)
@@ -38,7 +38,7 @@ def test_an_orphan_is_killed_when_its_driver_is_gone():
 
 WATCHED = """
 import sys, time
-from pipeline import processes
+from pipeline.process import processes
 processes.watch_driver(sys.argv[1], interval_s=0.2)
 print("watching", flush=True)
 time.sleep(600)
@@ -63,7 +63,7 @@ def test_a_step_stops_itself_when_its_driver_dies():
 def test_steps_are_sized_from_the_cores_the_process_may_use():
     """Pinned to one core (a container's cpuset, `taskset`), main runs one step at a time on one
     thread, whatever the machine has: never two processes on one core."""
-    code = ("from pipeline import processes\n"
+    code = ("from pipeline.process import processes\n"
             "from pipeline.configs import MainConfig\n"
             "from pipeline.steps.main import parallel_slots\n"
             "print(processes.usable_cores(), parallel_slots(MainConfig(), 6), "

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from pipeline import processes, tracking
+from pipeline import tracking
+from pipeline.process import processes
 from pipeline.configs import EvaluateConfig, TrainConfig
 from pipeline.tracking import reuse as reuse_module
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import mlflow
 import torch
 
-from pipeline import processes, tracking
+from pipeline import tracking
+from pipeline.process import processes
 from pipeline.core import classifier as classifiers
 from pipeline.core import datasets
 
