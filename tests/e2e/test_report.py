@@ -311,7 +311,7 @@ def test_unlike_settings_land_in_separate_tables_and_a_source_can_be_an_experime
 
     env = {**tracking.env(), "REPORT_CHROMIUM": str(tmp_path / "no-chromium")}
     env.pop("MLFLOW_EXPERIMENT_ID")  # no experiment chosen: the report run goes beside its main run
-    result = subprocess.run([sys.executable, "-m", "analysis.report", "--source", "report-settings", "--output",
+    result = subprocess.run([sys.executable, "-m", "pipeline", "report", "--source", "report-settings", "--output",
                              str(tmp_path / "out")], capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
     report_id = _run_id(result)
     run = client.get_run(report_id)

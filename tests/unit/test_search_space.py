@@ -93,6 +93,9 @@ def test_the_pareto_pick_is_the_balanced_trial():
     ({"n_workers": 0}, "n_workers"),
     ({"n_trials": 0}, "n_trials"),
     ({"timeout": -1}, "timeout"),
+    ({"heartbeat": "10"}, "heartbeat"),
+    ({"heartbeat": "60,10"}, "heartbeat"),
+    ({"heartbeat": "0,5"}, "heartbeat"),
     ({"n_samples": "3000,1000"}, "n_samples"),
     ({"pruner": "hyperband"}, "pruner"),
 ])
