@@ -23,11 +23,11 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from analysis import browser, figures, latent, page, sources, trainings
-from analysis.sources import StudyRuns
-from analysis.tables import Row, Table, build_tables
-from analysis.stats import number
-from analysis.verdicts import judge as judge_findings
 from analysis.figures import plt
+from analysis.sources import StudyRuns
+from analysis.stats import number
+from analysis.tables import Row, Table, build_tables
+from analysis.verdicts import judge as judge_findings
 from pipeline import tracking
 from pipeline.configs import ReportConfig
 from pipeline.core import convergence, judge

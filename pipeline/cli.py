@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import importlib
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from pipeline.configs import STEP_CONFIGS
 from pipeline.errors import InputError

@@ -70,8 +70,8 @@ def resolve_storage(config: SearchConfig) -> Storage:
         folder = _storage_folder()
         journal, sqlite = folder / "optuna-journal.log", folder / "optuna.db"
         storage = Storage("journal", str(journal)) if config.n_workers > 1 else Storage("sqlite", f"sqlite:///{sqlite}")
-        for kind, path, candidate in (("journal", journal, Storage("journal", str(journal))),
-                                      ("sqlite", sqlite, Storage("sqlite", f"sqlite:///{sqlite}"))):
+        for path, candidate in ((journal, Storage("journal", str(journal))),
+                                (sqlite, Storage("sqlite", f"sqlite:///{sqlite}"))):
             if path.exists() and config.study_name in _study_names(candidate):
                 storage = candidate
                 break

@@ -19,20 +19,31 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from pipeline import tracking
-from pipeline.process import processes
-from pipeline.process.pause import pause_point
-from pipeline.tracking.classifier_run import classifier_for
 from pipeline.configs import SearchConfig
 from pipeline.core import plots
 from pipeline.core.devices import resolve_device
 from pipeline.core.evaluation import EvaluationContext
 from pipeline.core.generation import png_bytes
+from pipeline.process import processes
+from pipeline.process.pause import pause_point
 from pipeline.search.artifacts import artifact_folder, upload_grid
 from pipeline.search.models import Models, train_config
 from pipeline.search.recovery import on_stale_trial, recover_worker
 from pipeline.search.storage import Storage, open_storage
-from pipeline.search.study import (INVOCATION_ATTR, MODEL_ATTR, RETRY_ATTR, RUN_ATTR, WORKER_ATTR, counted, make_pruner,
-                                   make_sampler, sample_counts, sampler_seed, suggest)
+from pipeline.search.study import (
+    INVOCATION_ATTR,
+    MODEL_ATTR,
+    RETRY_ATTR,
+    RUN_ATTR,
+    WORKER_ATTR,
+    counted,
+    make_pruner,
+    make_sampler,
+    sample_counts,
+    sampler_seed,
+    suggest,
+)
+from pipeline.tracking.classifier_run import classifier_for
 
 TRIAL_STEP = "search_trial"
 REPORTED_METRICS = ("fid", "precision", "recall", "density", "coverage", "confidence", "class_entropy",
@@ -57,7 +68,7 @@ class Job:
         return json.dumps(dataclasses.asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "Job":
+    def from_json(cls, text: str) -> Job:
         values = json.loads(text)
         values["storage"] = Storage(**values["storage"])
         return cls(**values)
@@ -228,9 +239,9 @@ def run_workers(job: Job, study: optuna.Study) -> list[str]:
                 print(f"search: {note}", flush=True)
                 notes.append(note)
     finally:
-        for pid, (index, process) in workers.items():  # the search itself is stopping: stop the workers
+        for _, process in workers.values():  # the search itself is stopping: stop the workers
             process.terminate()
-        for pid, (index, process) in workers.items():
+        for pid, (_, process) in workers.items():
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -13,15 +13,22 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pipeline import tracking
-from pipeline.tracking.classifier_run import classifier_for, judge_for
 from pipeline.configs import DEFAULT_SAMPLERS, EvaluateConfig
 from pipeline.core import judge, plots
 from pipeline.core.devices import resolve_device
-from pipeline.core.evaluation import (MODEL_METRICS, REAL_METRICS, REAL_ROW, SAMPLER_METRICS, EvaluationContext,
-                                      check_fittable, format_table)
-from pipeline.core.stopwatch import Stopwatch
+from pipeline.core.evaluation import (
+    MODEL_METRICS,
+    REAL_METRICS,
+    REAL_ROW,
+    SAMPLER_METRICS,
+    EvaluationContext,
+    check_fittable,
+    format_table,
+)
 from pipeline.core.samplers import GaussianMixtureSampler, Sampler, parse_samplers
+from pipeline.core.stopwatch import Stopwatch
 from pipeline.errors import InputError
+from pipeline.tracking.classifier_run import classifier_for, judge_for
 
 REFERENCE_SAMPLER = "gmm:10"
 

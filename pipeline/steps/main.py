@@ -21,12 +21,11 @@ from pathlib import Path
 import mlflow
 
 from pipeline import tracking
-from pipeline.process import processes
-from pipeline.configs import (PRESET_VALUE, EvaluateConfig, MainConfig, PrepareDataConfig, ReportConfig,
-                              TrainConfig)
+from pipeline.configs import PRESET_VALUE, EvaluateConfig, MainConfig, PrepareDataConfig, ReportConfig, TrainConfig
 from pipeline.core import study
 from pipeline.core.samplers import needs_fit, parse_sampler
 from pipeline.errors import bad_parameter
+from pipeline.process import processes
 from pipeline.tracking.registry import register_generator
 
 REPORT_INPUTS_TAG = "pipeline.report_inputs"

@@ -12,9 +12,9 @@ import mlflow
 import torch
 
 from pipeline import tracking
-from pipeline.process import processes
 from pipeline.core import classifier as classifiers
 from pipeline.core import datasets
+from pipeline.process import processes
 
 CLASSIFIER_STEP = "classifier"
 

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from pipeline.process import processes
 from pipeline.errors import InputError
+from pipeline.process import processes
 
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 STEP_TAG = "pipeline.step"

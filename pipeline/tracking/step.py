@@ -76,4 +76,4 @@ def log_system_metrics_sample(run_id: str) -> None:
         monitor.publish_metrics(monitor.aggregate_metrics())
         monitor.mlflow_logger.flush()
     except Exception as error:  # a metric source missing on this machine must not fail the step
-        warnings.warn(f"could not log a last system metrics sample: {error}")
+        warnings.warn(f"could not log a last system metrics sample: {error}", stacklevel=2)

@@ -12,8 +12,8 @@ import sys
 import pytest
 import torch
 
-from pipeline.tracking import classifier_run
 from pipeline.core import classifier, datasets
+from pipeline.tracking import classifier_run
 from tests.conftest import REPO, write_idx_folder
 
 pytestmark = pytest.mark.slow

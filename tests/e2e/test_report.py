@@ -15,14 +15,23 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from tests.e2e.report_study import (CELLS, FINDINGS, MIN_COLUMN_PX, OTHER_SETTINGS, SAMPLERS, SEEDS, SETTINGS,
-                                    TINY_TRAIN, Page, write_main_run)
+from tests.e2e.report_study import (
+    CELLS,
+    FINDINGS,
+    MIN_COLUMN_PX,
+    OTHER_SETTINGS,
+    SAMPLERS,
+    SEEDS,
+    SETTINGS,
+    TINY_TRAIN,
+    Page,
+    write_main_run,
+)
 from tests.e2e.report_study import artifacts as _artifacts
 from tests.e2e.report_study import experiments as _experiments
 from tests.e2e.report_study import png_size as _png_size
 from tests.e2e.report_study import run_id as _run_id
 from tests.e2e.report_study import stats_text as _stats_text
-
 
 # --- a tiny real study --------------------------------------------------------------------------
 

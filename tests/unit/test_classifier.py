@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-import subprocess
-import sys
-
-from pipeline.tracking import classifier_run
 from pipeline.core import classifier, datasets, quality
 from pipeline.core.training import as_float_tensor
+from pipeline.tracking import classifier_run
 from tests.conftest import REPO, write_idx_folder
 
 

@@ -14,7 +14,6 @@ from pipeline.core import search_space
 from pipeline.core.samplers import BetaSampler
 from pipeline.errors import InputError
 
-
 # --- placement of the Beta sampler -------------------------------------------------------------------
 
 @pytest.mark.parametrize("a, b, mean, sd", [(0.25, 0.25, 0.5, math.sqrt(1 / 6)), (20, 20, 0, 1), (0.05, 20, -1, 0.1),

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from pipeline import tracking
-from pipeline.process import processes
 from pipeline.configs import EvaluateConfig, TrainConfig
+from pipeline.process import processes
 from pipeline.tracking import reuse as reuse_module
 
 
