@@ -17,6 +17,7 @@ import optuna
 import torch
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
 
 from pipeline import tracking
 from pipeline.configs import SearchConfig
@@ -111,14 +112,20 @@ class Worker:
                 reservation.enter_context(processes.machine_lock(f"search-{self.job.search_run_id}"))
                 if counted(self.study, self.job.search_run_id) >= self.config.n_trials:
                     return
-                self.reservation = reservation
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    self.study.optimize(self.run_trial, n_trials=1)
+                self.reservation, self.trial = reservation, None
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        self.study.optimize(self.run_trial, n_trials=1)
+                except SystemExit:  # SIGTERM (processes.exit_on_sigterm): Optuna leaves the trial RUNNING
+                    if self.trial is not None:
+                        self.study.tell(self.trial.number, state=TrialState.FAIL, skip_if_finished=True)
+                    raise
 
     def run_trial(self, trial: optuna.Trial) -> float | list[float]:
         """The objective: one trial in its own child run of the search run, FINISHED; KILLED when pruned
         (optuna.TrialPruned), FAILED when the objective is not finite (Optuna fails the trial) or it raises."""
+        self.trial = trial
         trial.set_user_attr(INVOCATION_ATTR, self.job.search_run_id)
         trial.set_user_attr(WORKER_ATTR, processes.this_worker())
         trial.set_user_attr(RUN_ATTR, "")
