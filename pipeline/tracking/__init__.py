@@ -8,7 +8,9 @@ with `mlflow.log_*`; no other module creates, ends or searches runs.
 - reuse: configuration keys, code versions, reuse-or-launch and launching a step;
 - params: a step's params logged and read back canonically;
 - references: models and prepared data by reference, dataset inputs;
-- artifacts: grids, figures, models, checkpoints, copied artifacts and scores.
+- artifacts: grids, figures, models, checkpoints, copied artifacts and scores;
+- classifier_run: the evaluation classifier's run, found by source digest or trained once;
+- registry: a generator registered under a name and an alias (only the drivers, main and search, register).
 
 `from pipeline import tracking; tracking.step_run(...)`: the names steps use are re-exported here.
 """
