@@ -77,7 +77,7 @@ def check(html: Path) -> BrowserCheck:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        return BrowserCheck(skipped="the selenium package is not installed")
+        return BrowserCheck(skipped="the selenium package is not installed (pip install -e '.[browser]')")
 
     profile = tempfile.mkdtemp(prefix="report-chromium-")
     options = webdriver.ChromeOptions()

@@ -1,7 +1,7 @@
 """The `report` step: the study's report, built only from what the tracking server holds.
 
-`python -m analysis.report --source <main run id | experiment name> --output DIR` (or
-`python -m pipeline report ...`, or `mlflow run . -e report`) reads the main run's plan
+`python -m pipeline report --source <main run id | experiment name> --output DIR` (or
+`mlflow run . -e report`; the step is pipeline/steps/report.py) reads the main run's plan
 (main/steps.json) and the train and evaluate runs it names, and writes DIR/report.html (self-
 contained), DIR/report.md (+ DIR/images/) and DIR/report.png (a headless browser's screenshot of
 the HTML). They are logged under `report/` of the report's own run and of the main run.
@@ -23,11 +23,11 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from analysis import browser, figures, latent, page, sources, trainings
-from analysis.sources import StudyRuns
-from analysis.tables import Row, Table, build_tables
-from analysis.stats import number
-from analysis.verdicts import judge as judge_findings
 from analysis.figures import plt
+from analysis.sources import StudyRuns
+from analysis.stats import number
+from analysis.tables import Row, Table, build_tables
+from analysis.verdicts import judge as judge_findings
 from pipeline import tracking
 from pipeline.configs import ReportConfig
 from pipeline.core import convergence, judge
@@ -338,8 +338,3 @@ def _report(config: ReportConfig, parent_run_id: str | None) -> str:
                 raise ReportCheckFailed(f"the report at {output / 'report.html'} failed the browser check: {check.summary()}")
             return run.info.run_id
 
-
-if __name__ == "__main__":
-    from pipeline.cli import main as cli_main
-
-    sys.exit(cli_main(["report", *sys.argv[1:]]))

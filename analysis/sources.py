@@ -142,7 +142,7 @@ def collect(main: Run, folder: Path) -> StudyRuns:
         elif step["step"] == "evaluate":
             study.evaluations.append(Evaluation(step["cell"], int(step["seed"]), run, step.get("train_run_id", "")))
     if study.missing:
-        warnings.warn(f"runs named by {PLAN_ARTIFACT} but not on the server: {', '.join(study.missing)}")
+        warnings.warn(f"runs named by {PLAN_ARTIFACT} but not on the server: {', '.join(study.missing)}", stacklevel=2)
     return study
 
 

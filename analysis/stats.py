@@ -41,13 +41,13 @@ class Summary:
     seeds: tuple[int, ...] = ()
 
     @classmethod
-    def of(cls, values, seeds=()) -> "Summary":
+    def of(cls, values, seeds=()) -> Summary:
         pairs = [(float(v), s) for v, s in zip(values, seeds or [None] * len(values))
                  if v is not None and math.isfinite(float(v))]
         return cls(tuple(v for v, _ in pairs), tuple(s for _, s in pairs if s is not None))
 
     @classmethod
-    def constant(cls, value: float) -> "Summary":
+    def constant(cls, value: float) -> Summary:
         """A fixed threshold: no spread, and any number of seeds' worth of certainty."""
         return cls((float(value),), ("fixed",))
 

@@ -11,13 +11,24 @@ stay on the CNN's features.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from analysis.stats import (CLASSIFIER_DEPENDENT, CONTRADICTED, DISAGREE, HOLDS, NOT_MEASURED, Summary, both_judges,
-                            claim_outcome, number, overall, spread_text)
+from analysis.stats import (
+    CLASSIFIER_DEPENDENT,
+    CONTRADICTED,
+    DISAGREE,
+    HOLDS,
+    NOT_MEASURED,
+    Summary,
+    both_judges,
+    claim_outcome,
+    number,
+    overall,
+    spread_text,
+)
 from analysis.tables import Row, Table, real_value
 from pipeline.core.judge import SUFFIX
 
@@ -226,9 +237,10 @@ def judge(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list
         compare_part("E5 blurrier than E1 (sharpness)", e5, e1, "sharpness", "less"),
     ]
     for name, row in (("E3", e3), ("E4", e4), ("E5", e5)):
-        f6.parts.append(identity_part(lambda s: compare_part(f"{name} less diverse than E1 (class entropy)", row, e1,
-                                                             f"class_entropy{s}", "less")))
-        f6.parts.append(identity_part(lambda s: class_share_part(name, row, e1, shares_of, suffix=s)))
+        f6.parts.append(identity_part(lambda s, name=name, row=row: compare_part(
+            f"{name} less diverse than E1 (class entropy)", row, e1, f"class_entropy{s}", "less")))
+        f6.parts.append(identity_part(lambda s, name=name, row=row: class_share_part(name, row, e1, shares_of,
+                                                                                     suffix=s)))
         if row is not None and (text := dominance_note(row, shares_of, e1)):
             f6.notes.append(text)
     real_entropy = real_value(table, "class_entropy_real")

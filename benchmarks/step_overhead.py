@@ -13,14 +13,14 @@ Interleaved in one run, `--repeats` rounds (median of each figure):
   that the ratios allow, used up by these imports alone).
 - `bare_import_gc_s`: of the bare import, the time Python's garbage collector takes in it, timed
   inside one process. A step pays none of it: `python -m pipeline` keeps the collector off until the
-  step's run opens (pipeline/collector.py). `train_fixed_over_bare_gc_free` and
+  step's modules are imported (pipeline/__main__.py, pipeline/process/collector.py). `train_fixed_over_bare_gc_free` and
   `evaluate_fixed_over_bare_gc_free` are the ratios against a bare import without it, to show how
   much of a ratio that saving makes.
 The ratios are the issue's: `train_fixed_over_bare` = (train_step_s - epoch) / bare_import_s and
 `evaluate_fixed_over_bare` = (evaluate_step_s - scoring) / bare_import_s. The breakdown splits each
 step's wall time at its MLflow run's start and end (start-up before the run, work inside it, exit
-after it). `dynamo_import_s` is what using torch.optim would cost on top of `import torch` (it
-imports torch._dynamo); the train step no longer pays it (pipeline/core/fused_adam.py).
+after it). `dynamo_import_s` is what building a torch.optim optimizer costs on top of `import torch` (it
+imports torch._dynamo); the train step pays it (torch.optim.Adam(fused=True), pipeline/core/training.py).
 
     python benchmarks/step_overhead.py [--repeats 3]
 """

@@ -1,24 +1,59 @@
-"""`python -m pipeline STEP ...`: run one step, then end the process without taking its modules apart.
+"""`python -m pipeline STEP ...`: the process entry of every step, and the one place that sets a step's
+process up. In order:
 
-When a step returns, its run is ended and everything is logged; what remains of a normal exit is
-the interpreter dismantling torch's, MLflow's and SQLAlchemy's module graph, about half a second
-per step. The exit handlers (MLflow's, logging's) still run and the output is flushed first. A step
-that raises exits the ordinary way, with its traceback. The garbage collector is off until the step's
-run opens (pipeline/collector.py).
+1. The garbage collector is paused (pipeline/process/collector.py): a step's start-up makes about 400,000
+   objects (torch, MLflow, SQLAlchemy, matplotlib) that live until the process ends, and collecting while
+   they are made walks them over and over (about 1 s of a 9 s evaluate step).
+2. The command line is checked (bad input: exit status 2 before anything heavy is imported), then the
+   step's module is imported (pipeline/cli.py).
+3. The collector resumes with everything alive frozen (`gc.freeze`): from then on collections walk only
+   what the step allocates. Garbage cycles made during start-up stay until the process ends; made once.
+4. A step launched by a driver (main or search names itself in `VAE_PIPELINE_DRIVER`) starts the
+   watchdog, which stops the step when the driver dies (pipeline/process/watchdog.py).
+5. The step runs; its status is the process's exit status.
+
+Exit: every exit handler runs, as in a normal exit (MLflow's flushes of its logging queues, its temporary
+folders, logging's shutdown), and then the process ends without taking its modules apart (about half a
+second of dismantling torch's, MLflow's and SQLAlchemy's module graph, for nothing): `end_process` is
+registered before any other module is imported, so it is the first exit handler and runs last (they run
+last-in, first-out); it flushes the output and calls `os._exit` with the step's status.
 """
 
-from pipeline import collector
+import atexit
+import os
+import sys
 
+from pipeline.process import collector
+
+status = 1  # until the step returns: an uncaught exception (its traceback printed first) exits with 1
+
+
+def end_process() -> None:
+    """The last exit handler: flush the output and end here, with the step's status."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+atexit.register(end_process)
 collector.pause()
 
-import atexit  # noqa: E402
-import os  # noqa: E402
-import sys  # noqa: E402
+from pipeline import cli  # noqa: E402
+from pipeline.errors import InputError  # noqa: E402
+from pipeline.process import watchdog  # noqa: E402
 
-from pipeline.cli import main  # noqa: E402
-
-code = main()
-atexit._run_exitfuncs()
-sys.stdout.flush()
-sys.stderr.flush()
-os._exit(code)
+try:
+    step, config = cli.configure()
+except InputError as error:
+    status = cli.refuse(error)
+except SystemExit as error:  # argparse: --help (0) or an unknown flag (2)
+    status = error.code if isinstance(error.code, int) else 2
+else:
+    function = cli.load_step(step)
+    collector.resume_frozen()
+    watchdog.watch_driver_from_environment()
+    try:
+        status = cli.run(function, config)
+    except SystemExit as error:  # SIGTERM (pipeline/process/processes.exit_on_sigterm) or a step's own exit
+        status = error.code if isinstance(error.code, int) else 1
+sys.exit(status)

@@ -1,7 +1,8 @@
 """Command line: `python -m pipeline STEP --param value ...`, flags built from the step's dataclass.
 
-Exit status: 0 done, 2 bad input (message names the parameter or file), 1 any other failure.
-The last line printed on success is `run id: <id>`, the run the step made.
+Every step is the function of the same name in pipeline/steps/<step>.py. Exit status: 0 done, 2 bad
+input (message names the parameter or file), 1 any other failure. The last line printed on success is
+`run id: <id>`, the run the step made.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import dataclasses
 import importlib
 import sys
+from collections.abc import Callable
 
 from pipeline.configs import STEP_CONFIGS
 from pipeline.errors import InputError
@@ -27,22 +29,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_step(step: str, config) -> str:
-    """The step's function, from pipeline/steps/<step>.py or analysis/report.py (imported late: only
-    that step's imports)."""
-    module = importlib.import_module("analysis.report" if step == "report" else f"pipeline.steps.{step}")
-    return getattr(module, step)(config)
-
-
-def main(argv: list[str] | None = None) -> int:
+def configure(argv: list[str] | None = None) -> tuple[str, object]:
+    """(step, its validated config) from the command line; InputError for a bad value, before any import
+    of the step's modules."""
     args = vars(build_parser().parse_args(argv))
     step = args.pop("step")
+    return step, STEP_CONFIGS[step](**args)
+
+
+def load_step(step: str) -> Callable:
+    """The step's function, from pipeline/steps/<step>.py (imported now: only that step's imports)."""
+    return getattr(importlib.import_module(f"pipeline.steps.{step}"), step)
+
+
+def refuse(error: InputError) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    return 2
+
+
+def run(function: Callable, config) -> int:
+    """Run a step's function; its exit status (a failure the run already records prints one line)."""
     try:
-        config = STEP_CONFIGS[step](**args)
-        run_id = run_step(step, config)
+        run_id = function(config)
     except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return refuse(error)
     except Exception as error:
         from pipeline.core.training import DivergenceError
         from pipeline.tracking import StepFailed
@@ -53,6 +63,16 @@ def main(argv: list[str] | None = None) -> int:
         raise
     print(f"run id: {run_id}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, load and run a step in this process (pipeline/__main__.py does the same for a step's own process,
+    with its process set up)."""
+    try:
+        step, config = configure(argv)
+    except InputError as error:
+        return refuse(error)
+    return run(load_step(step), config)
 
 
 if __name__ == "__main__":

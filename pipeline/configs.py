@@ -325,6 +325,8 @@ class SearchConfig:
     artifact_dir: str = _param("auto", "folder of the Optuna artifact store that gets each trial's sample grid, for "
                                "optuna-dashboard --artifact-dir (auto: optuna-artifacts beside the study's file)")
     n_workers: int = _param(1, "worker processes on this machine")
+    heartbeat: str = _param("10,60", "INTERVAL,GRACE seconds: a running trial's Optuna heartbeat, and the silence "
+                            "after which it is failed, its run ended FAILED and the trial retried once (SQLite, PostgreSQL)")
     pruner: str = _param("median", "stop trials whose early FID is worse than the median (median) | none",
                          ("median", "none"))
     n_samples: str = _param("1000,3000,10000", "growing sample counts a trial is scored on (comma list), capped by "
@@ -346,6 +348,9 @@ class SearchConfig:
             _at_least(self, name, low)
         if not self.timeout >= 0:
             raise bad_parameter("timeout", self.timeout, "a number of seconds >= 0 (0: no limit)")
+        interval, _, grace = self.heartbeat.partition(",")
+        if not (interval.isdigit() and grace.isdigit() and 0 < int(interval) < int(grace)):
+            raise bad_parameter("heartbeat", self.heartbeat, "INTERVAL,GRACE whole seconds >= 1, INTERVAL < GRACE")
         _check_seed(self)
         _check_device(self)
         try:
@@ -365,7 +370,6 @@ class SearchConfig:
         if not re.match(r"^[A-Za-z0-9_.-]+$", self.study_name):
             raise bad_parameter("study_name", self.study_name, "letters, digits and ._- (at least one)")
         _check_storage_form(self.storage)
-
 
 def _check_storage_form(storage: str) -> None:
     """The storage's form only; whether it can be reached is checked by the step before any trial."""

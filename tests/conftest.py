@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.process.pause import PAUSE_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = str(Path(sys.executable).parent)
 RUN_ID_IN_OUTPUT = re.compile(r"=== Run \(ID '([0-9a-f]{32})'\) (succeeded|failed) ===")
@@ -111,11 +113,11 @@ class Tracking:
     def kill_when_paused(self, command: list[str], epoch: int) -> None:
         """Run `command` with every training pausing after its checkpoint of `epoch` (the hook waits to be
         killed), and SIGKILL its whole process group there: the same kill point on a fast machine or a slow one."""
-        env = {**self.env(), "VAE_PIPELINE_PAUSE_AFTER_EPOCH": str(epoch)}
+        env = {**self.env(), PAUSE_ENV: f"train.epoch.{epoch}"}
         process = subprocess.Popen(command, env=env, cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                    text=True, start_new_session=True)
         for line in process.stdout:
-            if f"paused after epoch {epoch}" in line:
+            if f"paused at train.epoch.{epoch}" in line:
                 break
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()

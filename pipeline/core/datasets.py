@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import InputError, bad_parameter
 from pipeline.core.files import atomic_path
 from pipeline.core.idx import read_idx_folder
+from pipeline.errors import InputError, bad_parameter
 
 SPLITS = ("train", "val", "test")
 NAMED_DATASETS = ("mnist-5k", "mnist", "fashion-mnist")

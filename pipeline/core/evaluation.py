@@ -58,7 +58,7 @@ class EvaluationContext:
 
     @classmethod
     def build(cls, classifier, prepared, device: torch.device, n_samples: int, seed: int,
-              reference_split: str = "test") -> "EvaluationContext":
+              reference_split: str = "test") -> EvaluationContext:
         """Embed the reference split once and score a real train subset of n_samples images."""
         splits = {name: as_float_tensor(images, device) for name, (images, _) in prepared.splits.items()}
         features, _ = classifiers.embed(classifier, splits[reference_split])

@@ -67,7 +67,7 @@ class Judge:
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Judge":
+    def from_bytes(cls, data: bytes) -> Judge:
         with np.load(io.BytesIO(data)) as arrays:
             return cls(arrays["mean"], arrays["components"], arrays["codes"], arrays["labels"])
 

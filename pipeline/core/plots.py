@@ -1,6 +1,6 @@
 """Pictures: image grids, single digits, reconstructions and loss curves, as arrays or figures.
 
-Grids are plain NumPy (torchvision's `make_grid` drags in torchvision.models and torch._dynamo,
+Grids are plain NumPy (torchvision's `make_grid` drags in torchvision.models and torch's dynamo compiler,
 2-3 s per step); matplotlib is imported only by the functions that draw figures.
 """
 

@@ -36,7 +36,7 @@ class GaussianStats:
     covariance_sqrt: torch.Tensor
 
     @classmethod
-    def of(cls, features: torch.Tensor) -> "GaussianStats":
+    def of(cls, features: torch.Tensor) -> GaussianStats:
         x = features.detach().cpu().double()
         covariance = torch.cov(x.T)
         values, vectors = torch.linalg.eigh(covariance)
@@ -169,7 +169,7 @@ class Reference:
     _radii: dict = field(default_factory=dict)
 
     @classmethod
-    def build(cls, features: torch.Tensor, labels: np.ndarray) -> "Reference":
+    def build(cls, features: torch.Tensor, labels: np.ndarray) -> Reference:
         shares = np.bincount(labels, minlength=CLASSES) / len(labels)
         return cls(features=features.float(), label_shares=shares, stats=GaussianStats.of(features))
 

@@ -196,7 +196,7 @@ class GaussianMixtureSampler(Sampler):
     def fitted(self) -> bool:
         return self.weights is not None
 
-    def fit(self, latent_means, seed: int = 0) -> "GaussianMixtureSampler":
+    def fit(self, latent_means, seed: int = 0) -> GaussianMixtureSampler:
         import torch
         from sklearn.mixture import GaussianMixture
 

@@ -1,13 +1,13 @@
 """`python -m pipeline.search --worker JOB_JSON`: one search worker process (pipeline/search/workers.py).
 
 Its modules are imported with the garbage collector paused and then frozen, as a step's are
-(pipeline/collector.py): the worker runs trials for as long as the search lasts, and its collections
+(pipeline/process/collector.py): the worker runs trials for as long as the search lasts, and its collections
 then walk only what the trials allocate.
 """
 
 import sys
 
-from pipeline import collector
+from pipeline.process import collector
 
 collector.pause()
 

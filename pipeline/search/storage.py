@@ -16,8 +16,6 @@ import optuna
 from pipeline.configs import SearchConfig
 from pipeline.errors import InputError
 
-HEARTBEAT_ENV = "VAE_PIPELINE_SEARCH_HEARTBEAT"  # "INTERVAL,GRACE" seconds for RDB storages (default 10,60)
-
 
 @dataclasses.dataclass(frozen=True)
 class Storage:
@@ -72,8 +70,8 @@ def resolve_storage(config: SearchConfig) -> Storage:
         folder = _storage_folder()
         journal, sqlite = folder / "optuna-journal.log", folder / "optuna.db"
         storage = Storage("journal", str(journal)) if config.n_workers > 1 else Storage("sqlite", f"sqlite:///{sqlite}")
-        for kind, path, candidate in (("journal", journal, Storage("journal", str(journal))),
-                                      ("sqlite", sqlite, Storage("sqlite", f"sqlite:///{sqlite}"))):
+        for path, candidate in ((journal, Storage("journal", str(journal))),
+                                (sqlite, Storage("sqlite", f"sqlite:///{sqlite}"))):
             if path.exists() and config.study_name in _study_names(candidate):
                 storage = candidate
                 break
@@ -109,17 +107,14 @@ def check_reachable(storage: Storage) -> None:
 def _study_names(storage: Storage) -> list[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return optuna.study.get_all_study_names(open_storage(storage, heartbeat=False))
+        return optuna.study.get_all_study_names(open_storage(storage))
 
 
-def _heartbeat_settings() -> tuple[int, int]:
-    interval, _, grace = os.environ.get(HEARTBEAT_ENV, "10,60").partition(",")
-    return int(interval), int(grace)
-
-
-def open_storage(storage: Storage, heartbeat: bool = True):
-    """Optuna's storage object; RDB storages send heartbeats, and a trial whose worker stopped
-    sending them is failed, its MLflow run ended FAILED and the trial retried once."""
+def open_storage(storage: Storage, heartbeat: str | None = None, on_stale_trial=None):
+    """Optuna's storage object. With `heartbeat` ("INTERVAL,GRACE" seconds, the search's `heartbeat`), an
+    RDB storage records the heartbeats of the trials `study.optimize` runs, and fails a trial silent for
+    GRACE seconds, calling `on_stale_trial(study, trial)` (pipeline/search/recovery.py). A journal file
+    has no heartbeats: a dead worker's trials are recovered by the search that started it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if storage.kind == "journal":
@@ -128,9 +123,7 @@ def open_storage(storage: Storage, heartbeat: bool = True):
             return JournalStorage(JournalFileBackend(storage.url))
         options = {}
         if heartbeat:
-            from pipeline.search.recovery import on_stale_trial  # recovery needs the study's names: imported here
-
-            interval, grace = _heartbeat_settings()
+            interval, grace = (int(seconds) for seconds in heartbeat.split(","))
             options = {"heartbeat_interval": interval, "grace_period": grace,
                        "heartbeat_stale_trial_callback": on_stale_trial}
         if storage.kind == "sqlite":

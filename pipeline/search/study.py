@@ -41,7 +41,7 @@ def check_study(config: SearchConfig, storage: Storage) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            study = optuna.load_study(study_name=config.study_name, storage=open_storage(storage, heartbeat=False))
+            study = optuna.load_study(study_name=config.study_name, storage=open_storage(storage))
         except KeyError:
             return
     held = [d.name.lower() for d in study.directions]

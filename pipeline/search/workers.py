@@ -3,16 +3,15 @@ per trial) and tells the study; several on one machine are separate processes wa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import subprocess
 import sys
-import threading
 import time
 import warnings
-from contextlib import contextmanager
 
 import optuna
 import torch
@@ -20,22 +19,34 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from pipeline import processes, tracking
-from pipeline.classifier_run import classifier_for
+from pipeline import tracking
 from pipeline.configs import SearchConfig
 from pipeline.core import plots
 from pipeline.core.devices import resolve_device
 from pipeline.core.evaluation import EvaluationContext
 from pipeline.core.generation import png_bytes
+from pipeline.process import processes
+from pipeline.process.pause import pause_point
 from pipeline.search.artifacts import artifact_folder, upload_grid
 from pipeline.search.models import Models, train_config
-from pipeline.search.recovery import recover_worker
+from pipeline.search.recovery import on_stale_trial, recover_worker
 from pipeline.search.storage import Storage, open_storage
-from pipeline.search.study import (INVOCATION_ATTR, MODEL_ATTR, RETRY_ATTR, RUN_ATTR, WORKER_ATTR, counted, make_pruner,
-                                   make_sampler, sample_counts, sampler_seed, suggest)
+from pipeline.search.study import (
+    INVOCATION_ATTR,
+    MODEL_ATTR,
+    RETRY_ATTR,
+    RUN_ATTR,
+    WORKER_ATTR,
+    counted,
+    make_pruner,
+    make_sampler,
+    sample_counts,
+    sampler_seed,
+    suggest,
+)
+from pipeline.tracking.classifier_run import classifier_for
 
 TRIAL_STEP = "search_trial"
-PAUSE_ENV = "VAE_PIPELINE_SEARCH_PAUSE_TRIAL"  # tests: the worker running this trial number stops after its first report
 REPORTED_METRICS = ("fid", "precision", "recall", "density", "coverage", "confidence", "class_entropy",
                     "classes_covered", "max_class_share", "sharpness")
 
@@ -58,37 +69,10 @@ class Job:
         return json.dumps(dataclasses.asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "Job":
+    def from_json(cls, text: str) -> Job:
         values = json.loads(text)
         values["storage"] = Storage(**values["storage"])
         return cls(**values)
-
-
-@contextmanager
-def heartbeat(storage, trial: optuna.Trial):
-    """Record the trial's heartbeat every interval while it runs (RDB storages only)."""
-    interval = storage.get_heartbeat_interval() if isinstance(storage, optuna.storages.RDBStorage) else None
-    if not interval:
-        yield
-        return
-    stop = threading.Event()
-
-    def beat():
-        while True:
-            try:
-                storage.record_heartbeat(trial._trial_id)
-            except Exception as error:  # a lost connection: the trial may be failed as stale, the run goes on
-                print(f"search: heartbeat of trial {trial.number} failed: {error}", file=sys.stderr)
-            if stop.wait(interval):
-                return
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 class Worker:
@@ -99,7 +83,7 @@ class Worker:
         self.config = config = SearchConfig(**job.config)
         self.client = MlflowClient()
         self.device = resolve_device(config.device)
-        self.storage = open_storage(job.storage)
+        self.storage = open_storage(job.storage, heartbeat=config.heartbeat, on_stale_trial=on_stale_trial)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self.study = optuna.load_study(study_name=config.study_name, storage=self.storage,
@@ -119,33 +103,33 @@ class Worker:
         self.models = Models(config, job, self.prepared.digest, self.device)
         self.artifacts = artifact_folder(config, job.storage)
 
-    def reserve(self) -> optuna.Trial | None:
-        """The next trial, if this invocation still needs one: counting and asking under one lock, so
-        several workers never overshoot n_trials."""
-        with processes.machine_lock(f"search-{self.job.search_run_id}"), warnings.catch_warnings():
-            # ask/tell with heartbeats: this loop records them itself (see `heartbeat`)
-            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            if isinstance(self.storage, optuna.storages.RDBStorage):
-                optuna.storages.fail_stale_trials(self.study)
-            if counted(self.study, self.job.search_run_id) >= self.config.n_trials:
-                return None
-            trial = self.study.ask()
-            trial.set_user_attr(INVOCATION_ATTR, self.job.search_run_id)
-            trial.set_user_attr(WORKER_ATTR, processes.this_worker())
-            trial.set_user_attr(RUN_ATTR, "")
-            return trial
-
     def run(self) -> None:
+        """One trial at a time through `study.optimize`, which keeps Optuna's heartbeats on RDB storages and
+        fails stale trials before each one. Counting this invocation's trials and asking for the next happen
+        under one lock, released once the trial carries this invocation, so workers never overshoot n_trials."""
         while self.job.deadline is None or time.time() < self.job.deadline:
-            trial = self.reserve()
-            if trial is None:
-                return
-            with heartbeat(self.storage, trial):
-                self.run_trial(trial)
+            with contextlib.ExitStack() as reservation:
+                reservation.enter_context(processes.machine_lock(f"search-{self.job.search_run_id}"))
+                if counted(self.study, self.job.search_run_id) >= self.config.n_trials:
+                    return
+                self.reservation, self.trial = reservation, None
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        self.study.optimize(self.run_trial, n_trials=1)
+                except SystemExit:  # SIGTERM (processes.exit_on_sigterm): Optuna leaves the trial RUNNING
+                    if self.trial is not None:
+                        self.study.tell(self.trial.number, state=TrialState.FAIL, skip_if_finished=True)
+                    raise
 
-    def run_trial(self, trial: optuna.Trial) -> None:
-        """One trial in its own child run of the search run: FINISHED, KILLED when pruned, FAILED otherwise."""
+    def run_trial(self, trial: optuna.Trial) -> float | list[float]:
+        """The objective: one trial in its own child run of the search run, FINISHED; KILLED when pruned
+        (optuna.TrialPruned), FAILED when the objective is not finite (Optuna fails the trial) or it raises."""
+        self.trial = trial
+        trial.set_user_attr(INVOCATION_ATTR, self.job.search_run_id)
+        trial.set_user_attr(WORKER_ATTR, processes.this_worker())
+        trial.set_user_attr(RUN_ATTR, "")
+        self.reservation.close()  # the trial counts now: the next worker may ask
         config = self.config
         latent_size, sampler = suggest(trial, config)
         tags = {"optuna.study_name": config.study_name, "optuna.trial_number": str(trial.number),
@@ -161,23 +145,19 @@ class Worker:
                       "scale": sampler.scale, "sampler": sampler.spec, "study_name": config.study_name,
                       "reference_split": "val"}
             self.client.log_batch(run.run_id, params=[Param(k, str(v)) for k, v in params.items()])
-            try:
-                metrics, count, pruned = self.score(trial, run.run_id, latent_size, sampler)
-            except BaseException:
-                self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-                raise
+            metrics, count, pruned = self.score(trial, run.run_id, latent_size, sampler)
             values = [metrics["fid"]] if config.objective == "fid" else [metrics["fid"], metrics["class_entropy"]]
             if pruned:
-                self.study.tell(trial, state=TrialState.PRUNED)
                 run.end_as("KILLED", pruned="true")
             elif not all(math.isfinite(v) for v in values):
-                self.study.tell(trial, state=TrialState.FAIL)
                 run.end_as("FAILED", failure_reason=f"objective not finite: {values}")
-            else:
-                self.study.tell(trial, values)
+                values = [math.nan] * len(values)  # Optuna fails a trial whose objective is NaN
         state = "pruned" if pruned else "done"
         print(f"search: trial {trial.number} {state}: latent {latent_size} {sampler.spec} fid {metrics['fid']:.4g} "
               f"at n={count}", flush=True)
+        if pruned:
+            raise optuna.TrialPruned()
+        return values[0] if len(values) == 1 else values
 
     def score(self, trial: optuna.Trial, run_id: str, latent_size: int, sampler) -> tuple[dict, int, bool]:
         """(metrics, sample count, pruned): FID on growing sample counts, reported to the pruner, then
@@ -196,7 +176,7 @@ class Worker:
             client.log_metric(run_id, "fid_at_n", metrics["fid"], step=count)
             if config.objective == "fid":
                 trial.report(metrics["fid"], step=count)
-            _pause_for_tests(trial.number)
+            pause_point(f"search.trial.{trial.number}")  # kill tests (pipeline/process/pause.py)
             if config.objective == "fid" and count != self.counts[-1] and trial.should_prune():
                 pruned = True
                 break
@@ -211,16 +191,6 @@ class Worker:
         seconds["seconds_logging"] = time.perf_counter() - started
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in seconds.items()])
         return metrics, count, pruned
-
-
-def _pause_for_tests(trial_number: int) -> None:
-    """Kill tests: with VAE_PIPELINE_SEARCH_PAUSE_TRIAL=N the worker running trial N stops after its
-    first report, its MLflow run open, and waits to be killed: a kill point that does not depend on
-    the machine's speed."""
-    if os.environ.get(PAUSE_ENV) == str(trial_number):
-        print(f"paused in trial {trial_number} (pid {os.getpid()}) ({PAUSE_ENV})", flush=True)
-        while True:
-            time.sleep(60)
 
 
 def worker_main(argv: list[str]) -> int:
@@ -276,9 +246,9 @@ def run_workers(job: Job, study: optuna.Study) -> list[str]:
                 print(f"search: {note}", flush=True)
                 notes.append(note)
     finally:
-        for pid, (index, process) in workers.items():  # the search itself is stopping: stop the workers
+        for _, process in workers.values():  # the search itself is stopping: stop the workers
             process.terminate()
-        for pid, (index, process) in workers.items():
+        for pid, (_, process) in workers.items():
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -13,15 +13,22 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pipeline import tracking
-from pipeline.classifier_run import classifier_for, judge_for
 from pipeline.configs import DEFAULT_SAMPLERS, EvaluateConfig
 from pipeline.core import judge, plots
 from pipeline.core.devices import resolve_device
-from pipeline.core.evaluation import (MODEL_METRICS, REAL_METRICS, REAL_ROW, SAMPLER_METRICS, EvaluationContext,
-                                      check_fittable, format_table)
-from pipeline.core.stopwatch import Stopwatch
+from pipeline.core.evaluation import (
+    MODEL_METRICS,
+    REAL_METRICS,
+    REAL_ROW,
+    SAMPLER_METRICS,
+    EvaluationContext,
+    check_fittable,
+    format_table,
+)
 from pipeline.core.samplers import GaussianMixtureSampler, Sampler, parse_samplers
+from pipeline.core.stopwatch import Stopwatch
 from pipeline.errors import InputError
+from pipeline.tracking.classifier_run import classifier_for, judge_for
 
 REFERENCE_SAMPLER = "gmm:10"
 
@@ -108,15 +115,16 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
     loss = tracking.run_param(train_run, "loss")
     model = tracking.load_model(f"runs:/{config.model}/model", device)
     experiment_id = tracking.use_experiment_of(train_run)
+    launched = tracking.launched_run_id()  # read before the classifier's own run, whose end clears it
     classifier, classifier_run_id = classifier_for(prepared, device, experiment_id or train_run.info.experiment_id,
-                                                   parent_run_id=tracking.launched_run_id() or config.model)
+                                                   parent_run_id=launched or config.model)
     judge2 = judge_for(classifier_run_id, prepared)
     settings = settings_text(config, classifier_run_id)
 
     tags = {"source_run_id": config.model, "classifier_run_id": classifier_run_id, "data_digest": prepared.digest,
             "source_digest": prepared.source_digest, tracking.SETTINGS_TAG: settings}
     with tracking.step_run("evaluate", f"evaluate {train_run.info.run_name}", config, parent_run_id=parent_run_id or config.model,
-                           experiment_id=experiment_id, tags=tags) as run:
+                           experiment_id=experiment_id, tags=tags, launched=launched) as run:
         tracking.log_config(config)
         watch = Stopwatch()  # scoring (reference, samplers, both judges, likelihood) against the step's fixed costs
         with watch("scoring"):
@@ -159,7 +167,7 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
         print(f"evaluation run {run.info.run_id} of train run {config.model} ({settings}):")
         print(table)
         print(f"scores on the train run: {outcome}")
-        from pipeline.generator import log_generator
+        from pipeline.serving import log_generator
 
         log_generator(model, samplers[0].spec, mixtures)
         return run.info.run_id

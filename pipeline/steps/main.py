@@ -20,13 +20,13 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline import processes, tracking
-from pipeline.configs import (PRESET_VALUE, EvaluateConfig, MainConfig, PrepareDataConfig, ReportConfig,
-                              TrainConfig)
+from pipeline import tracking
+from pipeline.configs import PRESET_VALUE, EvaluateConfig, MainConfig, PrepareDataConfig, ReportConfig, TrainConfig
 from pipeline.core import study
 from pipeline.core.samplers import needs_fit, parse_sampler
 from pipeline.errors import bad_parameter
-from pipeline.registry import register_generator
+from pipeline.process import processes
+from pipeline.tracking.registry import register_generator
 
 REPORT_INPUTS_TAG = "pipeline.report_inputs"
 GENERATOR_NAME = "vae-generator"  # each cell's as vae-generator-<cell>, alias @main: the newest main's

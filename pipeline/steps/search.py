@@ -31,22 +31,33 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from pipeline import processes, tracking
-from pipeline.classifier_run import classifier_for
+from pipeline import tracking
 from pipeline.configs import SearchConfig
 from pipeline.core import plots, search_space
 from pipeline.core.devices import resolve_device
 from pipeline.core.evaluation import EvaluationContext
 from pipeline.core.samplers import BetaSampler, GaussianMixtureSampler, parse_sampler
 from pipeline.errors import InputError
-from pipeline.generator import log_generator
-from pipeline.registry import register_generator
+from pipeline.process import processes
 from pipeline.search.artifacts import artifact_folder, checked_folder, dashboard_command
 from pipeline.search.models import train_config
 from pipeline.search.storage import resolve_storage
-from pipeline.search.study import (FINISHED, MEDIAN_STARTUP_TRIALS, MODEL_ATTR, RUN_ATTR, best_trial, check_study,
-                                   create_or_load, is_mine, sample_counts, sampler_seed)
+from pipeline.search.study import (
+    FINISHED,
+    MEDIAN_STARTUP_TRIALS,
+    MODEL_ATTR,
+    RUN_ATTR,
+    best_trial,
+    check_study,
+    create_or_load,
+    is_mine,
+    sample_counts,
+    sampler_seed,
+)
 from pipeline.search.workers import REPORTED_METRICS, TRIAL_STEP, Job, Worker, run_workers
+from pipeline.serving import log_generator
+from pipeline.tracking.classifier_run import classifier_for
+from pipeline.tracking.registry import register_generator
 
 REFERENCE_SAMPLERS = (("normal_0_1", "normal:0,1"), ("gmm_10", "gmm:10"))
 BEST_GENERATOR, BEST_ALIAS = "vae-generator", "best-beta"  # models:/vae-generator@best-beta: the newest search's best

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pipeline.core.model import VAE
 from pipeline.core.samplers import draw_samples, needs_fit, parse_samplers
 from pipeline.core.seeding import seeded
 from pipeline.core.study import cell_name
+from pipeline.process.pause import pause_point
 
 
 def run_name(config: TrainConfig) -> str:
@@ -100,7 +100,7 @@ def train(config: TrainConfig, parent_run_id: str | None = None) -> str:
                 if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
                     state = training.checkpoint_state(model, optimizer, epoch, history, settings, prepared.digest, device)
                     tracking.log_checkpoint(state, Path(checkpoint_dir))
-                    _pause_for_tests(epoch)
+                    pause_point(f"train.epoch.{epoch}")  # kill tests (pipeline/process/pause.py)
             progress.close()
 
         test_terms = (training.evaluate_epoch(model, split["test"], config.loss) / len(split["test"])).tolist()
@@ -111,16 +111,8 @@ def train(config: TrainConfig, parent_run_id: str | None = None) -> str:
         if history:
             tracking.log_figure(plots.loss_curve_figure(history), "loss_curve.png")
         tracking.log_model(model)
-        from pipeline.generator import log_generator  # mlflow.pyfunc: paid only here, at the end
+        from pipeline.serving import log_generator  # mlflow.pyfunc: paid only here, at the end
 
         log_generator(model, next((s.spec for s in samplers if not needs_fit(s)), "normal:0,1"))
         return run.info.run_id
 
-
-def _pause_for_tests(epoch: int) -> None:
-    """Interruption tests: with VAE_PIPELINE_PAUSE_AFTER_EPOCH=N the process stops after checkpoint N
-    and waits to be killed, so a test can SIGKILL it at that point on a fast machine or a slow one."""
-    if os.environ.get("VAE_PIPELINE_PAUSE_AFTER_EPOCH") == str(epoch):
-        print(f"paused after epoch {epoch} (VAE_PIPELINE_PAUSE_AFTER_EPOCH)", flush=True)
-        while True:
-            time.sleep(60)

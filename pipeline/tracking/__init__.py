@@ -8,30 +8,81 @@ with `mlflow.log_*`; no other module creates, ends or searches runs.
 - reuse: configuration keys, code versions, reuse-or-launch and launching a step;
 - params: a step's params logged and read back canonically;
 - references: models and prepared data by reference, dataset inputs;
-- artifacts: grids, figures, models, checkpoints, copied artifacts and scores.
+- artifacts: grids, figures, models, checkpoints, copied artifacts and scores;
+- classifier_run: the evaluation classifier's run, found by source digest or trained once;
+- registry: a generator registered under a name and an alias (only the drivers, main and search, register).
 
 `from pipeline import tracking; tracking.step_run(...)`: the names steps use are re-exported here.
 """
 
-from pipeline.tracking.runs import (  # noqa: F401
-    child_run, children, current_experiment_id, DRIVER_TAG, end_failed, fail_stale_runs, fail_stale_runs_of, finished_runs,
-    get_run, launched_run_id, newest_finished, OpenRun, PARENT_TAG, process_alive, PROCESS_TAG, process_tags,
-    RUN_ID_PATTERN, search_all_runs, STALE_REASON, STEP_TAG, use_experiment_of,
+from pipeline.tracking.artifacts import (  # noqa: F401
+    CHECKPOINT_DIR,
+    SETTINGS_TAG,
+    artifact_batch,
+    copy_artifacts,
+    copy_scores,
+    has_checkpoints,
+    load_latest_checkpoint,
+    load_model,
+    log_checkpoint,
+    log_figure,
+    log_model,
+    log_samples,
 )
 from pipeline.tracking.params import (  # noqa: F401
-    log_config, normalized_params, run_param,
-)
-from pipeline.tracking.artifacts import (  # noqa: F401
-    artifact_batch, CHECKPOINT_DIR, copy_artifacts, copy_scores, has_checkpoints, load_latest_checkpoint, load_model,
-    log_checkpoint, log_figure, log_model, log_samples, SETTINGS_TAG, skip_installed_package_scan,
-)
-from pipeline.tracking.reuse import (  # noqa: F401
-    CODE_TAG, code_version, config_key, DIRTY_TAG, KEY_TAG, launch_step, NOT_IN_KEY, PROJECT_ROOT, reusable_run,
-    reuse_allowed, reuse_or_launch, reuse_tags, runs_with_key, SOURCE_GLOBS, StepFailed, store_key,
-)
-from pipeline.tracking.step import (  # noqa: F401
-    log_system_metrics_sample, step_run, SYSTEM_METRICS_INTERVAL_S,
+    log_config,
+    normalized_params,
+    run_param,
 )
 from pipeline.tracking.references import (  # noqa: F401
-    data_source, log_dataset_inputs, model_uri, resolve_data,
+    data_source,
+    log_dataset_inputs,
+    model_uri,
+    resolve_data,
+)
+from pipeline.tracking.reuse import (  # noqa: F401
+    CODE_TAG,
+    DIRTY_TAG,
+    KEY_TAG,
+    NOT_IN_KEY,
+    PROJECT_ROOT,
+    SOURCE_GLOBS,
+    StepFailed,
+    code_version,
+    config_key,
+    launch_step,
+    reusable_run,
+    reuse_allowed,
+    reuse_or_launch,
+    reuse_tags,
+    runs_with_key,
+    store_key,
+)
+from pipeline.tracking.runs import (  # noqa: F401
+    DRIVER_TAG,
+    PARENT_TAG,
+    PROCESS_TAG,
+    RUN_ID_PATTERN,
+    STALE_REASON,
+    STEP_TAG,
+    OpenRun,
+    child_run,
+    children,
+    current_experiment_id,
+    end_failed,
+    fail_stale_runs,
+    fail_stale_runs_of,
+    finished_runs,
+    get_run,
+    launched_run_id,
+    newest_finished,
+    process_alive,
+    process_tags,
+    search_all_runs,
+    use_experiment_of,
+)
+from pipeline.tracking.step import (  # noqa: F401
+    SYSTEM_METRICS_INTERVAL_S,
+    log_system_metrics_sample,
+    step_run,
 )

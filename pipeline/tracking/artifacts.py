@@ -92,11 +92,12 @@ def log_model(model: torch.nn.Module) -> None:
     """A model as an MLflow pytorch model, on the CPU, with this package's code beside it.
 
     Pickle format: pt2 keeps only forward(); sampling needs decode(), the classifier features().
+    Requirements pinned through `pip_requirements`, so MLflow does not infer them (inference loads
+    the model again in a subprocess).
     """
     import mlflow.pytorch
     import torch
 
-    skip_installed_package_scan()
     mlflow.pytorch.log_model(
         model.to("cpu").eval(),
         name="model",
@@ -104,24 +105,6 @@ def log_model(model: torch.nn.Module) -> None:
         code_paths=[str(Path(__file__).resolve().parents[1])],
         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
     )
-
-
-def skip_installed_package_scan() -> None:
-    """Spare logging a model MLflow's scan of every installed distribution (2-3 s a step).
-
-    Models are logged with pinned `pip_requirements`; MLflow still checks them against the
-    environment, and to do so first maps every installed package to its modules
-    (`importlib.metadata.packages_distributions()`, which reads the file list of each of the
-    hundreds of distributions, torch's CUDA wheels among them). That map is only the fallback for
-    a package whose version metadata is missing, so a small one for the pinned packages gives the
-    same check. Private to MLflow: where it is gone, nothing changes but the speed.
-    """
-    from mlflow.utils import requirements_utils
-
-    if getattr(requirements_utils, "_MODULES_TO_PACKAGES", ()) is None:
-        requirements_utils._MODULES_TO_PACKAGES = {"torch": ["torch"], "mlflow": ["mlflow"], "numpy": ["numpy"],
-                                                   "pandas": ["pandas"], "cloudpickle": ["cloudpickle"],
-                                                   "PIL": ["pillow"]}
 
 
 def load_model(uri: str, device: torch.device, parameter: str = "model"):

@@ -13,7 +13,6 @@ from pipeline.errors import InputError
 from pipeline.tracking.runs import STEP_TAG
 
 
-
 def log_config(config) -> None:
     """Log a step's dataclass as params, skipping names `mlflow run` already logged.
 

@@ -16,7 +16,6 @@ from pipeline.errors import InputError
 from pipeline.tracking.runs import RUN_ID_PATTERN, get_run
 
 
-
 def model_uri(reference: str, parameter: str = "model") -> tuple[str, str | None]:
     """(model URI, source train run id or None) for a train run id or a model URI."""
     if RUN_ID_PATTERN.match(reference):

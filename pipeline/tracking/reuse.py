@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from pipeline import processes
+from pipeline.process import processes
 from pipeline.tracking.artifacts import has_checkpoints
 from pipeline.tracking.runs import PARENT_TAG, PROCESS_TAG, STEP_TAG, end_failed, fail_stale_runs, search_all_runs
 

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from pipeline import processes
 from pipeline.errors import InputError
+from pipeline.process import processes
 
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 STEP_TAG = "pipeline.step"
@@ -62,8 +62,8 @@ def search_all_runs(experiment_ids: list[str], filter_string: str, order_by: lis
 
 
 def process_alive(run) -> bool:
-    """Whether the process that runs `run` still lives (an orphaned step is killed: see processes.alive)."""
-    return processes.alive(run.data.tags.get(PROCESS_TAG, ":"), run.data.tags.get(DRIVER_TAG))
+    """Whether the process that runs `run` still lives."""
+    return processes.alive(run.data.tags.get(PROCESS_TAG, ":"))
 
 
 def end_failed(run_id: str, reason: str, only_if_running: bool = False) -> None:
@@ -76,12 +76,18 @@ def end_failed(run_id: str, reason: str, only_if_running: bool = False) -> None:
 
 
 def fail_stale_runs(runs) -> list:
-    """Mark RUNNING runs whose process is gone as FAILED; returns the runs still truly running."""
+    """Mark RUNNING runs whose process is gone as FAILED (an orphaned step, whose driver is gone, is stopped
+    first); returns the runs still truly running."""
     alive = []
     for run in runs:
         if run.info.status != "RUNNING":
             continue
-        if process_alive(run):
+        process, driver = run.data.tags.get(PROCESS_TAG, ":"), run.data.tags.get(DRIVER_TAG)
+        if processes.orphaned(process, driver):
+            # its driver is gone and its watchdog stops it within a second: stopped now, so a rerun never waits on it
+            processes.stop(process)
+            end_failed(run.info.run_id, STALE_REASON)
+        elif process_alive(run):
             alive.append(run)
         else:
             end_failed(run.info.run_id, STALE_REASON)

@@ -1,5 +1,6 @@
 """A step's own run: opened (or taken over from `mlflow run`), named, nested, tagged with its key, code
-version and process, watched for its driver, and given a last system-metrics sample as it ends."""
+version, process and driver, and given a last system-metrics sample as it ends. Nothing else: the step's
+process is set up by its process entry (pipeline/__main__.py)."""
 
 from __future__ import annotations
 
@@ -10,37 +11,37 @@ from contextlib import contextmanager
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from pipeline import collector, processes
+from pipeline.process import processes
 from pipeline.tracking.reuse import reuse_tags
-from pipeline.tracking.runs import DRIVER_TAG, PARENT_TAG, STEP_TAG, current_experiment_id
+from pipeline.tracking.runs import DRIVER_TAG, PARENT_TAG, STEP_TAG, current_experiment_id, launched_run_id
 
 SYSTEM_METRICS_INTERVAL_S = 2
 
 
 @contextmanager
 def step_run(step: str, name: str, config=None, parent_run_id: str | None = None, experiment_id: str | None = None,
-             tags: dict | None = None, log_system_metrics: bool = False, adopt_launched_run: bool = True):
-    """Open the step's run, named `name` and tagged with the step; yields the active run.
+             tags: dict | None = None, log_system_metrics: bool = False, adopt_launched_run: bool = True,
+             launched: str | None = None):
+    """Open the step's run, named `name` and tagged with the step; yields the active run, and ends it.
 
     Under `mlflow run` the launcher already created the run (MLFLOW_RUN_ID): it is taken over
-    (unless `adopt_launched_run` is False: a side run such as the classifier's). Otherwise, or
-    when a driver calls a step in-process inside its own active run, a new run is
-    created in `experiment_id` (default: the active experiment), as a child of
-    `parent_run_id` when given. System metrics, when asked for, get a last sample as the run ends,
-    so even a run shorter than the sampling interval records them. Once the run is open, a step
-    process's garbage collector resumes with its start-up frozen (pipeline/collector.py). With
-    `config`, the run carries what step reuse looks for: its configuration key, the code version,
-    and its process.
+    (unless `adopt_launched_run` is False: a side run such as the classifier's). Ending any run clears
+    MLFLOW_RUN_ID (mlflow.end_run), so a step that opens a side run before its own reads the launcher's
+    run first (`launched_run_id()`) and passes it as `launched`. Otherwise, or when a driver calls a
+    step in-process inside its own active run, a new run is created in `experiment_id` (default: the
+    active experiment), as a child of `parent_run_id` when given. System metrics, when asked for, get a
+    last sample as the run ends, so even a run shorter than the sampling interval records them. With
+    `config`, the run carries what step reuse looks for: its configuration key, the code version, and
+    its process; a step launched by a driver is tagged with the driver.
     """
-    launched = os.environ.get("MLFLOW_RUN_ID")
+    launched = launched or launched_run_id()
     client = MlflowClient()
     run_tags = {STEP_TAG: step, "mlflow.runName": name, **(tags or {})}
     if config is not None:
         run_tags.update(reuse_tags(step, config))
     driver = os.environ.get(processes.DRIVER_ENV)
-    if driver:  # launched by main or search: record the driver, and die with it
+    if driver:  # launched by main or search (its watchdog was started by the process entry)
         run_tags[DRIVER_TAG] = driver
-        processes.watch_driver(driver)
     if parent_run_id:
         run_tags[PARENT_TAG] = parent_run_id
     if log_system_metrics:
@@ -56,18 +57,13 @@ def step_run(step: str, name: str, config=None, parent_run_id: str | None = None
             run_tags.pop(PARENT_TAG, None)
     else:
         run_id = client.create_run(experiment_id or current_experiment_id(), tags=run_tags, run_name=name).info.run_id
-    try:
-        with mlflow.start_run(run_id=run_id, nested=nested, log_system_metrics=log_system_metrics) as run:
-            mlflow.set_tags(run_tags)
-            collector.resume_frozen()  # the step has started: what it built lives as long as its process
-            try:
-                yield run
-            finally:
-                if log_system_metrics:
-                    log_system_metrics_sample(run.info.run_id)
-    finally:
-        if launched:  # mlflow.end_run() drops MLFLOW_RUN_ID; the launcher's run stays this process's own
-            os.environ["MLFLOW_RUN_ID"] = launched
+    with mlflow.start_run(run_id=run_id, nested=nested, log_system_metrics=log_system_metrics) as run:
+        mlflow.set_tags(run_tags)
+        try:
+            yield run
+        finally:
+            if log_system_metrics:
+                log_system_metrics_sample(run.info.run_id)
 
 
 def log_system_metrics_sample(run_id: str) -> None:
@@ -80,4 +76,4 @@ def log_system_metrics_sample(run_id: str) -> None:
         monitor.publish_metrics(monitor.aggregate_metrics())
         monitor.mlflow_logger.flush()
     except Exception as error:  # a metric source missing on this machine must not fail the step
-        warnings.warn(f"could not log a last system metrics sample: {error}")
+        warnings.warn(f"could not log a last system metrics sample: {error}", stacklevel=2)

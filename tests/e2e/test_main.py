@@ -15,6 +15,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from pipeline.process.pause import PAUSE_ENV
 from tests.conftest import REPO, VENV_BIN
 from tests.e2e.report_study import verdict_words
 
@@ -143,11 +144,11 @@ def test_main_killed_during_a_training_redoes_only_what_did_not_finish(tracking,
                "--experiment-id", experiment] + [arg for k, v in params.items() for arg in ("-P", f"{k}={v}")]
     # Every training pauses after its checkpoint of epoch 10 (the hook waits to be killed); with one
     # step at a time, the first training is the one the SIGKILL lands in, whatever the machine's speed.
-    env = {**tracking.env(), "VAE_PIPELINE_PAUSE_AFTER_EPOCH": "10"}
+    env = {**tracking.env(), PAUSE_ENV: "train.epoch.10"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                start_new_session=True)
     for line in process.stdout:
-        if "paused after epoch 10" in line:
+        if "paused at train.epoch.10" in line:
             break
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()

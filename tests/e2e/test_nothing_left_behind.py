@@ -12,15 +12,15 @@ import sys
 import pytest
 import torch
 
-from pipeline import classifier_run
 from pipeline.core import classifier, datasets
+from pipeline.tracking import classifier_run
 from tests.conftest import REPO, write_idx_folder
 
 pytestmark = pytest.mark.slow
 
 PAUSED_CLASSIFIER = """
 import sys, time, torch
-from pipeline import classifier_run
+from pipeline.tracking import classifier_run
 from pipeline.core import classifier, datasets
 
 def paused(*args, **kwargs):  # the classifier's run is open: wait here to be killed

@@ -15,14 +15,23 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from tests.e2e.report_study import (CELLS, FINDINGS, MIN_COLUMN_PX, OTHER_SETTINGS, SAMPLERS, SEEDS, SETTINGS,
-                                    TINY_TRAIN, Page, write_main_run)
+from tests.e2e.report_study import (
+    CELLS,
+    FINDINGS,
+    MIN_COLUMN_PX,
+    OTHER_SETTINGS,
+    SAMPLERS,
+    SEEDS,
+    SETTINGS,
+    TINY_TRAIN,
+    Page,
+    write_main_run,
+)
 from tests.e2e.report_study import artifacts as _artifacts
 from tests.e2e.report_study import experiments as _experiments
 from tests.e2e.report_study import png_size as _png_size
 from tests.e2e.report_study import run_id as _run_id
 from tests.e2e.report_study import stats_text as _stats_text
-
 
 # --- a tiny real study --------------------------------------------------------------------------
 
@@ -311,7 +320,7 @@ def test_unlike_settings_land_in_separate_tables_and_a_source_can_be_an_experime
 
     env = {**tracking.env(), "REPORT_CHROMIUM": str(tmp_path / "no-chromium")}
     env.pop("MLFLOW_EXPERIMENT_ID")  # no experiment chosen: the report run goes beside its main run
-    result = subprocess.run([sys.executable, "-m", "analysis.report", "--source", "report-settings", "--output",
+    result = subprocess.run([sys.executable, "-m", "pipeline", "report", "--source", "report-settings", "--output",
                              str(tmp_path / "out")], capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
     report_id = _run_id(result)
     run = client.get_run(report_id)

@@ -18,6 +18,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+from pipeline.process.pause import PAUSE_ENV
+
 pytestmark = pytest.mark.slow
 
 TINY = {"latent_sizes": "2,4", "hidden_size": 32, "epochs": 1, "n_samples": "100,200,400"}
@@ -157,7 +159,7 @@ def start_search(tracking, params: dict, pause_trial: int | None = None, **env_e
     env = tracking.env()
     env.update({"OMP_NUM_THREADS": "1", **env_extra})
     if pause_trial is not None:
-        env["VAE_PIPELINE_SEARCH_PAUSE_TRIAL"] = str(pause_trial)
+        env[PAUSE_ENV] = f"search.trial.{pause_trial}"
     process = subprocess.Popen([sys.executable, "-m", "pipeline", "search", *as_args(params)], cwd=tracking.root,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -170,7 +172,7 @@ def wait_for_pause(process, lines: list[str], trial: int, limit_s: float = 400) 
     deadline = time.time() + limit_s
     while time.time() < deadline:
         for line in list(lines):
-            match = re.search(rf"paused in trial {trial} \(pid (\d+)\)", line)
+            match = re.search(rf"paused at search\.trial\.{trial} \(pid (\d+)\)", line)
             if match:
                 return int(match.group(1))
         assert process.poll() is None, "".join(lines)[-4000:]
@@ -212,9 +214,8 @@ def test_a_worker_killed_mid_search_is_recovered_exactly(tracking, tmp_path):
 def test_a_killed_search_is_resumed_through_heartbeats(tracking):
     """One worker on SQLite: the whole search is SIGKILLed inside a trial; the rerun's heartbeat check
     fails that trial, ends its MLflow run FAILED and retries it once; the dead search run ends FAILED."""
-    params = {**TINY, "n_trials": 2, "study_name": "heartbeat"}
-    heartbeat = {"VAE_PIPELINE_SEARCH_HEARTBEAT": "1,2"}
-    process, lines = start_search(tracking, params, pause_trial=1, **heartbeat)
+    params = {**TINY, "n_trials": 2, "study_name": "heartbeat", "heartbeat": "1,2"}
+    process, lines = start_search(tracking, params, pause_trial=1)
     pid = wait_for_pause(process, lines, 1)
     assert pid == process.pid
     process.send_signal(signal.SIGKILL)
@@ -223,7 +224,7 @@ def test_a_killed_search_is_resumed_through_heartbeats(tracking):
     assert dead_parent.info.status == "RUNNING"
     time.sleep(3)  # past the grace period (2 s) of the last heartbeat
 
-    result = run_search(tracking, {**params, "n_trials": 1}, **heartbeat)
+    result = run_search(tracking, {**params, "n_trials": 1})
     assert result.returncode == 0, result.stderr[-3000:]
     parent = re.findall(r"run id: ([0-9a-f]{32})", result.stdout)[-1]
     study = sqlite_study(tracking, "heartbeat")

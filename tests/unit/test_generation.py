@@ -7,8 +7,15 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.core.generation import (MAX_IMAGES, generate_pngs, load_generator, request_count, request_sampler,
-                                      request_seed, save_generator)
+from pipeline.core.generation import (
+    MAX_IMAGES,
+    generate_pngs,
+    load_generator,
+    request_count,
+    request_sampler,
+    request_seed,
+    save_generator,
+)
 from pipeline.core.model import VAE
 from pipeline.core.samplers import draw_samples, parse_sampler
 from pipeline.errors import InputError

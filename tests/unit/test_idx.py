@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pipeline.core import datasets
-from pipeline.errors import InputError
 from pipeline.core.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_idx_folder, write_idx
+from pipeline.errors import InputError
 from tests.conftest import write_idx_folder
 
 

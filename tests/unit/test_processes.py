@@ -1,5 +1,5 @@
-"""Processes on this machine: identities that tell a live process from a gone one (or a reused pid), and
-the watchdog that stops a step whose driver died. Real processes, no MLflow."""
+"""Processes on this machine: identities that tell a live process from a gone one (or a reused pid), lookups
+that only answer, and the watchdog that stops a step whose driver died. Real processes, no MLflow."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 
-from pipeline import processes
+from pipeline.process import processes
 
 
 def test_alive_tells_a_live_process_from_a_gone_one_a_reused_pid_and_another_host():
     assert processes.alive(processes.this_process())
-    child = subprocess.run([sys.executable, "-c", "from pipeline import processes; print(processes.this_process())"],
+    child = subprocess.run([sys.executable, "-c", "from pipeline.process import processes; print(processes.this_process())"],
                            capture_output=True, text=True, check=True)
     gone = child.stdout.strip()
     assert gone.count(":") == 2 and not processes.alive(gone)
@@ -21,16 +21,20 @@ def test_alive_tells_a_live_process_from_a_gone_one_a_reused_pid_and_another_hos
     assert processes.alive(f"another-host-{host}:{pid}:{started}")  # cannot be told from here: assumed alive
 
 
-def test_an_orphan_is_killed_when_its_driver_is_gone():
+def test_an_orphan_is_told_but_not_killed_by_the_lookups_and_stopped_only_when_asked():
     driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
         identity, driver_identity = processes.identity(orphan.pid), processes.identity(driver.pid)
-        assert processes.alive(identity, driver_identity)
+        assert processes.alive(identity) and not processes.orphaned(identity, driver_identity)
+        assert not processes.orphaned(identity, None)
         driver.kill()
         driver.wait()
-        assert not processes.alive(identity, driver_identity)
+        assert processes.orphaned(identity, driver_identity)
+        assert processes.alive(identity) and orphan.poll() is None  # asking twice killed nothing
+        processes.stop(identity)
         assert orphan.wait(timeout=60) == -9
+        assert not processes.alive(identity) and not processes.orphaned(identity, driver_identity)
     finally:
         for process in (driver, orphan):
             process.kill()
@@ -38,8 +42,8 @@ def test_an_orphan_is_killed_when_its_driver_is_gone():
 
 WATCHED = """
 import sys, time
-from pipeline import processes
-processes.watch_driver(sys.argv[1], interval_s=0.2)
+from pipeline.process import watchdog
+watchdog.watch_driver(sys.argv[1], interval_s=0.2)
 print("watching", flush=True)
 time.sleep(600)
 """
@@ -63,7 +67,7 @@ def test_a_step_stops_itself_when_its_driver_dies():
 def test_steps_are_sized_from_the_cores_the_process_may_use():
     """Pinned to one core (a container's cpuset, `taskset`), main runs one step at a time on one
     thread, whatever the machine has: never two processes on one core."""
-    code = ("from pipeline import processes\n"
+    code = ("from pipeline.process import processes\n"
             "from pipeline.configs import MainConfig\n"
             "from pipeline.steps.main import parallel_slots\n"
             "print(processes.usable_cores(), parallel_slots(MainConfig(), 6), "

@@ -3,8 +3,8 @@ pyproject.toml, and .ci/run with the README's two commands."""
 
 import dataclasses
 import re
-import tomllib
 
+import tomllib
 import yaml
 
 from pipeline.configs import STEP_CONFIGS
@@ -27,10 +27,19 @@ def test_mlproject_lists_the_config_fields_with_the_same_defaults():
 
 
 def test_conda_env_and_pyproject_list_the_same_dependencies():
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    """conda.yaml (what `mlflow run` builds with conda) installs the dependencies and the report's browser check."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     conda = yaml.safe_load((REPO / "conda.yaml").read_text())
     pip_section = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
-    assert sorted(pip_section) == sorted(pyproject)
+    assert sorted(pip_section) == sorted(project["dependencies"] + project["optional-dependencies"]["browser"])
+
+
+def test_the_test_extra_installs_what_the_tests_import_and_the_ci_checks():
+    """README command 1 installs `.[test]`: the browser check, optuna-dashboard and the lint tools come with it."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "vae-study-pipeline[browser,dashboard,lint]" in extras["test"]
+    names = {re.split(r"[<>=\[]", requirement)[0] for requirement in extras["test"] + extras["lint"]}
+    assert {"pytest", "torchmetrics", "scipy", "pyyaml", "ruff", "deptry", "import-linter"} <= names
 
 
 def test_ci_runs_the_readme_commands():
@@ -39,3 +48,5 @@ def test_ci_runs_the_readme_commands():
     install_and_run, run_tests = blocks[0].strip(), blocks[1].strip()
     ci = (REPO / ".ci" / "run").read_text()
     assert install_and_run in ci and run_tests in ci
+    checks = "ruff check && ruff format --check && deptry . && lint-imports"
+    assert ci.index(install_and_run) < ci.index(checks) < ci.index(run_tests)

@@ -10,8 +10,8 @@ import torch
 from scipy import linalg
 
 from pipeline.core import quality
-from pipeline.errors import InputError
 from pipeline.core.samplers import GaussianMixtureSampler, needs_fit, parse_sampler, parse_samplers
+from pipeline.errors import InputError
 
 
 def closed_form_fid(mu1, s1, mu2, s2) -> float:

@@ -4,8 +4,8 @@ import mlflow
 import torch
 
 from pipeline.core.model import VAE
-from pipeline.generator import log_generator
-from pipeline.registry import register_generator
+from pipeline.serving import log_generator
+from pipeline.tracking.registry import register_generator
 
 
 def generator_run(default_sampler: str) -> str:

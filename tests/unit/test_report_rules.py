@@ -9,12 +9,23 @@ import numpy as np
 import pytest
 
 from analysis import browser
-from analysis.stats import (CONTRADICTED, DISAGREE, HOLDS, NO_DIFFERENCE, NO_SPREAD, NOT_MEASURED, Summary,
-                            best_rows, claim_outcome, compare, overall)
+from analysis.stats import (
+    CONTRADICTED,
+    DISAGREE,
+    HOLDS,
+    NO_DIFFERENCE,
+    NO_SPREAD,
+    NOT_MEASURED,
+    Summary,
+    best_rows,
+    claim_outcome,
+    compare,
+    overall,
+)
 from analysis.tables import Row
 from analysis.verdicts import Verdict, compare_part
-from tests.e2e.report_study import MIN_COLUMN_PX, png_size as _png_size
-
+from tests.e2e.report_study import MIN_COLUMN_PX
+from tests.e2e.report_study import png_size as _png_size
 
 # --- the rules, on hand-made numbers ------------------------------------------------------------
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from pipeline.errors import InputError
 from pipeline.core.samplers import BetaSampler, NormalSampler, parse_sampler, parse_samplers
+from pipeline.errors import InputError
 
 
 @pytest.mark.parametrize("spec, mean, variance", [

@@ -14,7 +14,6 @@ from pipeline.core import search_space
 from pipeline.core.samplers import BetaSampler
 from pipeline.errors import InputError
 
-
 # --- placement of the Beta sampler -------------------------------------------------------------------
 
 @pytest.mark.parametrize("a, b, mean, sd", [(0.25, 0.25, 0.5, math.sqrt(1 / 6)), (20, 20, 0, 1), (0.05, 20, -1, 0.1),
@@ -93,6 +92,9 @@ def test_the_pareto_pick_is_the_balanced_trial():
     ({"n_workers": 0}, "n_workers"),
     ({"n_trials": 0}, "n_trials"),
     ({"timeout": -1}, "timeout"),
+    ({"heartbeat": "10"}, "heartbeat"),
+    ({"heartbeat": "60,10"}, "heartbeat"),
+    ({"heartbeat": "0,5"}, "heartbeat"),
     ({"n_samples": "3000,1000"}, "n_samples"),
     ({"pruner": "hyperband"}, "pruner"),
 ])

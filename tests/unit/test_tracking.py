@@ -21,7 +21,7 @@ def store(tracking, tmp_path):
 
 def gone_process() -> str:
     """The identity of a process that has exited."""
-    return subprocess.run([sys.executable, "-c", "from pipeline import processes; print(processes.this_process())"],
+    return subprocess.run([sys.executable, "-c", "from pipeline.process import processes; print(processes.this_process())"],
                           capture_output=True, text=True, check=True).stdout.strip()
 
 

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from pipeline import processes, tracking
+from pipeline import tracking
 from pipeline.configs import EvaluateConfig, TrainConfig
+from pipeline.process import processes
 from pipeline.tracking import reuse as reuse_module
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from pipeline.processes import machine_lock
+from pipeline.process.processes import machine_lock
 
-GENERATOR = "generator"  # the generator's artifact path in a run (pipeline/generator.py)
+GENERATOR = "generator"  # the generator's artifact path in a run (pipeline/serving.py)
 
 
 def register_generator(run_id: str, name: str, alias: str, tags: dict[str, str] | None = None):

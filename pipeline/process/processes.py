@@ -1,8 +1,8 @@
-"""Processes on this machine: who a process is, whether it still lives, locks every process shares, and
-the watchdog that stops a step whose driver died.
+"""Processes on this machine: who a process is, whether it still lives, and locks every process shares.
 
 No MLflow here: tracking records these identities on runs (tag `pipeline.process`) and asks this module
-whether the process behind a RUNNING run is gone.
+whether the process behind a RUNNING run is gone. Lookups only answer: stopping a process is `stop`,
+called by whoever decides to.
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import sys
 import threading
-import time
 from contextlib import contextmanager
 
 from pipeline.core import datasets
@@ -80,37 +78,32 @@ def running(process) -> bool:
         return False
 
 
-def alive(identity: str, driver: str | None = None) -> bool:
-    """Whether the process `identity` still lives (on another host it cannot be told: assumed so).
-
-    A step whose driver (main or search) is gone is an orphan about to stop itself (see
-    `watch_driver`): it is killed now and counts as gone, so a rerun never waits on it.
-    """
+def alive(identity: str) -> bool:
+    """Whether the process `identity` still lives (on another host it cannot be told: assumed so)."""
     known, process = local_process(identity)
-    if not known:
-        return True
-    if process is not None and driver:
-        driver_known, driver_process = local_process(driver)
-        if driver_known and driver_process is None:
+    return process is not None or not known
+
+
+def orphaned(identity: str, driver: str | None) -> bool:
+    """Whether the process `identity` lives on while the driver (main or search) that launched it is gone:
+    its watchdog stops it within a second (pipeline/process/watchdog.py). Only answers."""
+    if not driver:
+        return False
+    known, process = local_process(identity)
+    driver_known, driver_process = local_process(driver)
+    return known and process is not None and driver_known and driver_process is None
+
+
+def stop(identity: str) -> None:
+    """SIGKILL the process `identity` if it runs on this machine (the same process: pid and start time)."""
+    import psutil
+
+    _, process = local_process(identity)
+    if process is not None:
+        try:
             process.kill()
-            return False
-    return process is not None
-
-
-def watch_driver(driver: str, interval_s: float = 1.0) -> None:
-    """Kill this step's process when the driver that launched it dies (a `kill -9` of main leaves
-    no step running on its own; `mlflow run` then ends the step's run FAILED)."""
-    known, process = local_process(driver)
-    if not known:
-        return
-
-    def watch():
-        while running(process):
-            time.sleep(interval_s)
-        print(f"the driver process {driver} is gone: stopping this step", file=sys.stderr, flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="driver-watchdog", daemon=True).start()
+        except psutil.Error:  # gone in between
+            pass
 
 
 @contextmanager

@@ -33,7 +33,7 @@ SIGNATURE = ModelSignature(
 )
 # What loading the generator imports, copied beside it: nothing of the steps, plots or tracking.
 PACKAGE = Path(__file__).resolve().parent
-CODE = ("__init__.py", "errors.py", "generator.py", "core/__init__.py", "core/checkpoints.py", "core/devices.py",
+CODE = ("__init__.py", "errors.py", "serving.py", "core/__init__.py", "core/checkpoints.py", "core/devices.py",
         "core/files.py", "core/generation.py", "core/model.py", "core/samplers.py", "core/seeding.py")
 
 
@@ -89,9 +89,7 @@ def log_generator(model, default_sampler: str, mixtures=()):
     ModelInfo (its `model_uri` is what the registry takes).
     """
     from pipeline.core.generation import request_sampler, save_generator
-    from pipeline.tracking import skip_installed_package_scan  # not at the top: the served model has no tracking
 
-    skip_installed_package_scan()
     default = request_sampler(default_sampler, default_sampler, {sampler.spec: sampler for sampler in mixtures}).spec
     with tempfile.TemporaryDirectory(prefix="vae-generator-") as folder:
         weights = save_generator(Path(folder) / "generator.pt", model, list(mixtures))

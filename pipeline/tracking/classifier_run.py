@@ -11,9 +11,10 @@ from __future__ import annotations
 import mlflow
 import torch
 
-from pipeline import processes, tracking
+from pipeline import tracking
 from pipeline.core import classifier as classifiers
 from pipeline.core import datasets
+from pipeline.process import processes
 
 CLASSIFIER_STEP = "classifier"
 

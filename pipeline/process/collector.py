@@ -3,10 +3,10 @@
 A full collection walks every object the collector tracks, and a step's start-up makes 400,000 of them
 (torch, MLflow, SQLAlchemy, matplotlib), which live until the process ends. With the collector on, the
 evaluate step walked them in 7 full collections as they grew: about 1 s of its 9 s, and 0.5 s of a
-bare `import torch, mlflow` (benchmarks/step_overhead.py, `bare_import_gc_s`). `python -m pipeline`
-pauses the collector first thing; the step's run opening marks the end of its start-up
-(tracking.step_run), where `resume_frozen` moves everything alive to the permanent generation
-(gc.freeze) and turns the collector back on for what the step allocates from then on. Garbage cycles
+bare `import torch, mlflow` (benchmarks/step_overhead.py, `bare_import_gc_s`). The process entries
+(pipeline/__main__.py, pipeline/search/__main__.py) pause the collector first thing and, once the step's
+modules are imported, `resume_frozen` moves everything alive to the permanent generation (gc.freeze) and
+turns the collector back on for what the step allocates from then on. Garbage cycles
 made during start-up stay until the process ends: made once, so they never grow (peak memory of
 evaluate and train unchanged, README "Speed").
 """
@@ -17,7 +17,7 @@ import gc
 
 
 def pause() -> None:
-    """Collector off: for a process's start-up only (pipeline/__main__.py)."""
+    """Collector off: for a process's start-up only (its process entry)."""
     gc.disable()
 
 
