@@ -5,7 +5,9 @@ with `mlflow.log_*`; no other module creates, ends or searches runs.
 
 - runs: finding and ending runs, stale runs, child runs (search trials);
 - step: a step's own run;
-- reuse: configuration keys, code versions, reuse-or-launch and launching a step;
+- code: the code version (a content hash of the files that decide a step's result, dirty, git commit);
+- local_files: where the files the pipeline writes by default go (study files, report);
+- reuse: configuration keys, reuse-or-launch and launching a step;
 - params: a step's params logged and read back canonically;
 - references: models and prepared data by reference, dataset inputs;
 - artifacts: grids, figures, models, checkpoints, copied artifacts and scores.
@@ -25,9 +27,13 @@ from pipeline.tracking.artifacts import (  # noqa: F401
     artifact_batch, CHECKPOINT_DIR, copy_artifacts, copy_scores, has_checkpoints, load_latest_checkpoint, load_model,
     log_checkpoint, log_figure, log_model, log_samples, SETTINGS_TAG, skip_installed_package_scan,
 )
+from pipeline.tracking.code import (  # noqa: F401
+    CODE_PATHS, CODE_TAG, code_version, CodeVersion, COMMIT_TAG, DIRTY_TAG, PROJECT_ROOT, REPORT_PATHS,
+)
+from pipeline.tracking.local_files import local_folder, local_path  # noqa: F401
 from pipeline.tracking.reuse import (  # noqa: F401
-    CODE_TAG, code_version, config_key, DIRTY_TAG, KEY_TAG, launch_step, NOT_IN_KEY, PROJECT_ROOT, reusable_run,
-    reuse_allowed, reuse_or_launch, reuse_tags, runs_with_key, SOURCE_GLOBS, StepFailed, store_key,
+    config_key, KEY_TAG, launch_step, NOT_IN_KEY, reusable_by, reusable_run, reuse_allowed, reuse_or_launch,
+    reuse_tags, runs_with_key, StepFailed, store_key,
 )
 from pipeline.tracking.step import (  # noqa: F401
     log_system_metrics_sample, step_run, SYSTEM_METRICS_INTERVAL_S,

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline import tracking as pipeline_tracking
 from pipeline.configs import TrainConfig
-from pipeline.tracking import reuse
+from pipeline.tracking import code
 
 
 @pytest.fixture()
@@ -88,7 +88,8 @@ def test_newest_finished_fails_stale_runs_first_and_finds_by_tags_in_any_experim
 
 def test_reuse_or_launch_reuses_resumes_or_launches(store, monkeypatch, tmp_path):
     client, experiment_id = store
-    monkeypatch.setattr(reuse, "_CODE_VERSION", ("git:abc", False))
+    pinned = code.CodeVersion("code:abc", False, "c" * 40)
+    monkeypatch.setattr(code, "_VERSIONS", {code.CODE_PATHS: pinned, code.REPORT_PATHS: pinned})
     config = TrainConfig(epochs=2, seed=31)
     launched = []
 
