@@ -196,7 +196,8 @@ class Builder:
         trained = {run.info.run_id: key for key, run in study.train.items()}
         for step, what, run in runs:
             tags = run.data.tags
-            version = (f"{tags.get(tracking.CODE_TAG, 'not recorded')} {tags.get(tracking.COMMIT_TAG, '')[:12]}"
+            commit = tags.get(tracking.COMMIT_TAG, "")[:12]
+            version = (f"{tags.get(tracking.CODE_TAG, 'not recorded')}{f' at {commit}' if commit else ''}"
                        f"{' (dirty)' if tags.get(tracking.DIRTY_TAG) == 'true' else ''}")
             state = converged[trained[run.info.run_id]].text() if run.info.run_id in trained else ""
             listed.append((step, sources.public(what), version, run.info.status, state,

@@ -97,6 +97,7 @@ def test_an_edit_under_pipeline_changes_the_version_and_is_dirty_until_committed
     edited = code.version_of(project)
     assert edited.version != before.version and edited.dirty and edited.commit == before.commit
     assert edited.changed == ("pipeline/core/model.py",)
+    assert edited.described() == f"{edited.version} (commit {before.commit[:12]}, changed: pipeline/core/model.py)"
     (project / "pipeline" / "core" / "model.py").write_text("layers = 4\n")
     assert code.version_of(project).version not in (before.version, edited.version)  # every edit is another
     git(project, "add", "pipeline/core/model.py")
@@ -141,6 +142,7 @@ def test_outside_git_the_files_are_hashed_as_git_does_and_the_tree_is_dirty(proj
     outside = code.version_of(copy)
     assert outside == code.CodeVersion(committed.version, True, "", (code.UNCOMMITTED,))
     assert outside.tags()[tracking.COMMIT_TAG] == "none"
+    assert outside.described() == f"{committed.version} (not a git checkout)"
 
 
 def test_this_project_has_a_version_and_keeps_it_per_process():
