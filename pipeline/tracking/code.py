@@ -46,9 +46,10 @@ class CodeVersion:
 
     def described(self) -> str:
         """One line for people: the version, the commit and what differs from it."""
-        where = f"commit {self.commit[:12]}" if self.commit else UNCOMMITTED
-        differs = f", changed: {', '.join(self.changed)}" if self.dirty and self.commit else ""
-        return f"{self.version} ({where}{differs})"
+        if not self.commit:  # not a git checkout, or no commit yet
+            return f"{self.version} ({', '.join(self.changed)})"
+        differs = f", changed: {', '.join(self.changed)}" if self.dirty else ""
+        return f"{self.version} (commit {self.commit[:12]}{differs})"
 
 
 _VERSIONS: dict[tuple[str, ...], CodeVersion] = {}
