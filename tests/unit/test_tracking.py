@@ -16,7 +16,8 @@ from pipeline.tracking import code
 @pytest.fixture()
 def store(tracking, tmp_path):
     """(client, a fresh experiment id) in the session's tracking store."""
-    return tracking.client, tracking.client.create_experiment(f"tracking-{tmp_path.name}")
+    return tracking.client, tracking.client.create_experiment(f"tracking-{tmp_path.name}",
+                                                              artifact_location=(tmp_path / "artifacts").as_uri())
 
 
 def gone_process() -> str:

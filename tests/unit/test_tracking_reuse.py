@@ -242,7 +242,8 @@ def test_lookups_see_past_the_first_thousand_runs(tracking_store):
 
 @pytest.fixture()
 def tracking_store(tracking, tmp_path):
-    experiment_id = tracking.client.create_experiment(f"reuse-{tmp_path.name}")
+    experiment_id = tracking.client.create_experiment(f"reuse-{tmp_path.name}",
+                                                      artifact_location=(tmp_path / "artifacts").as_uri())
     return tracking.client, experiment_id
 
 
