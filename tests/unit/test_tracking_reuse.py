@@ -13,6 +13,7 @@ import pytest
 from pipeline import processes, tracking
 from pipeline.configs import EvaluateConfig, TrainConfig
 from pipeline.tracking import code
+from tests.conftest import REPO
 
 
 def test_the_key_is_the_normalized_configuration():
@@ -88,6 +89,18 @@ def test_untracked_files_beside_the_code_keep_the_version_and_the_tree_clean(pro
     (project / "report" / "report.html").write_text("<html>")
     (project / "pipeline" / "__pycache__").mkdir()
     (project / "pipeline" / "__pycache__" / "step.cpython-311.pyc").write_bytes(b"bytecode")  # ignored by git
+    assert code.version_of(project) == before and not before.dirty
+
+
+def test_the_project_gitignore_lists_every_file_the_pipeline_writes_by_default(project):
+    shutil.copy2(REPO / ".gitignore", project / ".gitignore")
+    written = ["mlflow.db", "mlruns/0/meta.yaml", "optuna.db", "optuna-journal.log", "optuna-journal.log.lock",
+               "optuna-artifacts/ab/grid.png", "report/report.html", "data/MNIST/raw/t10k-images-idx3-ubyte"]
+    for name in written:
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_bytes(b"x")
+    before = code.version_of(project)
+    assert git(project, "status", "--porcelain", "--untracked-files=all") == "M .gitignore"
     assert code.version_of(project) == before and not before.dirty
 
 
