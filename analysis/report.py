@@ -169,7 +169,8 @@ class Builder:
     def provenance(self, tables: list[Table], converged: dict) -> tuple[list, list]:
         study, main = self.study, self.study.main
         runs = study.runs()
-        versions = Counter((r.data.tags.get(tracking.CODE_TAG, "not recorded"), r.data.tags.get(tracking.DIRTY_TAG, "?"))
+        versions = Counter((r.data.tags.get(tracking.CODE_TAG, "not recorded"), r.data.tags.get(tracking.DIRTY_TAG, "?"),
+                            r.data.tags.get(tracking.COMMIT_TAG, "?")[:12])
                            for _, _, r in runs)
         digests = Counter(r.data.params.get("data_digest", "?") for r in study.train.values())
         sources_ = Counter(e.run.data.tags.get("source_digest", "?") for e in study.evaluations)
@@ -180,7 +181,8 @@ class Builder:
             ("report run", self.report_run_id),
             ("tracking server", sources.public_uri(self.uri)),
             ("preset", str(study.plan.get("preset"))),
-            ("code version", "; ".join(f"{v} (dirty: {d}) on {n} runs" for (v, d), n in sorted(versions.items()))),
+            ("code version", "; ".join(f"{v} (commit {c}, dirty: {d}) on {n} runs"
+                                       for (v, d, c), n in sorted(versions.items()))),
             ("data digest (train runs)", "; ".join(f"{d} ({n} runs)" for d, n in sorted(digests.items())) or "none"),
             ("source data digest (evaluations)", "; ".join(f"{d} ({n} runs)" for d, n in sorted(sources_.items())) or "none"),
             ("evaluation settings", "; ".join(f"{s} ({n} runs)" for s, n in sorted(settings.items())) or "none"),
@@ -194,7 +196,9 @@ class Builder:
         trained = {run.info.run_id: key for key, run in study.train.items()}
         for step, what, run in runs:
             tags = run.data.tags
-            version = f"{tags.get(tracking.CODE_TAG, 'not recorded')}{' (dirty)' if tags.get(tracking.DIRTY_TAG) == 'true' else ''}"
+            commit = tags.get(tracking.COMMIT_TAG, "")[:12]
+            version = (f"{tags.get(tracking.CODE_TAG, 'not recorded')}{f' at {commit}' if commit else ''}"
+                       f"{' (dirty)' if tags.get(tracking.DIRTY_TAG) == 'true' else ''}")
             state = converged[trained[run.info.run_id]].text() if run.info.run_id in trained else ""
             listed.append((step, sources.public(what), version, run.info.status, state,
                            page.Link(run.info.run_id, sources.run_link(run, self.uri))))
@@ -314,7 +318,7 @@ def report(config: ReportConfig, parent_run_id: str | None = None) -> str:
 def _report(config: ReportConfig, parent_run_id: str | None) -> str:
     main = sources.find_main_run(config.source)
     main_id = main.info.run_id
-    output = Path(config.output).resolve()
+    output = tracking.local_path(config.output)  # a relative folder goes beside the local tracking database
     with tempfile.TemporaryDirectory(prefix="vae-report-") as tmp:
         downloads, staged = Path(tmp) / "downloads", Path(tmp) / "report"
         study = sources.collect(main, downloads)

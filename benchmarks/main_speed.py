@@ -72,8 +72,11 @@ def quality_floor(client, experiment_ids: list[str]) -> dict:
 
 
 def tree_is_clean() -> bool:
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True)
-    return status.returncode == 0 and not status.stdout.strip()
+    """Whether the code steps run is committed (docs/reuse.md): then the default reuse=clean reuses."""
+    sys.path.insert(0, str(REPO))
+    from pipeline.tracking.code import version_of
+
+    return not version_of(REPO).dirty
 
 
 def main() -> None:
@@ -81,7 +84,7 @@ def main() -> None:
     parser.add_argument("--param", action="append", default=[], help="a main parameter, KEY=VALUE (repeatable)")
     parser.add_argument("--repeats", type=int, default=1, help="cold/again pairs, each in a fresh folder")
     args = parser.parse_args()
-    reuse = "clean" if tree_is_clean() else "dirty"  # a dirty tree reuses only with reuse=dirty
+    reuse = "clean" if tree_is_clean() else "dirty"  # uncommitted code reuses only with reuse=dirty
     cold, again, summaries, breakdowns = [], [], [], []
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory(prefix="vae-main-bench-") as tmp:

@@ -238,8 +238,8 @@ class MainConfig:
     data_root: str = _param("data", "torchvision root when `data` is mnist or fashion-mnist")
     device: str = _device()
     max_parallel: str = _param("auto", "steps run at once (auto: one per core, at least 1)")
-    reuse: str = _param("clean", "reuse finished steps: clean (made by a clean git tree) | dirty (also the same "
-                        "uncommitted source) | never", ("clean", "dirty", "never"))
+    reuse: str = _param("clean", "reuse finished steps: clean (runs of committed code) | dirty (also runs of the "
+                        "same uncommitted code) | never; see docs/reuse.md", ("clean", "dirty", "never"))
     backend: str = _param("local", "MLflow project backend for the steps (local | databricks | kubernetes)")
     backend_config: str = _param("none", "backend config: a JSON file path, or none")
     env_manager: str = _param("local", "environment manager for the steps: local (the one main runs in) | conda | virtualenv | uv",

@@ -10,11 +10,11 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-import mlflow
 import optuna
 
 from pipeline.configs import SearchConfig
 from pipeline.errors import InputError
+from pipeline.tracking.local_files import local_folder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,11 +50,8 @@ def parse_storage(text: str) -> Storage:
 
 
 def _storage_folder() -> Path:
-    """Beside the MLflow database when tracking goes to SQLite, else the working directory."""
-    uri = mlflow.get_tracking_uri()
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///"):]).expanduser().parent
-    return Path.cwd()
+    """Beside the local MLflow database (where `mlflow run` was started), else the working directory."""
+    return local_folder()
 
 
 def resolve_storage(config: SearchConfig) -> Storage:

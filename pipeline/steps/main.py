@@ -4,15 +4,14 @@ prepare_data once, then train -> evaluate for every model cell (loss x forward p
 and every seed, then the report. Each step is a real MLflow project step (`mlflow.run`, the
 parent's environment manager) and a child run of this one. Independent steps run concurrently,
 each with its share of the cores. A step whose finished run has the same configuration key (its
-normalized params, upstream run ids included) and code version is reused instead of rerun; a
-training that was interrupted resumes from its last checkpoint.
+normalized params, upstream run ids included) and code version is reused instead of rerun (see
+docs/reuse.md); a training that was interrupted resumes from its last checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -140,7 +139,7 @@ def check_step_settings(config: MainConfig, settings: dict, cells: list[Cell], d
         for seed in settings["seeds"]:
             train_config(config, settings, cell, seed, data)
         evaluate_config(config, settings, cell, stand_in)
-    ReportConfig(source=stand_in, output=os.path.abspath(config.report_dir))
+    ReportConfig(source=stand_in, output=str(tracking.local_path(config.report_dir)))
 
 
 def main(config: MainConfig, parent_run_id: str | None = None) -> str:
@@ -167,6 +166,11 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
         driver = Driver(config, run.info.run_id, run.info.experiment_id, threads)
         print(f"main: {len(experiments)} experiments in {len(cells)} cells x {len(settings['seeds'])} seeds, "
               f"{slots} steps at once with {threads} threads each", flush=True)
+        code = tracking.code_version()
+        print(f"main: code version {code.described()}", flush=True)
+        if config.reuse == "clean" and code.dirty:
+            print("main: reuse=clean reuses runs of committed code only, and these files are not committed: every "
+                  "step runs (commit them, or pass -P reuse=dirty to reuse runs of this very code)", flush=True)
         if prepare is not None:
             data = driver.run("prepare_data", prepare, {"dataset": prepare.dataset})
 
@@ -204,22 +208,24 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
             raise tracking.StepFailed("steps failed: " + "; ".join(failures))
         write_report(driver, config)
         print(f"main: done: {counts['ran']} steps ran, {counts['reused']} reused, {counts['resumed']} resumed; "
-              f"report in {config.report_dir}/", flush=True)
+              f"report in {tracking.local_path(config.report_dir)}/", flush=True)
         return run.info.run_id
 
 
 def write_report(driver: Driver, config: MainConfig) -> None:
     """The report of this run's steps: built by the `report` step, or copied from a finished report
     run over exactly the same step runs and code version (under the same reuse rule as steps)."""
-    version, _ = tracking.code_version()
+    version = tracking.code_version("report").version
     runs = ",".join(sorted(r["run_id"] for r in driver.records))
     inputs = hashlib.sha256(f"{version};{runs}".encode()).hexdigest()[:32]
     previous = tracking.newest_finished("report", {REPORT_INPUTS_TAG: inputs}, [driver.experiment_id])
-    if previous is not None and tracking.reuse_allowed(config.reuse):
-        tracking.copy_artifacts(previous.info.run_id, "report", driver.main_run_id, Path(config.report_dir))
+    output = tracking.local_path(config.report_dir)
+    if (previous is not None and tracking.reuse_allowed(config.reuse, "report")
+            and tracking.reusable_by(config.reuse, previous)):
+        tracking.copy_artifacts(previous.info.run_id, "report", driver.main_run_id, output)
         print(f"main: report reused from run {previous.info.run_id}", flush=True)
         return
-    report = ReportConfig(source=driver.main_run_id, output=os.path.abspath(config.report_dir))
+    report = ReportConfig(source=driver.main_run_id, output=str(output))
     tracking.launch_step("report", report, driver.main_run_id, driver.experiment_id, f"report main {config.preset}",
                          env_manager=config.env_manager,
                          backend=config.backend, backend_config=driver.backend_config, env=driver.env,

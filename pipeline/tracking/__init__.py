@@ -5,7 +5,9 @@ with `mlflow.log_*`; no other module creates, ends or searches runs.
 
 - runs: finding and ending runs, stale runs, child runs (search trials);
 - step: a step's own run;
-- reuse: configuration keys, code versions, reuse-or-launch and launching a step;
+- code: the code version (a content hash of the files that decide a step's result, dirty, git commit);
+- local_files: where the files the pipeline writes by default go (study files, report);
+- reuse: configuration keys, reuse-or-launch and launching a step;
 - params: a step's params logged and read back canonically;
 - references: models and prepared data by reference, dataset inputs;
 - artifacts: grids, figures, models, checkpoints, copied artifacts and scores;
@@ -29,6 +31,17 @@ from pipeline.tracking.artifacts import (  # noqa: F401
     log_model,
     log_samples,
 )
+from pipeline.tracking.code import (  # noqa: F401
+    CODE_PATHS,
+    CODE_TAG,
+    COMMIT_TAG,
+    DIRTY_TAG,
+    PROJECT_ROOT,
+    REPORT_PATHS,
+    CodeVersion,
+    code_version,
+)
+from pipeline.tracking.local_files import local_folder, local_path  # noqa: F401
 from pipeline.tracking.params import (  # noqa: F401
     log_config,
     normalized_params,
@@ -41,16 +54,12 @@ from pipeline.tracking.references import (  # noqa: F401
     resolve_data,
 )
 from pipeline.tracking.reuse import (  # noqa: F401
-    CODE_TAG,
-    DIRTY_TAG,
     KEY_TAG,
     NOT_IN_KEY,
-    PROJECT_ROOT,
-    SOURCE_GLOBS,
     StepFailed,
-    code_version,
     config_key,
     launch_step,
+    reusable_by,
     reusable_run,
     reuse_allowed,
     reuse_or_launch,

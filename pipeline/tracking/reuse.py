@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
 from pipeline.process import processes
 from pipeline.tracking.artifacts import has_checkpoints
+from pipeline.tracking.code import CODE_TAG, DIRTY_TAG, PROJECT_ROOT, code_version
 from pipeline.tracking.runs import PARENT_TAG, PROCESS_TAG, STEP_TAG, end_failed, fail_stale_runs, search_all_runs
 
 KEY_TAG = "pipeline.config_key"
-CODE_TAG = "pipeline.code_version"
-DIRTY_TAG = "pipeline.code_dirty"
 NOT_IN_KEY = {"resume", "copy_scores"}  # settings that do not change a step's result
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SOURCE_GLOBS = ("pipeline/**/*.py", "analysis/**/*.py", "MLproject")
-_CODE_VERSION: tuple[str, bool] | None = None
 
 
 def config_key(step: str, config) -> str:
@@ -31,46 +26,16 @@ def config_key(step: str, config) -> str:
     return hashlib.sha256(json.dumps({"step": step, **values}, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def code_version() -> tuple[str, bool]:
-    """(version, dirty): `git:<commit>` when the project's tree is clean, else a hash of its source.
-
-    A dirty tree's hash changes with every edit, so runs made by edited code are never taken for
-    runs of a commit; `reuse=dirty` reuses runs of the very same source.
-    """
-    global _CODE_VERSION
-    if _CODE_VERSION is None:
-        import subprocess
-
-        def git(*args):
-            return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
-
-        try:
-            head, status = git("rev-parse", "HEAD"), git("status", "--porcelain")
-            clean = head.returncode == 0 and status.returncode == 0 and not status.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            clean = False
-        if clean:
-            _CODE_VERSION = (f"git:{head.stdout.strip()}", False)
-        else:
-            sha = hashlib.sha256()
-            for pattern in SOURCE_GLOBS:
-                for path in sorted(PROJECT_ROOT.glob(pattern)):
-                    sha.update(str(path.relative_to(PROJECT_ROOT)).encode() + b"\0" + path.read_bytes())
-            _CODE_VERSION = (f"src:{sha.hexdigest()[:16]}", True)
-    return _CODE_VERSION
-
-
 def reuse_tags(step: str, config) -> dict[str, str]:
-    version, dirty = code_version()
-    return {KEY_TAG: config_key(step, config), CODE_TAG: version, DIRTY_TAG: str(dirty).lower(),
-            PROCESS_TAG: processes.this_process()}
+    """The tags a step's run carries: its configuration key, code version (content hash, dirty, git commit)
+    and process."""
+    return {KEY_TAG: config_key(step, config), **code_version(step).tags(), PROCESS_TAG: processes.this_process()}
 
 
 def runs_with_key(step: str, config, experiment_ids: list[str]) -> list:
     """Runs of this step, configuration and code version, newest first (any status)."""
-    version, _ = code_version()
     return search_all_runs(experiment_ids, f"tags.`{KEY_TAG}` = '{config_key(step, config)}' "
-                                           f"and tags.`{CODE_TAG}` = '{version}'",
+                                           f"and tags.`{CODE_TAG}` = '{code_version(step).version}'",
                            order_by=["attributes.start_time DESC"])
 
 
@@ -79,22 +44,29 @@ def store_key() -> str:
     return hashlib.sha256(mlflow.get_tracking_uri().encode()).hexdigest()[:12]
 
 
-def reuse_allowed(reuse: str) -> bool:
-    """`reuse=clean` reuses runs only when this code is a clean commit, `dirty` also uncommitted source."""
-    return reuse == "dirty" or (reuse == "clean" and not code_version()[1])
+def reuse_allowed(reuse: str, step: str | None = None) -> bool:
+    """`reuse=clean` reuses runs only when this code is committed, `dirty` also uncommitted source."""
+    return reuse == "dirty" or (reuse == "clean" and not code_version(step).dirty)
+
+
+def reusable_by(reuse: str, run) -> bool:
+    """Whether a run of this key and code version may be reused: `clean` takes only runs made by committed
+    code (a run made by the same files before they were committed stays out), `dirty` any."""
+    return reuse == "dirty" or (reuse == "clean" and run.data.tags.get(DIRTY_TAG) == "false")
 
 
 def reusable_run(step: str, config, experiment_ids: list[str], reuse: str):
     """(finished run or None, newest unfinished run or None) for a step about to be launched.
 
-    `reuse`: `clean` reuses runs made by a clean commit only, `dirty` also runs of the same
-    uncommitted source, `never` nothing. RUNNING runs whose process is gone are failed first.
+    `reuse`: `clean` reuses runs made by committed code only, and only while this code is committed,
+    `dirty` also runs of the same uncommitted files, `never` nothing. RUNNING runs whose process is
+    gone are failed first.
     """
     runs = runs_with_key(step, config, experiment_ids)
     fail_stale_runs(runs)
-    runs = [MlflowClient().get_run(run.info.run_id) for run in runs]
+    runs = [MlflowClient().get_run(run.info.run_id) for run in runs if reusable_by(reuse, run)]
     finished = [r for r in runs if r.info.status == "FINISHED"]
-    allowed = reuse_allowed(reuse)
+    allowed = reuse_allowed(reuse, step)
     unfinished = [r for r in runs if r.info.status in ("FAILED", "KILLED")]
     return (finished[0] if finished and allowed else None), (unfinished[0] if unfinished and allowed else None)
 

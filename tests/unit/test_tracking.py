@@ -10,13 +10,14 @@ import pytest
 
 from pipeline import tracking as pipeline_tracking
 from pipeline.configs import TrainConfig
-from pipeline.tracking import reuse
+from pipeline.tracking import code
 
 
 @pytest.fixture()
 def store(tracking, tmp_path):
     """(client, a fresh experiment id) in the session's tracking store."""
-    return tracking.client, tracking.client.create_experiment(f"tracking-{tmp_path.name}")
+    return tracking.client, tracking.client.create_experiment(f"tracking-{tmp_path.name}",
+                                                              artifact_location=(tmp_path / "artifacts").as_uri())
 
 
 def gone_process() -> str:
@@ -88,7 +89,8 @@ def test_newest_finished_fails_stale_runs_first_and_finds_by_tags_in_any_experim
 
 def test_reuse_or_launch_reuses_resumes_or_launches(store, monkeypatch, tmp_path):
     client, experiment_id = store
-    monkeypatch.setattr(reuse, "_CODE_VERSION", ("git:abc", False))
+    pinned = code.CodeVersion("code:abc", False, "c" * 40)
+    monkeypatch.setattr(code, "_VERSIONS", {code.CODE_PATHS: pinned, code.REPORT_PATHS: pinned})
     config = TrainConfig(epochs=2, seed=31)
     launched = []
 

@@ -1,16 +1,20 @@
-"""Step reuse: configuration keys, code versions, stale runs, and lookups past MLflow's 1,000-run page."""
+"""Step reuse: configuration keys, code versions (in temporary git projects), where local files go, stale runs,
+and lookups past MLflow's 1,000-run page."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
+import mlflow
 import pytest
 
 from pipeline import tracking
 from pipeline.configs import EvaluateConfig, TrainConfig
 from pipeline.process import processes
-from pipeline.tracking import reuse as reuse_module
+from pipeline.tracking import code
+from tests.conftest import REPO
 
 
 def test_the_key_is_the_normalized_configuration():
@@ -29,30 +33,163 @@ def test_the_key_is_the_normalized_configuration():
     assert tracking.config_key("evaluate", EvaluateConfig(model="3" * 32)) != tracking.config_key("evaluate", evaluate)
 
 
+def git(root, *args):
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def commit_all(root, message="c"):
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+    return git(root, "rev-parse", "HEAD")
+
+
 @pytest.fixture()
-def project(tmp_path, monkeypatch):
-    """A git project of its own, so clean and dirty trees can be made."""
+def project(tmp_path):
+    """A git project of its own, shaped like this one, so clean and dirty trees can be made."""
     root = tmp_path / "project"
-    (root / "pipeline").mkdir(parents=True)
-    (root / "pipeline" / "step.py").write_text("x = 1\n")
-    (root / "MLproject").write_text("name: p\n")
-    for args in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c"]):
-        subprocess.run(["git", *args], cwd=root, check=True)
-    monkeypatch.setattr(reuse_module, "PROJECT_ROOT", root)
-    monkeypatch.setattr(reuse_module, "_CODE_VERSION", None)
+    files = {"pipeline/step.py": "x = 1\n", "pipeline/core/model.py": "layers = 2\n", "MLproject": "name: p\n",
+             "conda.yaml": "dependencies: [torch>=2.4]\n", "pyproject.toml": "[tool.ruff]\n",
+             "analysis/report.py": "title = 'r'\n", "README.md": "# p\n", "tests/test_step.py": "pass\n",
+             ".gitignore": "__pycache__/\n"}
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    git(root, "init", "-q")
+    commit_all(root)
     return root
 
 
-def test_a_clean_tree_is_its_commit_and_a_dirty_one_its_source(project, monkeypatch):
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True).stdout.strip()
-    assert tracking.code_version() == (f"git:{commit}", False)
-    (project / "pipeline" / "step.py").write_text("x = 2\n")
-    monkeypatch.setattr(reuse_module, "_CODE_VERSION", None)
-    dirty, is_dirty = tracking.code_version()
-    assert is_dirty and dirty.startswith("src:")
-    (project / "pipeline" / "step.py").write_text("x = 3\n")
-    monkeypatch.setattr(reuse_module, "_CODE_VERSION", None)
-    assert tracking.code_version()[0] != dirty  # every edit is another version
+def test_a_committed_tree_is_clean_with_its_commit(project):
+    version = code.version_of(project)
+    assert version.commit == git(project, "rev-parse", "HEAD") and not version.dirty
+    assert version.version.startswith("code:") and len(version.version) == len("code:") + 16
+    assert version.tags() == {tracking.CODE_TAG: version.version, tracking.DIRTY_TAG: "false",
+                              tracking.COMMIT_TAG: version.commit}
+
+
+def test_a_readme_docs_or_tests_commit_keeps_the_version(project):
+    before = code.version_of(project)
+    (project / "README.md").write_text("# p\n\nMore words.\n")
+    (project / "docs").mkdir()
+    (project / "docs" / "reuse.md").write_text("notes\n")
+    (project / "tests" / "test_step.py").write_text("assert True\n")
+    (project / "pyproject.toml").write_text("[tool.ruff]\nline-length = 120\n")
+    assert code.version_of(project) == before  # uncommitted, but none of them decides a result
+    after = commit_all(project, "docs only")
+    assert code.version_of(project) == code.CodeVersion(before.version, False, after)
+
+
+def test_untracked_files_beside_the_code_keep_the_version_and_the_tree_clean(project):
+    before = code.version_of(project)
+    (project / "notes.txt").write_text("ideas\n")
+    (project / "optuna.db").write_bytes(b"SQLite format 3\0")
+    (project / "optuna-artifacts" / "ab").mkdir(parents=True)
+    (project / "optuna-artifacts" / "ab" / "grid.png").write_bytes(b"png")
+    (project / "report").mkdir()
+    (project / "report" / "report.html").write_text("<html>")
+    (project / "pipeline" / "__pycache__").mkdir()
+    (project / "pipeline" / "__pycache__" / "step.cpython-311.pyc").write_bytes(b"bytecode")  # ignored by git
+    assert code.version_of(project) == before and not before.dirty
+
+
+def test_the_project_gitignore_lists_every_file_the_pipeline_writes_by_default(project):
+    shutil.copy2(REPO / ".gitignore", project / ".gitignore")
+    written = ["mlflow.db", "mlruns/0/meta.yaml", "optuna.db", "optuna-journal.log", "optuna-journal.log.lock",
+               "optuna-artifacts/ab/grid.png", "report/report.html", "data/MNIST/raw/t10k-images-idx3-ubyte"]
+    for name in written:
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_bytes(b"x")
+    before = code.version_of(project)
+    assert git(project, "status", "--porcelain", "--untracked-files=all") == "M .gitignore"
+    assert code.version_of(project) == before and not before.dirty
+
+
+def test_an_edit_under_pipeline_changes_the_version_and_is_dirty_until_committed(project):
+    before = code.version_of(project)
+    (project / "pipeline" / "core" / "model.py").write_text("layers = 3\n")
+    edited = code.version_of(project)
+    assert edited.version != before.version and edited.dirty and edited.commit == before.commit
+    assert edited.changed == ("pipeline/core/model.py",)
+    assert edited.described() == f"{edited.version} (commit {before.commit[:12]}, changed: pipeline/core/model.py)"
+    (project / "pipeline" / "core" / "model.py").write_text("layers = 4\n")
+    assert code.version_of(project).version not in (before.version, edited.version)  # every edit is another
+    git(project, "add", "pipeline/core/model.py")
+    staged = code.version_of(project)
+    assert staged.dirty and staged.version != edited.version  # staged, not committed: still dirty
+    commit = commit_all(project, "four layers")
+    committed = code.version_of(project)
+    assert committed == code.CodeVersion(staged.version, False, commit)  # the same files: the same version
+    assert committed.version != before.version
+
+
+def test_a_new_file_under_pipeline_makes_the_tree_dirty_and_mlproject_or_pins_change_the_version(project):
+    before = code.version_of(project)
+    (project / "pipeline" / "extra.py").write_text("y = 1\n")
+    untracked = code.version_of(project)
+    assert untracked.dirty and untracked.version != before.version and "pipeline/extra.py" in untracked.changed
+    (project / "pipeline" / "extra.py").unlink()
+    assert code.version_of(project) == before
+    for name, text in (("MLproject", "name: q\n"), ("conda.yaml", "dependencies: [torch>=2.5]\n")):
+        old = (project / name).read_text()
+        (project / name).write_text(text)
+        assert code.version_of(project).version != before.version, name
+        (project / name).write_text(old)
+    (project / "pipeline" / "step.py").unlink()  # a deleted file is a change too
+    assert code.version_of(project).dirty and code.version_of(project).version != before.version
+
+
+def test_the_report_version_also_covers_analysis(project):
+    steps, report = code.version_of(project), code.version_of(project, code.REPORT_PATHS)
+    (project / "analysis" / "report.py").write_text("title = 'a new layout'\n")
+    assert code.version_of(project) == steps  # a new report layout retrains nothing
+    changed = code.version_of(project, code.REPORT_PATHS)
+    assert changed.dirty and changed.version != report.version
+
+
+def test_outside_git_the_files_are_hashed_as_git_does_and_the_tree_is_dirty(project, tmp_path):
+    committed = code.version_of(project)
+    copy = tmp_path / "copy"  # the commit's files without .git, as a tarball of it unpacks
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns(".git"))
+    (copy / "pipeline" / "__pycache__").mkdir()
+    (copy / "pipeline" / "__pycache__" / "step.cpython-311.pyc").write_bytes(b"bytecode")
+    outside = code.version_of(copy)
+    assert outside == code.CodeVersion(committed.version, True, "", (code.UNCOMMITTED,))
+    assert outside.tags()[tracking.COMMIT_TAG] == "none"
+    assert outside.described() == f"{committed.version} (not a git checkout)"
+
+
+def test_this_project_has_a_version_and_keeps_it_per_process():
+    version = tracking.code_version()
+    assert version.version.startswith("code:") and tracking.code_version() is version
+    assert tracking.code_version("report") is tracking.code_version("report")
+
+
+@pytest.fixture()
+def tracking_uri():
+    """Set the tracking URI for a test, the session's restored after."""
+    previous = mlflow.get_tracking_uri()
+    yield mlflow.set_tracking_uri
+    mlflow.set_tracking_uri(previous)
+
+
+def test_local_files_go_beside_the_local_tracking_database(tmp_path, monkeypatch, tracking_uri):
+    monkeypatch.chdir(tmp_path)
+    for uri in (f"sqlite:///{tmp_path}/db/mlflow.db", f"sqlite:///{tmp_path}/db/mlflow.db?timeout=5",
+                (tmp_path / "db" / "mlruns").as_uri(), str(tmp_path / "db" / "mlruns")):
+        tracking_uri(uri)
+        assert tracking.local_folder() == tmp_path / "db", uri
+        assert tracking.local_path("report") == tmp_path / "db" / "report"
+    tracking_uri("sqlite:///relative/mlflow.db")
+    assert tracking.local_folder() == tmp_path / "relative"
+    tracking_uri("http://127.0.0.1:5000")  # a tracking server: the working directory
+    assert tracking.local_folder() == tmp_path
+    assert tracking.local_path(tmp_path / "elsewhere") == tmp_path / "elsewhere"
+
+
+def pin_code_version(monkeypatch, version: str, dirty: bool) -> None:
+    pinned = code.CodeVersion(version, dirty, "c" * 40)
+    monkeypatch.setattr(code, "_VERSIONS", {code.CODE_PATHS: pinned, code.REPORT_PATHS: pinned})
 
 
 def finished_run(client, experiment_id, step, config, **tags):
@@ -67,14 +204,27 @@ def finished_run(client, experiment_id, step, config, **tags):
 ])
 def test_which_finished_runs_are_reused(tracking_store, monkeypatch, dirty, reuse, expected):
     client, experiment_id = tracking_store
-    monkeypatch.setattr(reuse_module, "_CODE_VERSION", ("src:abc" if dirty else "git:abc", dirty))
+    pin_code_version(monkeypatch, "code:abc", dirty)
     config = TrainConfig(epochs=2, seed=11)
     run_id = finished_run(client, experiment_id, "train", config)
     finished, unfinished = tracking.reusable_run("train", config, [experiment_id], reuse)
     assert (finished is not None and finished.info.run_id == run_id) is expected
     assert unfinished is None
-    monkeypatch.setattr(reuse_module, "_CODE_VERSION", ("git:other", False))  # another commit: never the same step
+    pin_code_version(monkeypatch, "code:other", False)  # other files: never the same step
     assert tracking.reusable_run("train", config, [experiment_id], reuse) == (None, None)
+
+
+def test_clean_reuse_takes_runs_of_committed_code_only(tracking_store, monkeypatch):
+    """A run made before its files were committed has their version, but `clean` leaves it to `dirty`."""
+    client, experiment_id = tracking_store
+    config = TrainConfig(epochs=2, seed=14)
+    pin_code_version(monkeypatch, "code:same", True)
+    before_commit = finished_run(client, experiment_id, "train", config)
+    pin_code_version(monkeypatch, "code:same", False)
+    assert tracking.reusable_run("train", config, [experiment_id], "clean") == (None, None)
+    assert tracking.reusable_run("train", config, [experiment_id], "dirty")[0].info.run_id == before_commit
+    committed = finished_run(client, experiment_id, "train", config)
+    assert tracking.reusable_run("train", config, [experiment_id], "clean")[0].info.run_id == committed
 
 
 def test_a_running_run_whose_process_is_gone_is_failed_and_offered_for_resume(tracking_store):
@@ -106,7 +256,8 @@ def test_lookups_see_past_the_first_thousand_runs(tracking_store):
 
 @pytest.fixture()
 def tracking_store(tracking, tmp_path):
-    experiment_id = tracking.client.create_experiment(f"reuse-{tmp_path.name}")
+    experiment_id = tracking.client.create_experiment(f"reuse-{tmp_path.name}",
+                                                      artifact_location=(tmp_path / "artifacts").as_uri())
     return tracking.client, experiment_id
 
 
