@@ -15,15 +15,16 @@ with `mlflow.log_*`; no other module creates, ends or searches runs.
 
 from pipeline.tracking.runs import (  # noqa: F401
     child_run, children, current_experiment_id, DRIVER_TAG, end_failed, fail_stale_runs, fail_stale_runs_of, finished_runs,
-    get_run, launched_run_id, newest_finished, OpenRun, PARENT_TAG, process_alive, PROCESS_TAG, process_tags,
-    RUN_ID_PATTERN, search_all_runs, STALE_REASON, STEP_TAG, use_experiment_of,
+    get_run, KIND_TAG, launched_run_id, mark_training_experiment, newest_finished, OpenRun, PARENT_TAG, process_alive,
+    PROCESS_TAG, process_tags, RUN_ID_PATTERN, search_all_runs, STALE_REASON, STEP_TAG, TRAINING_KIND,
+    use_experiment_of,
 )
 from pipeline.tracking.params import (  # noqa: F401
     log_config, normalized_params, run_param,
 )
 from pipeline.tracking.artifacts import (  # noqa: F401
-    artifact_batch, CHECKPOINT_DIR, copy_artifacts, copy_scores, has_checkpoints, load_latest_checkpoint, load_model,
-    log_checkpoint, log_figure, log_model, log_samples, SETTINGS_TAG, skip_installed_package_scan,
+    artifact_batch, CHECKPOINT_DIR, copy_artifacts, copy_scores, downloaded, has_checkpoints, load_latest_checkpoint,
+    load_model, log_checkpoint, log_figure, log_model, log_samples, SETTINGS_TAG, skip_installed_package_scan,
 )
 from pipeline.tracking.reuse import (  # noqa: F401
     CODE_TAG, code_version, config_key, DIRTY_TAG, KEY_TAG, launch_step, NOT_IN_KEY, PROJECT_ROOT, reusable_run,

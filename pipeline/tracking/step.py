@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import collector, processes
 from pipeline.tracking.reuse import reuse_tags
-from pipeline.tracking.runs import DRIVER_TAG, PARENT_TAG, STEP_TAG, current_experiment_id
+from pipeline.tracking.runs import DRIVER_TAG, PARENT_TAG, STEP_TAG, current_experiment_id, mark_training_experiment
 
 SYSTEM_METRICS_INTERVAL_S = 2
 
@@ -59,6 +59,7 @@ def step_run(step: str, name: str, config=None, parent_run_id: str | None = None
     try:
         with mlflow.start_run(run_id=run_id, nested=nested, log_system_metrics=log_system_metrics) as run:
             mlflow.set_tags(run_tags)
+            mark_training_experiment(run.info.experiment_id)
             collector.resume_frozen()  # the step has started: what it built lives as long as its process
             try:
                 yield run
