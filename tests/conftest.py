@@ -30,11 +30,12 @@ def pytest_configure(config):
 
 
 # The test files that keep a worker longest, longest first (seconds of one worker on the 2-core machine,
-# 2026-11-29: 198, 176, 170, 140, 106, 59, 51, 42, 36, 30, 25; every other file takes under 16). pytest-xdist
-# hands files out in collection order (with --no-loadscope-reorder), so the long ones start first and the
-# suite ends on short unit files rather than with one long file running while the other worker idles.
-LONGEST_FIRST = ("e2e/test_evaluate.py", "e2e/test_report.py", "e2e/test_main.py", "e2e/test_search.py",
-                 "e2e/test_team_server.py", "e2e/test_prepare_train_sample.py", "e2e/test_report_convergence.py",
+# 2026-11-29: 198, 176, 170, 140, 106, 59, 51, 42, 36, 30, 25; every other file takes under 16; the team-server
+# file, which took over the 106 s PostgreSQL search and adds main twice, serving and the UI, not yet measured
+# idle). pytest-xdist hands files out in collection order (with --no-loadscope-reorder), so the long ones start
+# first and the suite ends on short unit files rather than with one long file running while the other idles.
+LONGEST_FIRST = ("e2e/test_team_server.py", "e2e/test_evaluate.py", "e2e/test_report.py", "e2e/test_main.py",
+                 "e2e/test_search.py", "e2e/test_prepare_train_sample.py", "e2e/test_report_convergence.py",
                  "unit/test_training.py", "e2e/test_dashboard.py", "e2e/test_nothing_left_behind.py",
                  "e2e/test_serve.py")
 

@@ -156,7 +156,7 @@ def test_main_twice_over_http_finishes_then_reuses_every_step(mains, tmp_path):
     assert version.run_id in {r.info.run_id for r in ran if r.data.tags["pipeline.step"] == "evaluate"}
 
 
-def test_the_train_runs_dataset_inputs_load_back_over_http_with_their_digest(mains):
+def test_the_train_runs_dataset_inputs_load_back_over_http_with_their_digest(mains, tmp_path):
     import mlflow.data
 
     train = next(r for r in mains.steps(mains.run_ids[0]) if r.data.tags["pipeline.step"] == "train")
@@ -164,16 +164,15 @@ def test_the_train_runs_dataset_inputs_load_back_over_http_with_their_digest(mai
     assert sorted(i.dataset.name.rsplit("-", 1)[1] for i in inputs) == ["test", "train", "val"]
     assert {i.dataset.digest for i in inputs} == {train.data.params["data_digest"][:16]}
     assert {i.dataset.source_type for i in inputs} == {"http"}
-    with np.load(mlflow.data.get_source(inputs[0]).load(dst_path=str(mains.temp))) as npz:
+    with np.load(mlflow.data.get_source(inputs[0]).load(dst_path=str(tmp_path))) as npz:
         assert json.loads(str(npz["meta"]))["digest"] == train.data.params["data_digest"]
 
 
 def test_nothing_is_written_to_the_working_folder_or_left_in_temp(mains):
     assert list(mains.work.iterdir()) == []
     assert mains.project_files_after == mains.project_files_before  # no local store beside the project either
-    # what is left in TMPDIR: the empty folder that `mlflow run` itself makes for `path` parameters, and
-    # the dataset file the test above downloaded
-    left = [p for p in mains.temp.rglob("*") if not (p.is_dir() and not any(p.iterdir())) and p.suffix != ".npz"]
+    # all that is left in TMPDIR: the empty folder that `mlflow run` itself makes for `path` parameters
+    left = [p for p in mains.temp.rglob("*") if not (p.is_dir() and not any(p.iterdir()))]
     assert left == []
 
 
