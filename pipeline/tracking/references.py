@@ -97,11 +97,12 @@ def dataset_source(source, tracking_uri: str | None = None):
 
 
 def log_dataset_inputs(prepared: datasets.Prepared, name: str, source) -> None:
-    """Record the train/val/test splits of prepared data as MLflow dataset inputs, with its digest.
-    `source`: a path, an artifact URI or a DatasetSource (see `dataset_source`).
+    """Record the train/val/test splits of prepared data as MLflow dataset inputs, with its digest;
+    `source` is a path, an artifact URI or a DatasetSource (see `dataset_source`).
 
     Two runs that log the same new dataset at the same moment race in MLflow's store (both insert
-    it: a UNIQUE constraint error for one); the loser tries again and then finds the dataset.
+    it: a unique-constraint error for one, from SQLite or from PostgreSQL behind a server); the
+    loser tries again and then finds the dataset.
     """
     from mlflow.exceptions import MlflowException
 
@@ -117,6 +118,6 @@ def log_dataset_inputs(prepared: datasets.Prepared, name: str, source) -> None:
                 mlflow.log_input(dataset, context=context)
                 break
             except MlflowException as error:
-                if "UNIQUE" not in str(error) or attempt == 2:
+                if "unique" not in str(error).lower() or attempt == 2:
                     raise
                 time.sleep(0.2 * (attempt + 1))
