@@ -32,12 +32,13 @@ def pytest_configure(config):
 
 
 # The test files that keep a worker longest, longest first (seconds of one worker on the 2-core machine,
-# 2026-11-29: 198, 176, 170, 140, 106, 59, 51, 42, 36, 30, 25; every other file takes under 16). pytest-xdist
-# hands files out in collection order (with --no-loadscope-reorder), so the long ones start first and the
-# suite ends on short unit files rather than with one long file running while the other worker idles.
-# e2e/test_reuse_clone.py (issue 25) is not measured idle yet: 258 s alone on a loaded machine (load 6).
-LONGEST_FIRST = ("e2e/test_evaluate.py", "e2e/test_report.py", "e2e/test_main.py", "e2e/test_reuse_clone.py",
-                 "e2e/test_search.py", "e2e/test_search_postgres.py", "e2e/test_prepare_train_sample.py",
+# 2026-11-29: 198, 176, 170, 140, 106, 59, 51, 42, 36, 30, 25; every other file takes under 16; the team-server
+# file (it took over the 106 s PostgreSQL search and adds main twice, serving and the UI) and
+# e2e/test_reuse_clone.py (issue 25) not yet measured idle). pytest-xdist hands files out in collection order
+# (with --no-loadscope-reorder), so the long ones start first and the suite ends on short unit files rather than
+# with one long file running while the other worker idles.
+LONGEST_FIRST = ("e2e/test_team_server.py", "e2e/test_evaluate.py", "e2e/test_report.py", "e2e/test_main.py",
+                 "e2e/test_reuse_clone.py", "e2e/test_search.py", "e2e/test_prepare_train_sample.py",
                  "e2e/test_report_convergence.py", "unit/test_training.py", "e2e/test_dashboard.py",
                  "e2e/test_nothing_left_behind.py", "e2e/test_serve.py")
 
@@ -122,6 +123,26 @@ class Tracking:
                 break
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the session (databases `mlflow` and `optuna`); yields its URL."""
+    from tests.e2e import servers
+
+    with servers.postgres(("mlflow", "optuna")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres, tmp_path_factory):
+    """One `mlflow server` for the session, as a team runs it: PostgreSQL behind it, artifacts proxied
+    (`mlflow-artifacts:` URIs); yields its URL. Tests share it: each uses experiments of its own."""
+    from tests.e2e import servers
+
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    with servers.mlflow_server(f"{postgres}/mlflow", folder / "artifacts", folder / "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -112,9 +112,23 @@ def load_model(uri: str, device: torch.device, parameter: str = "model"):
     import mlflow.pytorch
 
     try:
-        return mlflow.pytorch.load_model(uri, map_location=device).to(device).eval()
+        with tempfile.TemporaryDirectory(prefix="vae-model-") as tmp:  # MLflow's own download folder would stay
+            return mlflow.pytorch.load_model(uri, map_location=device, dst_path=tmp).to(device).eval()
     except Exception as error:  # MlflowException, OSError for a missing model
         raise InputError(f"parameter '{parameter}': cannot load a model from {uri!r} ({error})") from None
+
+
+@contextmanager
+def downloaded(**where):
+    """A local copy of an artifact (`mlflow.artifacts.download_artifacts`'s arguments: `run_id` and
+    `artifact_path`, or `artifact_uri`), removed when the block ends.
+
+    Without a destination MLflow downloads from a remote store (an `mlflow server`, S3) into a
+    temporary folder of its own that nobody removes; against a local store it hands back the
+    stored file itself. A folder of ours serves both, and is gone afterwards.
+    """
+    with tempfile.TemporaryDirectory(prefix="vae-download-") as tmp:
+        yield mlflow.artifacts.download_artifacts(**where, dst_path=tmp)
 
 
 def log_checkpoint(state: dict, folder: Path) -> Path:
@@ -138,14 +152,16 @@ def load_latest_checkpoint(reference: str) -> dict:
             raise InputError(f"parameter 'resume': run {reference} has no checkpoints under {CHECKPOINT_DIR}/")
         for name in names:
             try:
-                local = mlflow.artifacts.download_artifacts(run_id=reference, artifact_path=f"{CHECKPOINT_DIR}/{name}")
-                return checkpoints.load(local)
+                with downloaded(run_id=reference, artifact_path=f"{CHECKPOINT_DIR}/{name}") as local:
+                    return checkpoints.load(local)
             except Exception:  # truncated or unreadable: take the one before
                 continue
         raise InputError(f"parameter 'resume': none of the checkpoints of run {reference} can be loaded")
     try:
-        local = reference if Path(reference).is_file() else mlflow.artifacts.download_artifacts(artifact_uri=reference)
-        return checkpoints.load(local)
+        if Path(reference).is_file():
+            return checkpoints.load(reference)
+        with downloaded(artifact_uri=reference) as local:
+            return checkpoints.load(local)
     except Exception as error:
         raise InputError(f"parameter 'resume': cannot load a checkpoint from {reference!r} ({error})") from None
 

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.core import datasets
 from pipeline.errors import InputError
+from pipeline.tracking.artifacts import downloaded
 from pipeline.tracking.runs import RUN_ID_PATTERN, get_run
 
 
@@ -56,14 +57,15 @@ def resolve_data(reference: str, val_fraction: float = 0.1, seed: int = 0, data_
     if datasets.is_dataset_name(reference) or not (RUN_ID_PATTERN.match(reference) or "://" in reference
                                                     or reference.startswith("runs:/")):
         return datasets.resolve_local(reference, val_fraction, seed, data_root)
+    where = ({"run_id": reference, "artifact_path": datasets.PREPARED_ARTIFACT} if RUN_ID_PATTERN.match(reference)
+             else {"artifact_uri": reference})
     try:
-        if RUN_ID_PATTERN.match(reference):
-            local = mlflow.artifacts.download_artifacts(run_id=reference, artifact_path=datasets.PREPARED_ARTIFACT)
-        else:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=reference)
+        with downloaded(**where) as local:
+            return datasets.load_prepared(Path(local))
+    except InputError:
+        raise
     except Exception as error:  # MlflowException, OSError
         raise InputError(f"parameter 'data': cannot fetch prepared data from {reference!r} ({error})") from None
-    return datasets.load_prepared(Path(local))
 
 
 def data_source(reference: str, prepared: datasets.Prepared) -> str:
@@ -80,14 +82,30 @@ def data_source(reference: str, prepared: datasets.Prepared) -> str:
     return reference
 
 
-def log_dataset_inputs(prepared: datasets.Prepared, name: str, source: str) -> None:
-    """Record the train/val/test splits of prepared data as MLflow dataset inputs, with its digest.
+def dataset_source(source, tracking_uri: str | None = None):
+    """`source` as MLflow's dataset inputs take it: a path or URI that MLflow resolves itself, or, for an
+    `mlflow-artifacts:` URI (an `mlflow server` that proxies artifacts), which MLflow has no dataset
+    source for, an HTTP source on the server's artifact download URL (`mlflow.data.get_source(...).load()`
+    fetches it) on `tracking_uri` (default: the current one)."""
+    if not isinstance(source, str) or not source.startswith("mlflow-artifacts:"):
+        return source
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+    from mlflow.store.artifact.mlflow_artifacts_repo import MlflowArtifactsRepository
+
+    return HTTPDatasetSource(MlflowArtifactsRepository.resolve_uri(source, tracking_uri or mlflow.get_tracking_uri()))
+
+
+def log_dataset_inputs(prepared: datasets.Prepared, name: str, source) -> None:
+    """Record the train/val/test splits of prepared data as MLflow dataset inputs, with its digest;
+    `source` is a path, an artifact URI or a DatasetSource (see `dataset_source`).
 
     Two runs that log the same new dataset at the same moment race in MLflow's store (both insert
-    it: a UNIQUE constraint error for one); the loser tries again and then finds the dataset.
+    it: a unique-constraint error for one, from SQLite or from PostgreSQL behind a server); the
+    loser tries again and then finds the dataset.
     """
     from mlflow.exceptions import MlflowException
 
+    source = dataset_source(source)
     for split, context in (("train", "training"), ("val", "validation"), ("test", "testing")):
         images, labels = prepared.splits[split]
         with warnings.catch_warnings():  # a local path matches MLflow's file source twice; either is right
@@ -99,6 +117,6 @@ def log_dataset_inputs(prepared: datasets.Prepared, name: str, source: str) -> N
                 mlflow.log_input(dataset, context=context)
                 break
             except MlflowException as error:
-                if "UNIQUE" not in str(error) or attempt == 2:
+                if "unique" not in str(error).lower() or attempt == 2:
                     raise
                 time.sleep(0.2 * (attempt + 1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import tempfile
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -119,9 +120,12 @@ def launch_step(entry_point: str, config, parent_run_id: str, experiment_id: str
         run_id = client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
     processes.export({**(env or {}), processes.DRIVER_ENV: processes.this_process()})
     try:  # synchronous: the step runs as this process's child, without an `mlflow run` process between
-        submitted = mlflow.projects.run(str(PROJECT_ROOT), entry_point=entry_point, parameters=params,
-                                        experiment_id=experiment_id, backend=backend, backend_config=backend_config,
-                                        env_manager=env_manager, run_id=run_id, synchronous=True)
+        # storage_dir: MLflow makes a folder per launch there (for `path` params) and leaves it; ours goes
+        with tempfile.TemporaryDirectory(prefix="vae-launch-") as storage_dir:
+            submitted = mlflow.projects.run(str(PROJECT_ROOT), entry_point=entry_point, parameters=params,
+                                            experiment_id=experiment_id, backend=backend, backend_config=backend_config,
+                                            env_manager=env_manager, run_id=run_id, synchronous=True,
+                                            storage_dir=storage_dir)
     except ExecutionException as error:
         raise StepFailed(f"{entry_point} run {run_id or ''} failed: {error} (see its output above and the run "
                          "in MLflow)") from None

@@ -19,6 +19,9 @@ PARENT_TAG = "mlflow.parentRunId"
 PROCESS_TAG = "pipeline.process"  # host:pid:start time of the process that ran the step
 DRIVER_TAG = "pipeline.driver"  # host:pid:start time of the main or search process that launched it
 STALE_REASON = "its process ended without closing the run (killed?)"
+KIND_TAG = "mlflow.experimentKind"  # what MLflow 3's UI opens an experiment as (GenAI or training view)
+TRAINING_KIND = "custom_model_development"
+_MARKED: set[tuple[str, str]] = set()  # (tracking URI, experiment id) marked by this process
 
 
 def get_run(run_id: str, parameter: str):
@@ -33,6 +36,21 @@ def current_experiment_id() -> str:
     from mlflow.tracking.fluent import _get_experiment_id
 
     return _get_experiment_id()
+
+
+def mark_training_experiment(experiment_id: str) -> None:
+    """Tag the experiment `mlflow.experimentKind = custom_model_development` unless it has a kind already.
+
+    MLflow 3's UI opens an experiment without the tag in its GenAI view (traces, sessions), not in
+    the runs table; a kind the user chose is kept. Once per experiment and process.
+    """
+    key = (mlflow.get_tracking_uri(), experiment_id)
+    if key in _MARKED:
+        return
+    client = MlflowClient()
+    if KIND_TAG not in client.get_experiment(experiment_id).tags:
+        client.set_experiment_tag(experiment_id, KIND_TAG, TRAINING_KIND)
+    _MARKED.add(key)
 
 
 def launched_run_id() -> str | None:
@@ -150,6 +168,7 @@ def child_run(step: str, name: str, parent_run_id: str, experiment_id: str, tags
     process can hold it beside its own), ended when the block ends: as `end_as` said, or FAILED
     with the exception as `failure_reason` when the block raises."""
     client = MlflowClient()
+    mark_training_experiment(experiment_id)
     run_tags = {STEP_TAG: step, PARENT_TAG: parent_run_id, **process_tags(), **(tags or {})}
     run = OpenRun(client.create_run(experiment_id, run_name=name, tags=run_tags).info.run_id)
     try:

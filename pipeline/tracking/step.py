@@ -13,7 +13,14 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.process import processes
 from pipeline.tracking.reuse import reuse_tags
-from pipeline.tracking.runs import DRIVER_TAG, PARENT_TAG, STEP_TAG, current_experiment_id, launched_run_id
+from pipeline.tracking.runs import (
+    DRIVER_TAG,
+    PARENT_TAG,
+    STEP_TAG,
+    current_experiment_id,
+    launched_run_id,
+    mark_training_experiment,
+)
 
 SYSTEM_METRICS_INTERVAL_S = 2
 
@@ -59,6 +66,7 @@ def step_run(step: str, name: str, config=None, parent_run_id: str | None = None
         run_id = client.create_run(experiment_id or current_experiment_id(), tags=run_tags, run_name=name).info.run_id
     with mlflow.start_run(run_id=run_id, nested=nested, log_system_metrics=log_system_metrics) as run:
         mlflow.set_tags(run_tags)
+        mark_training_experiment(run.info.experiment_id)
         try:
             yield run
         finally:

@@ -1,12 +1,21 @@
-"""Real servers for end-to-end tests: started in their own process group on 127.0.0.1, always stopped."""
+"""Real servers for end-to-end tests: started in their own process group on 127.0.0.1, always stopped.
+
+Also the team's setup (docs/team.md), rehearsed on 127.0.0.1: a PostgreSQL server of its own (Debian's
+postgresql package, initdb in a temporary folder, run as a non-root user) and an `mlflow server` on it
+that proxies artifacts. Not skipped when PostgreSQL is missing: the fixture fails and says what to install.
+"""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -66,3 +75,60 @@ def post_json(url: str, body) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
+
+
+def postgres_bin(name: str) -> str:
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+    if not found:
+        raise RuntimeError(f"PostgreSQL's {name} is not installed: apt-get install -y postgresql (Debian) and rerun")
+    return found
+
+
+@contextmanager
+def postgres(databases: tuple[str, ...]):
+    """A PostgreSQL server on a free port of 127.0.0.1 with these databases, trust auth; yields its URL
+    (`postgresql://postgres@127.0.0.1:PORT`); stopped and removed at the end. As root it runs as the
+    `postgres` user the Debian package creates (the server refuses root)."""
+    initdb, pg_ctl = postgres_bin("initdb"), postgres_bin("pg_ctl")
+    as_user: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="vae-postgres-"))
+    if os.geteuid() == 0:
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(base, "postgres", "postgres")
+    base.chmod(0o755)
+    port, data = free_port(), base / "data"
+
+    def run(*command):
+        result = subprocess.run([*as_user, *command], check=False, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout}\n{result.stderr}"
+
+    try:
+        run(initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+        run(pg_ctl, "-D", str(data), "-l", str(base / "server.log"), "-w", "-t", "60", "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=100", "start")
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(f"postgresql://postgres@127.0.0.1:{port}/postgres",
+                                          isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            for database in databases:
+                connection.execute(sqlalchemy.text(f"CREATE DATABASE {database}"))
+        engine.dispose()
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], check=False,
+                           capture_output=True, timeout=120)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def mlflow_server(backend_store_uri: str, artifacts: Path, log: Path):
+    """`mlflow server` on `backend_store_uri`, proxying artifacts to the folder `artifacts` (clients see
+    `mlflow-artifacts:` URIs); yields its URL."""
+    port = free_port()
+    command = [os.path.join(os.path.dirname(sys.executable), "mlflow"), "server", "--backend-store-uri",
+               backend_store_uri, "--artifacts-destination", artifacts.as_uri(), "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "1"]
+    with server(command, f"http://127.0.0.1:{port}/health", log, cwd=artifacts.parent):
+        yield f"http://127.0.0.1:{port}"
