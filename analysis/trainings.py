@@ -51,6 +51,6 @@ def converged_line(converged: dict[Key, Convergence]) -> str:
         return "Convergence: no training history logged."
     fall = max(0.0, max(state.improvement for state in converged.values()))
     return (f"Convergence: all {len(converged)} trainings converged: over the last tenth of the epochs their "
-            f"validation loss fell by less than {convergence.THRESHOLD:.0%} (at most {100 * fall:.1f} %).")
+            f"validation loss fell by less than {100 * convergence.THRESHOLD:.0f} % (at most {100 * fall:.1f} %).")
 
 
