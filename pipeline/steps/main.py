@@ -73,6 +73,7 @@ class Cell:
     forward: str
     samplers: list[str] = field(default_factory=list)
     experiments: list[str] = field(default_factory=list)  # their names: E1-E5 or "cell sampler"
+    trained_samplers: list[str] = field(default_factory=list)  # those the train step draws grids with
 
     @property
     def name(self) -> str:
@@ -85,6 +86,8 @@ def cells_of(experiments: list[study.Experiment]) -> list[Cell]:
         cell = cells.setdefault(experiment.cell, Cell(experiment.loss, experiment.forward))
         cell.samplers.append(experiment.sampler)
         cell.experiments.append(experiment.name)
+        if not experiment.evaluate_only:
+            cell.trained_samplers.append(experiment.sampler)
     return list(cells.values())
 
 
@@ -117,8 +120,9 @@ class Driver:
 
 
 def train_config(config: MainConfig, settings: dict, cell: Cell, seed: int, data: str) -> TrainConfig:
-    """The train step of one cell and seed (its samplers: the cell's that need no fitting)."""
-    train_samplers = [s for s in cell.samplers if not needs_fit(parse_sampler(s))] or ["normal:0,1"]
+    """The train step of one cell and seed (its samplers: the cell's that need no fitting, less those it is
+    only evaluated with, so that adding such a sampler reuses the training)."""
+    train_samplers = [s for s in cell.trained_samplers if not needs_fit(parse_sampler(s))] or ["normal:0,1"]
     return TrainConfig(data=data, loss=cell.loss, forward=cell.forward, latent_size=settings["latent_size"],
                        hidden_size=settings["hidden_size"], epochs=settings["epochs"],
                        batch_size=settings["batch_size"], lr=settings["lr"], seed=seed, device=config.device,
