@@ -207,16 +207,23 @@ STEP_CONFIGS = {
 
 
 PRESET_VALUE = "preset"  # a `main` setting left to its preset
+NO_VALUE = "none"
+
+
+def _check_seed_list(cfg, name: str, keyword: str = PRESET_VALUE) -> None:
+    """A comma list of seeds (integers in [0, MAX_SEED], no repeats) or `keyword`; stored canonical ("0,1")."""
+    value = getattr(cfg, name)
+    if value == keyword:
+        return
+    parts = [p.strip() for p in value.split(",")]
+    if not all(p.isdigit() and int(p) <= MAX_SEED for p in parts) or len({int(p) for p in parts if p.isdigit()}) != len(parts):
+        raise bad_parameter(name, value, f"a comma list of distinct integers in [0, {MAX_SEED}], e.g. 0,1,2 | {keyword}")
+    object.__setattr__(cfg, name, ",".join(str(int(p)) for p in parts))
 
 
 def _check_int_list(cfg, name: str) -> None:
     """A comma list of seeds (integers in [0, MAX_SEED], no repeats) or `preset`."""
-    value = getattr(cfg, name)
-    if value == PRESET_VALUE:
-        return
-    parts = [p.strip() for p in value.split(",")]
-    if not all(p.isdigit() and int(p) <= MAX_SEED for p in parts) or len(set(parts)) != len(parts):
-        raise bad_parameter(name, value, f"a comma list of distinct integers in [0, {MAX_SEED}], e.g. 0,1,2 | preset")
+    _check_seed_list(cfg, name, PRESET_VALUE)
 
 
 @dataclass(frozen=True)
@@ -245,6 +252,8 @@ class MainConfig:
     env_manager: str = _param("local", "environment manager for the steps: local (the one main runs in) | conda | virtualenv | uv",
                               ("local", "conda", "virtualenv", "uv"))
     report_dir: str = _param("report", "folder the report (HTML and Markdown) is written to")
+    search: str = _param(NO_VALUE, "a search run id or an Optuna study name (its newest finished search run) whose "
+                         "report the study's report links to | none")
 
     def __post_init__(self):
         _coerce(self)
@@ -274,6 +283,8 @@ class MainConfig:
 
             if not is_dataset_name(self.data) and not re.match(r"^[0-9a-f]{32}$", self.data):
                 raise bad_parameter("data", self.data, f"{DATASET_CHOICES} | a prepare_data run id | preset")
+        if self.search != NO_VALUE and not re.match(r"^[A-Za-z0-9_.-]+$", self.search):
+            raise bad_parameter("search", self.search, "a search run id | a study name (letters, digits and ._-) | none")
 
 
 @dataclass(frozen=True)
@@ -337,10 +348,16 @@ class SearchConfig:
     sd_max: float = _param(2.0, "upper bound of the sampler's standard deviation (log-uniform)")
     seed: int = _param(0, "seed of the models, the validation split, the draws; worker i's TPE sampler gets seed + i")
     device: str = _device()
+    verify_seeds: str = _param("0,1,2", "after the trials, the best trial's latent size is trained with each of these seeds "
+                               "(the search's own seed reuses its model) and its Beta is compared on the TEST split "
+                               "with N(0,1), Beta(20,20), Beta(0.25,0.25) and gmm:10 by the seed-spread rule "
+                               "(comma list of distinct seeds) | none")
 
     def __post_init__(self):
         _coerce(self)
         from pipeline.core.search_space import parse_int_list
+
+        _check_seed_list(self, "verify_seeds", NO_VALUE)
 
         for name, low in (("hidden_size", 1), ("epochs", 1), ("batch_size", 1), ("n_trials", 1), ("n_workers", 1)):
             _at_least(self, name, low)

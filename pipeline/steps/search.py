@@ -44,6 +44,7 @@ from pipeline.registry import register_generator
 from pipeline.search.artifacts import artifact_folder, checked_folder, dashboard_command
 from pipeline.search.models import train_config
 from pipeline.search.storage import resolve_storage
+from pipeline.search.verify import verify
 from pipeline.search.study import (FINISHED, MEDIAN_STARTUP_TRIALS, MODEL_ATTR, RUN_ATTR, best_trial, check_study,
                                    create_or_load, is_mine, sample_counts, sampler_seed)
 from pipeline.search.workers import REPORTED_METRICS, TRIAL_STEP, Job, Worker, run_workers
@@ -101,6 +102,7 @@ def search(config: SearchConfig, parent_run_id: str | None = None) -> str:
             mlflow.set_tag("failure_reason", f"{finished} of {config.n_trials} trials finished: workers failed")
             raise RuntimeError(f"search: only {finished} of n_trials={config.n_trials} trials finished; the workers "
                                f"failed (see their output above and search_log.txt on run {run_id})")
+        verify(study, config, job, classifier, classifier_run_id, prepared, device)  # F7, F8 over verify_seeds
         return run_id
 
 

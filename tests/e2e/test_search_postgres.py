@@ -24,7 +24,7 @@ from tests.conftest import VENV_BIN
 
 pytestmark = pytest.mark.slow
 
-TINY = {"latent_sizes": "2,4", "hidden_size": 32, "epochs": 1, "n_samples": "100,200,400"}
+TINY = {"latent_sizes": "2,4", "hidden_size": 32, "epochs": 1, "n_samples": "100,200,400", "verify_seeds": "none"}
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 WORKERS, TRIALS_EACH = 3, 2
 
