@@ -21,7 +21,7 @@ from pathlib import Path
 import mlflow
 
 from pipeline import processes, tracking
-from pipeline.configs import (PRESET_VALUE, EvaluateConfig, MainConfig, PrepareDataConfig, ReportConfig,
+from pipeline.configs import (NO_VALUE, PRESET_VALUE, EvaluateConfig, MainConfig, PrepareDataConfig, ReportConfig,
                               TrainConfig)
 from pipeline.core import study
 from pipeline.core.samplers import needs_fit, parse_sampler
@@ -29,6 +29,7 @@ from pipeline.errors import bad_parameter
 from pipeline.registry import register_generator
 
 REPORT_INPUTS_TAG = "pipeline.report_inputs"
+SEARCH_TAG = "pipeline.search_run_id"  # the search run whose report the study's report links to
 GENERATOR_NAME = "vae-generator"  # each cell's as vae-generator-<cell>, alias @main: the newest main's
 REGISTRY_ALIAS = "main"
 INT_SETTINGS = ("epochs", "latent_size", "hidden_size", "batch_size", "n_samples", "iwae_k")
@@ -54,6 +55,23 @@ def parallel_slots(config: MainConfig, independent: int) -> tuple[int, int]:
     cores = processes.usable_cores()
     slots = min(cores, independent) if config.max_parallel == "auto" else int(config.max_parallel)
     return max(1, slots), max(1, cores // max(1, slots))
+
+
+def resolve_search(value: str) -> str | None:
+    """The search run `-P search=` names: a search run's id, or a study name (its newest finished
+    search run, in any experiment); None for none. Bad input exits 2 before main's run opens."""
+    allowed = "the id of a search run | the study name of a finished search run | none"
+    if value == NO_VALUE:
+        return None
+    if tracking.RUN_ID_PATTERN.match(value):
+        run = tracking.get_run(value, "search")
+        if run.data.tags.get(tracking.STEP_TAG) != "search":
+            raise bad_parameter("search", value, f"{allowed} (run {value} is not a search run)")
+        return value
+    run = tracking.newest_finished("search", {"optuna.study_name": value})
+    if run is None:
+        raise bad_parameter("search", value, f"{allowed} (no finished search run of study {value!r})")
+    return run.info.run_id
 
 
 def read_backend_config(value: str) -> dict | None:
@@ -162,10 +180,11 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
         tracking.get_run(data, "data")
 
     check_step_settings(config, settings, cells, data)
+    search_run_id = resolve_search(config.search)
     experiment_ids = [tracking.current_experiment_id()]
     tracking.fail_stale_runs(tracking.runs_with_key("main", config, experiment_ids))  # a killed earlier main
-    with tracking.step_run("main", f"main {config.preset}", config, parent_run_id=parent_run_id,
-                           tags={"pipeline.preset": config.preset}) as run:
+    tags = {"pipeline.preset": config.preset, **({SEARCH_TAG: search_run_id} if search_run_id else {})}
+    with tracking.step_run("main", f"main {config.preset}", config, parent_run_id=parent_run_id, tags=tags) as run:
         tracking.log_config(config)
         mlflow.log_dict(settings, "main/settings.json")
         driver = Driver(config, run.info.run_id, run.info.experiment_id, threads)
@@ -206,18 +225,19 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
         if failures:
             mlflow.set_tag("failure_reason", "; ".join(failures))
             raise tracking.StepFailed("steps failed: " + "; ".join(failures))
-        write_report(driver, config)
+        write_report(driver, config, search_run_id)
         print(f"main: done: {counts['ran']} steps ran, {counts['reused']} reused, {counts['resumed']} resumed; "
               f"report in {config.report_dir}/", flush=True)
         return run.info.run_id
 
 
-def write_report(driver: Driver, config: MainConfig) -> None:
+def write_report(driver: Driver, config: MainConfig, search_run_id: str | None = None) -> None:
     """The report of this run's steps: built by the `report` step, or copied from a finished report
-    run over exactly the same step runs and code version (under the same reuse rule as steps)."""
+    run over exactly the same step runs, linked search and code version (under the same reuse rule as steps)."""
     version, _ = tracking.code_version()
     runs = ",".join(sorted(r["run_id"] for r in driver.records))
-    inputs = hashlib.sha256(f"{version};{runs}".encode()).hexdigest()[:32]
+    linked = f";search={search_run_id}" if search_run_id else ""  # no link: the key stays what it was
+    inputs = hashlib.sha256(f"{version};{runs}{linked}".encode()).hexdigest()[:32]
     previous = tracking.newest_finished("report", {REPORT_INPUTS_TAG: inputs}, [driver.experiment_id])
     if previous is not None and tracking.reuse_allowed(config.reuse):
         tracking.copy_artifacts(previous.info.run_id, "report", driver.main_run_id, Path(config.report_dir))

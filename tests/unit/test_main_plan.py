@@ -1,5 +1,6 @@
-"""What main plans for each preset: F4's second part (E4 against the MSE model sampled from N(0,1))
-is measured by one more evaluation of E4's model, with no new training."""
+"""What main plans: F4's second part (E4 against the MSE model sampled from N(0,1))
+is measured by one more evaluation of E4's model, with no new training; and the search its report
+links to."""
 
 from __future__ import annotations
 
@@ -35,3 +36,29 @@ def test_a_list_of_study_ids_is_exactly_those_and_the_grid_trains_every_sampler(
     assert not any(e.evaluate_only for e in grid) and len(grid) == 16
     cells = {cell.name: cell for cell in main.cells_of(grid)}
     assert cells["mse-standard"].trained_samplers == list(study.GRID_SAMPLERS)
+
+
+def test_main_links_a_search_by_run_id_or_study_name_and_refuses_anything_else(tracking, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.cli import main as cli
+
+    client = MlflowClient()
+
+    def finished(step: str, study_name: str) -> str:
+        run = client.create_run(tracking.experiment_id, tags={"pipeline.step": step, "optuna.study_name": study_name})
+        client.set_terminated(run.info.run_id, "FINISHED")
+        return run.info.run_id
+
+    older, newer = finished("search", "linked"), finished("search", "linked")
+    train = finished("train", "linked")
+    assert main.resolve_search("none") is None
+    assert main.resolve_search(older) == older
+    assert main.resolve_search("linked") == newer  # a study name: its newest finished search run
+    runs_before = len(client.search_runs([tracking.experiment_id]))
+    for value, reason in ((train, "is not a search run"), ("no-such-study", "no finished search run of study"),
+                          ("0" * 32, "no run"), ("a b", "letters, digits")):
+        assert cli(["main", "--search", value]) == 2, value
+        error = capsys.readouterr().err
+        assert "parameter 'search'" in error and reason in error, error
+    assert len(client.search_runs([tracking.experiment_id])) == runs_before  # refused before main's run opened
