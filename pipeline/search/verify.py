@@ -14,7 +14,8 @@ the report's seed-spread rule (pipeline/core/spread.py):
 - G: how far the searched Beta is from gmm:10 (a prior fitted on the encoded training data).
 
 The search run gets `verify_<metric>/<sampler>` per seed (the seed as the metric's step), their
-mean and spread, `verify/results.json` (what `report` reads back), and `verify/verdicts.txt`.
+mean and spread, `verify/results.json` (what `report` reads back), `verify/verdicts.txt` and each
+sampler's sample grid of the first verify seed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import mlflow
 
 from pipeline import tracking
 from pipeline.classifier_run import judge_for
-from pipeline.core import judge, judging, search_space
+from pipeline.core import judge, judging, plots, search_space
 from pipeline.core.evaluation import SAMPLER_METRICS, EvaluationContext
 from pipeline.core.samplers import BetaSampler, Sampler, parse_sampler
 from pipeline.core.spread import (
@@ -43,6 +44,8 @@ from pipeline.search.models import Models, train_config
 from pipeline.search.study import best_trial, sample_counts
 
 ARTIFACT = "verify/results.json"
+
+
 LABELS = {"best_beta": "searched Beta", "normal_like_beta": "Beta(20,20) placed like N(0,1)", "normal_0_1": "N(0,1)",
           "study_beta": "Beta(0.25,0.25)", "gmm_10": "gmm:10"}
 METRICS = (*SAMPLER_METRICS, *judge.SAMPLER_METRICS, *judging.METRICS)
@@ -52,6 +55,11 @@ CLAIMS = {
     "G": "gmm:10 (fitted on the encoded training data) is more realistic than the searched Beta.",
 }
 TRADE = "a trade"  # some realism parts hold and others are contradicted
+
+
+def grid_path(name: str) -> str:
+    """Where the sample grid of one verified sampler (first verify seed) lies on the search run."""
+    return f"verify/{name}_grid.png"
 
 
 def seeds_of(config) -> list[int]:
@@ -167,6 +175,8 @@ def verify(study, config, job, classifier, classifier_run_id: str, prepared, dev
             metrics = {**{m: float(scored.metrics[m]) for m in SAMPLER_METRICS}, **both.metrics,
                        "max_class": scored.metrics["max_class"], f"max_class{judge.SUFFIX}": both.dominant}
             results[name][str(seed)] = metrics
+            if seed == seeds[0]:  # the five grids side by side in the report: one seed's samples
+                mlflow.log_image(plots.grid_array(scored.images[:plots.GRID_SIZE]), artifact_file=grid_path(name))
             mlflow.log_metrics({f"verify_{m}/{name}": float(v) for m, v in metrics.items() if m in METRICS}, step=seed)
     found = verdicts(results)
     spread = {f"verify_{m}_{stat}/{name}": getattr(summary(results, name, m), stat)

@@ -273,6 +273,8 @@ def test_the_best_trial_is_verified_over_seeds_on_the_test_split(tracking):
     for finding, verdict in found.items():
         assert run.data.tags[f"verdict_{finding}"] == verdict["outcome"]
         assert len(verdict["parts"]) == 3 and all(p["evidence"].count(" ± ") == 2 for p in verdict["parts"])
+    artifacts = artifact_paths(tracking.client, parent)
+    assert all(artifacts.get(f"verify/{name}_grid.png", 0) > 1000 for name in names)
     text = Path(tracking.client.download_artifacts(parent, "verify/verdicts.txt")).read_text()
     assert "seeds 0,1; test split" in text and "F7: The searched Beta is more realistic than N(0,1)" in text
     assert record["latent_sizes"] and record["latent_sizes"][0]["best_validation_fid"] == pytest.approx(best.value)
