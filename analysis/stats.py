@@ -14,6 +14,7 @@ from pipeline.core.spread import (  # noqa: F401  the rule itself, shared with t
     CONTRADICTED,
     DISAGREE,
     HOLDS,
+    JUDGES_UNRELIABLE,
     NO_DIFFERENCE,
     NO_SPREAD,
     NOT_MEASURED,

@@ -110,6 +110,7 @@ def spread_text(summary: Summary) -> str:
 HOLDS, CONTRADICTED, DISAGREE, NO_SPREAD, NOT_MEASURED, NO_DIFFERENCE = (
     "holds", "contradicted", "seeds disagree", "no spread available", "not measured in this run", "no difference")
 CLASSIFIER_DEPENDENT = "classifier-dependent"  # the two judges of class identity reach different outcomes
+JUDGES_UNRELIABLE = "judges unreliable at the samples' sharpness"  # both judges fail on real digits that blurry
 
 
 def compare(a: Summary, b: Summary) -> str:
@@ -155,6 +156,8 @@ def overall(outcomes: list[str]) -> str:
         return HOLDS if len(measured) == len(outcomes) else "holds where measured"
     if CLASSIFIER_DEPENDENT in measured:
         return CLASSIFIER_DEPENDENT
+    if JUDGES_UNRELIABLE in measured:
+        return f"inconclusive ({JUDGES_UNRELIABLE})"
     if DISAGREE in measured:
         return "inconclusive (seeds disagree)"
     if NO_SPREAD in measured:
