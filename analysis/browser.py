@@ -1,5 +1,5 @@
 """Opening the written report in a real headless browser: every image decoded, no console error,
-and a full-page screenshot.
+where the first table lies (the verdicts must be on the first screen), and a full-page screenshot.
 
 Debian's chromium and chromedriver, driven by Selenium with an explicit driver path, so nothing is
 downloaded (no Selenium Manager) and it works offline. Without them the check is skipped and the
@@ -33,6 +33,7 @@ class BrowserCheck:
     undecoded: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
     screenshot: bytes = b""
+    first_table: dict | None = None  # the page's first <table>: its id and class, top and bottom in CSS pixels
 
     @property
     def passed(self) -> bool:
@@ -59,6 +60,12 @@ def _find(candidates: tuple[str, ...], variable: str) -> str | None:
     return None
 
 
+FIRST_TABLE = """
+const table = document.querySelector('table');
+if (!table) return null;
+const box = table.getBoundingClientRect();
+return {id: table.id, class: table.className, top: box.top + window.scrollY, bottom: box.bottom + window.scrollY};
+"""
 IMAGE_STATE = """
 const done = arguments[arguments.length - 1];
 const images = Array.from(document.images);
@@ -92,6 +99,7 @@ def check(html: Path) -> BrowserCheck:
         driver.set_script_timeout(60)
         driver.get(html.resolve().as_uri())
         images = driver.execute_async_script(IMAGE_STATE)
+        first_table = driver.execute_script(FIRST_TABLE)
         errors = [entry["message"] for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"]
         metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
         size = metrics.get("cssContentSize") or metrics["contentSize"]
@@ -102,7 +110,7 @@ def check(html: Path) -> BrowserCheck:
         return BrowserCheck(images=len(images),
                             undecoded=[f"{i['src']}… (naturalWidth {i['width']})" for i in images
                                        if not i["complete"] or not i["width"]],
-                            console_errors=errors, screenshot=base64.b64decode(shot["data"]))
+                            console_errors=errors, screenshot=base64.b64decode(shot["data"]), first_table=first_table)
     except Exception as error:  # the browser could not start or load the page: the check fails, loudly
         return BrowserCheck(console_errors=[f"browser error: {type(error).__name__}: {str(error)[:500]}"])
     finally:

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
+from analysis.figures import plt
 from pipeline import tracking
 from pipeline.core import datasets, plots
 from pipeline.core.evaluation import gmm_fit_codes
 from pipeline.core.likelihood import encoded_means
-from analysis.figures import plt
 from pipeline.core.samplers import needs_fit, parse_sampler
 from pipeline.core.seeding import seeded
 from pipeline.core.training import as_float_tensor

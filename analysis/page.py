@@ -1,5 +1,10 @@
 """The report as a page: one self-contained HTML file (images as data: URIs, inline CSS, no script,
-nothing fetched) and a Markdown file with the same content (images as PNG files beside it)."""
+nothing fetched) and a Markdown file with the same content (images as PNG files beside it).
+
+Both open with the answer: the title (preset, date, code version), one setup line, one convergence
+line and the verdict table, the first table of the page; then the samples picture; then the details,
+and an appendix with every score.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ import html
 import json
 from dataclasses import dataclass, field
 
-from analysis.stats import DIRECTIONS, SPREAD_RULE, Summary, spread_text
-from analysis.tables import COLUMNS, REAL_METRICS, Table
+from analysis.stats import DIRECTIONS, NUMBERS_RULE, Summary, spread_text
+from analysis.tables import HEADLINE, MODEL_METRICS, REAL_METRICS, SAMPLER_METRICS, Row, Table
 from analysis.verdicts import Verdict
 
 IMAGE_FOLDER = "images"
@@ -39,21 +44,26 @@ class Content:
     """Everything the page shows, already measured: the renderers only lay it out."""
 
     title: str
-    summary: list[str]
-    tables: list[Table]
+    setup: str  # one line: data, epochs, seeds, samples per sampler, judges
+    convergence: str  # one line: all trainings converged, or which did not
+    converged: bool
+    verdicts: list[Verdict]
+    disputes: list[str]  # dominant digits and the judges' disagreement: said once, under the verdict table
+    verdict_key: str  # one line under the verdict table: what the words mean, where the rules are
     samples: Image | None  # every experiment's grid, its class histogram under it, in one figure
     sample_headings: list[str]  # per experiment: which run and seed its column shows
     samples_note: str
+    experiments: list[tuple[str, str, str, str]]  # the write-up's E1-E5: (id, loss, forward, sampler)
+    tables: list[Table]
+    table_labels: list[str]  # per table: "" when there is one evaluation setting, else "settings 1", ...
     loss_curves: Image | None
     latent: Image | None
     interpolation: Image | None
     latent_note: str
-    verdicts: list[Verdict]
-    verdict_note: str
+    rules: str  # how a verdict is decided, in full
     provenance: list[tuple[str, str]]  # (label, value)
-    runs: list[tuple[str, str, str, str, str, Link]]  # (step, what, code version, status, convergence, link)
+    runs: list[tuple[str, str, str, str, str, Link]]  # (step, what, code version or "", status, convergence, link)
     settings_json: dict = field(default_factory=dict)
-    warning: str = ""  # opens the page: models behind verdicts were still improving fast
 
     def images(self) -> list[Image]:
         return [i for i in (self.samples, self.loss_curves, self.latent, self.interpolation) if i is not None]
@@ -64,78 +74,36 @@ def direction_text(column: str) -> str:
     if direction is None:
         return "not ranked"
     if direction.startswith("closer:"):
-        return f"best: closest to {direction.split(':', 1)[1]}"
+        return f"best: closest to {direction.split(':', 1)[1]}; not starred"
     return f"best: {direction}"
 
 
-def settings_heading(index: int, table: Table, count: int) -> str:
-    seeds = sorted({e.seed for row in table.rows for e in row.evaluations})
-    prefix = f"Table {index + 1} of {count}: " if count > 1 else ""
-    return (f"{prefix}scores measured with {table.settings} "
-            f"({table.measured} evaluate runs, training seeds {', '.join(map(str, seeds)) or 'none'})")
-
-
 SEPARATE_SETTINGS = ("These evaluations were made under different settings (sample count, importance samples, "
-                     "evaluation seed or classifier run): their scores are never averaged or ranked together, "
-                     "so each setting has its own table and the best marks hold within a table only.")
-TABLE_NOTE = ("Each cell: mean ± sample standard deviation over training seeds (n − 1); “(1 seed)” where only one "
-              "seed was evaluated. ★ marks the best mean of a column. Lower is better for fid, class_kl, "
-              "max_class_share, max_class_share_confident, neg_elbo and nll; class_entropy and sharpness are best "
-              "closest to the real test digits' value (noise is sharp too); higher is better for the rest; "
-              "active_units is not ranked. Rows E1–E5 are the write-up's own experiments.")
+                     "evaluation seed or classifier run; listed under Provenance): their scores are never averaged "
+                     "or ranked together, so each setting has its own table and the best marks hold within a table "
+                     "only.")
+TABLE_NOTE = ("★ marks the best mean of a column where best is a direction: lower fid and max_class_share; higher "
+              "precision, recall, classes_covered and confidence. sharpness and class_entropy carry no ★: their "
+              "best is closest to the real test digits (below the table), and noise is sharp too. nll is the model's "
+              "(one value per model cell, importance-sampled) and is not ranked: the BCE cells' continuous-Bernoulli "
+              "and the MSE cell's Gaussian likelihood are different quantities. Rows E1–E5 are the write-up's own "
+              "experiments; every score: appendix.")
+APPENDIX_NOTE = ("Every score the evaluate step logs, per sampler; then the model's own, once per model cell "
+                 "(neg_elbo and nll per image in nats, active_units: latent dimensions the encoder uses).")
+COLUMN_NAMES = {"classes_covered": "classes covered", "max_class_share": "max class share"}
 
 
-# --- HTML ----------------------------------------------------------------------------------------
-
-CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1360px;color:#1b1b1b;
-line-height:1.45;padding:0 16px}
-h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ccc}h3{font-size:1.05em}
-table{border-collapse:collapse;font-size:12px;margin:8px 0}
-th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}
-th{background:#f3f3f3;position:sticky;top:0}td.name,th.name{text-align:left}
-tr.study td.name{font-weight:bold;background:#fff6d6}td.wrap{white-space:normal;word-break:break-all}td.best{background:#d9f2d9;font-weight:bold}
-.scroll{overflow-x:auto}.note{color:#555;font-size:0.9em}.warn{background:#fff0f0;border-left:4px solid #c33;padding:6px 10px}
-figure{margin:0;border:1px solid #e3e3e3;padding:6px}figure img{width:100%;height:auto}
-figcaption{font-size:0.85em;color:#444}img.wide{max-width:100%;height:auto}
-.verdict{margin:10px 0;padding:8px 12px;border-left:5px solid #999}
-.verdict.holds{border-color:#2e8b57}.verdict.contradicted{border-color:#c33}.verdict.inconclusive{border-color:#d89a00}
-table.verdicts{font-size:13px;max-width:100%}table.verdicts td{vertical-align:top}
-td.word.holds{color:#2e8b57}td.word.contradicted{color:#c33}td.word.inconclusive{color:#a67400}
-.word{font-weight:bold;text-transform:uppercase;font-size:0.85em}code{font-size:0.9em}
-pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:12px}
-"""
+def _experiment_cells(row: Row) -> tuple[str, str, str]:
+    experiment = row.experiment
+    return experiment["name"], experiment["cell"], experiment["sampler"]
 
 
-def _e(text) -> str:
-    return html.escape(str(text), quote=True)
+def _model_value(group: list[Row], metric: str) -> str:
+    return spread_text(group[0].scores.get(metric) or Summary(()))
 
 
-def _html_table(table: Table) -> str:
-    head = ["<th class='name'>experiment</th><th class='name'>cell</th><th class='name'>sampler</th><th>seeds</th>"]
-    head += [f"<th title='{_e(direction_text(c))}'>{_e(c)}</th>" for c in COLUMNS]
-    lines = [f"<div class='scroll'><table class='metrics' data-settings='{_e(table.settings)}'><thead>"
-             f"<tr>{''.join(head)}</tr></thead><tbody>"]
-    for row in table.rows:
-        experiment = row.experiment
-        cells = [f"<td class='name'>{_e(experiment['name'])}</td>",
-                 f"<td class='name'>{_e(experiment['cell'])}</td>", f"<td class='name'>{_e(experiment['sampler'])}</td>",
-                 f"<td>{len(row.seeds)}</td>"]
-        for column in COLUMNS:
-            best = row.name in table.best.get(column, set())
-            text = spread_text(row.scores[column]) + (" ★" if best else "")
-            css = " class='best'" if best else ""
-            cells.append(f"<td{css} data-metric='{column}'>{_e(text)}</td>")
-        css = " class='study'" if experiment.get("study_id") else ""
-        lines.append(f"<tr{css} data-experiment='{_e(experiment['name'])}'>{''.join(cells)}</tr>")
-    lines.append("</tbody></table></div>")
-    real = _real_line(table)
-    if real:
-        lines.append(f"<p class='note'>Real data through the same code: {_e(real)}</p>")
-    return "\n".join(lines)
-
-
-def _real_line(table: Table) -> str:
+def real_line(table: Table) -> str:
+    """The real data's yardsticks, measured by the same code in the same evaluations."""
     parts = []
     for metric in REAL_METRICS:  # one value per evaluate run (rows of one cell share their runs)
         by_run = {e.run_id: e.metric(metric) for row in table.rows for e in row.evaluations if e.metric(metric) is not None}
@@ -144,7 +112,30 @@ def _real_line(table: Table) -> str:
     return ", ".join(parts)
 
 
-WIDE = " class='wide'"
+# --- HTML ----------------------------------------------------------------------------------------
+
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:16px auto;max-width:1360px;color:#1b1b1b;
+line-height:1.4;padding:0 16px}
+h1{font-size:1.45em;margin:0.3em 0}h2{margin-top:1.8em;border-bottom:1px solid #ccc}h3{font-size:1.05em}
+p{margin:0.35em 0}
+table{border-collapse:collapse;font-size:12px;margin:8px 0}
+th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}
+th{background:#f3f3f3}td.name,th.name{text-align:left}
+tr.study td.name{font-weight:bold;background:#fff6d6}td.wrap{white-space:normal}td.best{background:#d9f2d9;font-weight:bold}
+.scroll{overflow-x:auto}.note{color:#555;font-size:0.9em}.warn{background:#fff0f0;border-left:4px solid #c33;padding:4px 10px}
+.ok{border-left:4px solid #2e8b57;padding:2px 10px}.setup{border-left:4px solid #999;padding:2px 10px}
+figure{margin:0;border:1px solid #e3e3e3;padding:6px}figure img{width:100%;height:auto}
+figcaption{font-size:0.85em;color:#444}img.wide{max-width:100%;height:auto}
+table.verdicts{font-size:13px;width:100%}table.verdicts td{vertical-align:top}
+td.word.holds{color:#2e8b57}td.word.contradicted{color:#c33}td.word.inconclusive{color:#a67400}
+.word{font-weight:bold}code{font-size:0.9em}ul.disputes{margin:0.3em 0;font-size:0.9em}
+pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:12px}
+"""
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
 
 
 def _verdict_css(word: str) -> str:
@@ -155,67 +146,145 @@ def _img(image: Image, css: str = "") -> str:
     return f"<img{css} src='{image.data_uri()}' alt='{_e(image.alt)}'>"
 
 
+WIDE = " class='wide'"
+
+
+def _html_verdicts(content: Content) -> list[str]:
+    out = [("<table class='verdicts' id='verdict-table'><thead><tr><th class='name'>finding</th>"
+           "<th class='name'>the write-up says</th><th class='name'>verdict</th>"
+           "<th class='name'>decided by</th></tr></thead><tbody>")]
+    for verdict in content.verdicts:
+        out.append(f"<tr data-finding='{verdict.finding}'><td class='name'><b>{verdict.finding}</b></td>"
+                   f"<td class='name wrap'>{_e(verdict.short_claim)}</td>"
+                   f"<td class='name word {_verdict_css(verdict.outcome)}'>{_e(verdict.word)}</td>"
+                   f"<td class='name wrap'>{_e(verdict.deciding_text())}</td></tr>")
+    out.append("</tbody></table>")
+    out.append(f"<p class='note'>{_e(content.verdict_key)}</p>")
+    if content.disputes:
+        out.append("<p class='note' id='disputes'><b>Dominant digits and the judges' disagreement</b> "
+                   "(what the table cannot hold):</p><ul class='disputes'>")
+        out += [f"<li>{_e(line)}</li>" for line in content.disputes]
+        out.append("</ul>")
+    return out
+
+
+def _html_metrics(table: Table, columns: tuple[str, ...], model_columns: tuple[str, ...], label: str) -> str:
+    head = ["<th class='name'>experiment</th><th class='name'>cell</th><th class='name'>sampler</th>"]
+    head += [f"<th title='{_e(direction_text(c))}'>{_e(COLUMN_NAMES.get(c, c))}</th>" for c in (*columns, *model_columns)]
+    lines = [(f"<div class='scroll'><table class='metrics' data-settings='{_e(table.settings)}' data-label='{_e(label)}'>"
+             f"<thead><tr>{''.join(head)}</tr></thead><tbody>")]
+    for group in table.by_cell():
+        for index, row in enumerate(group):
+            cells = [f"<td class='name'>{_e(text)}</td>" for text in _experiment_cells(row)]
+            for column in columns:
+                best = row.name in table.best.get(column, set())
+                text = spread_text(row.scores[column]) + (" ★" if best else "")
+                css = " class='best'" if best else ""
+                cells.append(f"<td{css} data-metric='{column}'>{_e(text)}</td>")
+            if index == 0:  # the model's own metrics: once per model cell
+                cells += [f"<td rowspan='{len(group)}' data-metric='{column}'>{_e(_model_value(group, column))}</td>"
+                          for column in model_columns]
+            css = " class='study'" if row.study_id else ""
+            lines.append(f"<tr{css} data-experiment='{_e(row.name)}'>{''.join(cells)}</tr>")
+    lines.append("</tbody></table></div>")
+    return "\n".join(lines)
+
+
+def _html_models(table: Table) -> str:
+    head = "".join(f"<th>{_e(c)}</th>" for c in MODEL_METRICS)
+    lines = [f"<table class='models'><thead><tr><th class='name'>model cell</th><th>trainings</th>{head}</tr></thead><tbody>"]
+    for group in table.by_cell():
+        values = "".join(f"<td data-metric='{c}'>{_e(_model_value(group, c))}</td>" for c in MODEL_METRICS)
+        lines.append(f"<tr data-cell='{_e(group[0].experiment['cell'])}'><td class='name'>{_e(group[0].experiment['cell'])}"
+                     f"</td><td>{len(group[0].seeds)}</td>{values}</tr>")
+    lines.append("</tbody></table>")
+    return "\n".join(lines)
+
+
+def _heading(label: str, count: int) -> str:
+    return f"<h3>{_e(label)} (see Provenance)</h3>" if count > 1 else ""
+
+
 def render_html(content: Content) -> str:
     out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
            "<meta name='viewport' content='width=device-width,initial-scale=1'>",
            f"<title>{_e(content.title)}</title><style>{CSS}</style></head><body>",
-           f"<h1>{_e(content.title)}</h1>"]
-    if content.warning:
-        out.append(f"<p class='warn' id='convergence-warning'><b>{_e(content.warning)}</b></p>")
-    out += [f"<p>{_e(line)}</p>" for line in content.summary]
+           f"<h1>{_e(content.title)}</h1>",
+           f"<p class='setup' id='setup'>{_e(content.setup)}</p>"]
+    if content.converged:
+        out.append(f"<p class='ok' id='convergence'>{_e(content.convergence)}</p>")
+    else:
+        out.append(f"<p class='warn' id='convergence-warning'><b>{_e(content.convergence)}</b></p>")
+    out += _html_verdicts(content)
 
-    out.append("<h2 id='metrics'>1. Metrics</h2>")
-    out.append(f"<p class='note'>{_e(TABLE_NOTE)}</p>")
+    out.append("<h2 id='samples'>Samples</h2>")
+    if content.samples is not None:
+        out.append(f"<figure>{_img(content.samples, WIDE)}<figcaption>{_e(content.samples_note)}<ul>")
+        out += [f"<li>{_e(heading)}</li>" for heading in content.sample_headings]
+        out.append("</ul></figcaption></figure>")
+    else:
+        out.append(f"<p class='note'>{_e(content.samples_note)}</p>")
+
+    out.append("<h2 id='study'>The experiments and the findings</h2>")
+    out.append("<table class='experiments'><thead><tr><th class='name'>experiment</th><th class='name'>loss</th>"
+               "<th class='name'>forward pass</th><th class='name'>sampler</th></tr></thead><tbody>")
+    out += ["<tr>" + "".join(f"<td class='name'>{_e(v)}</td>" for v in row) + "</tr>" for row in content.experiments]
+    out.append("</tbody></table><table class='findings'><thead><tr><th class='name'>finding</th>"
+               "<th class='name'>the write-up's claim</th></tr></thead><tbody>")
+    out += [f"<tr><td class='name'>{v.finding}</td><td class='name wrap'>{_e(v.claim)}</td></tr>" for v in content.verdicts]
+    out.append("</tbody></table>")
+
+    out.append("<h2 id='metrics'>Metrics</h2>")
+    out.append(f"<p class='note'>{_e(NUMBERS_RULE)} {_e(TABLE_NOTE)}</p>")
     if len(content.tables) > 1:
         out.append(f"<p class='warn'>{_e(SEPARATE_SETTINGS)}</p>")
     if not content.tables:
         out.append("<p class='warn'>No evaluate run of this study is on the server: nothing to tabulate.</p>")
-    for index, table in enumerate(content.tables):
-        out.append(f"<h3 class='settings'>{_e(settings_heading(index, table, len(content.tables)))}</h3>")
-        out.append(_html_table(table))
+    for table, label in zip(content.tables, content.table_labels):
+        out.append(_heading(label, len(content.tables)))
+        out.append(_html_metrics(table, HEADLINE[:-1], HEADLINE[-1:], label))
+        if real := real_line(table):
+            out.append(f"<p class='note'>Real data through the same code: {_e(real)}</p>")
 
-    out.append("<h2 id='samples'>2. Samples</h2>")
-    out.append(f"<p class='note'>{_e(content.samples_note)}</p>")
-    if content.samples is not None:
-        out.append(f"<figure>{_img(content.samples, WIDE)}<figcaption><ul>")
-        out += [f"<li>{_e(heading)}</li>" for heading in content.sample_headings]
-        out.append("</ul></figcaption></figure>")
+    out.append("<h2 id='parts'>Verdicts part by part</h2>")
+    out.append("<table class='parts'><thead><tr><th class='name'>finding</th><th class='name'>verdict</th>"
+               "<th class='name'>measured parts and their numbers</th></tr></thead><tbody>")
+    for verdict in content.verdicts:
+        lines = "<br>".join(f"{_e(mark)} {_e(text)}" for mark, text in verdict.lines())
+        out.append(f"<tr id='{verdict.finding}'><td class='name'><b>{verdict.finding}</b></td>"
+                   f"<td class='name'>{_e(verdict.word)}</td><td class='name wrap'>{lines}</td></tr>")
+    out.append(f"</tbody></table><p class='note'>{_e(content.rules)}</p>")
 
-    out.append("<h2 id='loss'>3. Loss curves</h2>")
+    out.append("<h2 id='loss'>Loss curves</h2>")
     out.append(_img(content.loss_curves, WIDE) if content.loss_curves else "<p>No loss history logged.</p>")
 
-    out.append("<h2 id='latent'>4. The latent space</h2>")
+    out.append("<h2 id='latent'>The latent space</h2>")
     out.append(f"<p class='note'>{_e(content.latent_note)}</p>")
     for image in (content.latent, content.interpolation):
         if image is not None:
             out.append(f"<figure>{_img(image, WIDE)}<figcaption>{_e(image.caption)}</figcaption></figure>")
 
-    out.append("<h2 id='verdicts'>5. Verdicts on the write-up's findings</h2>")
-    out.append("<table class='verdicts'><thead><tr><th class='name'>finding</th><th class='name'>verdict</th>"
-               "<th class='name'>measured parts and the numbers that decide them</th></tr></thead><tbody>")
-    for verdict in content.verdicts:
-        lines = "<br>".join(f"{_e(mark)} {_e(text)}" for mark, text in verdict.lines())
-        out.append(f"<tr data-finding='{verdict.finding}'><td class='name'><b>{verdict.finding}</b></td>"
-                   f"<td class='name word {_verdict_css(verdict.outcome)}'>{_e(verdict.word)}</td>"
-                   f"<td class='name wrap'>{lines}</td></tr>")
-    out.append("</tbody></table>")
-    out.append(f"<p class='note'>{_e(SPREAD_RULE)} {_e(content.verdict_note)}</p>")
-    for verdict in content.verdicts:
-        out.append(f"<div class='verdict {_verdict_css(verdict.outcome)}' id='{verdict.finding}'><b>{verdict.finding}</b> "
-                   f"<span class='word'>{_e(verdict.word)}</span><br><i>Write-up: {_e(verdict.claim)}</i><br>"
-                   f"{_e(verdict.sentences())}</div>")
-
-    out.append("<h2 id='provenance'>6. Provenance</h2><table>")
+    out.append("<h2 id='provenance'>Provenance</h2><table class='provenance'>")
     out += [f"<tr><td class='name'>{_e(label)}</td><td class='name wrap'>{_e(value)}</td></tr>"
             for label, value in content.provenance]
-    out.append("</table><h3>Runs</h3><div class='scroll'><table><thead><tr><th class='name'>step</th>"
-               "<th class='name'>what</th><th class='name'>code version</th><th class='name'>status</th>"
-               "<th class='name'>convergence (validation loss)</th><th class='name'>run id (MLflow UI)</th></tr></thead><tbody>")
+    versions = any(version for _, _, version, _, _, _ in content.runs)
+    out.append("</table><h3>Runs</h3><div class='scroll'><table class='runs'><thead><tr><th class='name'>step</th>"
+               "<th class='name'>what</th>" + ("<th class='name'>code version</th>" if versions else "") +
+               "<th class='name'>status</th><th class='name'>convergence (validation loss)</th>"
+               "<th class='name'>run (MLflow UI)</th></tr></thead><tbody>")
     for step, what, version, status, state, link in content.runs:
-        out.append(f"<tr><td class='name'>{_e(step)}</td><td class='name wrap'>{_e(what)}</td><td class='name'>{_e(version)}</td>"
+        out.append(f"<tr><td class='name'>{_e(step)}</td><td class='name wrap'>{_e(what)}</td>"
+                   + (f"<td class='name'>{_e(version)}</td>" if versions else "") +
                    f"<td class='name'>{_e(status)}</td><td class='name'>{_e(state)}</td>"
                    f"<td class='name'><a href='{_e(link.href)}'>{_e(link.label)}</a></td></tr>")
     out.append("</tbody></table></div>")
+
+    out.append("<h2 id='appendix'>Appendix: every score</h2>")
+    out.append(f"<p class='note'>{_e(APPENDIX_NOTE)}</p>")
+    for table, label in zip(content.tables, content.table_labels):
+        out.append(_heading(label, len(content.tables)))
+        out.append(_html_metrics(table, SAMPLER_METRICS, (), label).replace("class='metrics'", "class='all-metrics'"))
+        out.append(_html_models(table))
     out.append(f"<h3>Preset and settings</h3><pre>{_e(json.dumps(content.settings_json, indent=2))}</pre>")
     out.append("</body></html>")
     return "\n".join(out)
@@ -227,22 +296,29 @@ def _md(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _md_table(table: Table) -> list[str]:
-    lines = ["| experiment | cell | sampler | seeds | " + " | ".join(COLUMNS) + " |",
-             "|" + " --- |" * 3 + " ---: |" + " ---: |" * len(COLUMNS)]
-    for row in table.rows:
-        experiment = row.experiment
-        name = _md(experiment["name"])
-        if experiment.get("study_id"):
-            name = f"**{name}**"
-        cells = [name, _md(experiment["cell"]), _md(experiment["sampler"]), str(len(row.seeds))]
-        for column in COLUMNS:
-            text = _md(spread_text(row.scores[column]))
-            cells.append(f"**{text}** ★" if row.name in table.best.get(column, set()) else text)
-        lines.append("| " + " | ".join(cells) + " |")
-    real = _real_line(table)
-    if real:
-        lines += ["", f"Real data through the same code: {real}"]
+def _md_row(cells) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _md_metrics(table: Table, columns: tuple[str, ...], model_columns: tuple[str, ...]) -> list[str]:
+    names = [COLUMN_NAMES.get(c, c) for c in (*columns, *model_columns)]
+    lines = [_md_row(["experiment", "cell", "sampler", *names]), "|" + " --- |" * 3 + " ---: |" * len(names)]
+    for group in table.by_cell():
+        for index, row in enumerate(group):
+            name, cell, sampler = (_md(text) for text in _experiment_cells(row))
+            cells = [f"**{name}**" if row.study_id else name, cell, sampler]
+            for column in columns:
+                text = _md(spread_text(row.scores[column]))
+                cells.append(f"**{text}** ★" if row.name in table.best.get(column, set()) else text)
+            cells += [_md(_model_value(group, c)) if index == 0 else "" for c in model_columns]
+            lines.append(_md_row(cells))
+    return lines
+
+
+def _md_models(table: Table) -> list[str]:
+    lines = [_md_row(["model cell", "trainings", *MODEL_METRICS]), "| --- |" + " ---: |" * (1 + len(MODEL_METRICS))]
+    lines += [_md_row([_md(group[0].experiment["cell"]), str(len(group[0].seeds)),
+                       *(_md(_model_value(group, c)) for c in MODEL_METRICS)]) for group in table.by_cell()]
     return lines
 
 
@@ -251,36 +327,58 @@ def _md_image(image: Image) -> str:
 
 
 def render_markdown(content: Content) -> str:
-    out = [f"# {content.title}", ""]
-    if content.warning:
-        out += [f"> **{content.warning}**", ""]
-    out += [line + "\n" for line in content.summary]
-    out += ["## 1. Metrics", "", TABLE_NOTE, ""]
+    out = [f"# {content.title}", "", content.setup, ""]
+    out += [content.convergence if content.converged else f"> **{content.convergence}**", ""]
+    out += [_md_row(["finding", "the write-up says", "verdict", "decided by"]), "| --- | --- | --- | --- |"]
+    out += [_md_row([f"**{v.finding}**", _md(v.short_claim), f"**{_md(v.word)}**", _md(v.deciding_text())])
+            for v in content.verdicts]
+    out += ["", content.verdict_key, ""]
+    if content.disputes:
+        out += ["**Dominant digits and the judges' disagreement** (what the table cannot hold):", ""]
+        out += [f"- {_md(line)}" for line in content.disputes] + [""]
+    out += ["## Samples", ""]
+    if content.samples is not None:
+        out += [_md_image(content.samples), ""]
+    out += [content.samples_note, ""] + [f"- {_md(heading)}" for heading in content.sample_headings] + [""]
+    out += ["## The experiments and the findings", "", "| experiment | loss | forward pass | sampler |",
+            "| --- | --- | --- | --- |"]
+    out += [_md_row(_md(v) for v in row) for row in content.experiments]
+    out += ["", "| finding | the write-up's claim |", "| --- | --- |"]
+    out += [_md_row([v.finding, _md(v.claim)]) for v in content.verdicts]
+    out += ["", "## Metrics", "", f"{NUMBERS_RULE} {TABLE_NOTE}", ""]
     if len(content.tables) > 1:
         out += [f"> {SEPARATE_SETTINGS}", ""]
-    for index, table in enumerate(content.tables):
-        out += [f"### {settings_heading(index, table, len(content.tables))}", ""]
-        out += _md_table(table) + [""]
-    out += ["## 2. Samples", "", content.samples_note, ""]
-    if content.samples is not None:
-        out += [_md_image(content.samples), ""] + [f"- {_md(heading)}" for heading in content.sample_headings] + [""]
-    out += ["## 3. Loss curves", "", _md_image(content.loss_curves) if content.loss_curves else "No loss history logged.", ""]
-    out += ["## 4. The latent space", "", content.latent_note, ""]
+    if not content.tables:
+        out += ["No evaluate run of this study is on the server: nothing to tabulate.", ""]
+    for table, label in zip(content.tables, content.table_labels):
+        if len(content.tables) > 1:
+            out += [f"### {label} (see Provenance)", ""]
+        out += _md_metrics(table, HEADLINE[:-1], HEADLINE[-1:]) + [""]
+        if real := real_line(table):
+            out += [f"Real data through the same code: {real}", ""]
+    out += ["## Verdicts part by part", "", "| finding | verdict | measured parts and their numbers |",
+            "| --- | --- | --- |"]
+    out += [_md_row([f"**{v.finding}**", _md(v.word), "<br>".join(_md(f"{mark} {text}") for mark, text in v.lines())])
+            for v in content.verdicts]
+    out += ["", content.rules, ""]
+    out += ["## Loss curves", "", _md_image(content.loss_curves) if content.loss_curves else "No loss history logged.", ""]
+    out += ["## The latent space", "", content.latent_note, ""]
     for image in (content.latent, content.interpolation):
         if image is not None:
             out += [_md_image(image), "", f"*{image.caption}*", ""]
-    out += ["## 5. Verdicts on the write-up's findings", "", "| finding | verdict | measured parts and the numbers that decide them |",
-            "| --- | --- | --- |"]
-    out += [f"| **{verdict.finding}** | {_md(verdict.word)} | "
-            f"{'<br>'.join(_md(f'{mark} {text}') for mark, text in verdict.lines())} |" for verdict in content.verdicts]
-    out += ["", f"{SPREAD_RULE} {content.verdict_note}", ""]
-    for verdict in content.verdicts:
-        out += [f"- **{verdict.finding}: {verdict.word}.** *Write-up: {verdict.claim}* {verdict.sentences()}", ""]
-    out += ["## 6. Provenance", "", "| | |", "| --- | --- |"]
-    out += [f"| {_md(label)} | {_md(value)} |" for label, value in content.provenance]
-    out += ["", "### Runs", "", "| step | what | code version | status | convergence (validation loss) | run id (MLflow UI) |",
-            "| --- | --- | --- | --- | --- | --- |"]
-    out += [f"| {_md(step)} | {_md(what)} | {_md(version)} | {_md(status)} | {_md(state)} | [{link.label}]({link.href}) |"
-            for step, what, version, status, state, link in content.runs]
-    out += ["", "### Preset and settings", "", "```json", json.dumps(content.settings_json, indent=2), "```", ""]
+    out += ["## Provenance", "", "| | |", "| --- | --- |"]
+    out += [_md_row([_md(label), _md(value)]) for label, value in content.provenance]
+    versions = any(version for _, _, version, _, _, _ in content.runs)
+    header = ["step", "what", *(["code version"] if versions else []), "status", "convergence (validation loss)",
+              "run (MLflow UI)"]
+    out += ["", "### Runs", "", _md_row(header), "|" + " --- |" * len(header)]
+    out += [_md_row([_md(step), _md(what), *([_md(version)] if versions else []), _md(status), _md(state),
+                     f"[{link.label}]({link.href})"]) for step, what, version, status, state, link in content.runs]
+    out += ["", "## Appendix: every score", "", APPENDIX_NOTE, ""]
+    for table, label in zip(content.tables, content.table_labels):
+        if len(content.tables) > 1:
+            out += [f"### {label}", ""]
+        out += _md_metrics(table, SAMPLER_METRICS, ()) + ["", *_md_models(table), ""]
+    out += ["### Preset and settings", "", "```json", json.dumps(content.settings_json, indent=2), "```", ""]
     return "\n".join(out)
+

@@ -10,11 +10,10 @@ the HTML). They are logged under `report/` of the report's own run and of the ma
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import tempfile
-from collections import Counter, defaultdict
+from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,15 +22,19 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from analysis import browser, figures, latent, page, sources, trainings
-from analysis.sources import StudyRuns
-from analysis.tables import Row, Table, build_tables
-from analysis.stats import number
-from analysis.verdicts import judge as judge_findings
 from analysis.figures import plt
+from analysis.provenance import Record
+from analysis.provenance import short as _short
+from analysis.sources import StudyRuns
+from analysis.stats import SPREAD_RULE
+from analysis.tables import Row, Table, build_tables
+from analysis.verdicts import dominant_digits
+from analysis.verdicts import judge as judge_findings
 from pipeline import tracking
 from pipeline.configs import ReportConfig
 from pipeline.core import convergence, judge
 from pipeline.core.files import atomic_path
+from pipeline.core.study import STUDY
 from pipeline.errors import InputError
 
 BROWSER_TAG = "report.browser_check"
@@ -41,9 +44,6 @@ FILES = ("report.html", "report.md", "report.png")
 class ReportCheckFailed(RuntimeError):
     """The browser found an undecoded image or a console error in the written report."""
 
-
-def _short(run_id: str) -> str:
-    return run_id[:8]
 
 
 class Builder:
@@ -56,6 +56,7 @@ class Builder:
         self.uri = mlflow.get_tracking_uri()
         self._shares: dict[tuple[str, str, str], np.ndarray | None] = {}
         self._histories: dict | None = None
+        self.record = Record(study, self.uri, report_run_id)
 
     def shares_of(self, row: Row, suffix: str = "") -> dict[int, np.ndarray]:
         """Class shares per seed of a row by one judge (suffix "" the CNN, "_judge2" the k-NN), from
@@ -166,106 +167,48 @@ class Builder:
                                          f"{latent.PAIR[0]} and the first test {latent.PAIR[1]}.")
         return latent_image, interpolation_image, note
 
-    def provenance(self, tables: list[Table], converged: dict) -> tuple[list, list]:
-        study, main = self.study, self.study.main
-        runs = study.runs()
-        versions = Counter((r.data.tags.get(tracking.CODE_TAG, "not recorded"), r.data.tags.get(tracking.DIRTY_TAG, "?"))
-                           for _, _, r in runs)
-        digests = Counter(r.data.params.get("data_digest", "?") for r in study.train.values())
-        sources_ = Counter(e.run.data.tags.get("source_digest", "?") for e in study.evaluations)
-        classifiers = sorted({e.run.data.tags.get("classifier_run_id") for e in study.evaluations} - {None})
-        settings = Counter(e.settings for e in study.evaluations)
-        rows = [
-            ("main run", f"{main.info.run_name} {main.info.run_id} ({main.info.status})"),
-            ("report run", self.report_run_id),
-            ("tracking server", sources.public_uri(self.uri)),
-            ("preset", str(study.plan.get("preset"))),
-            ("code version", "; ".join(f"{v} (dirty: {d}) on {n} runs" for (v, d), n in sorted(versions.items()))),
-            ("data digest (train runs)", "; ".join(f"{d} ({n} runs)" for d, n in sorted(digests.items())) or "none"),
-            ("source data digest (evaluations)", "; ".join(f"{d} ({n} runs)" for d, n in sorted(sources_.items())) or "none"),
-            ("evaluation settings", "; ".join(f"{s} ({n} runs)" for s, n in sorted(settings.items())) or "none"),
-            ("evaluation classifier runs", ", ".join(classifiers) or "none"),
-            ("judges of class identity (test accuracy)", self.judges(classifiers)),
-            ("verdicts computed on", tables[0].settings if tables else "no evaluations"),
-        ]
-        if study.missing:
-            rows.append(("runs named by main/steps.json but missing on the server", ", ".join(study.missing)))
-        listed = []
-        trained = {run.info.run_id: key for key, run in study.train.items()}
-        for step, what, run in runs:
-            tags = run.data.tags
-            version = f"{tags.get(tracking.CODE_TAG, 'not recorded')}{' (dirty)' if tags.get(tracking.DIRTY_TAG) == 'true' else ''}"
-            state = converged[trained[run.info.run_id]].text() if run.info.run_id in trained else ""
-            listed.append((step, sources.public(what), version, run.info.status, state,
-                           page.Link(run.info.run_id, sources.run_link(run, self.uri))))
-        client = MlflowClient()
-        for classifier_id in classifiers:
-            try:
-                run = client.get_run(classifier_id)
-            except Exception:
-                continue
-            listed.append(("classifier", f"source {run.data.tags.get('source_digest', '?')[:12]}",
-                           run.data.tags.get(tracking.CODE_TAG, "not recorded"), run.info.status, "",
-                           page.Link(classifier_id, sources.run_link(run, self.uri))))
-        return [(label, sources.public(value)) for label, value in rows], listed
-
-    @staticmethod
-    def judges(classifier_ids: list[str]) -> str:
-        """Both judges' test accuracy, as their classifier runs logged it."""
-        client, found = MlflowClient(), []
-        for classifier_id in classifier_ids:
-            try:
-                metrics = client.get_run(classifier_id).data.metrics
-            except Exception:
-                continue
-            second = metrics.get("judge2_test_accuracy")
-            found.append(f"CNN {number(metrics.get('test_accuracy', math.nan))}; {judge.NAME} "
-                         f"{number(second) if second is not None else 'not logged (evaluations before the second judge)'}"
-                         f" (classifier run {_short(classifier_id)})")
-        return "; ".join(found) or "none"
-
     def content(self) -> page.Content:
         study = self.study
         tables = build_tables(study)
+        labels = [f"settings {i + 1}" if len(tables) > 1 else "" for i in range(len(tables))]
         primary = tables[0] if tables else Table("no evaluations", [])
         verdicts = judge_findings(primary, self.shares_of)
         converged = trainings.judge_trainings(self.histories())
         behind = trainings.mark_preliminary(verdicts, converged)
         samples, sample_headings, samples_note = self.samples(tables[0] if tables else None)
         latent_image, interpolation_image, latent_note = self.latent()
-        provenance, runs = self.provenance(tables, converged)
-        main = study.main
-        cells = sorted({e["cell"] for e in study.experiments})
-        summary = [
-            f"Study of main run {main.info.run_name} ({main.info.run_id}), preset {study.plan.get('preset')}: "
-            f"{len(study.experiments)} experiments in {len(cells)} model cells, training seeds "
-            f"{', '.join(map(str, study.seeds)) or 'none'}; {len(study.train)} train runs and "
-            f"{len(study.evaluations)} evaluate runs, read from the tracking server {sources.public_uri(self.uri)}.",
-            "Sections: 1. metrics, 2. samples, 3. loss curves, 4. the latent space, 5. verdicts on F1–F6, "
-            "6. provenance.",
-        ]
-        verdict_note = (f"Verdicts use the scores of the first table ({primary.settings}). A finding holds when every "
-                        "measured part holds, is contradicted when any part is contradicted, and is inconclusive "
-                        "otherwise. “Covers most digits” means at least 8 of 10 classes covered (a class is "
-                        "covered with at least half a uniform share of the samples). Parts about class identity or "
-                        f"coverage are judged by two classifiers, the CNN and a {judge.NAME}: they hold or are "
-                        "contradicted only when both judges say so, else they are classifier-dependent; realism and "
-                        "clarity rest on the CNN's features. Marks: ✓ holds, ✗ contradicted, ~ seeds disagree, "
-                        "? classifier-dependent, · no spread, no difference or not measured. A verdict is "
-                        "preliminary when a model behind it was still improving fast: its validation loss fell more "
-                        f"than {convergence.THRESHOLD:.0%} over the last tenth of its epochs (at least one epoch).")
+        provenance, runs = self.record.provenance(tables, labels, converged)
+        warning = trainings.warning(verdicts, converged, behind)
+        verdict_key = ("✓ holds: every measured part holds beyond the spread over seeds; contradicted: a part "
+                       "measured the other way; inconclusive: seeds disagree or one seed; classifier-dependent: the "
+                       "two judges of class identity disagree. Every part and the rules: “Verdicts part by part”.")
+        if len(tables) > 1:
+            verdict_key += f" Verdicts use {labels[0]}."
+        rules = " ".join([
+            SPREAD_RULE, ("A finding holds when every measured part holds, is contradicted when any part is "
+            "contradicted, and is inconclusive otherwise. “Covers most digits” means at least 8 of 10 classes "
+            "covered (a class is covered with at least half a uniform share of the samples). Parts about class "
+            f"identity or coverage are judged by two classifiers, the CNN and a {judge.NAME}: they hold or are "
+            "contradicted only when both judges say so, else they are classifier-dependent; realism and clarity "
+            "rest on the CNN's features. Marks: ✓ holds, ✗ contradicted, ~ seeds disagree, ? classifier-dependent, "
+            "· no spread, no difference or not measured. The verdict table shows the part that decides each word: "
+            "a contradicted part, else the holding part closest to the spread, else the first part left open. A "
+            "verdict is preliminary when a model behind it was still improving fast: its validation loss fell more "
+            f"than {convergence.THRESHOLD:.0%} over the last tenth of its epochs (at least one epoch).")])
         if len(study.seeds) < 2:
-            verdict_note += " This study has a single training seed: no spread is available, so no finding is decided."
+            rules += " This study has a single training seed: no spread is available, so no finding is decided."
         return page.Content(
-            title=f"VAE study report: main run {main.info.run_name}", summary=summary, tables=tables,
-            samples=samples, sample_headings=sample_headings, samples_note=samples_note,
+            title=self.record.title(), setup=self.record.setup(),
+            convergence=warning or trainings.converged_line(converged),
+            converged=not warning, verdicts=verdicts, disputes=dominant_digits(primary, self.shares_of),
+            verdict_key=verdict_key, samples=samples, sample_headings=sample_headings, samples_note=samples_note,
+            experiments=[(e.study_id, e.loss.upper(), e.forward, e.sampler) for e in STUDY],
+            tables=tables, table_labels=labels,
             loss_curves=self.loss_curves({key for key, state in converged.items() if state.still_improving}),
-            latent=latent_image, warning=trainings.warning(verdicts, converged, behind),
-            interpolation=interpolation_image, latent_note=latent_note, verdicts=verdicts,
-            verdict_note=verdict_note, provenance=provenance, runs=runs,
+            latent=latent_image, interpolation=interpolation_image, latent_note=latent_note, rules=rules,
+            provenance=provenance, runs=runs,
             settings_json=json.loads(sources.public(json.dumps(
                 {"preset": study.plan.get("preset"), "settings": study.plan.get("settings", {})}))))
-
 
 def _write(path: Path, data: bytes) -> None:
     """Atomically, and readable by others like any report (mkstemp makes files private)."""

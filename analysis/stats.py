@@ -18,6 +18,7 @@ from pipeline.core.spread import (  # noqa: F401  the rule itself, shared with t
     NO_DIFFERENCE,
     NO_SPREAD,
     NOT_MEASURED,
+    NUMBERS_RULE,
     SPREAD_RULE,
     Summary,
     both_judges,

@@ -17,6 +17,13 @@ from pipeline.core import judge
 from pipeline.core.evaluation import MODEL_METRICS, REAL_METRICS, SAMPLER_METRICS
 
 COLUMNS = (*SAMPLER_METRICS, *MODEL_METRICS)
+# the metrics table's columns (the rest: the appendix); nll is the model's, shown once per model cell
+HEADLINE = ("fid", "precision", "recall", "classes_covered", "max_class_share", "confidence", "sharpness",
+            "class_entropy", "nll")
+# ★ marks only a best that is a quality: not sharpness or class entropy (best is closest to the real
+# digits, and noise beats them), not the model's likelihoods (Bernoulli and Gaussian cells are
+# different quantities), not active_units
+STARRED = tuple(c for c in SAMPLER_METRICS if DIRECTIONS.get(c) in ("lower", "higher"))
 PER_SAMPLER = (*SAMPLER_METRICS, *judge.SAMPLER_METRICS)  # the second judge's: read by the verdicts, not tabulated
 
 
@@ -64,6 +71,14 @@ class Table:
                 return row
         return None
 
+    def by_cell(self) -> list[list[Row]]:
+        """The rows grouped by model cell, cells in order of first appearance: a model's own metrics
+        (neg_elbo, nll, active_units) are shown once per group."""
+        groups: dict[str, list[Row]] = {}
+        for row in self.rows:
+            groups.setdefault(row.experiment["cell"], []).append(row)
+        return list(groups.values())
+
     @property
     def measured(self) -> int:
         return len({e.run_id for row in self.rows for e in row.evaluations})
@@ -99,13 +114,8 @@ def build_tables(study: StudyRuns) -> list[Table]:
             real = {metric: _summary(own, metric, key) for metric in REAL_METRICS}
             rows.append(Row(experiment, own, scores, real))
         table = Table(settings, rows)
-        for column in COLUMNS:
-            direction = DIRECTIONS.get(column)
-            targets = None
-            if direction and direction.startswith("closer:"):
-                reference = direction.split(":", 1)[1]
-                targets = {row.name: row.real[reference].mean for row in rows}
-            table.best[column] = best_rows({row.name: row.scores[column] for row in rows}, direction, targets)
+        for column in STARRED:
+            table.best[column] = best_rows({row.name: row.scores[column] for row in rows}, DIRECTIONS[column])
         tables.append(table)
     return tables
 

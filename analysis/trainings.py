@@ -43,3 +43,14 @@ def warning(verdicts, trainings: dict[Key, Convergence], behind: list[Key]) -> s
             f"training stopped (validation loss falling more than {convergence.THRESHOLD:.0%} over the last tenth "
             f"of the epochs): {listed}. The verdicts on {findings} are preliminary: they may describe models that "
             "have not learned yet rather than the write-up. Train longer (-P epochs=...) for verdicts that count.")
+
+
+def converged_line(converged: dict[Key, Convergence]) -> str:
+    """All trainings converged (the warning says otherwise, trainings.warning)."""
+    if not converged:
+        return "Convergence: no training history logged."
+    fall = max(0.0, max(state.improvement for state in converged.values()))
+    return (f"Convergence: all {len(converged)} trainings converged: over the last tenth of the epochs their "
+            f"validation loss fell by less than {convergence.THRESHOLD:.0%} (at most {100 * fall:.1f} %).")
+
+

@@ -1,4 +1,4 @@
-"""Measured verdicts on the write-up's findings F1–F6 (../shared/EXPERIMENTS.md).
+"""Measured verdicts on the write-up's findings F1–F6 (docs/study.md).
 
 Each finding is split into parts that a metric can test (e.g. "N(1,2) is less realistic than
 N(0,1)": FID higher, precision lower); each part compares two scores over seeds with the spread
@@ -10,15 +10,29 @@ stay on the CNN's features.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from analysis.stats import (CLASSIFIER_DEPENDENT, CONTRADICTED, DISAGREE, HOLDS, NOT_MEASURED, Summary, both_judges,
-                            claim_outcome, number, overall, spread_text)
-from analysis.tables import Row, Table, real_value
+from analysis.stats import (
+    CLASSIFIER_DEPENDENT,
+    CONTRADICTED,
+    DISAGREE,
+    HOLDS,
+    NO_DIFFERENCE,
+    NO_SPREAD,
+    NOT_MEASURED,
+    Summary,
+    both_judges,
+    claim_outcome,
+    number,
+    overall,
+    spread_text,
+)
+from analysis.tables import Row, Table
 from pipeline.core.judge import SUFFIX
 
 MOST_DIGITS = 7.5  # "covers most digits": at least 8 of the 10 classes covered
@@ -36,13 +50,48 @@ CLAIMS = {
 }
 
 
+# The write-up's claims in a few words, for the verdict table (the full claims: CLAIMS)
+SHORT_CLAIMS = {
+    "F1": "N(0,1): most digits, noisy and blurry",
+    "F2": "N(1,2): noisier, less realistic; still diverse",
+    "F3": "Beta(0.25,0.25): unclear, further from real digits",
+    "F4": "MSE sharper than BCE; loses realism under Beta too",
+    "F5": "sampled-params forward: extremely unclear",
+    "F6": "Beta and sampled-params: less diverse, digit 3 frequent",
+}
+
+
 @dataclass
 class Part:
-    """One measurable piece of a finding: what is tested, the outcome, the numbers behind it."""
+    """One measurable piece of a finding: what is tested, the outcome, the numbers behind it.
+
+    `subject` names the metric and the experiments ("fid E2 vs E1"), `numbers` their values
+    ("220 ± 40 vs 142 ± 5"); `margin` is how many spreads apart the two sides are (|Δmean| /
+    (std A + std B)), so the verdict table can show the part that decides a finding."""
 
     text: str
     outcome: str
     evidence: str
+    margin: float = math.inf
+    subject: str = ""
+    numbers: str = ""
+
+
+def _margin(a: Summary, b: Summary) -> float:
+    if a.n == 0 or b.n == 0:
+        return math.nan
+    spread = a.std + b.std
+    if not math.isfinite(spread):
+        return math.nan
+    return abs(a.mean - b.mean) / spread if spread > 0 else math.inf
+
+
+def _part(text: str, outcome: str, subject: str, numbers: str, margin: float) -> Part:
+    return Part(text, outcome, f"{subject}: {numbers}", margin, subject, numbers)
+
+
+# which parts decide a finding whose word is not "holds": the first of these outcomes present
+DECIDING_ORDER = (CONTRADICTED, CLASSIFIER_DEPENDENT, DISAGREE, NO_SPREAD, NO_DIFFERENCE)
 
 
 @dataclass
@@ -50,9 +99,12 @@ class Verdict:
     finding: str
     claim: str
     parts: list[Part] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)  # the experiments behind it
     preliminary: bool = False  # a model behind it was still improving fast when its training stopped
+
+    @property
+    def short_claim(self) -> str:
+        return SHORT_CLAIMS.get(self.finding, self.claim)
 
     @property
     def outcome(self) -> str:
@@ -64,27 +116,38 @@ class Verdict:
         return f"{self.outcome} — {PRELIMINARY}" if self.preliminary and self.outcome != NOT_MEASURED else self.outcome
 
     def lines(self) -> list[tuple[str, str]]:
-        """(mark, 'part: numbers') per measured part, for the verdicts table."""
+        """(mark, 'part: numbers') per measured part, for the part-by-part table."""
         return [(MARKS.get(p.outcome, "·"), f"{p.text}: {p.evidence}" if p.outcome != NOT_MEASURED
                  else f"{p.text}: not measured") for p in self.parts]
 
-    def sentences(self) -> str:
-        """The verdict as prose: the word, each part with its numbers, the notes, and a plain
-        statement where the measurement contradicts the write-up."""
-        if self.outcome == NOT_MEASURED:
-            missing = "; ".join(p.text for p in self.parts)
-            return f"Not measured in this run ({missing})."
-        text = [f"{self.outcome.capitalize()}."]
-        for part in self.parts:
-            if part.outcome == NOT_MEASURED:
-                text.append(f"{part.text}: not measured in this run.")
-            else:
-                text.append(f"{part.text}: {part.evidence}: {part.outcome}.")
-        text += self.notes
-        contradicted = [p.text for p in self.parts if p.outcome == CONTRADICTED]
-        if contradicted:
-            text.append(f"The measurement contradicts the write-up here: {'; '.join(contradicted)}.")
-        return " ".join(text)
+    def deciding(self) -> Part | None:
+        """The part that decides the word: a contradicted one, else (all holding) the one closest to
+        the spread, else the first that keeps the finding open; None when nothing was measured."""
+        measured = [p for p in self.parts if p.outcome != NOT_MEASURED]
+        if not measured:
+            return None
+        for outcome in DECIDING_ORDER[:1]:
+            found = [p for p in measured if p.outcome == outcome]
+            if found:
+                return found[0]
+        if all(p.outcome == HOLDS for p in measured):
+            return min(measured, key=lambda p: math.inf if math.isnan(p.margin) else p.margin)
+        for outcome in DECIDING_ORDER[1:]:
+            found = [p for p in measured if p.outcome == outcome]
+            if found:
+                return found[0]
+        return measured[0]
+
+    def deciding_text(self) -> str:
+        """The numbers that decide the word, for the verdict table ("" when nothing was measured)."""
+        part = self.deciding()
+        if part is None:
+            return "no evaluation of the experiments it compares in this study"
+        unmeasured = sum(p.outcome == NOT_MEASURED for p in self.parts)
+        text = part.evidence
+        if unmeasured:
+            text += f" ({unmeasured} of {len(self.parts)} parts not measured)"
+        return text
 
 
 def _label(row: Row | None, fallback: str) -> str:
@@ -97,17 +160,16 @@ def compare_part(text: str, a_row: Row | None, b_row: Row | None, metric: str, e
     `b_row`'s `b_metric`, e.g. the real data's reference on the same evaluations)."""
     a = a_row.score(metric) if a_row is not None else Summary(())
     b = b_row.score(b_metric or metric) if b_row is not None else Summary(())
-    outcome = claim_outcome(a, b, expected)
-    evidence = (f"{metric} {a_label or _label(a_row, '?')} {spread_text(a)} vs "
-                f"{b_label or _label(b_row, '?')} {spread_text(b)}")
-    return Part(text, outcome, evidence)
+    subject = f"{metric} {a_label or _label(a_row, '?')} vs {b_label or _label(b_row, '?')}"
+    return _part(text, claim_outcome(a, b, expected), subject, f"{spread_text(a)} vs {spread_text(b)}", _margin(a, b))
 
 
 def threshold_part(text: str, row: Row | None, metric: str, threshold: float, expected: str) -> Part:
     a = row.score(metric) if row is not None else Summary(())
-    outcome = claim_outcome(a, Summary.constant(threshold), expected)
     sign = ">" if expected == "greater" else "<"
-    return Part(text, outcome, f"{metric} {_label(row, '?')} {spread_text(a)} ({sign} {number(threshold)} expected)")
+    return _part(text, claim_outcome(a, Summary.constant(threshold), expected),
+                 f"{metric} {_label(row, '?')} ({sign} {number(threshold)} expected)", spread_text(a),
+                 _margin(a, Summary.constant(threshold)))
 
 
 def _mean_text(values: list[float]) -> str:
@@ -119,8 +181,11 @@ def identity_part(make: Callable[[str], Part]) -> Part:
     or is contradicted only when both judges say so, with both judges' numbers."""
     cnn, second = make(""), make(SUFFIX)
     if second.outcome == NOT_MEASURED and cnn.outcome != NOT_MEASURED:
-        return Part(cnn.text, cnn.outcome, f"{cnn.evidence} (CNN only: these evaluations have no second judge)")
-    return Part(cnn.text, both_judges(cnn.outcome, second.outcome), f"CNN {cnn.evidence}; k-NN {second.evidence}")
+        return Part(cnn.text, cnn.outcome, f"{cnn.evidence} (CNN only: these evaluations have no second judge)",
+                    cnn.margin, cnn.subject, cnn.numbers)
+    margins = [m for m in (cnn.margin, second.margin) if not math.isnan(m)]
+    return _part(cnn.text, both_judges(cnn.outcome, second.outcome), cnn.subject,
+                 f"CNN {cnn.numbers}; k-NN {second.numbers}", min(margins, default=math.nan))
 
 
 def dominance(row: Row, shares_of: Callable[..., dict[int, np.ndarray]], reference: Row | None,
@@ -135,36 +200,48 @@ def dominance(row: Row, shares_of: Callable[..., dict[int, np.ndarray]], referen
     digit, times = dominant.most_common(1)[0]
     digit = int(digit)
     own = [s[digit] for s in shares_of(row, suffix).values()]
-    text = (f"{'the k-NN' if suffix else 'the CNN'} finds digit {digit} dominant in {times} of "
-            f"{len(row.evaluations)} seeds with {_mean_text(own)} of all samples")
+    text = (f"{'the k-NN' if suffix else 'the CNN'}'s dominant digit is {digit} ({times} of {len(row.evaluations)} "
+            f"seeds), {_mean_text(own)} of the samples")
     if reference is not None:
         against = [s[digit] for s in shares_of(reference, suffix).values()]
-        text += f" ({_label(reference, reference.name)}: {_mean_text(against)} of that digit)"
+        text += f" ({_label(reference, reference.name)}: {_mean_text(against)})"
     return text, digit
 
 
 def dominance_note(row: Row, shares_of: Callable[..., dict[int, np.ndarray]], reference: Row | None) -> str:
     """Both judges' dominant digit under `row`, whether they agree, and how much of the CNN's
-    histogram rests on confident predictions."""
+    histogram rests on confident predictions: one line, said once on the page."""
     cnn, _ = dominance(row, shares_of, reference)
     if not cnn:
         return ""
-    text = f"Under {_label(row, row.name)} {cnn}"
+    text = f"{_label(row, row.name)}: {cnn}"
     second, _ = dominance(row, shares_of, reference, SUFFIX)
     agree = row.score("judges_agree")
     if second:
-        text += (f"; {second}; the two judges name the same dominant digit in {int(sum(agree.values))} of "
-                 f"{agree.n} seeds")
+        text += f"; {second}; same digit in {int(sum(agree.values))} of {agree.n} seeds"
     else:
         text += "; no second judge was logged for these evaluations"
     confident, among = row.score("confident_share"), row.score("max_class_share_confident")
-    text += f". {spread_text(confident)} of the samples are classified confidently by the CNN (top probability ≥ 0.9)"
+    if not confident.n:  # evaluations from before the confident share was logged
+        return text + "."
+    text += f". The CNN is confident (top probability ≥ 0.9) on {spread_text(confident)} of them"
     if among.n:
-        text += (f", and among those the dominant class holds {spread_text(among)}: the rest of its histogram "
-                 "rests on the CNN's less certain guesses.")
+        text += f", and its dominant class holds {spread_text(among)} of those."
     else:
-        text += ": no confident prediction at all, so its histogram rests entirely on the CNN's guesses."
+        text += ": its histogram rests entirely on guesses."
     return text
+
+
+def dominant_digits(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list[str]:
+    """The dominant-digit line of every experiment F3 and F6 look at (E3, E4, E5), each once."""
+    reference = table.row(study_id="E1")
+    reference = reference if reference is not None and reference.evaluations else None
+    lines = []
+    for study_id in ("E3", "E4", "E5"):
+        row = table.row(study_id=study_id)
+        if row is not None and row.evaluations and (text := dominance_note(row, shares_of, reference)):
+            lines.append(text)
+    return lines
 
 
 def class_share_part(name: str, row: Row | None, reference: Row | None, shares_of, digit: int = FINDING_CLASS,
@@ -176,9 +253,9 @@ def class_share_part(name: str, row: Row | None, reference: Row | None, shares_o
         return Part(text, NOT_MEASURED, "")
     a = Summary.of([s[digit] for s in shares_of(row, suffix).values()])
     b = Summary.of([s[digit] for s in shares_of(reference, suffix).values()])
-    return Part(text, claim_outcome(a, b, "greater"),
-                f"share of digit {digit} {_label(row, row.name)} {spread_text(a)} vs "
-                f"{_label(reference, reference.name)} {spread_text(b)}")
+    return _part(text, claim_outcome(a, b, "greater"),
+                 f"share of digit {digit} {_label(row, row.name)} vs {_label(reference, reference.name)}",
+                 f"{spread_text(a)} vs {spread_text(b)}", _margin(a, b))
 
 
 def judge(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list[Verdict]:
@@ -213,8 +290,6 @@ def judge(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list
         compare_part("E3 further from real digits than E2 (FID)", e3, e2, "fid", "greater"),
         compare_part("E3 less clear than E1 (classifier confidence)", e3, e1, "confidence", "less"),
     ]
-    if e3 is not None and (text := dominance_note(e3, shares_of, e1)):
-        f3.notes.append(text)
     f4.parts += [
         compare_part("E4 (MSE) sharper than E3 (BCE), both under Beta(0.25,0.25)", e4, e3, "sharpness", "greater"),
         compare_part("MSE loses realism under Beta too (FID of E4 above MSE with N(0,1))", e4, mse_normal, "fid",
@@ -226,13 +301,8 @@ def judge(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list
         compare_part("E5 blurrier than E1 (sharpness)", e5, e1, "sharpness", "less"),
     ]
     for name, row in (("E3", e3), ("E4", e4), ("E5", e5)):
-        f6.parts.append(identity_part(lambda s: compare_part(f"{name} less diverse than E1 (class entropy)", row, e1,
-                                                             f"class_entropy{s}", "less")))
-        f6.parts.append(identity_part(lambda s: class_share_part(name, row, e1, shares_of, suffix=s)))
-        if row is not None and (text := dominance_note(row, shares_of, e1)):
-            f6.notes.append(text)
-    real_entropy = real_value(table, "class_entropy_real")
-    if real_entropy == real_entropy:  # not NaN
-        f6.notes.append(f"The test labels' class entropy is {number(real_entropy)} nats (ln 10 = 2.303 for uniform).")
+        f6.parts.append(identity_part(lambda s, name=name, row=row: compare_part(
+            f"{name} less diverse than E1 (class entropy)", row, e1, f"class_entropy{s}", "less")))
+        f6.parts.append(identity_part(lambda s, name=name, row=row: class_share_part(name, row, e1, shares_of, suffix=s)))
     return verdicts
 

@@ -36,11 +36,18 @@ def classifier_for(prepared: datasets.Prepared, device: torch.device, experiment
     return tracking.load_model(f"runs:/{run_id}/model", device, parameter="classifier"), run_id
 
 
+def _code_tags() -> dict[str, str]:
+    """The code version that trained the classifier: the report's provenance names it."""
+    version, dirty = tracking.code_version()
+    return {tracking.CODE_TAG: version, tracking.DIRTY_TAG: str(dirty).lower()}
+
+
 def train_and_log(prepared: datasets.Prepared, device: torch.device, experiment_id: str, parent_run_id: str | None) -> str:
     """Train the classifier in a run of its own (not the launcher's) and log its scores and model."""
     digest = prepared.source_digest
     with tracking.step_run(CLASSIFIER_STEP, f"classifier {digest[:8]}", experiment_id=experiment_id,
-                           parent_run_id=parent_run_id, tags={"source_digest": digest, **tracking.process_tags()},
+                           parent_run_id=parent_run_id, tags={"source_digest": digest, **tracking.process_tags(),
+                                                             **_code_tags()},
                            adopt_launched_run=False) as run:
         model, params, metrics = classifiers.train_on(prepared, device)
         mlflow.log_params({**params, "source_digest": digest})

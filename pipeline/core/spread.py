@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+NUMBERS_RULE = ("Each value: mean ± sample standard deviation (n − 1) over training seeds, both rounded to the "
+                "spread's first significant digit (two when it starts with a 1). A value identical over every seed "
+                "has no spread and is printed alone, to four significant digits (no “± 0”); “(1 seed)” marks a "
+                "value measured on one seed only.")
 SPREAD_RULE = ("A difference between two means counts only when it exceeds the spread over seeds: "
                "|mean(A) − mean(B)| > std(A) + std(B), with the sample standard deviation (n − 1) over "
                "seeds and at least two seeds on each side (a fixed threshold has no spread). "
@@ -91,16 +95,17 @@ def _fixed(value: float, decimals: int) -> str:
 
 
 def spread_text(summary: Summary) -> str:
-    """'mean ± std' over seeds, both to the precision the spread supports (0.0576 ± 0.0006); a
-    single seed says so; nothing measured is a dash."""
+    """'mean ± std' over seeds, both to the precision the spread supports (0.0576 ± 0.0006); a value
+    identical over every seed alone, to four significant digits (NUMBERS_RULE); a single seed says
+    so; nothing measured is a dash."""
     if summary.n == 0:
         return "–"
     if summary.fixed:
         return number(summary.mean)
     if summary.n == 1:
         return f"{number(summary.mean)} (1 seed)"
-    if not summary.std > 0:
-        return f"{number(summary.mean)} ± 0"
+    if not summary.std > 0:  # identical over every seed: nothing to round to, no "± 0"
+        return number(summary.mean)
     decimals = _decimals(summary.std)
     return f"{_fixed(summary.mean, decimals)} ± {_fixed(summary.std, decimals)}"
 

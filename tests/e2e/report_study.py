@@ -69,21 +69,24 @@ class Page(HTMLParser):
 
     def __init__(self, text: str):
         super().__init__()
-        self.tables: list[dict] = []  # {"settings": str, "rows": {experiment: {metric: (text, best)}}}
+        self.tables: list[dict] = []  # {"settings": str, "rows": {experiment: {metric: (text, best)}}}: headline
+        self.appendix: list[dict] = []  # the same for the appendix's tables of every score
         self.images: list[str] = []
         self.alts: list[str] = []
         self.hrefs: list[str] = []
         self.tags: set[str] = set()
         self._row = self._cell = None
+        self._tables: list[dict] = []
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         self.tags.add(tag)
-        if tag == "table" and "metrics" in (attrs.get("class") or ""):
-            self.tables.append({"settings": attrs["data-settings"], "rows": {}})
-        elif tag == "tr" and "data-experiment" in attrs and self.tables:
-            self._row = self.tables[-1]["rows"].setdefault(attrs["data-experiment"], {})
+        if tag == "table" and attrs.get("class") in ("metrics", "all-metrics"):
+            self._tables = self.tables if attrs["class"] == "metrics" else self.appendix
+            self._tables.append({"settings": attrs["data-settings"], "rows": {}})
+        elif tag == "tr" and "data-experiment" in attrs and self._tables:
+            self._row = self._tables[-1]["rows"].setdefault(attrs["data-experiment"], {})
         elif tag == "td" and "data-metric" in attrs and self._row is not None:
             self._cell = (attrs["data-metric"], "best" in (attrs.get("class") or ""))
             self._row[self._cell[0]] = ("", self._cell[1])
@@ -123,8 +126,8 @@ def stats_text(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.4g} (1 seed)"
     std = np.std(values, ddof=1)
-    if std == 0:
-        return f"{values[0]:.4g} ± 0"
+    if std == 0:  # identical over every seed: the value alone, no "± 0"
+        return f"{values[0]:.4g}"
     first = f"{std:.0e}"  # the spread to one significant digit, e.g. '6e-04'; two digits when it is a 1
     decimals = -int(first.split("e")[1]) + (first[0] == "1")
     # Python's round of the float itself: numpy's round scales by 10**decimals first, so a mean such as

@@ -16,7 +16,8 @@ from analysis.stats import Summary, number, spread_text
     ((0.00096, 0.0012, 0.0021), "0.0014 ± 0.0006"),
     ((0.5, 0.51), "0.505 ± 0.007"),
     ((-3.2, -3.3), "-3.25 ± 0.07"),
-    ((0.25, 0.25), "0.25 ± 0"),  # identical seeds: no spread to round to, the value keeps its digits
+    ((0.25, 0.25), "0.25"),  # identical seeds: no spread, no "± 0": the value alone, four significant digits
+    ((10.0, 10.0, 10.0), "10"),
     ((0.123456,), "0.1235 (1 seed)"),
 ])
 def test_mean_and_spread_are_rounded_to_the_spreads_first_digit(values, text):

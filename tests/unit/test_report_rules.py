@@ -72,20 +72,36 @@ def test_verdict_wording_follows_the_spread_rule():
 
     clear = Verdict("F2", "N(1,2) is less realistic.", [compare_part("E2 less realistic", e2_clear, e1, "fid", "greater")])
     assert clear.outcome == HOLDS
-    assert clear.sentences().startswith("Holds.") and "fid E2 150.5 ± 0.7 vs E1 101.0 ± 1.4" in clear.sentences()
+    assert clear.deciding_text() == "fid E2 vs E1: 150.5 ± 0.7 vs 101.0 ± 1.4"
 
-    reversed_ = Verdict("F2", "claim", [compare_part("E1 less realistic", e1, e2_clear, "fid", "greater")])
+    reversed_ = Verdict("F2", "claim", [compare_part("E2 less realistic", e2_clear, e1, "fid", "greater"),
+                                        compare_part("E1 less realistic", e1, e2_clear, "fid", "greater")])
     assert reversed_.outcome == CONTRADICTED
-    assert "contradicts the write-up here: E1 less realistic" in reversed_.sentences()
+    assert reversed_.deciding() is reversed_.parts[1]  # the contradicted part decides, not the holding one
+    assert reversed_.lines()[1] == ("✗", "E1 less realistic: fid E1 vs E2: 101.0 ± 1.4 vs 150.5 ± 0.7")
 
-    overlap = Verdict("F2", "claim", [compare_part("E2 less realistic", e2_overlap, e1, "fid", "greater")])
-    assert overlap.outcome == "inconclusive (seeds disagree)" and "seeds disagree" in overlap.sentences()
+    overlap = Verdict("F2", "claim", [compare_part("E2 less realistic", e2_clear, e1, "fid", "greater"),
+                                      compare_part("E2 less realistic", e2_overlap, e1, "fid", "greater")])
+    assert overlap.outcome == "inconclusive (seeds disagree)" and overlap.deciding() is overlap.parts[1]
 
     single = Verdict("F2", "claim", [compare_part("E2 less realistic", e2_single, e1, "fid", "greater")])
-    assert "no spread available" in single.sentences() and "(1 seed)" in single.sentences()
+    assert single.outcome.endswith("no spread available)") and "(1 seed)" in single.deciding_text()
 
     absent = Verdict("F5", "claim", [compare_part("E5 less realistic", None, e1, "fid", "greater")])
-    assert absent.outcome == NOT_MEASURED and absent.sentences().startswith("Not measured in this run")
+    assert absent.outcome == NOT_MEASURED and absent.deciding() is None
+    assert absent.deciding_text() == "no evaluation of the experiments it compares in this study"
+
+    half = Verdict("F4", "claim", [compare_part("E2 less realistic", e2_clear, e1, "fid", "greater"), absent.parts[0]])
+    assert half.outcome == "holds where measured" and half.deciding_text().endswith("(1 of 2 parts not measured)")
+
+
+def test_a_holding_finding_is_decided_by_its_part_closest_to_the_spread():
+    e1 = _row("E1", "E1", fid=[100.0, 102.0], precision=[0.70, 0.72])
+    e2 = _row("E2", "E2", fid=[150.0, 151.0], precision=[0.60, 0.64])
+    verdict = Verdict("F2", "claim", [compare_part("fid higher", e2, e1, "fid", "greater"),
+                                      compare_part("precision lower", e2, e1, "precision", "less")])
+    # fid: 49.5 apart with spreads 0.7 + 1.4; precision: 0.09 apart with 0.028 + 0.014: the closer call
+    assert verdict.outcome == HOLDS and verdict.deciding() is verdict.parts[1]
 
 
 def test_best_marks_follow_each_metrics_direction():

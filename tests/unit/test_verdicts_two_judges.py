@@ -8,7 +8,7 @@ import numpy as np
 
 from analysis.stats import CLASSIFIER_DEPENDENT, CONTRADICTED, HOLDS, Summary
 from analysis.tables import Row, Table
-from analysis.verdicts import MOST_DIGITS, identity_part, judge, threshold_part
+from analysis.verdicts import MOST_DIGITS, dominant_digits, identity_part, judge, threshold_part
 
 
 def _row(study_id: str, cell: str, sampler: str, dominant: tuple[int, int] = (1, 1), **scores) -> Row:
@@ -30,8 +30,7 @@ def _coverage(row: Row) -> tuple[str, str]:
 
 def test_coverage_holds_only_when_both_judges_count_most_digits():
     both = _row("E1", "bce-standard", "normal:0,1", classes_covered=[10, 10], classes_covered_judge2=[9, 10])
-    assert _coverage(both) == (HOLDS, "CNN classes_covered E1 10 ± 0 (> 7.5 expected); "
-                                      "k-NN classes_covered_judge2 E1 9.5 ± 0.7 (> 7.5 expected)")
+    assert _coverage(both) == (HOLDS, "classes_covered E1 (> 7.5 expected): CNN 10; k-NN 9.5 ± 0.7")
     split = _row("E1", "bce-standard", "normal:0,1", classes_covered=[10, 10], classes_covered_judge2=[5, 6])
     assert _coverage(split)[0] == CLASSIFIER_DEPENDENT
     neither = _row("E1", "bce-standard", "normal:0,1", classes_covered=[5, 5], classes_covered_judge2=[4, 6])
@@ -57,11 +56,13 @@ def test_f6_is_classifier_dependent_when_the_judges_disagree_on_the_dominant_dig
     f6 = next(v for v in judge(Table("s", [e1, e3]), shares_of) if v.finding == "F6")
     entropy, digit3 = f6.parts[0], f6.parts[1]
     assert entropy.text == "E3 less diverse than E1 (class entropy)" and entropy.outcome == CLASSIFIER_DEPENDENT
-    assert "CNN class_entropy E3 1.05 ± 0.07 vs E1 2.205 ± 0.007" in entropy.evidence
-    assert "k-NN class_entropy_judge2 E3 2.195 ± 0.007 vs E1 2.205 ± 0.007" in entropy.evidence
+    assert entropy.evidence == ("class_entropy E3 vs E1: CNN 1.05 ± 0.07 vs 2.205 ± 0.007; "
+                                "k-NN 2.195 ± 0.007 vs 2.205 ± 0.007")
     assert digit3.outcome == CLASSIFIER_DEPENDENT  # CNN: 0.55 vs 0.10 holds; k-NN: no difference
     assert f6.outcome == CLASSIFIER_DEPENDENT and f6.rows == [e1, e3]
-    note = f6.notes[0]
-    assert note.startswith("Under E3 the CNN finds digit 3 dominant in 2 of 2 seeds with 0.5505 ± 0.0007 of all "
-                           "samples (E1: 0.1005 ± 0.0007 of that digit); the k-NN finds digit 0 dominant in 2 of 2")
-    assert "the two judges name the same dominant digit in 0 of 2 seeds" in note
+    assert f6.deciding() is entropy  # the first part the judges dispute decides the word
+    notes = dominant_digits(Table("s", [e1, e3]), shares_of)
+    assert len(notes) == 1  # said once, whichever findings look at E3
+    assert notes[0] == ("E3: the CNN's dominant digit is 3 (2 of 2 seeds), 0.5505 ± 0.0007 of the samples (E1: "
+                        "0.1005 ± 0.0007); the k-NN's dominant digit is 0 (2 of 2 seeds), 0.1005 ± 0.0007 of the "
+                        "samples (E1: 0.1005 ± 0.0007); same digit in 0 of 2 seeds.")

@@ -1,0 +1,138 @@
+"""What the report says about where its numbers come from: the title (preset, date, code version),
+the setup line, and the provenance rows and runs table, each hash and the evaluation settings stated
+once, short (run ids 8 characters, digests 12, commits 7), each run linked to its MLflow UI page."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from datetime import datetime, timezone
+
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from analysis import page, sources
+from analysis.sources import StudyRuns
+from analysis.stats import number
+from analysis.tables import Table
+from pipeline import tracking
+from pipeline.core import judge
+
+
+def short(run_id: str) -> str:
+    return run_id[:8]
+
+
+class Record:
+    """The study's provenance, read once from the tracking server."""
+
+    def __init__(self, study: StudyRuns, uri: str, report_run_id: str):
+        self.study, self.uri, self.report_run_id = study, uri, report_run_id
+        self._classifiers: list[Run] | None = None
+
+    def classifiers(self) -> list[Run]:
+        """The classifier runs (the judges) the study's evaluations used, fetched once."""
+        if self._classifiers is None:
+            ids = sorted({e.run.data.tags.get("classifier_run_id") for e in self.study.evaluations} - {None})
+            client, self._classifiers = MlflowClient(), []
+            for classifier_id in ids:
+                try:
+                    self._classifiers.append(client.get_run(classifier_id))
+                except MlflowException:  # deleted since: provenance lists what is left
+                    pass
+        return self._classifiers
+
+    def judges(self) -> str:
+        """Both judges with their test accuracy, as their classifier runs logged it."""
+        found = []
+        for run in self.classifiers():
+            metrics = run.data.metrics
+            second = metrics.get("judge2_test_accuracy")
+            found.append(f"a CNN (test accuracy {number(metrics.get('test_accuracy', math.nan))}) and a {judge.NAME} "
+                         f"({number(second) if second is not None else 'not logged: evaluations before the second judge'})")
+        return "; ".join(found) or "none recorded"
+
+    def setup(self) -> str:
+        """One line: data, epochs, seeds, samples per sampler, judges."""
+        study, settings = self.study, self.study.plan.get("settings", {})
+        cells = sorted({e["cell"] for e in study.experiments})
+        n_samples = settings.get("n_samples")
+        samples = f"{n_samples:,}" if isinstance(n_samples, int) else str(n_samples)
+        return (f"Setup: data {sources.public(str(settings.get('data', '?')))}; {len(study.experiments)} experiments "
+                f"in {len(cells)} model cells; {settings.get('epochs', '?')} epochs; training seeds "
+                f"{', '.join(map(str, study.seeds)) or 'none'}; {samples} samples per sampler (nll with "
+                f"{settings.get('iwae_k', '?')} importance samples); judges of class identity: {self.judges()}.")
+
+    def provenance(self, tables: list[Table], labels: list[str], converged: dict) -> tuple[list, list]:
+        """(label, value) rows, each hash and the evaluation settings stated once, and the runs table."""
+        study, main = self.study, self.study.main
+        runs = [(step, what, run) for step, what, run in study.runs()]
+        runs += [("classifier", f"the judges, on source data {r.data.tags.get('source_digest', '?')[:12]}", r)
+                 for r in self.classifiers()]
+        versions = Counter(_version(r) for _, _, r in runs)
+        digests = Counter(r.data.params.get("data_digest", "?")[:12] for r in study.train.values())
+        sources_ = Counter(e.run.data.tags.get("source_digest", "?")[:12] for e in study.evaluations)
+        settings = Counter(e.settings for e in study.evaluations)
+        label_of = dict(zip((t.settings for t in tables), labels))
+        rows = [
+            ("main run", (f"{main.info.run_name} ({short(main.info.run_id)}), preset {study.plan.get('preset')}: "
+                         f"the run that wrote this report{' (it ends after logging it)' if _running(main) else ''}")),
+            ("report run", short(self.report_run_id)),
+            ("tracking server", sources.public_uri(self.uri)),
+            ("code version", "; ".join(f"{v} on {n} of {len(runs)} runs" for v, n in versions.most_common())),
+            ("data digest", "; ".join(f"{d} ({n} train runs)" for d, n in sorted(digests.items())) or "none"),
+            ("source data digest", "; ".join(f"{d} ({n} evaluate runs)" for d, n in sorted(sources_.items())) or "none"),
+            ("evaluation settings", "; ".join(f"{label_of.get(s, '') + ': ' if len(settings) > 1 else ''}"
+                                              f"{_short_settings(s)} ({n} runs)" for s, n in settings.items()) or "none"),
+            ("identifiers", ("run ids and hashes are shortened (8 and 12 characters; code versions 7); each run's "
+                            "link opens its page in the MLflow UI")),
+        ]
+        if len(tables) > 1:
+            rows.append(("verdicts computed on", labels[0]))
+        if study.missing:
+            rows.append(("runs named by main/steps.json but missing on the server",
+                         ", ".join(short(r) for r in study.missing)))
+        listed = []
+        trained = {run.info.run_id: key for key, run in study.train.items()}
+        evaluated = {e.run_id: e.settings for e in study.evaluations}
+        one_version = len(versions) == 1
+        for step, what, run in runs:
+            state = converged[trained[run.info.run_id]].text() if run.info.run_id in trained else ""
+            if run.info.run_id in evaluated:
+                what = f"{what.split(';')[0]}{'; ' + label_of.get(evaluated[run.info.run_id], '') if len(settings) > 1 else ''}"
+            status = "wrote this report" if run is main and _running(main) else run.info.status
+            listed.append((step, sources.public(what), "" if one_version else _version(run), status, state,
+                           page.Link(short(run.info.run_id), sources.run_link(run, self.uri))))
+        return [(label, sources.public(value)) for label, value in rows], listed
+
+    def title(self) -> str:
+        """The preset, the study's date (its main run's start, UTC) and the short code version."""
+        main = self.study.main
+        day = datetime.fromtimestamp(main.info.start_time / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+        trained = Counter(_version(run) for run in self.study.train.values())  # a main run without the tag
+        version = _version(main) if main.data.tags.get(tracking.CODE_TAG) or not trained else trained.most_common(1)[0][0]
+        return f"VAE study report: preset {self.study.plan.get('preset')}, {day}, code {version}"
+
+
+def _running(run: Run) -> bool:
+    return run.info.status == "RUNNING"
+
+
+def _version(run: Run) -> str:
+    """A run's code version, short: the commit's first 7 characters (+dirty), or the source hash."""
+    tags = run.data.tags
+    version = tags.get(tracking.CODE_TAG)
+    if version is None:
+        return "not recorded"
+    kind, _, value = version.partition(":")
+    short = value[:7] if kind == "git" else f"src:{value[:7]}"
+    return short + ("+dirty" if tags.get(tracking.DIRTY_TAG) == "true" and kind == "git" else "")
+
+
+def _short_settings(settings: str) -> str:
+    """The evaluation settings with the classifier run id shortened."""
+    return re.sub(r"(classifier=)([0-9a-f]{32})", lambda m: m.group(1) + short(m.group(2)), settings)
+
+
