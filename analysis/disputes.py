@@ -89,3 +89,31 @@ def panel(row: Row, folder: Path):
                f"the seed of the {len(row.evaluations)} with the most samples in dispute (evaluate run "
                f"{evaluation.run_id[:8]}).")
     return figures.png_bytes(dispute.panel_figure(disputed, title)), caption
+
+
+def disputed_rows(verdicts, table) -> list[Row]:
+    """The rows to show disputed digits for, each once: the row an identity part is about when the
+    judges judge it differently (or are both unreliable there), and every study experiment whose
+    judges name different dominant digits."""
+    from pipeline.core.spread import CLASSIFIER_DEPENDENT, JUDGES_UNRELIABLE
+
+    rows: list[Row] = []
+    for verdict in verdicts:
+        for part in verdict.parts:
+            if part.outcome in (CLASSIFIER_DEPENDENT, JUDGES_UNRELIABLE) and part.rows:
+                rows.append(part.rows[0])
+    rows += [row for row in table.rows if row.study_id and row.evaluations and judges_dispute(row)]
+    unique: dict[str, Row] = {}
+    for row in rows:
+        unique.setdefault(row.name, row)
+    return list(unique.values())
+
+
+def file_name(row: Row) -> str:
+    return "disputed_" + "".join(c if c.isalnum() else "_" for c in (row.study_id or row.name)) + ".png"
+
+
+PANELS_NOTE = ("Where the two judges disagree, the reader decides by eye: for each experiment whose judges name "
+               "different dominant digits, or judge a part differently, 32 samples the CNN puts in its dominant "
+               "class (left) beside 32 the k-NN puts in its own (right), from the training seed with the most "
+               "samples the two classify differently.")

@@ -19,13 +19,17 @@ from pathlib import Path
 
 import mlflow
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from analysis import figures, sources
 from analysis.figures import plt
+from pipeline import tracking
 from pipeline.core.judging import CNN_ACCURACY, KNN_ACCURACY, UNRELIABLE_BELOW
 from pipeline.core.spread import SPREAD_RULE, Summary, spread_text
 
 VERIFY_ARTIFACT = "verify/results.json"
+LINK_TAG = "pipeline.search_run_id"  # on a main run: the search its report links to (main -P search=)
 OPTUNA_PLOTS = (("optimization_history", "Optimization history: each trial's validation FID and the best so far"),
                 ("param_importances", "Parameter importances (fANOVA) for the validation FID"),
                 ("contour_a_b", "Validation FID over Beta's a and b (contour of the trials)"))
@@ -64,10 +68,15 @@ class SearchContent:
         return [image for image in (self.grids, *self.plots) if image is not None]
 
 
-def is_search_run(run: Run) -> bool:
-    from pipeline import tracking
-
-    return run.data.tags.get(tracking.STEP_TAG) == "search"
+def search_run(source: str) -> Run | None:
+    """The search run `source` names (its run id), or None: `source` is then a main run or an experiment."""
+    if not tracking.RUN_ID_PATTERN.match(source or ""):
+        return None
+    try:
+        run = MlflowClient().get_run(source)
+    except MlflowException:
+        return None
+    return run if run.data.tags.get(tracking.STEP_TAG) == "search" else None
 
 
 def summary_of(record: dict, name: str, metric: str) -> Summary:
@@ -237,3 +246,11 @@ def render_markdown(c: SearchContent) -> str:
         out += [f"![{plot.alt}]({IMAGE_FOLDER}/{plot.name})", "", plot.caption, ""]
     out += ["## 5. Provenance", ""] + _md_table([["what", "value"], *[[label, value] for label, value in c.provenance]])
     return "\n".join(out)
+
+
+def write_files(content: SearchContent, folder: Path, write) -> None:
+    """report.html, report.md and images/ into `folder`; `write(path, bytes)` writes one file."""
+    write(folder / "report.html", render_html(content).encode("utf-8"))
+    write(folder / "report.md", render_markdown(content).encode("utf-8"))
+    for image in content.images():
+        write(folder / IMAGE_FOLDER / image.name, image.png)

@@ -291,13 +291,14 @@ class MainConfig:
 class ReportConfig:
     """report: the study's report (HTML and Markdown) built from what the tracking server holds."""
 
-    source: str = _param("", "a main run id, or an experiment name (its newest main run)")
+    source: str = _param("", "a main run id, an experiment name (its newest main run), or a search run id (the "
+                         "search's report: its verification over seeds and Optuna's plots)")
     output: str = _param("report", "folder the report is written to")
 
     def __post_init__(self):
         _coerce(self)
         if not self.source:
-            raise bad_parameter("source", self.source, "a main run id | an experiment name")
+            raise bad_parameter("source", self.source, "a main run id | an experiment name | a search run id")
 
 
 STEP_CONFIGS["main"] = MainConfig
