@@ -272,9 +272,26 @@ def test_the_best_trial_is_verified_over_seeds_on_the_test_split(tracking):
     assert list(found) == ["F7", "F8", "G"]
     for finding, verdict in found.items():
         assert run.data.tags[f"verdict_{finding}"] == verdict["outcome"]
-        assert len(verdict["parts"]) == 3 and all(p["evidence"].count(" ± ") == 2 for p in verdict["parts"])
+        assert [p["evidence"].split()[0] for p in verdict["parts"]] == ["fid", "precision", "recall"]
+        assert all(" vs " in p["evidence"] for p in verdict["parts"])
     artifacts = artifact_paths(tracking.client, parent)
     assert all(artifacts.get(f"verify/{name}_grid.png", 0) > 1000 for name in names)
     text = Path(tracking.client.download_artifacts(parent, "verify/verdicts.txt")).read_text()
     assert "seeds 0,1; test split" in text and "F7: The searched Beta is more realistic than N(0,1)" in text
     assert record["latent_sizes"] and record["latent_sizes"][0]["best_validation_fid"] == pytest.approx(best.value)
+
+    # the search's report: verdicts first, then the five grids, then Optuna's plots; logged on the search run
+    import html
+
+    output = tracking.root / "search-report"
+    tracking.mlflow_run("report", {"source": parent, "output": str(output)})
+    page = (output / "report.html").read_text()
+    assert page.index("id='verdicts'") < page.index("id='samples'") < page.index("id='optuna'")
+    for finding, verdict in found.items():
+        assert f"data-finding='{finding}'" in page and html.escape(verdict["outcome"], quote=True) in page
+    images = {path.name for path in (output / "images").iterdir()}
+    assert {"search_samples.png", "optuna_optimization_history.png", "optuna_contour_a_b.png"} <= images
+    markdown = (output / "report.md").read_text()
+    assert markdown.startswith("# Search verify: is there a Beta sampler better than N(0,1)?")
+    assert "(images/search_samples.png)" in markdown and "seeds 0, 1 on the TEST split" in markdown
+    assert "report/report.html" in artifact_paths(tracking.client, parent)
