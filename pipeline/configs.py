@@ -206,8 +206,7 @@ STEP_CONFIGS = {
 }
 
 
-PRESET_VALUE = "preset"  # a `main` setting left to its preset
-NO_VALUE = "none"
+PRESET_VALUE, NO_VALUE = "preset", "none"  # a `main` setting left to its preset; no value
 
 
 def _check_seed_list(cfg, name: str, keyword: str = PRESET_VALUE) -> None:
@@ -216,14 +215,10 @@ def _check_seed_list(cfg, name: str, keyword: str = PRESET_VALUE) -> None:
     if value == keyword:
         return
     parts = [p.strip() for p in value.split(",")]
-    if not all(p.isdigit() and int(p) <= MAX_SEED for p in parts) or len({int(p) for p in parts if p.isdigit()}) != len(parts):
+    seeds = {int(p) for p in parts if p.isdigit() and int(p) <= MAX_SEED}  # "1" and "01" are one seed
+    if len(seeds) != len(parts):
         raise bad_parameter(name, value, f"a comma list of distinct integers in [0, {MAX_SEED}], e.g. 0,1,2 | {keyword}")
     object.__setattr__(cfg, name, ",".join(str(int(p)) for p in parts))
-
-
-def _check_int_list(cfg, name: str) -> None:
-    """A comma list of seeds (integers in [0, MAX_SEED], no repeats) or `preset`."""
-    _check_seed_list(cfg, name, PRESET_VALUE)
 
 
 @dataclass(frozen=True)
@@ -252,13 +247,12 @@ class MainConfig:
     env_manager: str = _param("local", "environment manager for the steps: local (the one main runs in) | conda | virtualenv | uv",
                               ("local", "conda", "virtualenv", "uv"))
     report_dir: str = _param("report", "folder the report (HTML and Markdown) is written to")
-    search: str = _param(NO_VALUE, "a search run id or an Optuna study name (its newest finished search run) whose "
-                         "report the study's report links to | none")
+    search: str = _param(NO_VALUE, "the search the report links to: a search run id | a study name (its newest) | none")
 
     def __post_init__(self):
         _coerce(self)
         _check_device(self)
-        _check_int_list(self, "seeds")
+        _check_seed_list(self, "seeds")
         if self.max_parallel != "auto" and not (self.max_parallel.isdigit() and int(self.max_parallel) >= 1):
             raise bad_parameter("max_parallel", self.max_parallel, "an integer >= 1 | auto")
         if self.experiments != PRESET_VALUE:
@@ -283,16 +277,13 @@ class MainConfig:
 
             if not is_dataset_name(self.data) and not re.match(r"^[0-9a-f]{32}$", self.data):
                 raise bad_parameter("data", self.data, f"{DATASET_CHOICES} | a prepare_data run id | preset")
-        if self.search != NO_VALUE and not re.match(r"^[A-Za-z0-9_.-]+$", self.search):
-            raise bad_parameter("search", self.search, "a search run id | a study name (letters, digits and ._-) | none")
 
 
 @dataclass(frozen=True)
 class ReportConfig:
     """report: the study's report (HTML and Markdown) built from what the tracking server holds."""
 
-    source: str = _param("", "a main run id, an experiment name (its newest main run), or a search run id (the "
-                         "search's report: its verification over seeds and Optuna's plots)")
+    source: str = _param("", "a main run id | an experiment name (its newest main run) | a search run id (its report)")
     output: str = _param("report", "folder the report is written to")
 
     def __post_init__(self):
@@ -349,10 +340,8 @@ class SearchConfig:
     sd_max: float = _param(2.0, "upper bound of the sampler's standard deviation (log-uniform)")
     seed: int = _param(0, "seed of the models, the validation split, the draws; worker i's TPE sampler gets seed + i")
     device: str = _device()
-    verify_seeds: str = _param("0,1,2", "after the trials, the best trial's latent size is trained with each of these seeds "
-                               "(the search's own seed reuses its model) and its Beta is compared on the TEST split "
-                               "with N(0,1), Beta(20,20), Beta(0.25,0.25) and gmm:10 by the seed-spread rule "
-                               "(comma list of distinct seeds) | none")
+    verify_seeds: str = _param("0,1,2", "training seeds the best trial is verified over on the TEST split (F7, F8): a "
+                               "comma list of distinct seeds (the search's own reuses its model) | none")
 
     def __post_init__(self):
         _coerce(self)

@@ -4,7 +4,8 @@ Each trial picks a latent size and a Beta(a, b) shape plus the sampler's own mea
 deviation (the placement z = loc + scale * Beta(a, b) is derived: pipeline/core/search_space.py),
 and scores the sampler's FID against the VALIDATION split on growing sample counts, so the pruner
 stops hopeless trials early. The test split is kept for the end: the best trial's sampler is
-measured there beside the same model's N(0, 1) and gmm:10 samplers.
+measured there beside the same model's N(0, 1) and gmm:10 samplers, then verified over the
+training seeds `verify_seeds` with the F7/F8 verdicts (pipeline/search/verify.py).
 
 Tracking: the search is a parent run; every training is a child `train` run (launched as a real
 MLflow project step, reused by training configuration and data digest across trials, workers and
