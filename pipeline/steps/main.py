@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -68,6 +69,8 @@ def resolve_search(value: str) -> str | None:
         if run.data.tags.get(tracking.STEP_TAG) != "search":
             raise bad_parameter("search", value, f"{allowed} (run {value} is not a search run)")
         return value
+    if not re.match(r"^[A-Za-z0-9_.-]+$", value):  # what a study name may hold (the search's own rule)
+        raise bad_parameter("search", value, allowed)
     run = tracking.newest_finished("search", {"optuna.study_name": value})
     if run is None:
         raise bad_parameter("search", value, f"{allowed} (no finished search run of study {value!r})")

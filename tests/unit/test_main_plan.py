@@ -57,7 +57,7 @@ def test_main_links_a_search_by_run_id_or_study_name_and_refuses_anything_else(t
     assert main.resolve_search("linked") == newer  # a study name: its newest finished search run
     runs_before = len(client.search_runs([tracking.experiment_id]))
     for value, reason in ((train, "is not a search run"), ("no-such-study", "no finished search run of study"),
-                          ("0" * 32, "no run"), ("a b", "no finished search run")):
+                          ("0" * 32, "no run"), ("a'b", "the study name of")):
         assert cli(["main", "--search", value]) == 2, value
         error = capsys.readouterr().err
         assert "parameter 'search'" in error and reason in error, error
