@@ -35,6 +35,7 @@ from pipeline import tracking
 from pipeline.configs import ReportConfig
 from pipeline.core import convergence, judge
 from pipeline.core.files import atomic_path
+from pipeline.core.judging import UNRELIABLE_BELOW
 from pipeline.core.study import STUDY
 from pipeline.errors import InputError
 
@@ -220,8 +221,11 @@ class Builder:
             "covered (a class is covered with at least half a uniform share of the samples). Parts about class "
             f"identity or coverage are judged by two classifiers, the CNN and a {judge.NAME}: they hold or are "
             "contradicted only when both judges say so, else they are classifier-dependent; realism and clarity "
-            "rest on the CNN's features. Marks: ✓ holds, ✗ contradicted, ~ seeds disagree, ? classifier-dependent, "
-            "· no spread, no difference or not measured. The verdict table shows the part that decides each word: "
+            "rest on the CNN's features. Beside each such part: both judges' accuracy on real test digits blurred "
+            f"to the sharpness of its samples; a judge under {UNRELIABLE_BELOW} there is marked unreliable, and a "
+            "part whose two judges both are reads “judges unreliable at the samples' sharpness” instead of holding "
+            "or being contradicted. Marks: ✓ holds, ✗ contradicted, ~ seeds disagree, ? classifier-dependent, "
+            "! judges unreliable, · no spread, no difference or not measured. The verdict table shows the part that decides each word: "
             "a contradicted part, else the holding part closest to the spread, else the first part left open. A "
             "verdict is preliminary when a model behind it was still improving fast: its validation loss fell more "
             f"than {convergence.THRESHOLD:.0%} over the last tenth of its epochs (at least one epoch).")])
