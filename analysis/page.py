@@ -13,6 +13,7 @@ import html
 import json
 from dataclasses import dataclass, field
 
+from analysis.disputes import PANELS_NOTE
 from analysis.stats import DIRECTIONS, NUMBERS_RULE, Summary, spread_text
 from analysis.tables import HEADLINE, MODEL_METRICS, REAL_METRICS, SAMPLER_METRICS, Row, Table
 from analysis.verdicts import Verdict
@@ -64,9 +65,11 @@ class Content:
     provenance: list[tuple[str, str]]  # (label, value)
     runs: list[tuple[str, str, str, str, str, Link]]  # (step, what, code version or "", status, convergence, link)
     settings_json: dict = field(default_factory=dict)
+    dispute_panels: list[Image] = field(default_factory=list)  # the disputed digits, one per disputed experiment
 
     def images(self) -> list[Image]:
-        return [i for i in (self.samples, self.loss_curves, self.latent, self.interpolation) if i is not None]
+        shown = (self.samples, self.loss_curves, self.latent, self.interpolation, *self.dispute_panels)
+        return [i for i in shown if i is not None]
 
 
 def direction_text(column: str) -> str:
@@ -224,6 +227,9 @@ def render_html(content: Content) -> str:
         out.append("</ul></figcaption></figure>")
     else:
         out.append(f"<p class='note'>{_e(content.samples_note)}</p>")
+    if content.dispute_panels:
+        out.append(f"<h3 id='disputed-digits'>The digits the judges dispute</h3><p class='note'>{_e(PANELS_NOTE)}</p>")
+        out += [f"<figure>{_img(i, WIDE)}<figcaption>{_e(i.caption)}</figcaption></figure>" for i in content.dispute_panels]
 
     out.append("<h2 id='study'>The experiments and the findings</h2>")
     out.append("<table class='experiments'><thead><tr><th class='name'>experiment</th><th class='name'>loss</th>"
@@ -340,6 +346,9 @@ def render_markdown(content: Content) -> str:
     if content.samples is not None:
         out += [_md_image(content.samples), ""]
     out += [content.samples_note, ""] + [f"- {_md(heading)}" for heading in content.sample_headings] + [""]
+    if content.dispute_panels:
+        out += ["### The digits the judges dispute", "", PANELS_NOTE, ""]
+        out += [f"{_md_image(i)}\n\n*{_md(i.caption)}*\n" for i in content.dispute_panels]
     out += ["## The experiments and the findings", "", "| experiment | loss | forward pass | sampler |",
             "| --- | --- | --- | --- |"]
     out += [_md_row(_md(v) for v in row) for row in content.experiments]

@@ -4,7 +4,8 @@
 `mlflow run . -e report`; the step is pipeline/steps/report.py) reads the main run's plan
 (main/steps.json) and the train and evaluate runs it names, and writes DIR/report.html (self-
 contained), DIR/report.md (+ DIR/images/) and DIR/report.png (a headless browser's screenshot of
-the HTML). They are logged under `report/` of the report's own run and of the main run.
+the HTML). They are logged under `report/` of the report's own run and of the main run. With a
+search run's id as the source it writes the search's report instead (analysis/search_report.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from analysis import browser, figures, latent, page, sources, trainings
+from analysis import browser, disputes, figures, latent, page, search_report, sources, trainings
 from analysis.figures import plt
 from analysis.provenance import Record
 from analysis.provenance import short as _short
@@ -34,6 +35,7 @@ from pipeline import tracking
 from pipeline.configs import ReportConfig
 from pipeline.core import convergence, judge
 from pipeline.core.files import atomic_path
+from pipeline.core.judging import UNRELIABLE_BELOW
 from pipeline.core.study import STUDY
 from pipeline.errors import InputError
 
@@ -167,6 +169,34 @@ class Builder:
                                          f"{latent.PAIR[0]} and the first test {latent.PAIR[1]}.")
         return latent_image, interpolation_image, note
 
+    def dispute_panels(self, verdicts, table: Table) -> list[page.Image]:
+        """One disputed-digits panel per experiment the judges dispute (analysis/disputes.py)."""
+        images = []
+        for row in disputes.disputed_rows(verdicts, table):
+            drawn = disputes.panel(row, self.folder)
+            if drawn is not None:
+                png, caption = drawn
+                images.append(page.Image(disputes.file_name(row), f"digits the judges dispute under {row.name}",
+                                         png, caption))
+        return images
+
+    def linked_search(self, provenance: list, runs: list) -> None:
+        """The search `main -P search=` linked to this study: its verdicts in the provenance, its run (and
+        the report logged under its report/ artifacts) in the runs table."""
+        search_id = self.study.main.data.tags.get(search_report.LINK_TAG)
+        run = search_report.search_run(search_id) if search_id else None
+        if run is None:
+            if search_id:
+                provenance.append(("linked search", f"{_short(search_id)}: no longer on the tracking server"))
+            return
+        verdicts = ", ".join(f"{k.removeprefix('verdict_')} {v}" for k, v in sorted(run.data.tags.items())
+                             if k.startswith("verdict_")) or "no verification logged"
+        study_name = run.data.tags.get("optuna.study_name", "?")
+        provenance.append(("linked search", f"study {study_name}, search run {_short(search_id)} (its report: the "
+                           f"report/ artifacts of that run); verdicts over seeds: {verdicts}"))
+        runs.append(("search", f"study {study_name}: its report under report/", "", run.info.status, "",
+                     page.Link(_short(search_id), sources.run_link(run, self.uri))))
+
     def content(self) -> page.Content:
         study = self.study
         tables = build_tables(study)
@@ -178,6 +208,7 @@ class Builder:
         samples, sample_headings, samples_note = self.samples(tables[0] if tables else None)
         latent_image, interpolation_image, latent_note = self.latent()
         provenance, runs = self.record.provenance(tables, labels, converged)
+        self.linked_search(provenance, runs)
         warning = trainings.warning(verdicts, converged, behind)
         verdict_key = ("✓ holds: every measured part holds beyond the spread over seeds; contradicted: a part "
                        "measured the other way; inconclusive: seeds disagree or one seed; classifier-dependent: the "
@@ -190,8 +221,11 @@ class Builder:
             "covered (a class is covered with at least half a uniform share of the samples). Parts about class "
             f"identity or coverage are judged by two classifiers, the CNN and a {judge.NAME}: they hold or are "
             "contradicted only when both judges say so, else they are classifier-dependent; realism and clarity "
-            "rest on the CNN's features. Marks: ✓ holds, ✗ contradicted, ~ seeds disagree, ? classifier-dependent, "
-            "· no spread, no difference or not measured. The verdict table shows the part that decides each word: "
+            "rest on the CNN's features. Beside each such part: both judges' accuracy on real test digits blurred "
+            f"to the sharpness of its samples; a judge under {UNRELIABLE_BELOW} there is marked unreliable, and a "
+            "part whose two judges both are reads “judges unreliable at the samples' sharpness” instead of holding "
+            "or being contradicted. Marks: ✓ holds, ✗ contradicted, ~ seeds disagree, ? classifier-dependent, "
+            "! judges unreliable, · no spread, no difference or not measured. The verdict table shows the part that decides each word: "
             "a contradicted part, else the holding part closest to the spread, else the first part left open. A "
             "verdict is preliminary when a model behind it was still improving fast: its validation loss fell more "
             f"than {convergence.THRESHOLD:.0%} over the last tenth of its epochs (at least one epoch).")])
@@ -206,7 +240,7 @@ class Builder:
             tables=tables, table_labels=labels,
             loss_curves=self.loss_curves({key for key, state in converged.items() if state.still_improving}),
             latent=latent_image, interpolation=interpolation_image, latent_note=latent_note, rules=rules,
-            provenance=provenance, runs=runs,
+            provenance=provenance, runs=runs, dispute_panels=self.dispute_panels(verdicts, primary),
             settings_json=json.loads(sources.public(json.dumps(
                 {"preset": study.plan.get("preset"), "settings": study.plan.get("settings", {})}))))
 
@@ -255,23 +289,27 @@ def report(config: ReportConfig, parent_run_id: str | None = None) -> str:
 
 
 def _report(config: ReportConfig, parent_run_id: str | None) -> str:
-    main = sources.find_main_run(config.source)
-    main_id = main.info.run_id
+    searched = search_report.search_run(config.source)  # a search run's id: the search's report
+    source = searched or sources.find_main_run(config.source)
+    source_id = source.info.run_id
     output = tracking.local_path(config.output)  # a relative folder goes beside the local tracking database
     with tempfile.TemporaryDirectory(prefix="vae-report-") as tmp:
         downloads, staged = Path(tmp) / "downloads", Path(tmp) / "report"
-        study = sources.collect(main, downloads)
-        with tracking.step_run("report", f"report {main.info.run_name}", config, parent_run_id=parent_run_id or main_id,
-                               experiment_id=tracking.use_experiment_of(main), tags={"source_run_id": main_id}) as run:
+        study = None if searched else sources.collect(source, downloads)
+        with tracking.step_run("report", f"report {source.info.run_name}", config, parent_run_id=parent_run_id or source_id,
+                               experiment_id=tracking.use_experiment_of(source), tags={"source_run_id": source_id}) as run:
             tracking.log_config(config)
-            write_files(Builder(study, downloads, run.info.run_id).content(), staged)
+            if searched:
+                search_report.write_files(search_report.content(searched, downloads), staged, _write)
+            else:
+                write_files(Builder(study, downloads, run.info.run_id).content(), staged)
             check = browser.check(staged / "report.html")
             if check.screenshot:
                 _write(staged / "report.png", check.screenshot)
             publish(staged, output)
             mlflow.set_tag(BROWSER_TAG, check.summary())
             mlflow.log_artifacts(str(staged), "report")
-            MlflowClient().log_artifacts(main_id, str(staged), "report")
+            MlflowClient().log_artifacts(source_id, str(staged), "report")
             print(f"report: {output / 'report.html'}, {output / 'report.md'}"
                   f"{', ' + str(output / 'report.png') if check.screenshot else ''}; browser check {check.summary()}")
             if check.skipped:

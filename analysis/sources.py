@@ -98,7 +98,7 @@ def find_main_run(source: str) -> Run:
             step = run.data.tags.get(tracking.STEP_TAG)
             if step != MAIN_STEP:
                 raise InputError(f"parameter 'source': run {source} is a {step!r} run; allowed: a main run id "
-                                 "| an experiment name")
+                                 "| an experiment name | a search run id")
             if not _has_plan(client, source):
                 raise InputError(f"parameter 'source': main run {source} has no artifact {PLAN_ARTIFACT} "
                                  "(it has not finished its steps yet?)")
@@ -106,7 +106,7 @@ def find_main_run(source: str) -> Run:
     experiment = client.get_experiment_by_name(source)
     if experiment is None:
         raise InputError(f"parameter 'source': got {source!r}, which is neither a run nor an experiment in "
-                         f"{mlflow.get_tracking_uri()}; allowed: a main run id | an experiment name")
+                         f"{mlflow.get_tracking_uri()}; allowed: a main run id | an experiment name | a search run id")
     for run in tracking.finished_runs(MAIN_STEP, experiment_ids=[experiment.experiment_id]):
         if _has_plan(client, run.info.run_id):
             return run

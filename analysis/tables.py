@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from analysis.sources import Evaluation, StudyRuns
 from analysis.stats import DIRECTIONS, Summary, best_rows
-from pipeline.core import judge
+from pipeline.core import judge, judging
 from pipeline.core.evaluation import MODEL_METRICS, REAL_METRICS, SAMPLER_METRICS
 
 COLUMNS = (*SAMPLER_METRICS, *MODEL_METRICS)
@@ -24,7 +24,8 @@ HEADLINE = ("fid", "precision", "recall", "classes_covered", "max_class_share", 
 # digits, and noise beats them), not the model's likelihoods (Bernoulli and Gaussian cells are
 # different quantities), not active_units
 STARRED = tuple(c for c in SAMPLER_METRICS if DIRECTIONS.get(c) in ("lower", "higher"))
-PER_SAMPLER = (*SAMPLER_METRICS, *judge.SAMPLER_METRICS)  # the second judge's: read by the verdicts, not tabulated
+# the second judge's, and both judges' accuracy at each sampler's sharpness: read by the verdicts, not tabulated
+PER_SAMPLER = (*SAMPLER_METRICS, *judge.SAMPLER_METRICS, *judging.METRICS)
 
 
 @dataclass
@@ -110,7 +111,7 @@ def build_tables(study: StudyRuns) -> list[Table]:
             key = experiment["sampler_key"]
             # an evaluation that did not score this sampler (other sampler list) is not part of the row
             own = [e for e in evaluations if e.cell == experiment["cell"] and _value(e, "fid", key) is not None]
-            scores = {metric: _summary(own, metric, key) for metric in (*COLUMNS, *judge.SAMPLER_METRICS)}
+            scores = {metric: _summary(own, metric, key) for metric in (*COLUMNS, *PER_SAMPLER)}
             real = {metric: _summary(own, metric, key) for metric in REAL_METRICS}
             rows.append(Row(experiment, own, scores, real))
         table = Table(settings, rows)

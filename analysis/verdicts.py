@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from analysis.disputes import both_unreliable, judges_text
 from analysis.stats import (
     CLASSIFIER_DEPENDENT,
     CONTRADICTED,
     DISAGREE,
     HOLDS,
+    JUDGES_UNRELIABLE,
     NO_DIFFERENCE,
     NO_SPREAD,
     NOT_MEASURED,
@@ -38,7 +40,7 @@ from pipeline.core.judge import SUFFIX
 MOST_DIGITS = 7.5  # "covers most digits": at least 8 of the 10 classes covered
 FINDING_CLASS = 3  # the digit F6 names
 PRELIMINARY = "preliminary: models still improving"
-MARKS = {HOLDS: "✓", CONTRADICTED: "✗", DISAGREE: "~", CLASSIFIER_DEPENDENT: "?"}  # anything else: "·"
+MARKS = {HOLDS: "✓", CONTRADICTED: "✗", DISAGREE: "~", CLASSIFIER_DEPENDENT: "?", JUDGES_UNRELIABLE: "!"}  # else "·"
 
 CLAIMS = {
     "F1": "N(0,1) samples cover most digits but are noisy and blurry.",
@@ -75,6 +77,7 @@ class Part:
     margin: float = math.inf
     subject: str = ""
     numbers: str = ""
+    rows: tuple = ()  # an identity part's experiments, the one it is about first (its disputed digits)
 
 
 def _margin(a: Summary, b: Summary) -> float:
@@ -91,7 +94,7 @@ def _part(text: str, outcome: str, subject: str, numbers: str, margin: float) ->
 
 
 # which parts decide a finding whose word is not "holds": the first of these outcomes present
-DECIDING_ORDER = (CONTRADICTED, CLASSIFIER_DEPENDENT, DISAGREE, NO_SPREAD, NO_DIFFERENCE)
+DECIDING_ORDER = (CONTRADICTED, CLASSIFIER_DEPENDENT, JUDGES_UNRELIABLE, DISAGREE, NO_SPREAD, NO_DIFFERENCE)
 
 
 @dataclass
@@ -176,16 +179,26 @@ def _mean_text(values: list[float]) -> str:
     return spread_text(Summary.of(values))
 
 
-def identity_part(make: Callable[[str], Part]) -> Part:
+def identity_part(make: Callable[[str], Part], rows: tuple = ()) -> Part:
     """A part about class identity or coverage, made once per judge (`make(metric suffix)`): it holds
-    or is contradicted only when both judges say so, with both judges' numbers."""
+    or is contradicted only when both judges say so, with both judges' numbers and, beside them, each
+    judge's accuracy on real digits as blurry as the samples of `rows`. When both judges are
+    unreliable there (analysis/disputes.py), the part says so instead of holding or being contradicted."""
+    rows = tuple(row for row in rows if row is not None)
     cnn, second = make(""), make(SUFFIX)
     if second.outcome == NOT_MEASURED and cnn.outcome != NOT_MEASURED:
         return Part(cnn.text, cnn.outcome, f"{cnn.evidence} (CNN only: these evaluations have no second judge)",
-                    cnn.margin, cnn.subject, cnn.numbers)
+                    cnn.margin, cnn.subject, cnn.numbers, rows)
     margins = [m for m in (cnn.margin, second.margin) if not math.isnan(m)]
-    return _part(cnn.text, both_judges(cnn.outcome, second.outcome), cnn.subject,
-                 f"CNN {cnn.numbers}; k-NN {second.numbers}", min(margins, default=math.nan))
+    outcome = both_judges(cnn.outcome, second.outcome)
+    numbers = f"CNN {cnn.numbers}; k-NN {second.numbers}"
+    if outcome != NOT_MEASURED and (weighed := judges_text(list(rows))):
+        numbers += f" ({weighed})"
+        if both_unreliable(list(rows)) and outcome in (HOLDS, CONTRADICTED, CLASSIFIER_DEPENDENT):
+            outcome = JUDGES_UNRELIABLE
+    part = _part(cnn.text, outcome, cnn.subject, numbers, min(margins, default=math.nan))
+    part.rows = rows
+    return part
 
 
 def dominance(row: Row, shares_of: Callable[..., dict[int, np.ndarray]], reference: Row | None,
@@ -273,7 +286,7 @@ def judge(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list
         verdict.rows = [row for row in rows if row is not None]
     f1.parts += [
         identity_part(lambda s: threshold_part("E1 covers most digits (at least 8 of 10 classes)", e1,
-                                               f"classes_covered{s}", MOST_DIGITS, "greater")),
+                                               f"classes_covered{s}", MOST_DIGITS, "greater"), (e1,)),
         compare_part("E1 blurrier than real digits", e1, e1, "sharpness", "less", b_label="real test digits",
                      b_metric="sharpness_real"),
         compare_part("E1 less realistic than real digits", e1, e1, "fid", "greater", b_label="real train subset",
@@ -283,7 +296,7 @@ def judge(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list
         compare_part("E2 less realistic than E1 (FID higher)", e2, e1, "fid", "greater"),
         compare_part("E2 less realistic than E1 (precision lower)", e2, e1, "precision", "less"),
         identity_part(lambda s: threshold_part("E2 diverse (at least 8 of 10 classes)", e2, f"classes_covered{s}",
-                                               MOST_DIGITS, "greater")),
+                                               MOST_DIGITS, "greater"), (e2,)),
     ]
     f3.parts += [
         compare_part("E3 further from real digits than E1 (FID)", e3, e1, "fid", "greater"),
@@ -302,7 +315,8 @@ def judge(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list
     ]
     for name, row in (("E3", e3), ("E4", e4), ("E5", e5)):
         f6.parts.append(identity_part(lambda s, name=name, row=row: compare_part(
-            f"{name} less diverse than E1 (class entropy)", row, e1, f"class_entropy{s}", "less")))
-        f6.parts.append(identity_part(lambda s, name=name, row=row: class_share_part(name, row, e1, shares_of, suffix=s)))
+            f"{name} less diverse than E1 (class entropy)", row, e1, f"class_entropy{s}", "less"), (row, e1)))
+        f6.parts.append(identity_part(lambda s, name=name, row=row: class_share_part(name, row, e1, shares_of, suffix=s),
+                                      (row, e1)))
     return verdicts
 

@@ -206,17 +206,19 @@ STEP_CONFIGS = {
 }
 
 
-PRESET_VALUE = "preset"  # a `main` setting left to its preset
+PRESET_VALUE, NO_VALUE = "preset", "none"  # a `main` setting left to its preset; no value
 
 
-def _check_int_list(cfg, name: str) -> None:
-    """A comma list of seeds (integers in [0, MAX_SEED], no repeats) or `preset`."""
+def _check_seed_list(cfg, name: str, keyword: str = PRESET_VALUE) -> None:
+    """A comma list of seeds (integers in [0, MAX_SEED], no repeats) or `keyword`; stored canonical ("0,1")."""
     value = getattr(cfg, name)
-    if value == PRESET_VALUE:
+    if value == keyword:
         return
     parts = [p.strip() for p in value.split(",")]
-    if not all(p.isdigit() and int(p) <= MAX_SEED for p in parts) or len(set(parts)) != len(parts):
-        raise bad_parameter(name, value, f"a comma list of distinct integers in [0, {MAX_SEED}], e.g. 0,1,2 | preset")
+    seeds = {int(p) for p in parts if p.isdigit() and int(p) <= MAX_SEED}  # "1" and "01" are one seed
+    if len(seeds) != len(parts):
+        raise bad_parameter(name, value, f"a comma list of distinct integers in [0, {MAX_SEED}], e.g. 0,1,2 | {keyword}")
+    object.__setattr__(cfg, name, ",".join(str(int(p)) for p in parts))
 
 
 @dataclass(frozen=True)
@@ -245,11 +247,12 @@ class MainConfig:
     env_manager: str = _param("local", "environment manager for the steps: local (the one main runs in) | conda | virtualenv | uv",
                               ("local", "conda", "virtualenv", "uv"))
     report_dir: str = _param("report", "folder the report (HTML and Markdown) is written to")
+    search: str = _param(NO_VALUE, "the search the report links to: a search run id | a study name (its newest) | none")
 
     def __post_init__(self):
         _coerce(self)
         _check_device(self)
-        _check_int_list(self, "seeds")
+        _check_seed_list(self, "seeds")
         if self.max_parallel != "auto" and not (self.max_parallel.isdigit() and int(self.max_parallel) >= 1):
             raise bad_parameter("max_parallel", self.max_parallel, "an integer >= 1 | auto")
         if self.experiments != PRESET_VALUE:
@@ -280,13 +283,13 @@ class MainConfig:
 class ReportConfig:
     """report: the study's report (HTML and Markdown) built from what the tracking server holds."""
 
-    source: str = _param("", "a main run id, or an experiment name (its newest main run)")
+    source: str = _param("", "a main run id | an experiment name (its newest main run) | a search run id (its report)")
     output: str = _param("report", "folder the report is written to")
 
     def __post_init__(self):
         _coerce(self)
         if not self.source:
-            raise bad_parameter("source", self.source, "a main run id | an experiment name")
+            raise bad_parameter("source", self.source, "a main run id | an experiment name | a search run id")
 
 
 STEP_CONFIGS["main"] = MainConfig
@@ -339,10 +342,14 @@ class SearchConfig:
     sd_max: float = _param(2.0, "upper bound of the sampler's standard deviation (log-uniform)")
     seed: int = _param(0, "seed of the models, the validation split, the draws; worker i's TPE sampler gets seed + i")
     device: str = _device()
+    verify_seeds: str = _param("0,1,2", "training seeds the best trial is verified over on the TEST split (F7, F8): a "
+                               "comma list of distinct seeds (the search's own reuses its model) | none")
 
     def __post_init__(self):
         _coerce(self)
         from pipeline.core.search_space import parse_int_list
+
+        _check_seed_list(self, "verify_seeds", NO_VALUE)
 
         for name, low in (("hidden_size", 1), ("epochs", 1), ("batch_size", 1), ("n_trials", 1), ("n_workers", 1)):
             _at_least(self, name, low)

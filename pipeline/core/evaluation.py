@@ -42,6 +42,17 @@ def check_fittable(samplers: list[Sampler], train_count: int) -> None:
 
 
 @dataclass
+class Scored:
+    """One sampler's scored draws: the fitted sampler, the images, their metrics, class counts and classes."""
+
+    sampler: Sampler
+    images: torch.Tensor
+    metrics: dict
+    counts: np.ndarray
+    classes: np.ndarray  # the CNN's class of every image
+
+
+@dataclass
 class EvaluationContext:
     """What every sampler of one evaluation is measured against."""
 
@@ -54,6 +65,7 @@ class EvaluationContext:
     real_row: dict  # the real train subset's metrics: the floor every sampler is read against
     real: dict  # fid_floor, sharpness_real, class_entropy_real
     real_counts: np.ndarray
+    reference_labels: np.ndarray | None = None  # the reference split's labels (judges' accuracy on blurred digits)
     _codes: dict = field(default_factory=dict)  # encoded training means per model, for gmm:K
 
     @classmethod
@@ -70,7 +82,8 @@ class EvaluationContext:
                                                           reference)
         real = {"fid_floor": real_row["fid"], "sharpness_real": quality.sharpness(splits[reference_split]),
                 "class_entropy_real": float(quality.entropy(reference.label_shares))}
-        return cls(classifier, splits, reference, reference_split, n_samples, seed, real_row, real, real_counts)
+        return cls(classifier, splits, reference, reference_split, n_samples, seed, real_row, real, real_counts,
+                   prepared.splits[reference_split][1])
 
     def fit(self, model, sampler: Sampler) -> Sampler:
         """The sampler ready to draw: gmm:K is fitted on a seeded subset of encoded training means."""
@@ -85,11 +98,16 @@ class EvaluationContext:
 
     def score(self, model, sampler: Sampler, n: int | None = None):
         """(fitted sampler, images, metrics, class counts) of n draws (default: n_samples)."""
+        scored = self.scored(model, sampler, n)
+        return scored.sampler, scored.images, scored.metrics, scored.counts
+
+    def scored(self, model, sampler: Sampler, n: int | None = None) -> Scored:
+        """`score`, with the CNN's class of every image too (what the judges' dispute is made of)."""
         sampler = self.fit(model, sampler)
         images = draw_samples(model, sampler, n or self.n_samples, self.seed, self.reference.features.device)
         features, probabilities = classifiers.embed(self.classifier, images)
         metrics, counts = quality.image_set_metrics(images, features, probabilities, self.reference)
-        return sampler, images, metrics, counts
+        return Scored(sampler, images, metrics, counts, probabilities.argmax(1).cpu().numpy())
 
     def model_metrics(self, model, loss: str, iwae_k: int) -> dict[str, float]:
         """The model's likelihood on the test split and its active latent units."""

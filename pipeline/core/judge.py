@@ -109,12 +109,15 @@ def judges_agree(counts: np.ndarray, counts_judge2: np.ndarray) -> bool:
     return dominant_class(counts) == dominant_class(counts_judge2)
 
 
-def scores(judge: Judge, images, counts: np.ndarray, reference_shares: np.ndarray) -> tuple[dict, int, np.ndarray]:
+def scores(judge: Judge, images, counts: np.ndarray, reference_shares: np.ndarray,
+           predicted: np.ndarray | None = None) -> tuple[dict, int, np.ndarray]:
     """(metrics, dominant class, class counts) of the second judge on images the CNN counted as
-    `counts`: the CNN's class metrics under SUFFIX, and judges_agree (1.0 or 0.0)."""
+    `counts`: the CNN's class metrics under SUFFIX, and judges_agree (1.0 or 0.0). `predicted`: the
+    judge's classes of `images` when already known."""
     from pipeline.core.quality import class_metrics
 
-    counts_judge2 = np.bincount(judge.predict(images), minlength=len(counts))
+    predicted = judge.predict(images) if predicted is None else predicted
+    counts_judge2 = np.bincount(predicted, minlength=len(counts))
     classes = class_metrics(counts_judge2, reference_shares)
     metrics = {name + SUFFIX: float(classes[name]) for name in JUDGED}
     metrics["judges_agree"] = float(judges_agree(counts, counts_judge2))

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from pipeline import tracking
 from pipeline.configs import DEFAULT_SAMPLERS, EvaluateConfig
-from pipeline.core import judge, plots
+from pipeline.core import dispute, judge, judging, plots
 from pipeline.core.devices import resolve_device
 from pipeline.core.evaluation import (
     MODEL_METRICS,
@@ -62,9 +62,10 @@ def train_run_data(run):
 
 
 def log_sampler_artifacts(panels: plots.SamplerPanels, key: str, images, counts: np.ndarray, counts_judge2: np.ndarray,
-                          reference_shares: np.ndarray) -> None:
+                          reference_shares: np.ndarray, disputed: dispute.Dispute) -> None:
     """Both judges' class histograms as bar charts and tables, the plain sample grid (the report lays
-    grids out itself), and the sample grid beside the classifier's histogram; logged in one batch."""
+    grids out itself), the sample grid beside the classifier's histogram, and the digits each judge
+    puts in its dominant class (the report's disputed-digits panels); logged in one batch."""
     shown = images[:plots.GRID_SIZE]
     grid = plots.grid_array(shown)
     pictures = panels.draw(grid, len(shown), counts, counts_judge2, key)
@@ -75,6 +76,7 @@ def log_sampler_artifacts(panels: plots.SamplerPanels, key: str, images, counts:
         batch.image("samples_and_classes.png", pictures["samples_and_classes"])
         batch.image("class_histogram.png", pictures["classes"])
         batch.image(f"class_histogram{judge.SUFFIX}.png", pictures["classes_second_judge"])
+        batch.file(dispute.ARTIFACT, disputed.to_bytes())
 
 
 def histogram_table(counts: np.ndarray, reference_shares: np.ndarray) -> dict:
@@ -91,7 +93,8 @@ def log_judge2(key: str, metrics: dict, dominant: int) -> None:
 
 def is_score(name: str) -> bool:
     """Whether a metric or tag name is one of evaluate's scores (as copied onto a train run)."""
-    return (name.split("/")[0] in (*SAMPLER_METRICS, *judge.SAMPLER_METRICS, "max_class", f"max_class{judge.SUFFIX}")
+    return (name.split("/")[0] in (*SAMPLER_METRICS, *judge.SAMPLER_METRICS, *judging.METRICS, "max_class",
+                                   f"max_class{judge.SUFFIX}")
             or name in MODEL_METRICS or name in REAL_METRICS)
 
 
@@ -137,17 +140,20 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
         mixtures = []  # the gmm:K fitted here: the generator logged below keeps them
         shares = context.reference.label_shares
         panels = plots.SamplerPanels(judge.NAME, shares)
+        digits = judging.real_digits(context)  # blurred to each sampler's sharpness: the judges' accuracy there
         for sampler in tqdm(samplers, desc="evaluate", unit="sampler"):
             with watch("scoring"):
-                sampler, images, metrics, counts = context.score(model, sampler)
-                judged[sampler.key], digit, counts_judge2 = judge.scores(judge2, images, counts, shares)
+                scored = context.scored(model, sampler)
+                both = judging.judge_samples(context, judge2, scored, digits, watch)
+            sampler, images, metrics, counts = scored.sampler, scored.images, scored.metrics, scored.counts
+            judged[sampler.key], digit, counts_judge2 = both.metrics, both.dominant, both.counts
             rows[sampler.key], dominant[sampler.key] = metrics, str(digit)
             if isinstance(sampler, GaussianMixtureSampler):
                 mixtures.append(sampler)
             mlflow.log_metrics({f"{name}/{sampler.key}": float(metrics[name]) for name in SAMPLER_METRICS})
             mlflow.set_tag(f"max_class/{sampler.key}", str(metrics["max_class"]))
             log_judge2(sampler.key, judged[sampler.key], digit)
-            log_sampler_artifacts(panels, sampler.key, images, counts, counts_judge2, shares)
+            log_sampler_artifacts(panels, sampler.key, images, counts, counts_judge2, shares, both.dispute)
         panels.close()
 
         with watch("scoring"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -20,7 +21,15 @@ from pathlib import Path
 import mlflow
 
 from pipeline import tracking
-from pipeline.configs import PRESET_VALUE, EvaluateConfig, MainConfig, PrepareDataConfig, ReportConfig, TrainConfig
+from pipeline.configs import (
+    NO_VALUE,
+    PRESET_VALUE,
+    EvaluateConfig,
+    MainConfig,
+    PrepareDataConfig,
+    ReportConfig,
+    TrainConfig,
+)
 from pipeline.core import study
 from pipeline.core.samplers import needs_fit, parse_sampler
 from pipeline.errors import bad_parameter
@@ -28,6 +37,7 @@ from pipeline.process import processes
 from pipeline.tracking.registry import register_generator
 
 REPORT_INPUTS_TAG = "pipeline.report_inputs"
+SEARCH_TAG = "pipeline.search_run_id"  # the search run whose report the study's report links to
 GENERATOR_NAME = "vae-generator"  # each cell's as vae-generator-<cell>, alias @main: the newest main's
 REGISTRY_ALIAS = "main"
 INT_SETTINGS = ("epochs", "latent_size", "hidden_size", "batch_size", "n_samples", "iwae_k")
@@ -55,6 +65,25 @@ def parallel_slots(config: MainConfig, independent: int) -> tuple[int, int]:
     return max(1, slots), max(1, cores // max(1, slots))
 
 
+def resolve_search(value: str) -> str | None:
+    """The search run `-P search=` names: a search run's id, or a study name (its newest finished
+    search run, in any experiment); None for none. Bad input exits 2 before main's run opens."""
+    allowed = "the id of a search run | the study name of a finished search run | none"
+    if value == NO_VALUE:
+        return None
+    if tracking.RUN_ID_PATTERN.match(value):
+        run = tracking.get_run(value, "search")
+        if run.data.tags.get(tracking.STEP_TAG) != "search":
+            raise bad_parameter("search", value, f"{allowed} (run {value} is not a search run)")
+        return value
+    if not re.match(r"^[A-Za-z0-9_.-]+$", value):  # what a study name may hold (the search's own rule)
+        raise bad_parameter("search", value, allowed)
+    run = tracking.newest_finished("search", {"optuna.study_name": value})
+    if run is None:
+        raise bad_parameter("search", value, f"{allowed} (no finished search run of study {value!r})")
+    return run.info.run_id
+
+
 def read_backend_config(value: str) -> dict | None:
     if value == "none":
         return None
@@ -72,6 +101,7 @@ class Cell:
     forward: str
     samplers: list[str] = field(default_factory=list)
     experiments: list[str] = field(default_factory=list)  # their names: E1-E5 or "cell sampler"
+    trained_samplers: list[str] = field(default_factory=list)  # those the train step draws grids with
 
     @property
     def name(self) -> str:
@@ -84,6 +114,8 @@ def cells_of(experiments: list[study.Experiment]) -> list[Cell]:
         cell = cells.setdefault(experiment.cell, Cell(experiment.loss, experiment.forward))
         cell.samplers.append(experiment.sampler)
         cell.experiments.append(experiment.name)
+        if not experiment.evaluate_only:
+            cell.trained_samplers.append(experiment.sampler)
     return list(cells.values())
 
 
@@ -116,8 +148,9 @@ class Driver:
 
 
 def train_config(config: MainConfig, settings: dict, cell: Cell, seed: int, data: str) -> TrainConfig:
-    """The train step of one cell and seed (its samplers: the cell's that need no fitting)."""
-    train_samplers = [s for s in cell.samplers if not needs_fit(parse_sampler(s))] or ["normal:0,1"]
+    """The train step of one cell and seed (its samplers: the cell's that need no fitting, less those it is
+    only evaluated with, so that adding such a sampler reuses the training)."""
+    train_samplers = [s for s in cell.trained_samplers if not needs_fit(parse_sampler(s))] or ["normal:0,1"]
     return TrainConfig(data=data, loss=cell.loss, forward=cell.forward, latent_size=settings["latent_size"],
                        hidden_size=settings["hidden_size"], epochs=settings["epochs"],
                        batch_size=settings["batch_size"], lr=settings["lr"], seed=seed, device=config.device,
@@ -157,10 +190,11 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
         tracking.get_run(data, "data")
 
     check_step_settings(config, settings, cells, data)
+    search_run_id = resolve_search(config.search)
     experiment_ids = [tracking.current_experiment_id()]
     tracking.fail_stale_runs(tracking.runs_with_key("main", config, experiment_ids))  # a killed earlier main
-    with tracking.step_run("main", f"main {config.preset}", config, parent_run_id=parent_run_id,
-                           tags={"pipeline.preset": config.preset}) as run:
+    tags = {"pipeline.preset": config.preset, **({SEARCH_TAG: search_run_id} if search_run_id else {})}
+    with tracking.step_run("main", f"main {config.preset}", config, parent_run_id=parent_run_id, tags=tags) as run:
         tracking.log_config(config)
         mlflow.log_dict(settings, "main/settings.json")
         driver = Driver(config, run.info.run_id, run.info.experiment_id, threads)
@@ -206,18 +240,19 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
         if failures:
             mlflow.set_tag("failure_reason", "; ".join(failures))
             raise tracking.StepFailed("steps failed: " + "; ".join(failures))
-        write_report(driver, config)
+        write_report(driver, config, search_run_id)
         print(f"main: done: {counts['ran']} steps ran, {counts['reused']} reused, {counts['resumed']} resumed; "
               f"report in {tracking.local_path(config.report_dir)}/", flush=True)
         return run.info.run_id
 
 
-def write_report(driver: Driver, config: MainConfig) -> None:
+def write_report(driver: Driver, config: MainConfig, search_run_id: str | None = None) -> None:
     """The report of this run's steps: built by the `report` step, or copied from a finished report
-    run over exactly the same step runs and code version (under the same reuse rule as steps)."""
+    run over exactly the same step runs, linked search and code version (under the same reuse rule as steps)."""
     version = tracking.code_version("report").version
     runs = ",".join(sorted(r["run_id"] for r in driver.records))
-    inputs = hashlib.sha256(f"{version};{runs}".encode()).hexdigest()[:32]
+    linked = f";search={search_run_id}" if search_run_id else ""  # no link: the key stays what it was
+    inputs = hashlib.sha256(f"{version};{runs}{linked}".encode()).hexdigest()[:32]
     previous = tracking.newest_finished("report", {REPORT_INPUTS_TAG: inputs}, [driver.experiment_id])
     output = tracking.local_path(config.report_dir)
     if (previous is not None and tracking.reuse_allowed(config.reuse, "report")

@@ -4,7 +4,8 @@ Each trial picks a latent size and a Beta(a, b) shape plus the sampler's own mea
 deviation (the placement z = loc + scale * Beta(a, b) is derived: pipeline/core/search_space.py),
 and scores the sampler's FID against the VALIDATION split on growing sample counts, so the pruner
 stops hopeless trials early. The test split is kept for the end: the best trial's sampler is
-measured there beside the same model's N(0, 1) and gmm:10 samplers.
+measured there beside the same model's N(0, 1) and gmm:10 samplers, then verified over the
+training seeds `verify_seeds` with the F7/F8 verdicts (pipeline/search/verify.py).
 
 Tracking: the search is a parent run; every training is a child `train` run (launched as a real
 MLflow project step, reused by training configuration and data digest across trials, workers and
@@ -54,6 +55,7 @@ from pipeline.search.study import (
     sample_counts,
     sampler_seed,
 )
+from pipeline.search.verify import verify
 from pipeline.search.workers import REPORTED_METRICS, TRIAL_STEP, Job, Worker, run_workers
 from pipeline.serving import log_generator
 from pipeline.tracking.classifier_run import classifier_for
@@ -112,6 +114,7 @@ def search(config: SearchConfig, parent_run_id: str | None = None) -> str:
             mlflow.set_tag("failure_reason", f"{finished} of {config.n_trials} trials finished: workers failed")
             raise RuntimeError(f"search: only {finished} of n_trials={config.n_trials} trials finished; the workers "
                                f"failed (see their output above and search_log.txt on run {run_id})")
+        verify(study, config, job, classifier, classifier_run_id, prepared, device)  # F7, F8 over verify_seeds
         return run_id
 
 

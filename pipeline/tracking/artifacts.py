@@ -49,6 +49,9 @@ class ArtifactBatch:
 
         convert_to_pil_image(array).save(self.folder / name, format="png", compress_level=PNG_COMPRESS_LEVEL)
 
+    def file(self, name: str, data: bytes) -> None:
+        (self.folder / name).write_bytes(data)
+
     def table(self, name: str, columns: dict) -> None:
         import pandas as pd
 

@@ -22,7 +22,7 @@ from tests.e2e.servers import free_port, get_json, server
 pytestmark = pytest.mark.slow
 
 TINY = {"latent_sizes": "2,4", "hidden_size": 32, "epochs": 1, "n_samples": "100,200,400", "n_trials": 3,
-        "study_name": "dashboard-e2e", "pruner": "none"}
+        "study_name": "dashboard-e2e", "pruner": "none", "verify_seeds": "none"}
 
 
 @pytest.fixture(scope="module")

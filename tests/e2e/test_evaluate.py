@@ -88,6 +88,29 @@ def test_evaluate_logs_every_metric_per_sampler_as_a_child_of_the_train_run(trac
     assert "fid_floor" in output and "normal_0_1" in output and "real (train subset)" in output
 
 
+def test_both_judges_are_weighed_at_each_samplers_sharpness_and_the_disputed_digits_are_kept(tracking, evaluated):
+    from pipeline.core import dispute
+
+    run_id, _ = evaluated
+    run = tracking.client.get_run(run_id)
+    metrics, tags = run.data.metrics, run.data.tags
+    assert metrics["time_judges_at_sample_sharpness_s"] > 0
+    for key in KEYS:
+        for name in ("judge_acc_at_sample_sharpness", "judge2_acc_at_sample_sharpness", "samples_in_dispute"):
+            assert 0.0 <= metrics[f"{name}/{key}"] <= 1.0, f"{name}/{key}"
+        sigma = metrics[f"blur_sigma_at_sample_sharpness/{key}"]
+        assert 0.0 <= sigma <= 8.0
+        if sigma > 0:  # blurrier than real digits: the real ones were blurred, and the judges lose accuracy
+            assert metrics[f"sharpness/{key}"] < metrics["sharpness_real"]
+        data = Path(tracking.client.download_artifacts(run_id, f"evaluation/{key}/{dispute.ARTIFACT}")).read_bytes()
+        disputed = dispute.Dispute.from_bytes(data)
+        assert disputed.total == 300
+        assert (str(disputed.cnn_digit), str(disputed.knn_digit)) == (tags[f"max_class/{key}"],
+                                                                       tags[f"max_class_judge2/{key}"])
+        assert disputed.share_in_dispute == pytest.approx(metrics[f"samples_in_dispute/{key}"])
+        assert len(disputed.cnn_images) == min(32, disputed.cnn_count) and disputed.cnn_images.shape[1:] == (28, 28)
+
+
 def test_scores_are_copied_onto_the_train_run(tracking, trained_run_id, evaluated):
     run_id, _ = evaluated
     train = tracking.client.get_run(trained_run_id)

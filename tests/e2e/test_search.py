@@ -22,7 +22,7 @@ from pipeline.process.pause import PAUSE_ENV
 
 pytestmark = pytest.mark.slow
 
-TINY = {"latent_sizes": "2,4", "hidden_size": 32, "epochs": 1, "n_samples": "100,200,400"}
+TINY = {"latent_sizes": "2,4", "hidden_size": 32, "epochs": 1, "n_samples": "100,200,400", "verify_seeds": "none"}
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
@@ -239,3 +239,60 @@ def test_a_killed_search_is_resumed_through_heartbeats(tracking):
     assert tracking.client.get_run(dead_parent.info.run_id).info.status == "FAILED"
     assert not tracking.client.search_runs([tracking.experiment_id], "attributes.status = 'RUNNING' and "
                                            "tags.`optuna.study_name` = 'heartbeat'")
+
+
+def test_the_best_trial_is_verified_over_seeds_on_the_test_split(tracking):
+    """verify_seeds=0,1: the best latent size trained again with seed 1 (seed 0's model reused), five
+    samplers scored on the test split per seed, F7/F8/G verdicts by the spread rule on the search run."""
+    import json
+
+    parent = last_run_id(tracking.mlflow_run("search", {**TINY, "n_trials": 3, "study_name": "verify",
+                                                        "verify_seeds": "0,1", "pruner": "none"})[1])
+    run = tracking.client.get_run(parent)
+    study = sqlite_study(tracking, "verify")
+    best = study.best_trial
+    record = json.loads(Path(tracking.client.download_artifacts(parent, "verify/results.json")).read_text())
+    assert (record["seeds"], record["split"], record["latent_size"]) == ([0, 1], "test", best.params["latent_size"])
+    assert record["model_run_ids"]["0"] == best.user_attrs["model_run_id"]  # the search's own model, reused
+    seed_1 = tracking.client.get_run(record["model_run_ids"]["1"])
+    assert seed_1.info.status == "FINISHED" and seed_1.data.tags["mlflow.parentRunId"] == parent
+    assert (seed_1.data.params["seed"], seed_1.data.params["latent_size"]) == ("1", str(best.params["latent_size"]))
+    assert seed_1.data.params["epochs"] == "1" and seed_1.data.params["hidden_size"] == "32"
+    names = ["best_beta", "normal_like_beta", "normal_0_1", "study_beta", "gmm_10"]
+    assert list(record["samplers"]) == names and record["samplers"]["study_beta"] == "beta:0.25,0.25"
+    assert record["samplers"]["best_beta"] == run.data.tags["best_sampler"]
+    for name in names:
+        history = tracking.client.get_metric_history(parent, f"verify_fid/{name}")
+        assert sorted(m.step for m in history) == [0, 1]
+        assert {m.step: m.value for m in history} == {s: record["results"][name][str(s)]["fid"] for s in (0, 1)}
+        for metric in ("judge_acc_at_sample_sharpness", "judge2_acc_at_sample_sharpness", "precision", "recall"):
+            assert 0 <= run.data.metrics[f"verify_{metric}/{name}"] <= 1
+    # seed 0's best Beta on the test split is what the search's own test figures measured
+    assert record["results"]["best_beta"]["0"]["fid"] == pytest.approx(run.data.metrics["test_fid/best_beta"])
+    found = {v["finding"]: v for v in record["verdicts"]}
+    assert list(found) == ["F7", "F8", "G"]
+    for finding, verdict in found.items():
+        assert run.data.tags[f"verdict_{finding}"] == verdict["outcome"]
+        assert [p["evidence"].split()[0] for p in verdict["parts"]] == ["fid", "precision", "recall"]
+        assert all(" vs " in p["evidence"] for p in verdict["parts"])
+    artifacts = artifact_paths(tracking.client, parent)
+    assert all(artifacts.get(f"verify/{name}_grid.png", 0) > 1000 for name in names)
+    text = Path(tracking.client.download_artifacts(parent, "verify/verdicts.txt")).read_text()
+    assert "seeds 0,1; test split" in text and "F7: The searched Beta is more realistic than N(0,1)" in text
+    assert record["latent_sizes"] and record["latent_sizes"][0]["best_validation_fid"] == pytest.approx(best.value)
+
+    # the search's report: verdicts first, then the five grids, then Optuna's plots; logged on the search run
+    import html
+
+    output = tracking.root / "search-report"
+    tracking.mlflow_run("report", {"source": parent, "output": str(output)})
+    page = (output / "report.html").read_text()
+    assert page.index("id='verdicts'") < page.index("id='samples'") < page.index("id='optuna'")
+    for finding, verdict in found.items():
+        assert f"data-finding='{finding}'" in page and html.escape(verdict["outcome"], quote=True) in page
+    images = {path.name for path in (output / "images").iterdir()}
+    assert {"search_samples.png", "optuna_optimization_history.png", "optuna_contour_a_b.png"} <= images
+    markdown = (output / "report.md").read_text()
+    assert markdown.startswith("# Search verify: is there a Beta sampler better than N(0,1)?")
+    assert "(images/search_samples.png)" in markdown and "seeds 0, 1 on the TEST split" in markdown
+    assert "report/report.html" in artifact_paths(tracking.client, parent)

@@ -25,7 +25,8 @@ from tests.e2e.servers import free_port, post_json, server
 
 pytestmark = pytest.mark.slow
 
-SEARCH_TINY = {"latent_sizes": "2,4", "hidden_size": 32, "epochs": 1, "n_samples": "100,200,400"}
+SEARCH_TINY = {"latent_sizes": "2,4", "hidden_size": 32, "epochs": 1, "n_samples": "100,200,400",
+               "verify_seeds": "none"}
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 WORKERS, TRIALS_EACH = 3, 2
 # One cell, one seed, one epoch: what main does over HTTP, not what it learns.

@@ -97,6 +97,12 @@ def test_the_pareto_pick_is_the_balanced_trial():
     ({"heartbeat": "0,5"}, "heartbeat"),
     ({"n_samples": "3000,1000"}, "n_samples"),
     ({"pruner": "hyperband"}, "pruner"),
+    ({"verify_seeds": "0,1,1"}, "verify_seeds"),
+    ({"verify_seeds": "1,01"}, "verify_seeds"),
+    ({"verify_seeds": "0;1"}, "verify_seeds"),
+    ({"verify_seeds": ""}, "verify_seeds"),
+    ({"verify_seeds": "-1"}, "verify_seeds"),
+    ({"verify_seeds": str(2**32)}, "verify_seeds"),
 ])
 def test_bad_search_settings_name_the_parameter(values, parameter):
     with pytest.raises(InputError, match=f"parameter '{parameter}'"):
@@ -106,6 +112,8 @@ def test_bad_search_settings_name_the_parameter(values, parameter):
 def test_settings_are_stored_canonical():
     config = SearchConfig(latent_sizes=" 2, 5 ,10", n_samples="100, 200", n_workers="3", ab_min="0.1")
     assert (config.latent_sizes, config.n_samples, config.n_workers, config.ab_min) == ("2,5,10", "100,200", 3, 0.1)
+    assert SearchConfig(verify_seeds=" 2, 0 ,7").verify_seeds == "2,0,7" and SearchConfig().verify_seeds == "0,1,2"
+    assert SearchConfig(verify_seeds="none").verify_seeds == "none"
 
 
 @pytest.mark.slow
@@ -116,6 +124,8 @@ def test_settings_are_stored_canonical():
     (["--objective", "nll"], "objective"),
     (["--latent_sizes", "2;5"], "latent_sizes"),
     (["--n_workers", "0"], "n_workers"),
+    (["--verify_seeds", "0,1,0"], "verify_seeds"),  # duplicated
+    (["--verify_seeds", "0,one"], "verify_seeds"),  # malformed
 ])
 def test_bad_input_exits_2_before_any_run(tracking, args, parameter):
     study = f"bad-{parameter}-{len(args[1])}"

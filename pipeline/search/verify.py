@@ -1,0 +1,207 @@
+"""The search's answer verified over seeds, on the test split.
+
+A search ranks trials by one training seed's validation FID. After its trials, the best trial's
+latent size is trained with each of `verify_seeds` at the search's training settings (the search's
+own seed reuses its model; other seeds are trained once and reused by training configuration, as
+the trials' models are), and five samplers are scored on the TEST split with the evaluate step's
+scores and both judges (pipeline/core/judging.py): the best Beta, the N(0,1)-like Beta(20,20) placed
+as the search places its Betas, N(0,1), the study's Beta(0.25,0.25) and gmm:10. The verdicts apply
+the report's seed-spread rule (pipeline/core/spread.py):
+
+- F7: the searched Beta is more realistic than N(0,1): FID lower, precision higher, recall higher,
+  each its own part, so that a trade of precision for recall shows as a trade;
+- F8: the study's Beta(0.25,0.25) is worse than N(0,1) at the searched latent size;
+- G: how far the searched Beta is from gmm:10 (a prior fitted on the encoded training data).
+
+The search run gets `verify_<metric>/<sampler>` per seed (the seed as the metric's step), their
+mean and spread, `verify/results.json` (what `report` reads back), `verify/verdicts.txt` and each
+sampler's sample grid of the first verify seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import mlflow
+
+from pipeline import tracking
+from pipeline.core import judge, judging, plots, search_space
+from pipeline.core.evaluation import SAMPLER_METRICS, EvaluationContext
+from pipeline.core.samplers import BetaSampler, Sampler, parse_sampler
+from pipeline.core.spread import (
+    CONTRADICTED,
+    HOLDS,
+    SPREAD_RULE,
+    Summary,
+    claim_outcome,
+    compare,
+    overall,
+    spread_text,
+)
+from pipeline.search.models import Models, train_config
+from pipeline.search.study import best_trial, sample_counts
+from pipeline.tracking.classifier_run import judge_for
+
+ARTIFACT = "verify/results.json"
+
+
+LABELS = {"best_beta": "searched Beta", "normal_like_beta": "Beta(20,20) placed like N(0,1)", "normal_0_1": "N(0,1)",
+          "study_beta": "Beta(0.25,0.25)", "gmm_10": "gmm:10"}
+METRICS = (*SAMPLER_METRICS, *judge.SAMPLER_METRICS, *judging.METRICS)
+CLAIMS = {
+    "F7": "The searched Beta is more realistic than N(0,1) at the searched latent size.",
+    "F8": "The study's Beta(0.25,0.25) is worse than N(0,1) at the searched latent size.",
+    "G": "gmm:10 (fitted on the encoded training data) is more realistic than the searched Beta.",
+}
+TRADE = "a trade"  # some realism parts hold and others are contradicted
+
+
+def grid_path(name: str) -> str:
+    """Where the sample grid of one verified sampler (first verify seed) lies on the search run."""
+    return f"verify/{name}_grid.png"
+
+
+def seeds_of(config) -> list[int]:
+    """The verify seeds, in the order given ([] for none)."""
+    return [] if config.verify_seeds == "none" else [int(seed) for seed in config.verify_seeds.split(",")]
+
+
+def samplers_of(params: dict) -> dict[str, Sampler]:
+    """The five samplers by name: the best trial's Beta placed by its mean and sd, Beta(20,20) placed at
+    mean 0 and sd 1 as the search's baseline is, and the study's and evaluate's own."""
+    best = BetaSampler(params["a"], params["b"], *search_space.placement(params["a"], params["b"], params["mean"],
+                                                                          params["sd"]))
+    a, b, mean, sd = search_space.NORMAL_LIKE_BETA
+    return {"best_beta": best, "normal_like_beta": BetaSampler(a, b, *search_space.placement(a, b, mean, sd)),
+            "normal_0_1": parse_sampler("normal:0,1"), "study_beta": parse_sampler("beta:0.25,0.25"),
+            "gmm_10": parse_sampler("gmm:10")}
+
+
+# --- verdicts: plain functions of {sampler: {seed: {metric: value}}} ------------------------------
+
+def summary(results: dict, name: str, metric: str) -> Summary:
+    seeds = sorted(results.get(name, {}), key=int)
+    return Summary.of([results[name][seed].get(metric, math.nan) for seed in seeds], seeds)
+
+
+def part(results: dict, text: str, a: str, b: str, metric: str, expected: str) -> dict:
+    """One part: `a`'s metric is expected to be `expected` ('greater'/'less') than `b`'s."""
+    first, second = summary(results, a, metric), summary(results, b, metric)
+    return {"text": text, "outcome": claim_outcome(first, second, expected),
+            "evidence": f"{metric} {LABELS[a]} {spread_text(first)} vs {LABELS[b]} {spread_text(second)}"}
+
+
+def word(parts: list[dict]) -> str:
+    """The finding's word (the report's rule), except that realism parts which hold beside parts that
+    are contradicted are called a trade, with both named, rather than a plain contradiction."""
+    outcomes = [p["outcome"] for p in parts]
+    if HOLDS in outcomes and CONTRADICTED in outcomes:
+        held = ", ".join(p["text"] for p in parts if p["outcome"] == HOLDS)
+        lost = ", ".join(p["text"] for p in parts if p["outcome"] == CONTRADICTED)
+        return f"{TRADE}: {held} holds; {lost} contradicted"
+    return overall(outcomes)
+
+
+def realism_parts(results: dict, better: str, worse: str, label: str) -> list[dict]:
+    """`better` more realistic than `worse`: FID lower, precision higher, recall higher."""
+    return [part(results, f"{label}: FID lower", better, worse, "fid", "less"),
+            part(results, f"{label}: precision higher", better, worse, "precision", "greater"),
+            part(results, f"{label}: recall higher", better, worse, "recall", "greater")]
+
+
+def verdicts(results: dict) -> list[dict]:
+    """F7, F8 and G, each {finding, claim, outcome, parts, notes}."""
+    found = []
+    for finding, better, worse in (("F7", "best_beta", "normal_0_1"), ("F8", "normal_0_1", "study_beta"),
+                                   ("G", "gmm_10", "best_beta")):
+        parts = realism_parts(results, better, worse, f"{LABELS[better]} vs {LABELS[worse]}")
+        found.append({"finding": finding, "claim": CLAIMS[finding], "outcome": word(parts), "parts": parts, "notes": []})
+    like, normal = summary(results, "normal_like_beta", "fid"), summary(results, "normal_0_1", "fid")
+    found[0]["notes"].append(f"The N(0,1)-like baseline: fid {LABELS['normal_like_beta']} {spread_text(like)} vs "
+                             f"N(0,1) {spread_text(normal)} ({compare(like, normal)}).")
+    gap = summary(results, "best_beta", "fid").mean - summary(results, "gmm_10", "fid").mean
+    if math.isfinite(gap):
+        found[2]["notes"].append(f"The searched Beta's mean FID is {gap:+.4g} from gmm:10's.")
+    return found
+
+
+def verdict_text(found: list[dict], header: str) -> str:
+    lines = [header, SPREAD_RULE, ""]
+    for verdict in found:
+        lines.append(f"{verdict['finding']}: {verdict['claim']} -> {verdict['outcome']}")
+        lines += [f"  - {p['text']}: {p['evidence']}: {p['outcome']}" for p in verdict["parts"]]
+        lines += [f"  {note}" for note in verdict["notes"]]
+    return "\n".join(lines)
+
+
+def latent_ranking(study) -> list[dict]:
+    """Per latent size, the trials' best validation FID: one search, one seed (what the ranking rests on)."""
+    from optuna.trial import TrialState
+
+    best: dict[int, dict] = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        size, fid = int(trial.params["latent_size"]), float(trial.values[0])
+        entry = best.setdefault(size, {"latent_size": size, "trials": 0, "best_validation_fid": math.inf})
+        entry["trials"] += 1
+        entry["best_validation_fid"] = min(entry["best_validation_fid"], fid)
+    return sorted(best.values(), key=lambda e: e["best_validation_fid"])
+
+
+# --- the verification itself ---------------------------------------------------------------------
+
+def verify(study, config, job, classifier, classifier_run_id: str, prepared, device) -> dict | None:
+    """Train (or reuse) the best latent size per verify seed, score the five samplers on the test split,
+    log the results and the verdicts on the active search run; returns the results (None: nothing to do)."""
+    seeds = seeds_of(config)
+    best, rule = best_trial(study, config)
+    if not seeds or best is None:
+        mlflow.set_tag("verify", "skipped: " + ("verify_seeds=none" if not seeds else "no complete trial"))
+        return None
+    latent_size = int(best.params["latent_size"])
+    samplers = samplers_of(best.params)
+    count = sample_counts(config, prepared)[-1]
+    print(f"search: verifying the best trial {best.number} (latent {latent_size}) over seeds {config.verify_seeds} "
+          f"on the test split, {count} samples per sampler", flush=True)
+    context = EvaluationContext.build(classifier, prepared, device, count, config.seed, reference_split="test")
+    judge2, digits = judge_for(classifier_run_id, prepared), judging.real_digits(context)
+    results: dict[str, dict[str, dict]] = {name: {} for name in samplers}
+    models: dict[str, str] = {}
+    for seed in seeds:
+        models[str(seed)], model = model_for(config, job, latent_size, seed, device)
+        for name, sampler in samplers.items():
+            scored = context.scored(model, sampler)
+            both = judging.judge_samples(context, judge2, scored, digits)
+            metrics = {**{m: float(scored.metrics[m]) for m in SAMPLER_METRICS}, **both.metrics,
+                       "max_class": scored.metrics["max_class"], f"max_class{judge.SUFFIX}": both.dominant}
+            results[name][str(seed)] = metrics
+            if seed == seeds[0]:  # the five grids side by side in the report: one seed's samples
+                mlflow.log_image(plots.grid_array(scored.images[:plots.GRID_SIZE]), artifact_file=grid_path(name))
+            mlflow.log_metrics({f"verify_{m}/{name}": float(v) for m, v in metrics.items() if m in METRICS}, step=seed)
+    found = verdicts(results)
+    spread = {f"verify_{m}_{stat}/{name}": getattr(summary(results, name, m), stat)
+              for name in samplers for m in ("fid", "precision", "recall") for stat in ("mean", "std")}
+    mlflow.log_metrics({k: v for k, v in spread.items() if math.isfinite(v)})
+    mlflow.set_tags({f"verdict_{v['finding']}": v["outcome"] for v in found})
+    record = {"best_trial": best.number, "best_rule": rule, "latent_size": latent_size, "seeds": seeds,
+              "n_samples": count, "split": "test", "model_run_ids": models,
+              "samplers": {name: sampler.spec for name, sampler in samplers.items()}, "labels": LABELS,
+              "results": results, "verdicts": found, "spread_rule": SPREAD_RULE,
+              "real": context.real, "latent_sizes": latent_ranking(study),
+              "latent_sizes_note": "one search, one training seed, validation FID: not a ranking over seeds"}
+    mlflow.log_dict(record, ARTIFACT)
+    header = (f"best trial {best.number} ({rule}), latent {latent_size}, {samplers['best_beta'].spec}; "
+              f"seeds {config.verify_seeds}; test split, {count} samples per sampler")
+    text = verdict_text(found, header)
+    mlflow.log_text(text, "verify/verdicts.txt")
+    print(text, flush=True)
+    return record
+
+
+def model_for(config, job, latent_size: int, seed: int, device):
+    """(train run id, model) of the best latent size trained with `seed` at the search's settings: a
+    finished training of that configuration is reused (the search's own seed: its trials' model)."""
+    seeded = dataclasses.replace(config, seed=seed)
+    train = train_config(seeded, latent_size)
+    digest = tracking.resolve_data(config.data, train.val_fraction, seed, train.data_root).digest
+    return Models(seeded, job, digest, device).get(latent_size)
