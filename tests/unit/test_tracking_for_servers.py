@@ -1,8 +1,12 @@
-"""The experiments the pipeline writes into open in MLflow 3's UI as training experiments (their
-`mlflow.experimentKind` tag), a kind the user chose is kept, and dataset inputs logged from an
-`mlflow server` that proxies artifacts keep a source MLflow can read back. Against a real SQLite store."""
+"""Tracking as a team server needs it: the experiments the pipeline writes into are marked as training
+experiments (`mlflow.experimentKind`) unless the user chose a kind, dataset inputs logged from an
+`mlflow server` that proxies artifacts keep a source MLflow can read back, and downloads live in a
+temporary folder that is removed. Against a real SQLite store (tests/e2e/test_team_server.py runs
+the same against a real server)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -30,7 +34,7 @@ def kind(client, experiment_id: str) -> str | None:
 
 
 def test_a_step_run_marks_its_experiment_as_training(client, active, tmp_path):
-    experiment_id = client.create_experiment(f"kind-{tmp_path.name}")
+    experiment_id = client.create_experiment(f"kind-{tmp_path.name}", artifact_location=tmp_path.as_uri())
     assert kind(client, experiment_id) is None
     active(experiment_id)
     with tracking.step_run("prepare_data", "a step") as run:
@@ -39,7 +43,7 @@ def test_a_step_run_marks_its_experiment_as_training(client, active, tmp_path):
 
 
 def test_a_child_run_marks_its_experiment_too(client, tmp_path):
-    experiment_id = client.create_experiment(f"kind-child-{tmp_path.name}")
+    experiment_id = client.create_experiment(f"kind-child-{tmp_path.name}", artifact_location=tmp_path.as_uri())
     parent = client.create_run(experiment_id).info.run_id
     with tracking.child_run("search_trial", "trial 0", parent, experiment_id):
         pass
@@ -47,7 +51,7 @@ def test_a_child_run_marks_its_experiment_too(client, tmp_path):
 
 
 def test_a_kind_the_user_chose_is_never_overwritten(client, active, tmp_path):
-    experiment_id = client.create_experiment(f"kind-user-{tmp_path.name}",
+    experiment_id = client.create_experiment(f"kind-user-{tmp_path.name}", artifact_location=tmp_path.as_uri(),
                                              tags={tracking.KIND_TAG: "genai_development"})
     active(experiment_id)
     with tracking.step_run("prepare_data", "a step"):
@@ -69,7 +73,7 @@ def test_a_proxied_artifact_becomes_an_http_source_on_the_server_and_the_digest_
     splits = {name: (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), np.arange(n, dtype=np.int64) % 10)
               for name, n in (("train", 20), ("val", 5), ("test", 5))}
     prepared = datasets.Prepared(splits=splits, source="tiny", digest=datasets.digest_of(splits))
-    experiment_id = client.create_experiment(f"inputs-{tmp_path.name}")
+    experiment_id = client.create_experiment(f"inputs-{tmp_path.name}", artifact_location=tmp_path.as_uri())
     with mlflow.start_run(experiment_id=experiment_id) as run:
         log_dataset_inputs(prepared, "tiny", source)
     inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
@@ -78,3 +82,16 @@ def test_a_proxied_artifact_becomes_an_http_source_on_the_server_and_the_digest_
         assert dataset_input.dataset.digest == prepared.digest[:16]
         read_back = mlflow.data.get_source(dataset_input)
         assert read_back.to_dict() == source.to_dict() and type(read_back).__name__ == "HTTPDatasetSource"
+
+
+def test_a_download_is_a_copy_in_a_temporary_folder_removed_after_the_block(client, tmp_path):
+    experiment_id = client.create_experiment(f"downloads-{tmp_path.name}",
+                                              artifact_location=(tmp_path / "artifacts").as_uri())
+    run_id = client.create_run(experiment_id).info.run_id
+    (tmp_path / "data.npz").write_bytes(b"prepared")
+    client.log_artifact(run_id, str(tmp_path / "data.npz"), "prepared")
+    with tracking.downloaded(run_id=run_id, artifact_path="prepared/data.npz") as local:
+        local = Path(local)
+        assert local.read_bytes() == b"prepared" and local.parent.name.startswith("vae-download-")
+    assert not local.exists() and not local.parent.exists()
+    assert (tmp_path / "artifacts" / run_id / "artifacts" / "prepared" / "data.npz").read_bytes() == b"prepared"
