@@ -17,9 +17,18 @@ from pathlib import Path
 
 CHROMIUM = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
 CHROMEDRIVER = ("/usr/bin/chromedriver", "chromedriver")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+)
 WIDTH = 1400
 MAX_HEIGHT = 30000  # Chromium's screenshots stop somewhere above this
 
@@ -104,13 +113,23 @@ def check(html: Path) -> BrowserCheck:
         metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
         size = metrics.get("cssContentSize") or metrics["contentSize"]
         height = min(int(size["height"]) + 1, MAX_HEIGHT)
-        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": max(int(size["width"]), 1), "height": height, "scale": 1}})
-        return BrowserCheck(images=len(images),
-                            undecoded=[f"{i['src']}… (naturalWidth {i['width']})" for i in images
-                                       if not i["complete"] or not i["width"]],
-                            console_errors=errors, screenshot=base64.b64decode(shot["data"]), first_table=first_table)
+        shot = driver.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": max(int(size["width"]), 1), "height": height, "scale": 1},
+            },
+        )
+        return BrowserCheck(
+            images=len(images),
+            undecoded=[
+                f"{i['src']}… (naturalWidth {i['width']})" for i in images if not i["complete"] or not i["width"]
+            ],
+            console_errors=errors,
+            screenshot=base64.b64decode(shot["data"]),
+            first_table=first_table,
+        )
     except Exception as error:  # the browser could not start or load the page: the check fails, loudly
         return BrowserCheck(console_errors=[f"browser error: {type(error).__name__}: {str(error)[:500]}"])
     finally:

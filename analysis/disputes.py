@@ -57,8 +57,11 @@ def both_unreliable(rows: list[Row]) -> bool:
 def judges_dispute(row: Row) -> bool:
     """The two judges name different dominant digits under this row in some seed."""
     key = row.experiment["sampler_key"]
-    return any(e.run.data.tags.get(f"max_class/{key}") != e.run.data.tags.get(f"max_class_judge2/{key}")
-               and e.run.data.tags.get(f"max_class_judge2/{key}") is not None for e in row.evaluations)
+    return any(
+        e.run.data.tags.get(f"max_class/{key}") != e.run.data.tags.get(f"max_class_judge2/{key}")
+        and e.run.data.tags.get(f"max_class_judge2/{key}") is not None
+        for e in row.evaluations
+    )
 
 
 def most_disputed(row: Row) -> Evaluation | None:
@@ -83,11 +86,15 @@ def panel(row: Row, folder: Path):
         return None
     disputed = dispute.Dispute.from_bytes(local.read_bytes())
     name = row.study_id or row.name
-    title = (f"{name} ({row.experiment['sampler']}), training seed {evaluation.seed}: "
-             f"{disputed.share_in_dispute:.0%} of {disputed.total} samples classified differently by the two judges")
-    caption = (f"{title}. Left: samples the CNN puts in its dominant class; right: samples the k-NN puts in its own; "
-               f"the seed of the {len(row.evaluations)} with the most samples in dispute (evaluate run "
-               f"{evaluation.run_id[:8]}).")
+    title = (
+        f"{name} ({row.experiment['sampler']}), training seed {evaluation.seed}: "
+        f"{disputed.share_in_dispute:.0%} of {disputed.total} samples classified differently by the two judges"
+    )
+    caption = (
+        f"{title}. Left: samples the CNN puts in its dominant class; right: samples the k-NN puts in its own; "
+        f"the seed of the {len(row.evaluations)} with the most samples in dispute (evaluate run "
+        f"{evaluation.run_id[:8]})."
+    )
     return figures.png_bytes(dispute.panel_figure(disputed, title)), caption
 
 
@@ -113,7 +120,9 @@ def file_name(row: Row) -> str:
     return "disputed_" + "".join(c if c.isalnum() else "_" for c in (row.study_id or row.name)) + ".png"
 
 
-PANELS_NOTE = ("Where the two judges disagree, the reader decides by eye: for each experiment whose judges name "
-               "different dominant digits, or judge a part differently, 32 samples the CNN puts in its dominant "
-               "class (left) beside 32 the k-NN puts in its own (right), from the training seed with the most "
-               "samples the two classify differently.")
+PANELS_NOTE = (
+    "Where the two judges disagree, the reader decides by eye: for each experiment whose judges name "
+    "different dominant digits, or judge a part differently, 32 samples the CNN puts in its dominant "
+    "class (left) beside 32 the k-NN puts in its own (right), from the training seed with the most "
+    "samples the two classify differently."
+)

@@ -44,8 +44,15 @@ def loss_curves_figure(histories: dict[tuple[str, int], dict[str, list[tuple[int
             if points:
                 steps, values = zip(*points)
                 still = (cell, seed) in improving
-                axis.plot(steps, values, color=colours[cell], linestyle=styles[seed], marker="o", markersize=3,
-                          label=f"{cell} seed {seed}{' ▲ still improving' if still else ''}")
+                axis.plot(
+                    steps,
+                    values,
+                    color=colours[cell],
+                    linestyle=styles[seed],
+                    marker="o",
+                    markersize=3,
+                    label=f"{cell} seed {seed}{' ▲ still improving' if still else ''}",
+                )
                 if still:
                     axis.plot(steps[-1], values[-1], marker="^", markersize=11, color="#c33", zorder=5)
         axis.set_title(f"{title} (nats/image)")
@@ -82,7 +89,7 @@ def samples_figure(panels: list[SamplePanel]):
     for index, panel in enumerate(panels):
         row, column = divmod(index, columns)
         if panel.grid is None:  # one picture (or a note) fills the column
-            axis = figure.add_subplot(layout[2 * row:2 * row + 2, column])
+            axis = figure.add_subplot(layout[2 * row : 2 * row + 2, column])
             if panel.fallback is not None:
                 axis.imshow(panel.fallback)
             else:

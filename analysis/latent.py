@@ -44,10 +44,12 @@ def prepared_data(run) -> datasets.Prepared:
     digest = tracking.run_param(run, "data_digest")
     prepared = datasets.find_cached(digest) if digest else None
     if prepared is None:
-        prepared = tracking.resolve_data(tracking.run_param(run, "data"),
-                                         float(tracking.run_param(run, "val_fraction", "0.1")),
-                                         int(tracking.run_param(run, "seed", "0")),
-                                         tracking.run_param(run, "data_root", "data"))
+        prepared = tracking.resolve_data(
+            tracking.run_param(run, "data"),
+            float(tracking.run_param(run, "val_fraction", "0.1")),
+            int(tracking.run_param(run, "seed", "0")),
+            tracking.run_param(run, "data_root", "data"),
+        )
     return prepared
 
 
@@ -55,7 +57,7 @@ def _draws(model, spec: str, train: torch.Tensor) -> np.ndarray:
     """DRAWS latent codes of a sampler; gmm:K is fitted first on encoded training means as evaluate does."""
     sampler = parse_sampler(spec)
     if needs_fit(sampler):
-        rows = np.random.default_rng(SEED).permutation(len(train))[:gmm_fit_codes(len(train))]
+        rows = np.random.default_rng(SEED).permutation(len(train))[: gmm_fit_codes(len(train))]
         sampler = sampler.fit(encoded_means(model, train[torch.from_numpy(np.sort(rows))]), seed=SEED)
     with seeded(SEED):
         return sampler.sample(DRAWS, model.latent_size, "cpu").numpy()
@@ -72,8 +74,7 @@ def _pair_rows(labels: np.ndarray) -> tuple[int, int]:
 def latent_figures(cells: list[CellModel], train_runs: dict[str, object]):
     """(latent map figure, interpolation figure) for one model per cell."""
     columns = max(len(c.samplers) for c in cells)
-    latent_fig, axes = plt.subplots(len(cells), columns, figsize=(3.3 * columns, 3.2 * len(cells) + 0.6),
-                                    squeeze=False)
+    latent_fig, axes = plt.subplots(len(cells), columns, figsize=(3.3 * columns, 3.2 * len(cells) + 0.6), squeeze=False)
     rows = []
     cmap = plt.get_cmap("tab10")
     for index, cell in enumerate(cells):
@@ -116,7 +117,10 @@ def latent_figures(cells: list[CellModel], train_runs: dict[str, object]):
         axis.set_xticks([])
         axis.set_yticks([])
         axis.set_ylabel(f"{cell.cell}\nseed {cell.seed}", fontsize=8, rotation=0, ha="right", va="center")
-    interpolation_fig.suptitle(f"test digit {PAIR[0]} → test digit {PAIR[1]}: the two real images at the ends, "
-                               f"decodes of {STEPS} points on the line between their encoded means", fontsize=9)
+    interpolation_fig.suptitle(
+        f"test digit {PAIR[0]} → test digit {PAIR[1]}: the two real images at the ends, "
+        f"decodes of {STEPS} points on the line between their encoded means",
+        fontsize=9,
+    )
     interpolation_fig.tight_layout()
     return latent_fig, interpolation_fig

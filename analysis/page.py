@@ -81,18 +81,24 @@ def direction_text(column: str) -> str:
     return f"best: {direction}"
 
 
-SEPARATE_SETTINGS = ("These evaluations were made under different settings (sample count, importance samples, "
-                     "evaluation seed or classifier run; listed under Provenance): their scores are never averaged "
-                     "or ranked together, so each setting has its own table and the best marks hold within a table "
-                     "only.")
-TABLE_NOTE = ("★ marks the best mean of a column where best is a direction: lower fid and max_class_share; higher "
-              "precision, recall, classes_covered and confidence. sharpness and class_entropy carry no ★: their "
-              "best is closest to the real test digits (below the table), and noise is sharp too. nll is the model's "
-              "(one value per model cell, importance-sampled) and is not ranked: the BCE cells' continuous-Bernoulli "
-              "and the MSE cell's Gaussian likelihood are different quantities. Rows E1–E5 are the write-up's own "
-              "experiments; every score: appendix.")
-APPENDIX_NOTE = ("Every score the evaluate step logs, per sampler; then the model's own, once per model cell "
-                 "(neg_elbo and nll per image in nats, active_units: latent dimensions the encoder uses).")
+SEPARATE_SETTINGS = (
+    "These evaluations were made under different settings (sample count, importance samples, "
+    "evaluation seed or classifier run; listed under Provenance): their scores are never averaged "
+    "or ranked together, so each setting has its own table and the best marks hold within a table "
+    "only."
+)
+TABLE_NOTE = (
+    "★ marks the best mean of a column where best is a direction: lower fid and max_class_share; higher "
+    "precision, recall, classes_covered and confidence. sharpness and class_entropy carry no ★: their "
+    "best is closest to the real test digits (below the table), and noise is sharp too. nll is the model's "
+    "(one value per model cell, importance-sampled) and is not ranked: the BCE cells' continuous-Bernoulli "
+    "and the MSE cell's Gaussian likelihood are different quantities. Rows E1–E5 are the write-up's own "
+    "experiments; every score: appendix."
+)
+APPENDIX_NOTE = (
+    "Every score the evaluate step logs, per sampler; then the model's own, once per model cell "
+    "(neg_elbo and nll per image in nats, active_units: latent dimensions the encoder uses)."
+)
 COLUMN_NAMES = {"classes_covered": "classes covered", "max_class_share": "max class share"}
 
 
@@ -109,7 +115,9 @@ def real_line(table: Table) -> str:
     """The real data's yardsticks, measured by the same code in the same evaluations."""
     parts = []
     for metric in REAL_METRICS:  # one value per evaluate run (rows of one cell share their runs)
-        by_run = {e.run_id: e.metric(metric) for row in table.rows for e in row.evaluations if e.metric(metric) is not None}
+        by_run = {
+            e.run_id: e.metric(metric) for row in table.rows for e in row.evaluations if e.metric(metric) is not None
+        }
         if by_run:
             parts.append(f"{metric} {spread_text(Summary.of(list(by_run.values())))}")
     return ", ".join(parts)
@@ -153,19 +161,27 @@ WIDE = " class='wide'"
 
 
 def _html_verdicts(content: Content) -> list[str]:
-    out = [("<table class='verdicts' id='verdict-table'><thead><tr><th class='name'>finding</th>"
-           "<th class='name'>the write-up says</th><th class='name'>verdict</th>"
-           "<th class='name'>decided by</th></tr></thead><tbody>")]
+    out = [
+        (
+            "<table class='verdicts' id='verdict-table'><thead><tr><th class='name'>finding</th>"
+            "<th class='name'>the write-up says</th><th class='name'>verdict</th>"
+            "<th class='name'>decided by</th></tr></thead><tbody>"
+        )
+    ]
     for verdict in content.verdicts:
-        out.append(f"<tr data-finding='{verdict.finding}'><td class='name'><b>{verdict.finding}</b></td>"
-                   f"<td class='name wrap'>{_e(verdict.short_claim)}</td>"
-                   f"<td class='name word {_verdict_css(verdict.outcome)}'>{_e(verdict.word)}</td>"
-                   f"<td class='name wrap'>{_e(verdict.deciding_text())}</td></tr>")
+        out.append(
+            f"<tr data-finding='{verdict.finding}'><td class='name'><b>{verdict.finding}</b></td>"
+            f"<td class='name wrap'>{_e(verdict.short_claim)}</td>"
+            f"<td class='name word {_verdict_css(verdict.outcome)}'>{_e(verdict.word)}</td>"
+            f"<td class='name wrap'>{_e(verdict.deciding_text())}</td></tr>"
+        )
     out.append("</tbody></table>")
     out.append(f"<p class='note'>{_e(content.verdict_key)}</p>")
     if content.disputes:
-        out.append("<p class='note' id='disputes'><b>Dominant digits and the judges' disagreement</b> "
-                   "(what the table cannot hold):</p><ul class='disputes'>")
+        out.append(
+            "<p class='note' id='disputes'><b>Dominant digits and the judges' disagreement</b> "
+            "(what the table cannot hold):</p><ul class='disputes'>"
+        )
         out += [f"<li>{_e(line)}</li>" for line in content.disputes]
         out.append("</ul>")
     return out
@@ -173,9 +189,15 @@ def _html_verdicts(content: Content) -> list[str]:
 
 def _html_metrics(table: Table, columns: tuple[str, ...], model_columns: tuple[str, ...], label: str) -> str:
     head = ["<th class='name'>experiment</th><th class='name'>cell</th><th class='name'>sampler</th>"]
-    head += [f"<th title='{_e(direction_text(c))}'>{_e(COLUMN_NAMES.get(c, c))}</th>" for c in (*columns, *model_columns)]
-    lines = [(f"<div class='scroll'><table class='metrics' data-settings='{_e(table.settings)}' data-label='{_e(label)}'>"
-             f"<thead><tr>{''.join(head)}</tr></thead><tbody>")]
+    head += [
+        f"<th title='{_e(direction_text(c))}'>{_e(COLUMN_NAMES.get(c, c))}</th>" for c in (*columns, *model_columns)
+    ]
+    lines = [
+        (
+            f"<div class='scroll'><table class='metrics' data-settings='{_e(table.settings)}' data-label='{_e(label)}'>"
+            f"<thead><tr>{''.join(head)}</tr></thead><tbody>"
+        )
+    ]
     for group in table.by_cell():
         for index, row in enumerate(group):
             cells = [f"<td class='name'>{_e(text)}</td>" for text in _experiment_cells(row)]
@@ -185,8 +207,10 @@ def _html_metrics(table: Table, columns: tuple[str, ...], model_columns: tuple[s
                 css = " class='best'" if best else ""
                 cells.append(f"<td{css} data-metric='{column}'>{_e(text)}</td>")
             if index == 0:  # the model's own metrics: once per model cell
-                cells += [f"<td rowspan='{len(group)}' data-metric='{column}'>{_e(_model_value(group, column))}</td>"
-                          for column in model_columns]
+                cells += [
+                    f"<td rowspan='{len(group)}' data-metric='{column}'>{_e(_model_value(group, column))}</td>"
+                    for column in model_columns
+                ]
             css = " class='study'" if row.study_id else ""
             lines.append(f"<tr{css} data-experiment='{_e(row.name)}'>{''.join(cells)}</tr>")
     lines.append("</tbody></table></div>")
@@ -195,11 +219,15 @@ def _html_metrics(table: Table, columns: tuple[str, ...], model_columns: tuple[s
 
 def _html_models(table: Table) -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in MODEL_METRICS)
-    lines = [f"<table class='models'><thead><tr><th class='name'>model cell</th><th>trainings</th>{head}</tr></thead><tbody>"]
+    lines = [
+        f"<table class='models'><thead><tr><th class='name'>model cell</th><th>trainings</th>{head}</tr></thead><tbody>"
+    ]
     for group in table.by_cell():
         values = "".join(f"<td data-metric='{c}'>{_e(_model_value(group, c))}</td>" for c in MODEL_METRICS)
-        lines.append(f"<tr data-cell='{_e(group[0].experiment['cell'])}'><td class='name'>{_e(group[0].experiment['cell'])}"
-                     f"</td><td>{len(group[0].seeds)}</td>{values}</tr>")
+        lines.append(
+            f"<tr data-cell='{_e(group[0].experiment['cell'])}'><td class='name'>{_e(group[0].experiment['cell'])}"
+            f"</td><td>{len(group[0].seeds)}</td>{values}</tr>"
+        )
     lines.append("</tbody></table>")
     return "\n".join(lines)
 
@@ -209,11 +237,13 @@ def _heading(label: str, count: int) -> str:
 
 
 def render_html(content: Content) -> str:
-    out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-           "<meta name='viewport' content='width=device-width,initial-scale=1'>",
-           f"<title>{_e(content.title)}</title><style>{CSS}</style></head><body>",
-           f"<h1>{_e(content.title)}</h1>",
-           f"<p class='setup' id='setup'>{_e(content.setup)}</p>"]
+    out = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>",
+        f"<title>{_e(content.title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{_e(content.title)}</h1>",
+        f"<p class='setup' id='setup'>{_e(content.setup)}</p>",
+    ]
     if content.converged:
         out.append(f"<p class='ok' id='convergence'>{_e(content.convergence)}</p>")
     else:
@@ -229,15 +259,23 @@ def render_html(content: Content) -> str:
         out.append(f"<p class='note'>{_e(content.samples_note)}</p>")
     if content.dispute_panels:
         out.append(f"<h3 id='disputed-digits'>The digits the judges dispute</h3><p class='note'>{_e(PANELS_NOTE)}</p>")
-        out += [f"<figure>{_img(i, WIDE)}<figcaption>{_e(i.caption)}</figcaption></figure>" for i in content.dispute_panels]
+        out += [
+            f"<figure>{_img(i, WIDE)}<figcaption>{_e(i.caption)}</figcaption></figure>" for i in content.dispute_panels
+        ]
 
     out.append("<h2 id='study'>The experiments and the findings</h2>")
-    out.append("<table class='experiments'><thead><tr><th class='name'>experiment</th><th class='name'>loss</th>"
-               "<th class='name'>forward pass</th><th class='name'>sampler</th></tr></thead><tbody>")
+    out.append(
+        "<table class='experiments'><thead><tr><th class='name'>experiment</th><th class='name'>loss</th>"
+        "<th class='name'>forward pass</th><th class='name'>sampler</th></tr></thead><tbody>"
+    )
     out += ["<tr>" + "".join(f"<td class='name'>{_e(v)}</td>" for v in row) + "</tr>" for row in content.experiments]
-    out.append("</tbody></table><table class='findings'><thead><tr><th class='name'>finding</th>"
-               "<th class='name'>the write-up's claim</th></tr></thead><tbody>")
-    out += [f"<tr><td class='name'>{v.finding}</td><td class='name wrap'>{_e(v.claim)}</td></tr>" for v in content.verdicts]
+    out.append(
+        "</tbody></table><table class='findings'><thead><tr><th class='name'>finding</th>"
+        "<th class='name'>the write-up's claim</th></tr></thead><tbody>"
+    )
+    out += [
+        f"<tr><td class='name'>{v.finding}</td><td class='name wrap'>{_e(v.claim)}</td></tr>" for v in content.verdicts
+    ]
     out.append("</tbody></table>")
 
     out.append("<h2 id='metrics'>Metrics</h2>")
@@ -253,12 +291,16 @@ def render_html(content: Content) -> str:
             out.append(f"<p class='note'>Real data through the same code: {_e(real)}</p>")
 
     out.append("<h2 id='parts'>Verdicts part by part</h2>")
-    out.append("<table class='parts'><thead><tr><th class='name'>finding</th><th class='name'>verdict</th>"
-               "<th class='name'>measured parts and their numbers</th></tr></thead><tbody>")
+    out.append(
+        "<table class='parts'><thead><tr><th class='name'>finding</th><th class='name'>verdict</th>"
+        "<th class='name'>measured parts and their numbers</th></tr></thead><tbody>"
+    )
     for verdict in content.verdicts:
         lines = "<br>".join(f"{_e(mark)} {_e(text)}" for mark, text in verdict.lines())
-        out.append(f"<tr id='{verdict.finding}'><td class='name'><b>{verdict.finding}</b></td>"
-                   f"<td class='name'>{_e(verdict.word)}</td><td class='name wrap'>{lines}</td></tr>")
+        out.append(
+            f"<tr id='{verdict.finding}'><td class='name'><b>{verdict.finding}</b></td>"
+            f"<td class='name'>{_e(verdict.word)}</td><td class='name wrap'>{lines}</td></tr>"
+        )
     out.append(f"</tbody></table><p class='note'>{_e(content.rules)}</p>")
 
     out.append("<h2 id='loss'>Loss curves</h2>")
@@ -271,18 +313,25 @@ def render_html(content: Content) -> str:
             out.append(f"<figure>{_img(image, WIDE)}<figcaption>{_e(image.caption)}</figcaption></figure>")
 
     out.append("<h2 id='provenance'>Provenance</h2><table class='provenance'>")
-    out += [f"<tr><td class='name'>{_e(label)}</td><td class='name wrap'>{_e(value)}</td></tr>"
-            for label, value in content.provenance]
+    out += [
+        f"<tr><td class='name'>{_e(label)}</td><td class='name wrap'>{_e(value)}</td></tr>"
+        for label, value in content.provenance
+    ]
     versions = any(version for _, _, version, _, _, _ in content.runs)
-    out.append("</table><h3>Runs</h3><div class='scroll'><table class='runs'><thead><tr><th class='name'>step</th>"
-               "<th class='name'>what</th>" + ("<th class='name'>code version</th>" if versions else "") +
-               "<th class='name'>status</th><th class='name'>convergence (validation loss)</th>"
-               "<th class='name'>run (MLflow UI)</th></tr></thead><tbody>")
+    out.append(
+        "</table><h3>Runs</h3><div class='scroll'><table class='runs'><thead><tr><th class='name'>step</th>"
+        "<th class='name'>what</th>"
+        + ("<th class='name'>code version</th>" if versions else "")
+        + "<th class='name'>status</th><th class='name'>convergence (validation loss)</th>"
+        "<th class='name'>run (MLflow UI)</th></tr></thead><tbody>"
+    )
     for step, what, version, status, state, link in content.runs:
-        out.append(f"<tr><td class='name'>{_e(step)}</td><td class='name wrap'>{_e(what)}</td>"
-                   + (f"<td class='name'>{_e(version)}</td>" if versions else "") +
-                   f"<td class='name'>{_e(status)}</td><td class='name'>{_e(state)}</td>"
-                   f"<td class='name'><a href='{_e(link.href)}'>{_e(link.label)}</a></td></tr>")
+        out.append(
+            f"<tr><td class='name'>{_e(step)}</td><td class='name wrap'>{_e(what)}</td>"
+            + (f"<td class='name'>{_e(version)}</td>" if versions else "")
+            + f"<td class='name'>{_e(status)}</td><td class='name'>{_e(state)}</td>"
+            f"<td class='name'><a href='{_e(link.href)}'>{_e(link.label)}</a></td></tr>"
+        )
     out.append("</tbody></table></div>")
 
     out.append("<h2 id='appendix'>Appendix: every score</h2>")
@@ -297,6 +346,7 @@ def render_html(content: Content) -> str:
 
 
 # --- Markdown ------------------------------------------------------------------------------------
+
 
 def _md(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
@@ -323,8 +373,16 @@ def _md_metrics(table: Table, columns: tuple[str, ...], model_columns: tuple[str
 
 def _md_models(table: Table) -> list[str]:
     lines = [_md_row(["model cell", "trainings", *MODEL_METRICS]), "| --- |" + " ---: |" * (1 + len(MODEL_METRICS))]
-    lines += [_md_row([_md(group[0].experiment["cell"]), str(len(group[0].seeds)),
-                       *(_md(_model_value(group, c)) for c in MODEL_METRICS)]) for group in table.by_cell()]
+    lines += [
+        _md_row(
+            [
+                _md(group[0].experiment["cell"]),
+                str(len(group[0].seeds)),
+                *(_md(_model_value(group, c)) for c in MODEL_METRICS),
+            ]
+        )
+        for group in table.by_cell()
+    ]
     return lines
 
 
@@ -336,8 +394,10 @@ def render_markdown(content: Content) -> str:
     out = [f"# {content.title}", "", content.setup, ""]
     out += [content.convergence if content.converged else f"> **{content.convergence}**", ""]
     out += [_md_row(["finding", "the write-up says", "verdict", "decided by"]), "| --- | --- | --- | --- |"]
-    out += [_md_row([f"**{v.finding}**", _md(v.short_claim), f"**{_md(v.word)}**", _md(v.deciding_text())])
-            for v in content.verdicts]
+    out += [
+        _md_row([f"**{v.finding}**", _md(v.short_claim), f"**{_md(v.word)}**", _md(v.deciding_text())])
+        for v in content.verdicts
+    ]
     out += ["", content.verdict_key, ""]
     if content.disputes:
         out += ["**Dominant digits and the judges' disagreement** (what the table cannot hold):", ""]
@@ -349,8 +409,12 @@ def render_markdown(content: Content) -> str:
     if content.dispute_panels:
         out += ["### The digits the judges dispute", "", PANELS_NOTE, ""]
         out += [f"{_md_image(i)}\n\n*{_md(i.caption)}*\n" for i in content.dispute_panels]
-    out += ["## The experiments and the findings", "", "| experiment | loss | forward pass | sampler |",
-            "| --- | --- | --- | --- |"]
+    out += [
+        "## The experiments and the findings",
+        "",
+        "| experiment | loss | forward pass | sampler |",
+        "| --- | --- | --- | --- |",
+    ]
     out += [_md_row(_md(v) for v in row) for row in content.experiments]
     out += ["", "| finding | the write-up's claim |", "| --- | --- |"]
     out += [_md_row([v.finding, _md(v.claim)]) for v in content.verdicts]
@@ -365,12 +429,23 @@ def render_markdown(content: Content) -> str:
         out += _md_metrics(table, HEADLINE[:-1], HEADLINE[-1:]) + [""]
         if real := real_line(table):
             out += [f"Real data through the same code: {real}", ""]
-    out += ["## Verdicts part by part", "", "| finding | verdict | measured parts and their numbers |",
-            "| --- | --- | --- |"]
-    out += [_md_row([f"**{v.finding}**", _md(v.word), "<br>".join(_md(f"{mark} {text}") for mark, text in v.lines())])
-            for v in content.verdicts]
+    out += [
+        "## Verdicts part by part",
+        "",
+        "| finding | verdict | measured parts and their numbers |",
+        "| --- | --- | --- |",
+    ]
+    out += [
+        _md_row([f"**{v.finding}**", _md(v.word), "<br>".join(_md(f"{mark} {text}") for mark, text in v.lines())])
+        for v in content.verdicts
+    ]
     out += ["", content.rules, ""]
-    out += ["## Loss curves", "", _md_image(content.loss_curves) if content.loss_curves else "No loss history logged.", ""]
+    out += [
+        "## Loss curves",
+        "",
+        _md_image(content.loss_curves) if content.loss_curves else "No loss history logged.",
+        "",
+    ]
     out += ["## The latent space", "", content.latent_note, ""]
     for image in (content.latent, content.interpolation):
         if image is not None:
@@ -378,11 +453,28 @@ def render_markdown(content: Content) -> str:
     out += ["## Provenance", "", "| | |", "| --- | --- |"]
     out += [_md_row([_md(label), _md(value)]) for label, value in content.provenance]
     versions = any(version for _, _, version, _, _, _ in content.runs)
-    header = ["step", "what", *(["code version"] if versions else []), "status", "convergence (validation loss)",
-              "run (MLflow UI)"]
+    header = [
+        "step",
+        "what",
+        *(["code version"] if versions else []),
+        "status",
+        "convergence (validation loss)",
+        "run (MLflow UI)",
+    ]
     out += ["", "### Runs", "", _md_row(header), "|" + " --- |" * len(header)]
-    out += [_md_row([_md(step), _md(what), *([_md(version)] if versions else []), _md(status), _md(state),
-                     f"[{link.label}]({link.href})"]) for step, what, version, status, state, link in content.runs]
+    out += [
+        _md_row(
+            [
+                _md(step),
+                _md(what),
+                *([_md(version)] if versions else []),
+                _md(status),
+                _md(state),
+                f"[{link.label}]({link.href})",
+            ]
+        )
+        for step, what, version, status, state, link in content.runs
+    ]
     out += ["", "## Appendix: every score", "", APPENDIX_NOTE, ""]
     for table, label in zip(content.tables, content.table_labels):
         if len(content.tables) > 1:
@@ -390,4 +482,3 @@ def render_markdown(content: Content) -> str:
         out += _md_metrics(table, SAMPLER_METRICS, ()) + ["", *_md_models(table), ""]
     out += ["### Preset and settings", "", "```json", json.dumps(content.settings_json, indent=2), "```", ""]
     return "\n".join(out)
-

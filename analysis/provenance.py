@@ -50,8 +50,10 @@ class Record:
         for run in self.classifiers():
             metrics = run.data.metrics
             second = metrics.get("judge2_test_accuracy")
-            found.append(f"a CNN (test accuracy {number(metrics.get('test_accuracy', math.nan))}) and a {judge.NAME} "
-                         f"({number(second) if second is not None else 'not logged: evaluations before the second judge'})")
+            found.append(
+                f"a CNN (test accuracy {number(metrics.get('test_accuracy', math.nan))}) and a {judge.NAME} "
+                f"({number(second) if second is not None else 'not logged: evaluations before the second judge'})"
+            )
         return "; ".join(found) or "none recorded"
 
     def setup(self) -> str:
@@ -60,40 +62,64 @@ class Record:
         cells = sorted({e["cell"] for e in study.experiments})
         n_samples = settings.get("n_samples")
         samples = f"{n_samples:,}" if isinstance(n_samples, int) else str(n_samples)
-        return (f"Setup: data {sources.public(str(settings.get('data', '?')))}; {len(study.experiments)} experiments "
-                f"in {len(cells)} model cells; {settings.get('epochs', '?')} epochs; training seeds "
-                f"{', '.join(map(str, study.seeds)) or 'none'}; {samples} samples per sampler (nll with "
-                f"{settings.get('iwae_k', '?')} importance samples); judges of class identity: {self.judges()}.")
+        return (
+            f"Setup: data {sources.public(str(settings.get('data', '?')))}; {len(study.experiments)} experiments "
+            f"in {len(cells)} model cells; {settings.get('epochs', '?')} epochs; training seeds "
+            f"{', '.join(map(str, study.seeds)) or 'none'}; {samples} samples per sampler (nll with "
+            f"{settings.get('iwae_k', '?')} importance samples); judges of class identity: {self.judges()}."
+        )
 
     def provenance(self, tables: list[Table], labels: list[str], converged: dict) -> tuple[list, list]:
         """(label, value) rows, each hash and the evaluation settings stated once, and the runs table."""
         study, main = self.study, self.study.main
         runs = [(step, what, run) for step, what, run in study.runs()]
-        runs += [("classifier", f"the judges, on source data {r.data.tags.get('source_digest', '?')[:12]}", r)
-                 for r in self.classifiers()]
+        runs += [
+            ("classifier", f"the judges, on source data {r.data.tags.get('source_digest', '?')[:12]}", r)
+            for r in self.classifiers()
+        ]
         versions = Counter(_version(r) for _, _, r in runs)
         digests = Counter(r.data.params.get("data_digest", "?")[:12] for r in study.train.values())
         sources_ = Counter(e.run.data.tags.get("source_digest", "?")[:12] for e in study.evaluations)
         settings = Counter(e.settings for e in study.evaluations)
         label_of = dict(zip((t.settings for t in tables), labels))
         rows = [
-            ("main run", (f"{main.info.run_name} ({short(main.info.run_id)}), preset {study.plan.get('preset')}: "
-                         f"the run that wrote this report{' (it ends after logging it)' if _running(main) else ''}")),
+            (
+                "main run",
+                (
+                    f"{main.info.run_name} ({short(main.info.run_id)}), preset {study.plan.get('preset')}: "
+                    f"the run that wrote this report{' (it ends after logging it)' if _running(main) else ''}"
+                ),
+            ),
             ("report run", short(self.report_run_id)),
             ("tracking server", sources.public_uri(self.uri)),
             ("code version", "; ".join(f"{v} on {n} of {len(runs)} runs" for v, n in versions.most_common())),
             ("data digest", "; ".join(f"{d} ({n} train runs)" for d, n in sorted(digests.items())) or "none"),
-            ("source data digest", "; ".join(f"{d} ({n} evaluate runs)" for d, n in sorted(sources_.items())) or "none"),
-            ("evaluation settings", "; ".join(f"{label_of.get(s, '') + ': ' if len(settings) > 1 else ''}"
-                                              f"{_short_settings(s)} ({n} runs)" for s, n in settings.items()) or "none"),
-            ("identifiers", ("run ids and hashes are shortened (8 and 12 characters; code versions 7); each run's "
-                            "link opens its page in the MLflow UI")),
+            (
+                "source data digest",
+                "; ".join(f"{d} ({n} evaluate runs)" for d, n in sorted(sources_.items())) or "none",
+            ),
+            (
+                "evaluation settings",
+                "; ".join(
+                    f"{label_of.get(s, '') + ': ' if len(settings) > 1 else ''}{_short_settings(s)} ({n} runs)"
+                    for s, n in settings.items()
+                )
+                or "none",
+            ),
+            (
+                "identifiers",
+                (
+                    "run ids and hashes are shortened (8 and 12 characters; code versions 7); each run's "
+                    "link opens its page in the MLflow UI"
+                ),
+            ),
         ]
         if len(tables) > 1:
             rows.append(("verdicts computed on", labels[0]))
         if study.missing:
-            rows.append(("runs named by main/steps.json but missing on the server",
-                         ", ".join(short(r) for r in study.missing)))
+            rows.append(
+                ("runs named by main/steps.json but missing on the server", ", ".join(short(r) for r in study.missing))
+            )
         listed = []
         trained = {run.info.run_id: key for key, run in study.train.items()}
         evaluated = {e.run_id: e.settings for e in study.evaluations}
@@ -103,8 +129,16 @@ class Record:
             if run.info.run_id in evaluated:
                 what = f"{what.split(';')[0]}{'; ' + label_of.get(evaluated[run.info.run_id], '') if len(settings) > 1 else ''}"
             status = "wrote this report" if run is main and _running(main) else run.info.status
-            listed.append((step, sources.public(what), "" if one_version else _version(run), status, state,
-                           page.Link(short(run.info.run_id), sources.run_link(run, self.uri))))
+            listed.append(
+                (
+                    step,
+                    sources.public(what),
+                    "" if one_version else _version(run),
+                    status,
+                    state,
+                    page.Link(short(run.info.run_id), sources.run_link(run, self.uri)),
+                )
+            )
         return [(label, sources.public(value)) for label, value in rows], listed
 
     def title(self) -> str:
@@ -112,7 +146,9 @@ class Record:
         main = self.study.main
         day = datetime.fromtimestamp(main.info.start_time / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
         trained = Counter(_version(run) for run in self.study.train.values())  # a main run without the tag
-        version = _version(main) if main.data.tags.get(tracking.CODE_TAG) or not trained else trained.most_common(1)[0][0]
+        version = (
+            _version(main) if main.data.tags.get(tracking.CODE_TAG) or not trained else trained.most_common(1)[0][0]
+        )
         return f"VAE study report: preset {self.study.plan.get('preset')}, {day}, code {version}"
 
 
@@ -138,5 +174,3 @@ def _version(run: Run) -> str:
 def _short_settings(settings: str) -> str:
     """The evaluation settings with the classifier run id shortened."""
     return re.sub(r"(classifier=)([0-9a-f]{32})", lambda m: m.group(1) + short(m.group(2)), settings)
-
-

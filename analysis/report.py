@@ -47,7 +47,6 @@ class ReportCheckFailed(RuntimeError):
     """The browser found an undecoded image or a console error in the written report."""
 
 
-
 class Builder:
     """Gathers the report's content from the study's runs (downloads go to `folder`)."""
 
@@ -109,30 +108,42 @@ class Builder:
                 panel.missing = "not evaluated\nunder these settings"
             panels.append(panel)
             headings.append(heading)
-        image = page.Image("samples.png", "sample grids of every experiment, each class histogram under its grid",
-                           figures.png_bytes(figures.samples_figure(panels)))
-        note = (f"One column per experiment (at most {figures.SAMPLE_COLUMNS} side by side): 64 of the images its "
-                f"evaluate run scored, and under them the classifier's histogram of all of them (dashed: the test "
-                f"labels' shares; dotted: half a uniform share, the 'covered' line). Training seed {seed}, scores "
-                "of the first table's setting.")
+        image = page.Image(
+            "samples.png",
+            "sample grids of every experiment, each class histogram under its grid",
+            figures.png_bytes(figures.samples_figure(panels)),
+        )
+        note = (
+            f"One column per experiment (at most {figures.SAMPLE_COLUMNS} side by side): 64 of the images its "
+            f"evaluate run scored, and under them the classifier's histogram of all of them (dashed: the test "
+            f"labels' shares; dotted: half a uniform share, the 'covered' line). Training seed {seed}, scores "
+            "of the first table's setting."
+        )
         if fallbacks:
-            note += (f" {fallbacks} evaluate run(s) logged no plain grid (older code): their column shows the "
-                     "evaluate step's own figure, the grid beside its histogram.")
+            note += (
+                f" {fallbacks} evaluate run(s) logged no plain grid (older code): their column shows the "
+                "evaluate step's own figure, the grid beside its histogram."
+            )
         return image, headings, note
 
     def histories(self) -> dict:
         """Train and validation loss per epoch of every training, fetched once."""
         if self._histories is None:
-            self._histories = {key: {name: sources.metric_history(run.info.run_id, name) for name in ("train_loss", "val_loss")}
-                               for key, run in self.study.train.items()}
+            self._histories = {
+                key: {name: sources.metric_history(run.info.run_id, name) for name in ("train_loss", "val_loss")}
+                for key, run in self.study.train.items()
+            }
         return self._histories
 
     def loss_curves(self, improving: set) -> page.Image | None:
         histories = self.histories()
         if not any(points for history in histories.values() for points in history.values()):
             return None
-        return page.Image("loss_curves.png", "train and validation loss of every training; ▲ still improving fast",
-                          figures.png_bytes(figures.loss_curves_figure(histories, improving)))
+        return page.Image(
+            "loss_curves.png",
+            "train and validation loss of every training; ▲ still improving fast",
+            figures.png_bytes(figures.loss_curves_figure(histories, improving)),
+        )
 
     def latent(self) -> tuple[page.Image | None, page.Image | None, str]:
         samplers: dict[str, list[str]] = defaultdict(list)
@@ -153,20 +164,28 @@ class Builder:
         except InputError as error:  # a model or its data cannot be fetched: say so on the page
             return None, None, f"The latent views could not be drawn: {error}"
         used = ", ".join(f"{c.cell} seed {c.seed} (train run {_short(c.run_id)})" for c in cells)
-        note = (f"One model per cell, the lowest training seed: {used}. Coloured points: the encoder's means "
-                f"E[z|x] of the test digits (the first {latent.MAX_POINTS} at most), projected to 2-D "
-                f"by a PCA fitted on those means; black crosses: {latent.DRAWS} draws of each sampler (seed "
-                f"{latent.SEED}; gmm:K fitted on encoded training means as the evaluate step does), projected on "
-                "the same axes. A sampler whose crosses fall where no digit was encoded decodes into images "
-                "the decoder never learned.")
-        latent_image = page.Image("latent_space.png", "encoded test means and sampler draws, PCA",
-                                  figures.png_bytes(latent_fig),
-                                  "Encoded test means (colour: digit) and sampler draws (black), first two principal "
-                                  "components of the means.")
-        interpolation_image = page.Image("interpolations.png", "interpolations between two test digits",
-                                         figures.png_bytes(interpolation_fig),
-                                         f"Decodes along the straight line between the encoded means of the first test "
-                                         f"{latent.PAIR[0]} and the first test {latent.PAIR[1]}.")
+        note = (
+            f"One model per cell, the lowest training seed: {used}. Coloured points: the encoder's means "
+            f"E[z|x] of the test digits (the first {latent.MAX_POINTS} at most), projected to 2-D "
+            f"by a PCA fitted on those means; black crosses: {latent.DRAWS} draws of each sampler (seed "
+            f"{latent.SEED}; gmm:K fitted on encoded training means as the evaluate step does), projected on "
+            "the same axes. A sampler whose crosses fall where no digit was encoded decodes into images "
+            "the decoder never learned."
+        )
+        latent_image = page.Image(
+            "latent_space.png",
+            "encoded test means and sampler draws, PCA",
+            figures.png_bytes(latent_fig),
+            "Encoded test means (colour: digit) and sampler draws (black), first two principal "
+            "components of the means.",
+        )
+        interpolation_image = page.Image(
+            "interpolations.png",
+            "interpolations between two test digits",
+            figures.png_bytes(interpolation_fig),
+            f"Decodes along the straight line between the encoded means of the first test "
+            f"{latent.PAIR[0]} and the first test {latent.PAIR[1]}.",
+        )
         return latent_image, interpolation_image, note
 
     def dispute_panels(self, verdicts, table: Table) -> list[page.Image]:
@@ -176,8 +195,9 @@ class Builder:
             drawn = disputes.panel(row, self.folder)
             if drawn is not None:
                 png, caption = drawn
-                images.append(page.Image(disputes.file_name(row), f"digits the judges dispute under {row.name}",
-                                         png, caption))
+                images.append(
+                    page.Image(disputes.file_name(row), f"digits the judges dispute under {row.name}", png, caption)
+                )
         return images
 
     def linked_search(self, provenance: list, runs: list) -> None:
@@ -189,13 +209,32 @@ class Builder:
             if search_id:
                 provenance.append(("linked search", f"{_short(search_id)}: no longer on the tracking server"))
             return
-        verdicts = ", ".join(f"{k.removeprefix('verdict_')} {v}" for k, v in sorted(run.data.tags.items())
-                             if k.startswith("verdict_")) or "no verification logged"
+        verdicts = (
+            ", ".join(
+                f"{k.removeprefix('verdict_')} {v}"
+                for k, v in sorted(run.data.tags.items())
+                if k.startswith("verdict_")
+            )
+            or "no verification logged"
+        )
         study_name = run.data.tags.get("optuna.study_name", "?")
-        provenance.append(("linked search", f"study {study_name}, search run {_short(search_id)} (its report: the "
-                           f"report/ artifacts of that run); verdicts over seeds: {verdicts}"))
-        runs.append(("search", f"study {study_name}: its report under report/", "", run.info.status, "",
-                     page.Link(_short(search_id), sources.run_link(run, self.uri))))
+        provenance.append(
+            (
+                "linked search",
+                f"study {study_name}, search run {_short(search_id)} (its report: the "
+                f"report/ artifacts of that run); verdicts over seeds: {verdicts}",
+            )
+        )
+        runs.append(
+            (
+                "search",
+                f"study {study_name}: its report under report/",
+                "",
+                run.info.status,
+                "",
+                page.Link(_short(search_id), sources.run_link(run, self.uri)),
+            )
+        )
 
     def content(self) -> page.Content:
         study = self.study
@@ -210,39 +249,64 @@ class Builder:
         provenance, runs = self.record.provenance(tables, labels, converged)
         self.linked_search(provenance, runs)
         warning = trainings.warning(verdicts, converged, behind)
-        verdict_key = ("✓ holds: every measured part holds beyond the spread over seeds; contradicted: a part "
-                       "measured the other way; inconclusive: seeds disagree or one seed; classifier-dependent: the "
-                       "two judges of class identity disagree. Every part and the rules: “Verdicts part by part”.")
+        verdict_key = (
+            "✓ holds: every measured part holds beyond the spread over seeds; contradicted: a part "
+            "measured the other way; inconclusive: seeds disagree or one seed; classifier-dependent: the "
+            "two judges of class identity disagree. Every part and the rules: “Verdicts part by part”."
+        )
         if len(tables) > 1:
             verdict_key += f" Verdicts use {labels[0]}."
-        rules = " ".join([
-            SPREAD_RULE, ("A finding holds when every measured part holds, is contradicted when any part is "
-            "contradicted, and is inconclusive otherwise. “Covers most digits” means at least 8 of 10 classes "
-            "covered (a class is covered with at least half a uniform share of the samples). Parts about class "
-            f"identity or coverage are judged by two classifiers, the CNN and a {judge.NAME}: they hold or are "
-            "contradicted only when both judges say so, else they are classifier-dependent; realism and clarity "
-            "rest on the CNN's features. Beside each such part: both judges' accuracy on real test digits blurred "
-            f"to the sharpness of its samples; a judge under {UNRELIABLE_BELOW} there is marked unreliable, and a "
-            "part whose two judges both are reads “judges unreliable at the samples' sharpness” instead of holding "
-            "or being contradicted. Marks: ✓ holds, ✗ contradicted, ~ seeds disagree, ? classifier-dependent, "
-            "! judges unreliable, · no spread, no difference or not measured. The verdict table shows the part that decides each word: "
-            "a contradicted part, else the holding part closest to the spread, else the first part left open. A "
-            "verdict is preliminary when a model behind it was still improving fast: its validation loss fell more "
-            f"than {convergence.THRESHOLD:.0%} over the last tenth of its epochs (at least one epoch).")])
+        rules = " ".join(
+            [
+                SPREAD_RULE,
+                (
+                    "A finding holds when every measured part holds, is contradicted when any part is "
+                    "contradicted, and is inconclusive otherwise. “Covers most digits” means at least 8 of 10 classes "
+                    "covered (a class is covered with at least half a uniform share of the samples). Parts about class "
+                    f"identity or coverage are judged by two classifiers, the CNN and a {judge.NAME}: they hold or are "
+                    "contradicted only when both judges say so, else they are classifier-dependent; realism and clarity "
+                    "rest on the CNN's features. Beside each such part: both judges' accuracy on real test digits blurred "
+                    f"to the sharpness of its samples; a judge under {UNRELIABLE_BELOW} there is marked unreliable, and a "
+                    "part whose two judges both are reads “judges unreliable at the samples' sharpness” instead of holding "
+                    "or being contradicted. Marks: ✓ holds, ✗ contradicted, ~ seeds disagree, ? classifier-dependent, "
+                    "! judges unreliable, · no spread, no difference or not measured. The verdict table shows the part that decides each word: "
+                    "a contradicted part, else the holding part closest to the spread, else the first part left open. A "
+                    "verdict is preliminary when a model behind it was still improving fast: its validation loss fell more "
+                    f"than {convergence.THRESHOLD:.0%} over the last tenth of its epochs (at least one epoch)."
+                ),
+            ]
+        )
         if len(study.seeds) < 2:
             rules += " This study has a single training seed: no spread is available, so no finding is decided."
         return page.Content(
-            title=self.record.title(), setup=self.record.setup(),
+            title=self.record.title(),
+            setup=self.record.setup(),
             convergence=warning or trainings.converged_line(converged),
-            converged=not warning, verdicts=verdicts, disputes=dominant_digits(primary, self.shares_of),
-            verdict_key=verdict_key, samples=samples, sample_headings=sample_headings, samples_note=samples_note,
+            converged=not warning,
+            verdicts=verdicts,
+            disputes=dominant_digits(primary, self.shares_of),
+            verdict_key=verdict_key,
+            samples=samples,
+            sample_headings=sample_headings,
+            samples_note=samples_note,
             experiments=[(e.study_id, e.loss.upper(), e.forward, e.sampler) for e in STUDY],
-            tables=tables, table_labels=labels,
+            tables=tables,
+            table_labels=labels,
             loss_curves=self.loss_curves({key for key, state in converged.items() if state.still_improving}),
-            latent=latent_image, interpolation=interpolation_image, latent_note=latent_note, rules=rules,
-            provenance=provenance, runs=runs, dispute_panels=self.dispute_panels(verdicts, primary),
-            settings_json=json.loads(sources.public(json.dumps(
-                {"preset": study.plan.get("preset"), "settings": study.plan.get("settings", {})}))))
+            latent=latent_image,
+            interpolation=interpolation_image,
+            latent_note=latent_note,
+            rules=rules,
+            provenance=provenance,
+            runs=runs,
+            dispute_panels=self.dispute_panels(verdicts, primary),
+            settings_json=json.loads(
+                sources.public(
+                    json.dumps({"preset": study.plan.get("preset"), "settings": study.plan.get("settings", {})})
+                )
+            ),
+        )
+
 
 def _write(path: Path, data: bytes) -> None:
     """Atomically, and readable by others like any report (mkstemp makes files private)."""
@@ -296,8 +360,14 @@ def _report(config: ReportConfig, parent_run_id: str | None) -> str:
     with tempfile.TemporaryDirectory(prefix="vae-report-") as tmp:
         downloads, staged = Path(tmp) / "downloads", Path(tmp) / "report"
         study = None if searched else sources.collect(source, downloads)
-        with tracking.step_run("report", f"report {source.info.run_name}", config, parent_run_id=parent_run_id or source_id,
-                               experiment_id=tracking.use_experiment_of(source), tags={"source_run_id": source_id}) as run:
+        with tracking.step_run(
+            "report",
+            f"report {source.info.run_name}",
+            config,
+            parent_run_id=parent_run_id or source_id,
+            experiment_id=tracking.use_experiment_of(source),
+            tags={"source_run_id": source_id},
+        ) as run:
             tracking.log_config(config)
             if searched:
                 search_report.write_files(search_report.content(searched, downloads), staged, _write)
@@ -310,12 +380,17 @@ def _report(config: ReportConfig, parent_run_id: str | None) -> str:
             mlflow.set_tag(BROWSER_TAG, check.summary())
             mlflow.log_artifacts(str(staged), "report")
             MlflowClient().log_artifacts(source_id, str(staged), "report")
-            print(f"report: {output / 'report.html'}, {output / 'report.md'}"
-                  f"{', ' + str(output / 'report.png') if check.screenshot else ''}; browser check {check.summary()}")
+            print(
+                f"report: {output / 'report.html'}, {output / 'report.md'}"
+                f"{', ' + str(output / 'report.png') if check.screenshot else ''}; browser check {check.summary()}"
+            )
             if check.skipped:
-                print(f"warning: browser check skipped: {check.skipped}; the report was written and logged without it",
-                      file=sys.stderr)
+                print(
+                    f"warning: browser check skipped: {check.skipped}; the report was written and logged without it",
+                    file=sys.stderr,
+                )
             elif not check.passed:
-                raise ReportCheckFailed(f"the report at {output / 'report.html'} failed the browser check: {check.summary()}")
+                raise ReportCheckFailed(
+                    f"the report at {output / 'report.html'} failed the browser check: {check.summary()}"
+                )
             return run.info.run_id
-

@@ -30,11 +30,23 @@ from pipeline.core.spread import SPREAD_RULE, Summary, spread_text
 
 VERIFY_ARTIFACT = "verify/results.json"
 LINK_TAG = "pipeline.search_run_id"  # on a main run: the search its report links to (main -P search=)
-OPTUNA_PLOTS = (("optimization_history", "Optimization history: each trial's validation FID and the best so far"),
-                ("param_importances", "Parameter importances (fANOVA) for the validation FID"),
-                ("contour_a_b", "Validation FID over Beta's a and b (contour of the trials)"))
-COLUMNS = ("fid", "precision", "recall", "density", "coverage", "class_entropy", "classes_covered", "sharpness",
-           CNN_ACCURACY, KNN_ACCURACY)
+OPTUNA_PLOTS = (
+    ("optimization_history", "Optimization history: each trial's validation FID and the best so far"),
+    ("param_importances", "Parameter importances (fANOVA) for the validation FID"),
+    ("contour_a_b", "Validation FID over Beta's a and b (contour of the trials)"),
+)
+COLUMNS = (
+    "fid",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "class_entropy",
+    "classes_covered",
+    "sharpness",
+    CNN_ACCURACY,
+    KNN_ACCURACY,
+)
 HEADINGS = {CNN_ACCURACY: "CNN acc. at its sharpness", KNN_ACCURACY: "k-NN acc. at its sharpness"}
 IMAGE_FOLDER = "images"
 
@@ -95,8 +107,10 @@ def reliability_line(record: dict, name: str) -> str:
             weak.append(f"{judge} {spread_text(accuracy)}")
     if not weak:
         return ""
-    return (f"{label}: unreliable judge(s) at its samples' sharpness (accuracy on real test digits blurred as much, "
-            f"under {UNRELIABLE_BELOW}): {'; '.join(weak)}; its class counts (class_entropy, classes_covered) rest on them.")
+    return (
+        f"{label}: unreliable judge(s) at its samples' sharpness (accuracy on real test digits blurred as much, "
+        f"under {UNRELIABLE_BELOW}): {'; '.join(weak)}; its class counts (class_entropy, classes_covered) rest on them."
+    )
 
 
 def grids_figure(record: dict, grids: dict[str, Path]):
@@ -123,51 +137,78 @@ def content(run: Run, folder: Path) -> SearchContent:
     title = f"Search {study}: is there a Beta sampler better than N(0,1)?"
     local = sources.download(run_id, VERIFY_ARTIFACT, folder)
     record = json.loads(local.read_text()) if local is not None else None
-    setup = (f"Data {params.get('data', '?')}, latent sizes {params.get('latent_sizes', '?')}, "
-             f"{int(run.data.metrics.get('trials', 0))} trials this run ({params.get('epochs', '?')} epochs per model, "
-             f"batch {params.get('batch_size', '?')}), objective {params.get('objective', '?')} on the validation split.")
+    setup = (
+        f"Data {params.get('data', '?')}, latent sizes {params.get('latent_sizes', '?')}, "
+        f"{int(run.data.metrics.get('trials', 0))} trials this run ({params.get('epochs', '?')} epochs per model, "
+        f"batch {params.get('batch_size', '?')}), objective {params.get('objective', '?')} on the validation split."
+    )
     plots = []
     for name, caption in OPTUNA_PLOTS:
         path = sources.download(run_id, f"optuna/{name}.png", folder)
         if path is not None:
             plots.append(Image(f"optuna_{name}.png", caption, path.read_bytes(), caption))
-    provenance = [("search run", run_id), ("study", study), ("storage", tags.get("optuna.storage", "?")),
-                  ("best trial", f"{params.get('best_trial_number', '?')} ({tags.get('best_rule', '?')})"),
-                  ("best sampler", tags.get("best_sampler", "?")),
-                  ("tracking", sources.public_uri(mlflow.get_tracking_uri()))]
+    provenance = [
+        ("search run", run_id),
+        ("study", study),
+        ("storage", tags.get("optuna.storage", "?")),
+        ("best trial", f"{params.get('best_trial_number', '?')} ({tags.get('best_rule', '?')})"),
+        ("best sampler", tags.get("best_sampler", "?")),
+        ("tracking", sources.public_uri(mlflow.get_tracking_uri())),
+    ]
     if record is None:
-        missing = ("This search run has no verification (verify/results.json): it ran with verify_seeds=none, "
-                   f"or before verification existed; its tag says: {tags.get('verify', 'nothing')}.")
+        missing = (
+            "This search run has no verification (verify/results.json): it ran with verify_seeds=none, "
+            f"or before verification existed; its tag says: {tags.get('verify', 'nothing')}."
+        )
         return SearchContent(title, setup, [], None, [], [], [], "", plots, provenance, missing)
-    setup += (f" The best trial ({record['best_rule']}) is verified at latent size {record['latent_size']} over "
-              f"training seeds {', '.join(map(str, record['seeds']))} on the TEST split, {record['n_samples']} "
-              "samples per sampler.")
+    setup += (
+        f" The best trial ({record['best_rule']}) is verified at latent size {record['latent_size']} over "
+        f"training seeds {', '.join(map(str, record['seeds']))} on the TEST split, {record['n_samples']} "
+        "samples per sampler."
+    )
     grids = {}
     for name in record["samplers"]:
         path = sources.download(run_id, f"verify/{name}_grid.png", folder)
         if path is not None:
             grids[name] = path
-    image = Image("search_samples.png", "sample grids of the five verified samplers",
-                  figures.png_bytes(grids_figure(record, grids)),
-                  f"64 samples of each sampler from the seed-{record['seeds'][0]} model; FID mean ± std over seeds.")
+    image = Image(
+        "search_samples.png",
+        "sample grids of the five verified samplers",
+        figures.png_bytes(grids_figure(record, grids)),
+        f"64 samples of each sampler from the seed-{record['seeds'][0]} model; FID mean ± std over seeds.",
+    )
     table = [["sampler", "spec", *(HEADINGS.get(c, c) for c in COLUMNS)]]
     for name, spec in record["samplers"].items():
         table.append([record["labels"][name], spec, *(spread_text(summary_of(record, name, c)) for c in COLUMNS)])
     ranking = [["latent size", "trials (complete)", "best validation FID"]]
-    ranking += [[str(e["latent_size"]), str(e["trials"]), f"{e['best_validation_fid']:.4g}"]
-                for e in record.get("latent_sizes", [])]
+    ranking += [
+        [str(e["latent_size"]), str(e["trials"]), f"{e['best_validation_fid']:.4g}"]
+        for e in record.get("latent_sizes", [])
+    ]
     provenance += [(f"model, seed {seed}", model) for seed, model in record["model_run_ids"].items()]
     reliability = [line for line in (reliability_line(record, name) for name in record["samplers"]) if line]
-    return SearchContent(title, setup, record["verdicts"], image, table, reliability, ranking,
-                         record.get("latent_sizes_note", ""), plots, provenance)
+    return SearchContent(
+        title,
+        setup,
+        record["verdicts"],
+        image,
+        table,
+        reliability,
+        ranking,
+        record.get("latent_sizes_note", ""),
+        plots,
+        provenance,
+    )
 
 
 # --- rendering ------------------------------------------------------------------------------------
 
-CSS = ("body{font-family:system-ui,sans-serif;max-width:1400px;margin:1em auto;padding:0 1em}"
-       "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}"
-       ".holds{background:#e6f4e6}.contradicted{background:#fbe3e3}.inconclusive,.trade{background:#fff6d6}"
-       ".note{color:#444;font-size:13px}.warn{color:#a33}img{max-width:100%}")
+CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1400px;margin:1em auto;padding:0 1em}"
+    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}"
+    ".holds{background:#e6f4e6}.contradicted{background:#fbe3e3}.inconclusive,.trade{background:#fff6d6}"
+    ".note{color:#444;font-size:13px}.warn{color:#a33}img{max-width:100%}"
+)
 
 
 def _e(text) -> str:
@@ -175,8 +216,15 @@ def _e(text) -> str:
 
 
 def _css(word: str) -> str:
-    return ("holds" if word.startswith("holds") else "contradicted" if word == "contradicted"
-            else "trade" if word.startswith("a trade") else "inconclusive")
+    return (
+        "holds"
+        if word.startswith("holds")
+        else "contradicted"
+        if word == "contradicted"
+        else "trade"
+        if word.startswith("a trade")
+        else "inconclusive"
+    )
 
 
 def _html_table(rows: list[list[str]]) -> str:
@@ -186,32 +234,44 @@ def _html_table(rows: list[list[str]]) -> str:
 
 
 def render_html(c: SearchContent) -> str:
-    out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-           f"<title>{_e(c.title)}</title><style>{CSS}</style></head><body>", f"<h1>{_e(c.title)}</h1>",
-           f"<p>{_e(c.setup)}</p>", "<h2 id='verdicts'>1. Verdicts</h2>"]
+    out = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{_e(c.title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{_e(c.title)}</h1>",
+        f"<p>{_e(c.setup)}</p>",
+        "<h2 id='verdicts'>1. Verdicts</h2>",
+    ]
     if c.missing:
         out.append(f"<p class='warn'>{_e(c.missing)}</p>")
     else:
-        out.append("<table class='verdicts'><thead><tr><th>finding</th><th>claim</th><th>verdict</th>"
-                   "<th>parts and the numbers that decide them</th></tr></thead><tbody>")
+        out.append(
+            "<table class='verdicts'><thead><tr><th>finding</th><th>claim</th><th>verdict</th>"
+            "<th>parts and the numbers that decide them</th></tr></thead><tbody>"
+        )
         for v in c.verdicts:
             parts = "<br>".join(_e(f"{p['text']}: {p['evidence']}: {p['outcome']}") for p in v["parts"])
             notes = "".join(f"<br><i>{_e(note)}</i>" for note in v["notes"])
-            out.append(f"<tr data-finding='{_e(v['finding'])}'><td><b>{_e(v['finding'])}</b></td><td>{_e(v['claim'])}</td>"
-                       f"<td class='{_css(v['outcome'])}'>{_e(v['outcome'])}</td><td>{parts}{notes}</td></tr>")
+            out.append(
+                f"<tr data-finding='{_e(v['finding'])}'><td><b>{_e(v['finding'])}</b></td><td>{_e(v['claim'])}</td>"
+                f"<td class='{_css(v['outcome'])}'>{_e(v['outcome'])}</td><td>{parts}{notes}</td></tr>"
+            )
         out.append("</tbody></table>")
         out.append(f"<p class='note'>{_e(SPREAD_RULE)}</p>")
         out.append("<h2 id='samples'>2. The five samplers</h2>")
         if c.grids is not None:
-            out.append(f"<figure><img src='{c.grids.data_uri()}' alt='{_e(c.grids.alt)}'>"
-                       f"<figcaption>{_e(c.grids.caption)}</figcaption></figure>")
+            out.append(
+                f"<figure><img src='{c.grids.data_uri()}' alt='{_e(c.grids.alt)}'>"
+                f"<figcaption>{_e(c.grids.caption)}</figcaption></figure>"
+            )
         out.append(_html_table(c.table))
         out += [f"<p class='warn'>{_e(line)}</p>" for line in c.reliability]
         out.append("<h2 id='latent-sizes'>3. Latent sizes</h2>")
         out.append(f"<p class='note'>{_e(c.ranking_note)}</p>{_html_table(c.ranking)}")
     out.append("<h2 id='optuna'>4. Optuna's plots</h2>")
-    out += [f"<figure><img src='{p.data_uri()}' alt='{_e(p.alt)}'><figcaption>{_e(p.caption)}</figcaption></figure>"
-            for p in c.plots] or ["<p>No Optuna plots logged.</p>"]
+    out += [
+        f"<figure><img src='{p.data_uri()}' alt='{_e(p.alt)}'><figcaption>{_e(p.caption)}</figcaption></figure>"
+        for p in c.plots
+    ] or ["<p>No Optuna plots logged.</p>"]
     out.append("<h2 id='provenance'>5. Provenance</h2>")
     out.append(_html_table([["what", "value"], *[[label, value] for label, value in c.provenance]]))
     out.append("</body></html>")

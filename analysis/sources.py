@@ -73,8 +73,10 @@ class StudyRuns:
         listed = [("main", str(self.plan.get("preset", "")), self.main)]
         listed += [("prepare_data", r.info.run_name or "", r) for r in self.prepare]
         listed += [("train", f"{cell} seed {seed}", self.train[(cell, seed)]) for cell, seed in sorted(self.train)]
-        listed += [("evaluate", f"{e.cell} seed {e.seed}; {e.settings}", e.run)
-                   for e in sorted(self.evaluations, key=lambda e: (e.cell, e.seed, e.run_id))]
+        listed += [
+            ("evaluate", f"{e.cell} seed {e.seed}; {e.settings}", e.run)
+            for e in sorted(self.evaluations, key=lambda e: (e.cell, e.seed, e.run_id))
+        ]
         return listed
 
 
@@ -97,21 +99,29 @@ def find_main_run(source: str) -> Run:
         if run is not None:
             step = run.data.tags.get(tracking.STEP_TAG)
             if step != MAIN_STEP:
-                raise InputError(f"parameter 'source': run {source} is a {step!r} run; allowed: a main run id "
-                                 "| an experiment name | a search run id")
+                raise InputError(
+                    f"parameter 'source': run {source} is a {step!r} run; allowed: a main run id "
+                    "| an experiment name | a search run id"
+                )
             if not _has_plan(client, source):
-                raise InputError(f"parameter 'source': main run {source} has no artifact {PLAN_ARTIFACT} "
-                                 "(it has not finished its steps yet?)")
+                raise InputError(
+                    f"parameter 'source': main run {source} has no artifact {PLAN_ARTIFACT} "
+                    "(it has not finished its steps yet?)"
+                )
             return run
     experiment = client.get_experiment_by_name(source)
     if experiment is None:
-        raise InputError(f"parameter 'source': got {source!r}, which is neither a run nor an experiment in "
-                         f"{mlflow.get_tracking_uri()}; allowed: a main run id | an experiment name | a search run id")
+        raise InputError(
+            f"parameter 'source': got {source!r}, which is neither a run nor an experiment in "
+            f"{mlflow.get_tracking_uri()}; allowed: a main run id | an experiment name | a search run id"
+        )
     for run in tracking.finished_runs(MAIN_STEP, experiment_ids=[experiment.experiment_id]):
         if _has_plan(client, run.info.run_id):
             return run
-    raise InputError(f"parameter 'source': experiment {source!r} has no finished main run with {PLAN_ARTIFACT}; "
-                     "allowed: a main run id | an experiment name")
+    raise InputError(
+        f"parameter 'source': experiment {source!r} has no finished main run with {PLAN_ARTIFACT}; "
+        "allowed: a main run id | an experiment name"
+    )
 
 
 def load_plan(run_id: str, folder: Path) -> dict:
@@ -161,8 +171,9 @@ def download(run_id: str, path: str, folder: Path) -> Path | None:
         return None
 
 
-def class_histogram(run_id: str, sampler_key: str, folder: Path,
-                    suffix: str = "") -> tuple[np.ndarray, np.ndarray | None] | None:
+def class_histogram(
+    run_id: str, sampler_key: str, folder: Path, suffix: str = ""
+) -> tuple[np.ndarray, np.ndarray | None] | None:
     """(predicted-class counts, the test labels' shares) as the evaluation logged them in
     evaluation/<key>/class_histogram<suffix>.json (suffix "_judge2": the second judge's); None when
     the run has no such table."""
@@ -173,8 +184,9 @@ def class_histogram(run_id: str, sampler_key: str, folder: Path,
     columns = table["columns"]
     rows = sorted(table["data"], key=lambda row: row[columns.index("class")])
     counts = np.array([row[columns.index("count")] for row in rows], dtype=float)
-    reference = (np.array([row[columns.index("test_share")] for row in rows], dtype=float)
-                 if "test_share" in columns else None)
+    reference = (
+        np.array([row[columns.index("test_share")] for row in rows], dtype=float) if "test_share" in columns else None
+    )
     return counts, reference
 
 

@@ -33,14 +33,23 @@ from pipeline.core.spread import (  # noqa: F401  the rule itself, shared with t
 # that reference metric (logged by the same evaluation), so a sampler cannot win by being noisier
 # or more peaked than real digits.
 DIRECTIONS = {
-    "fid": "lower", "class_kl": "lower", "neg_elbo": "lower", "nll": "lower",
+    "fid": "lower",
+    "class_kl": "lower",
+    "neg_elbo": "lower",
+    "nll": "lower",
     # the dominant class's share: the closer to a uniform tenth, the more diverse
-    "max_class_share": "lower", "max_class_share_confident": "lower",
+    "max_class_share": "lower",
+    "max_class_share_confident": "lower",
     "class_entropy": "closer:class_entropy_real",
     # noise has a high Laplacian variance too: sharper than real digits is not better
     "sharpness": "closer:sharpness_real",
-    "precision": "higher", "recall": "higher", "density": "higher", "coverage": "higher", "confidence": "higher",
-    "classes_covered": "higher", "confident_share": "higher",
+    "precision": "higher",
+    "recall": "higher",
+    "density": "higher",
+    "coverage": "higher",
+    "confidence": "higher",
+    "classes_covered": "higher",
+    "confident_share": "higher",
     "active_units": None,  # a property of the model, not a quality: never marked
 }
 

@@ -18,8 +18,17 @@ from pipeline.core.evaluation import MODEL_METRICS, REAL_METRICS, SAMPLER_METRIC
 
 COLUMNS = (*SAMPLER_METRICS, *MODEL_METRICS)
 # the metrics table's columns (the rest: the appendix); nll is the model's, shown once per model cell
-HEADLINE = ("fid", "precision", "recall", "classes_covered", "max_class_share", "confidence", "sharpness",
-            "class_entropy", "nll")
+HEADLINE = (
+    "fid",
+    "precision",
+    "recall",
+    "classes_covered",
+    "max_class_share",
+    "confidence",
+    "sharpness",
+    "class_entropy",
+    "nll",
+)
 # ★ marks only a best that is a quality: not sharpness or class entropy (best is closest to the real
 # digits, and noise beats them), not the model's likelihoods (Bernoulli and Gaussian cells are
 # different quantities), not active_units
@@ -53,7 +62,9 @@ class Row:
         return self.scores.get(metric) or self.real.get(metric) or Summary(())
 
     def values_by_seed(self, metric: str) -> dict[int, float]:
-        return {e.seed: v for e in self.evaluations if (v := _value(e, metric, self.experiment["sampler_key"])) is not None}
+        return {
+            e.seed: v for e in self.evaluations if (v := _value(e, metric, self.experiment["sampler_key"])) is not None
+        }
 
 
 @dataclass

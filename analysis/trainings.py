@@ -16,8 +16,10 @@ Key = tuple[str, int]  # (cell, seed)
 
 def judge_trainings(histories: dict[Key, dict[str, list[tuple[int, float]]]]) -> dict[Key, Convergence]:
     """Each training's convergence from its logged val_loss per epoch ((step, value) in step order)."""
-    return {key: convergence.judge([value for _, value in history.get("val_loss", [])])
-            for key, history in histories.items()}
+    return {
+        key: convergence.judge([value for _, value in history.get("val_loss", [])])
+        for key, history in histories.items()
+    }
 
 
 def mark_preliminary(verdicts, trainings: dict[Key, Convergence]) -> list[Key]:
@@ -39,10 +41,12 @@ def warning(verdicts, trainings: dict[Key, Convergence], behind: list[Key]) -> s
         return ""
     listed = "; ".join(f"{cell} seed {seed}: {trainings[(cell, seed)].text()}" for cell, seed in behind)
     findings = ", ".join(v.finding for v in verdicts if v.preliminary)
-    return (f"Warning: {len(behind)} of the trained models behind the verdicts were still improving fast when "
-            f"training stopped (validation loss falling more than {convergence.THRESHOLD:.0%} over the last tenth "
-            f"of the epochs): {listed}. The verdicts on {findings} are preliminary: they may describe models that "
-            "have not learned yet rather than the write-up. Train longer (-P epochs=...) for verdicts that count.")
+    return (
+        f"Warning: {len(behind)} of the trained models behind the verdicts were still improving fast when "
+        f"training stopped (validation loss falling more than {convergence.THRESHOLD:.0%} over the last tenth "
+        f"of the epochs): {listed}. The verdicts on {findings} are preliminary: they may describe models that "
+        "have not learned yet rather than the write-up. Train longer (-P epochs=...) for verdicts that count."
+    )
 
 
 def converged_line(converged: dict[Key, Convergence]) -> str:
@@ -50,7 +54,7 @@ def converged_line(converged: dict[Key, Convergence]) -> str:
     if not converged:
         return "Convergence: no training history logged."
     fall = max(0.0, max(state.improvement for state in converged.values()))
-    return (f"Convergence: all {len(converged)} trainings converged: over the last tenth of the epochs their "
-            f"validation loss fell by less than {100 * convergence.THRESHOLD:.0f} % (at most {100 * fall:.1f} %).")
-
-
+    return (
+        f"Convergence: all {len(converged)} trainings converged: over the last tenth of the epochs their "
+        f"validation loss fell by less than {100 * convergence.THRESHOLD:.0f} % (at most {100 * fall:.1f} %)."
+    )

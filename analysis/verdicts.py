@@ -120,8 +120,13 @@ class Verdict:
 
     def lines(self) -> list[tuple[str, str]]:
         """(mark, 'part: numbers') per measured part, for the part-by-part table."""
-        return [(MARKS.get(p.outcome, "·"), f"{p.text}: {p.evidence}" if p.outcome != NOT_MEASURED
-                 else f"{p.text}: not measured") for p in self.parts]
+        return [
+            (
+                MARKS.get(p.outcome, "·"),
+                f"{p.text}: {p.evidence}" if p.outcome != NOT_MEASURED else f"{p.text}: not measured",
+            )
+            for p in self.parts
+        ]
 
     def deciding(self) -> Part | None:
         """The part that decides the word: a contradicted one, else (all holding) the one closest to
@@ -157,8 +162,16 @@ def _label(row: Row | None, fallback: str) -> str:
     return (row.study_id or row.name) if row is not None else fallback
 
 
-def compare_part(text: str, a_row: Row | None, b_row: Row | None, metric: str, expected: str,
-                 a_label: str = "", b_label: str = "", b_metric: str | None = None) -> Part:
+def compare_part(
+    text: str,
+    a_row: Row | None,
+    b_row: Row | None,
+    metric: str,
+    expected: str,
+    a_label: str = "",
+    b_label: str = "",
+    b_metric: str | None = None,
+) -> Part:
     """`a_row`'s metric is expected to be `expected` ('greater'/'less') than `b_row`'s (or than
     `b_row`'s `b_metric`, e.g. the real data's reference on the same evaluations)."""
     a = a_row.score(metric) if a_row is not None else Summary(())
@@ -170,9 +183,13 @@ def compare_part(text: str, a_row: Row | None, b_row: Row | None, metric: str, e
 def threshold_part(text: str, row: Row | None, metric: str, threshold: float, expected: str) -> Part:
     a = row.score(metric) if row is not None else Summary(())
     sign = ">" if expected == "greater" else "<"
-    return _part(text, claim_outcome(a, Summary.constant(threshold), expected),
-                 f"{metric} {_label(row, '?')} ({sign} {number(threshold)} expected)", spread_text(a),
-                 _margin(a, Summary.constant(threshold)))
+    return _part(
+        text,
+        claim_outcome(a, Summary.constant(threshold), expected),
+        f"{metric} {_label(row, '?')} ({sign} {number(threshold)} expected)",
+        spread_text(a),
+        _margin(a, Summary.constant(threshold)),
+    )
 
 
 def _mean_text(values: list[float]) -> str:
@@ -187,8 +204,15 @@ def identity_part(make: Callable[[str], Part], rows: tuple = ()) -> Part:
     rows = tuple(row for row in rows if row is not None)
     cnn, second = make(""), make(SUFFIX)
     if second.outcome == NOT_MEASURED and cnn.outcome != NOT_MEASURED:
-        return Part(cnn.text, cnn.outcome, f"{cnn.evidence} (CNN only: these evaluations have no second judge)",
-                    cnn.margin, cnn.subject, cnn.numbers, rows)
+        return Part(
+            cnn.text,
+            cnn.outcome,
+            f"{cnn.evidence} (CNN only: these evaluations have no second judge)",
+            cnn.margin,
+            cnn.subject,
+            cnn.numbers,
+            rows,
+        )
     margins = [m for m in (cnn.margin, second.margin) if not math.isnan(m)]
     outcome = both_judges(cnn.outcome, second.outcome)
     numbers = f"CNN {cnn.numbers}; k-NN {second.numbers}"
@@ -201,8 +225,9 @@ def identity_part(make: Callable[[str], Part], rows: tuple = ()) -> Part:
     return part
 
 
-def dominance(row: Row, shares_of: Callable[..., dict[int, np.ndarray]], reference: Row | None,
-              suffix: str = "") -> tuple[str, int | None]:
+def dominance(
+    row: Row, shares_of: Callable[..., dict[int, np.ndarray]], reference: Row | None, suffix: str = ""
+) -> tuple[str, int | None]:
     """Which class one judge finds dominant under `row` over its seeds, with its share against the
     reference sampler's share of that class (F3, F6)."""
     key = row.experiment["sampler_key"]
@@ -213,8 +238,10 @@ def dominance(row: Row, shares_of: Callable[..., dict[int, np.ndarray]], referen
     digit, times = dominant.most_common(1)[0]
     digit = int(digit)
     own = [s[digit] for s in shares_of(row, suffix).values()]
-    text = (f"{'the k-NN' if suffix else 'the CNN'}'s dominant digit is {digit} ({times} of {len(row.evaluations)} "
-            f"seeds), {_mean_text(own)} of the samples")
+    text = (
+        f"{'the k-NN' if suffix else 'the CNN'}'s dominant digit is {digit} ({times} of {len(row.evaluations)} "
+        f"seeds), {_mean_text(own)} of the samples"
+    )
     if reference is not None:
         against = [s[digit] for s in shares_of(reference, suffix).values()]
         text += f" ({_label(reference, reference.name)}: {_mean_text(against)})"
@@ -257,8 +284,9 @@ def dominant_digits(table: Table, shares_of: Callable[..., dict[int, np.ndarray]
     return lines
 
 
-def class_share_part(name: str, row: Row | None, reference: Row | None, shares_of, digit: int = FINDING_CLASS,
-                     suffix: str = "") -> Part:
+def class_share_part(
+    name: str, row: Row | None, reference: Row | None, shares_of, digit: int = FINDING_CLASS, suffix: str = ""
+) -> Part:
     """Digit `digit`'s share of all samples under `row` (experiment `name`) against the reference's,
     by one judge (`suffix`)."""
     text = f"Digit {digit} more frequent under {name} than under E1"
@@ -266,9 +294,13 @@ def class_share_part(name: str, row: Row | None, reference: Row | None, shares_o
         return Part(text, NOT_MEASURED, "")
     a = Summary.of([s[digit] for s in shares_of(row, suffix).values()])
     b = Summary.of([s[digit] for s in shares_of(reference, suffix).values()])
-    return _part(text, claim_outcome(a, b, "greater"),
-                 f"share of digit {digit} {_label(row, row.name)} vs {_label(reference, reference.name)}",
-                 f"{spread_text(a)} vs {spread_text(b)}", _margin(a, b))
+    return _part(
+        text,
+        claim_outcome(a, b, "greater"),
+        f"share of digit {digit} {_label(row, row.name)} vs {_label(reference, reference.name)}",
+        f"{spread_text(a)} vs {spread_text(b)}",
+        _margin(a, b),
+    )
 
 
 def judge(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list[Verdict]:
@@ -277,26 +309,51 @@ def judge(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list
     e1, e2, e3, e4, e5 = (table.row(study_id=f"E{i}") for i in range(1, 6))
     mse_normal = table.row(cell="mse-standard", sampler="normal:0,1")
     # a row with no evaluation under this setting counts as absent: its parts say "not measured"
-    e1, e2, e3, e4, e5, mse_normal = (row if row and row.evaluations else None
-                                      for row in (e1, e2, e3, e4, e5, mse_normal))
+    e1, e2, e3, e4, e5, mse_normal = (
+        row if row and row.evaluations else None for row in (e1, e2, e3, e4, e5, mse_normal)
+    )
     verdicts = [Verdict(f"F{i}", CLAIMS[f"F{i}"]) for i in range(1, 7)]
     f1, f2, f3, f4, f5, f6 = verdicts
 
-    for verdict, rows in zip(verdicts, ((e1,), (e1, e2), (e1, e2, e3), (e3, e4, mse_normal), (e1, e5), (e1, e3, e4, e5))):
+    for verdict, rows in zip(
+        verdicts, ((e1,), (e1, e2), (e1, e2, e3), (e3, e4, mse_normal), (e1, e5), (e1, e3, e4, e5))
+    ):
         verdict.rows = [row for row in rows if row is not None]
     f1.parts += [
-        identity_part(lambda s: threshold_part("E1 covers most digits (at least 8 of 10 classes)", e1,
-                                               f"classes_covered{s}", MOST_DIGITS, "greater"), (e1,)),
-        compare_part("E1 blurrier than real digits", e1, e1, "sharpness", "less", b_label="real test digits",
-                     b_metric="sharpness_real"),
-        compare_part("E1 less realistic than real digits", e1, e1, "fid", "greater", b_label="real train subset",
-                     b_metric="fid_floor"),
+        identity_part(
+            lambda s: threshold_part(
+                "E1 covers most digits (at least 8 of 10 classes)", e1, f"classes_covered{s}", MOST_DIGITS, "greater"
+            ),
+            (e1,),
+        ),
+        compare_part(
+            "E1 blurrier than real digits",
+            e1,
+            e1,
+            "sharpness",
+            "less",
+            b_label="real test digits",
+            b_metric="sharpness_real",
+        ),
+        compare_part(
+            "E1 less realistic than real digits",
+            e1,
+            e1,
+            "fid",
+            "greater",
+            b_label="real train subset",
+            b_metric="fid_floor",
+        ),
     ]
     f2.parts += [
         compare_part("E2 less realistic than E1 (FID higher)", e2, e1, "fid", "greater"),
         compare_part("E2 less realistic than E1 (precision lower)", e2, e1, "precision", "less"),
-        identity_part(lambda s: threshold_part("E2 diverse (at least 8 of 10 classes)", e2, f"classes_covered{s}",
-                                               MOST_DIGITS, "greater"), (e2,)),
+        identity_part(
+            lambda s: threshold_part(
+                "E2 diverse (at least 8 of 10 classes)", e2, f"classes_covered{s}", MOST_DIGITS, "greater"
+            ),
+            (e2,),
+        ),
     ]
     f3.parts += [
         compare_part("E3 further from real digits than E1 (FID)", e3, e1, "fid", "greater"),
@@ -305,8 +362,14 @@ def judge(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list
     ]
     f4.parts += [
         compare_part("E4 (MSE) sharper than E3 (BCE), both under Beta(0.25,0.25)", e4, e3, "sharpness", "greater"),
-        compare_part("MSE loses realism under Beta too (FID of E4 above MSE with N(0,1))", e4, mse_normal, "fid",
-                     "greater", b_label="mse-standard N(0,1)"),
+        compare_part(
+            "MSE loses realism under Beta too (FID of E4 above MSE with N(0,1))",
+            e4,
+            mse_normal,
+            "fid",
+            "greater",
+            b_label="mse-standard N(0,1)",
+        ),
     ]
     f5.parts += [
         compare_part("E5 less realistic than E1 (FID)", e5, e1, "fid", "greater"),
@@ -314,9 +377,15 @@ def judge(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list
         compare_part("E5 blurrier than E1 (sharpness)", e5, e1, "sharpness", "less"),
     ]
     for name, row in (("E3", e3), ("E4", e4), ("E5", e5)):
-        f6.parts.append(identity_part(lambda s, name=name, row=row: compare_part(
-            f"{name} less diverse than E1 (class entropy)", row, e1, f"class_entropy{s}", "less"), (row, e1)))
-        f6.parts.append(identity_part(lambda s, name=name, row=row: class_share_part(name, row, e1, shares_of, suffix=s),
-                                      (row, e1)))
+        f6.parts.append(
+            identity_part(
+                lambda s, name=name, row=row: compare_part(
+                    f"{name} less diverse than E1 (class entropy)", row, e1, f"class_entropy{s}", "less"
+                ),
+                (row, e1),
+            )
+        )
+        f6.parts.append(
+            identity_part(lambda s, name=name, row=row: class_share_part(name, row, e1, shares_of, suffix=s), (row, e1))
+        )
     return verdicts
-

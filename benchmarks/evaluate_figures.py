@@ -41,8 +41,11 @@ def three_figures(images, counts, counts_judge2, key: str, shares) -> list[bytes
     left.set_title(f"{key}: {len(images)} samples")
     plots.class_histogram_figure(counts, "predicted classes", shares, axis=right)
     figure.tight_layout()
-    return [save(figure), save(plots.class_histogram_figure(counts, f"{key}: predicted classes", shares)),
-            save(plots.class_histogram_figure(counts_judge2, f"{key}: classes by\n{judge.NAME}", shares))]
+    return [
+        save(figure),
+        save(plots.class_histogram_figure(counts, f"{key}: predicted classes", shares)),
+        save(plots.class_histogram_figure(counts_judge2, f"{key}: classes by\n{judge.NAME}", shares)),
+    ]
 
 
 def cut_pictures(panels: plots.SamplerPanels, images, counts, counts_judge2, key: str) -> list[bytes]:
@@ -70,14 +73,17 @@ def main() -> None:
     rng = np.random.default_rng(0)
     images = torch.rand(plots.GRID_SIZE, 784, generator=torch.Generator().manual_seed(0))
     counts, counts_judge2, shares = rng.integers(0, 200, 10), rng.integers(0, 200, 10), np.full(10, 0.1)
+
     def one_drawing_each(panels, key):
         fresh = plots.SamplerPanels(judge.NAME, shares)
         cut_pictures(fresh, images, counts, counts_judge2, key)
         fresh.close()
 
-    sides = {"three_figures_s": lambda panels, key: three_figures(images, counts, counts_judge2, key, shares),
-             "one_drawing_each_s": one_drawing_each,
-             "laid_out_once_s": lambda panels, key: cut_pictures(panels, images, counts, counts_judge2, key)}
+    sides = {
+        "three_figures_s": lambda panels, key: three_figures(images, counts, counts_judge2, key, shares),
+        "one_drawing_each_s": one_drawing_each,
+        "laid_out_once_s": lambda panels, key: cut_pictures(panels, images, counts, counts_judge2, key),
+    }
     for draw in sides.values():  # warm-up: matplotlib's import and font cache
         evaluation(draw, 1, images, counts, counts_judge2, shares)
     times: dict[str, list[float]] = {name: [] for name in sides}
@@ -87,10 +93,19 @@ def main() -> None:
             evaluation(draw, args.samplers, images, counts, counts_judge2, shares)
             times[name].append(time.perf_counter() - started)
     medians = {name: round(statistics.median(values), 3) for name, values in times.items()}
-    print(json.dumps({"samplers": args.samplers, "repeats": args.repeats, **medians,
-                      "one_each_over_three": round(medians["one_drawing_each_s"] / medians["three_figures_s"], 3),
-                      "once_over_one_each": round(medians["laid_out_once_s"] / medians["one_drawing_each_s"], 3),
-                      "all": {name: [round(v, 3) for v in values] for name, values in times.items()}}, indent=2))
+    print(
+        json.dumps(
+            {
+                "samplers": args.samplers,
+                "repeats": args.repeats,
+                **medians,
+                "one_each_over_three": round(medians["one_drawing_each_s"] / medians["three_figures_s"], 3),
+                "once_over_one_each": round(medians["laid_out_once_s"] / medians["one_drawing_each_s"], 3),
+                "all": {name: [round(v, 3) for v in values] for name, values in times.items()},
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

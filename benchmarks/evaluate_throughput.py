@@ -73,8 +73,12 @@ def main() -> None:
         "decode": timed(lambda: draw_samples(model, sampler, args.n_samples, 0, device), args.repeats)[0]["median"],
         "classify": timed(lambda: classifier.embed(net, images), args.repeats)[0]["median"],
         "fid": timed(lambda: quality.frechet_distance(ref.stats, features), args.repeats)[0]["median"],
-        "precision_recall": timed(lambda: quality.precision_recall(ref.features, features, real_radii=ref.radii(
-            min(len(ref.features), len(features)))), args.repeats)[0]["median"],
+        "precision_recall": timed(
+            lambda: quality.precision_recall(
+                ref.features, features, real_radii=ref.radii(min(len(ref.features), len(features)))
+            ),
+            args.repeats,
+        )[0]["median"],
         "sharpness": timed(lambda: quality.sharpness(images), args.repeats)[0]["median"],
     }
     codes = split["train"][:GMM_FIT_CODES]
@@ -82,8 +86,11 @@ def main() -> None:
 
     def likelihood_measures():
         loss = "bce"
-        return (likelihood.neg_elbo(model, split["test"], loss), likelihood.iwae_nll(model, split["test"], args.iwae_k, loss),
-                likelihood.active_units(model, split["test"]))
+        return (
+            likelihood.neg_elbo(model, split["test"], loss),
+            likelihood.iwae_nll(model, split["test"], args.iwae_k, loss),
+            likelihood.active_units(model, split["test"]),
+        )
 
     likelihood_time, _ = timed(likelihood_measures, args.repeats)
     result = {

@@ -29,12 +29,24 @@ GOALS_S = {"cold": 150.0, "again": 10.0}
 
 def timed_run(folder: Path, params: list[str], reuse: str) -> tuple[float, str]:
     mlflow = str(Path(sys.executable).parent / "mlflow")
-    command = [mlflow, "run", str(REPO), "--env-manager", "local", "-P", f"reuse={reuse}",
-               "-P", f"report_dir={folder / 'report'}"]
+    command = [
+        mlflow,
+        "run",
+        str(REPO),
+        "--env-manager",
+        "local",
+        "-P",
+        f"reuse={reuse}",
+        "-P",
+        f"report_dir={folder / 'report'}",
+    ]
     for param in params:
         command += ["-P", param]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
-           "VAE_PIPELINE_CACHE": str(folder / "cache")}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+        "VAE_PIPELINE_CACHE": str(folder / "cache"),
+    }
     env.pop("MLFLOW_RUN_ID", None)
     started = time.perf_counter()
     result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
@@ -52,8 +64,9 @@ def cold_breakdown(folder: Path) -> dict:
 
     client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
     experiment_ids = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(experiment_ids, "tags.`pipeline.step` = 'main'", order_by=["attributes.start_time ASC"],
-                              max_results=1)
+    runs = client.search_runs(
+        experiment_ids, "tags.`pipeline.step` = 'main'", order_by=["attributes.start_time ASC"], max_results=1
+    )
     if not runs:
         return {}
     return {**breakdown(client, runs[0]), "quality_floor": quality_floor(client, experiment_ids)}
@@ -62,11 +75,15 @@ def cold_breakdown(folder: Path) -> dict:
 def quality_floor(client, experiment_ids: list[str]) -> dict:
     """Issue 11's floor for the quick preset, from the same cold run: E1's N(0,1) samples cover at
     least 8 of 10 classes with recall at least 0.3, in every training seed."""
-    evaluations = client.search_runs(experiment_ids, "tags.`pipeline.step` = 'evaluate' and "
-                                     "tags.`pipeline.cell` = 'bce-standard'")
-    seeds = {run.data.tags.get("pipeline.seed"): {name: run.data.metrics.get(f"{name}/normal_0_1")
-                                                  for name in ("classes_covered", "recall", "fid")}
-             for run in evaluations}
+    evaluations = client.search_runs(
+        experiment_ids, "tags.`pipeline.step` = 'evaluate' and tags.`pipeline.cell` = 'bce-standard'"
+    )
+    seeds = {
+        run.data.tags.get("pipeline.seed"): {
+            name: run.data.metrics.get(f"{name}/normal_0_1") for name in ("classes_covered", "recall", "fid")
+        }
+        for run in evaluations
+    }
     met = bool(seeds) and all((m["classes_covered"] or 0) >= 8 and (m["recall"] or 0) >= 0.3 for m in seeds.values())
     return {"E1_normal_0_1_by_seed": seeds, "floor": "classes_covered >= 8 and recall >= 0.3", "met": met}
 
@@ -95,9 +112,13 @@ def main() -> None:
             again.append(round(seconds, 1))
             summaries.append({"cold": first, "again": second})
     result = {
-        "params": args.param, "reuse": reuse, "cpu_count": os.cpu_count(),
-        "cold_seconds": cold, "again_seconds": again,
-        "cold_median_s": statistics.median(cold), "again_median_s": statistics.median(again),
+        "params": args.param,
+        "reuse": reuse,
+        "cpu_count": os.cpu_count(),
+        "cold_seconds": cold,
+        "again_seconds": again,
+        "cold_median_s": statistics.median(cold),
+        "again_median_s": statistics.median(again),
         "again_over_cold": round(statistics.median(again) / statistics.median(cold), 3),
         "goals_s": GOALS_S,
         "cold_within_goal": statistics.median(cold) < GOALS_S["cold"],

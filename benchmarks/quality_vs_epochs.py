@@ -52,10 +52,19 @@ def main() -> None:
                 continue
             val = (training.evaluate_epoch(model, split["val"], args.loss) / len(split["val"]))[0].item()
             _, _, metrics, _ = context.score(model, parse_sampler(args.sampler))
-            print(json.dumps({"seed": seed, "batch_size": args.batch_size, "epoch": epoch, "val_loss": round(val, 2),
-                              "train_s": round(time.perf_counter() - started, 1),
-                              **{k: round(float(metrics[k]), 3) for k in ("fid", "recall", "precision",
-                                                                           "classes_covered")}}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "seed": seed,
+                        "batch_size": args.batch_size,
+                        "epoch": epoch,
+                        "val_loss": round(val, 2),
+                        "train_s": round(time.perf_counter() - started, 1),
+                        **{k: round(float(metrics[k]), 3) for k in ("fid", "recall", "precision", "classes_covered")},
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -49,14 +49,22 @@ def breakdown(client: MlflowClient, main_run) -> dict:
     kinds: dict[str, list] = defaultdict(list)
     for run in below:
         kinds[run.data.tags.get(STEP_TAG, "other")].append(run)
-    steps = {kind: {"ran": len(runs), "seconds_sum": round(sum(seconds(r) for r in runs), 1),
-                    "seconds_max": round(max(seconds(r) for r in runs), 1)} for kind, runs in sorted(kinds.items())}
+    steps = {
+        kind: {
+            "ran": len(runs),
+            "seconds_sum": round(sum(seconds(r) for r in runs), 1),
+            "seconds_max": round(max(seconds(r) for r in runs), 1),
+        }
+        for kind, runs in sorted(kinds.items())
+    }
     if kinds.get("train"):
         steps["train"]["epochs_seconds_sum"] = round(
-            sum(metric_sum(client, r.info.run_id, "time_epoch_s") for r in kinds["train"]), 1)
+            sum(metric_sum(client, r.info.run_id, "time_epoch_s") for r in kinds["train"]), 1
+        )
     if kinds.get("evaluate"):
         steps["evaluate"]["scoring_seconds_sum"] = round(
-            sum(metric_sum(client, r.info.run_id, "time_scoring_s") for r in kinds["evaluate"]), 1)
+            sum(metric_sum(client, r.info.run_id, "time_scoring_s") for r in kinds["evaluate"]), 1
+        )
     start, end = main_run.info.start_time, main_run.info.end_time
     first_train = min((r.info.start_time for r in kinds.get("train", [])), default=start)
     last_evaluate = max((r.info.end_time for r in kinds.get("evaluate", [])), default=end)
@@ -65,8 +73,10 @@ def breakdown(client: MlflowClient, main_run) -> dict:
         "code_version": main_run.data.tags.get("mlflow.source.git.commit", ""),
         "wall_seconds": round((end - start) / 1000.0, 1),
         "steps": steps,
-        "serial_seconds": {"before_first_training": round((first_train - start) / 1000.0, 1),
-                           "after_last_evaluation": round((end - last_evaluate) / 1000.0, 1)},
+        "serial_seconds": {
+            "before_first_training": round((first_train - start) / 1000.0, 1),
+            "after_last_evaluation": round((end - last_evaluate) / 1000.0, 1),
+        },
         "steps_reused": int(main_run.data.metrics.get("steps_reused", 0)),
     }
 
@@ -75,8 +85,12 @@ def newest_main(client: MlflowClient, experiment_name: str):
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         raise SystemExit(f"no experiment named {experiment_name!r}")
-    runs = client.search_runs([experiment.experiment_id], f"tags.`{STEP_TAG}` = 'main' and attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"], max_results=1)
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.`{STEP_TAG}` = 'main' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     if not runs:
         raise SystemExit(f"no finished main run in experiment {experiment_name!r}")
     return runs[0]

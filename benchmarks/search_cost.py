@@ -33,8 +33,14 @@ def run_search(folder: Path, env: dict, study: str, settings: dict, workers: int
     """(search run id, wall seconds of the whole command)."""
     args = [f"--{k}={v}" for k, v in {**settings, "study_name": study, "n_workers": workers}.items()]
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "pipeline", "search", *args], cwd=folder, env=env,
-                            stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "search", *args],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=sys.stderr,
+        text=True,
+    )
     wall = time.perf_counter() - started
     sys.stderr.write(result.stdout)
     if result.returncode != 0:
@@ -48,10 +54,14 @@ def seconds(run) -> float:
 
 def summary(client, experiment_id: str, run_id: str, wall: float) -> dict:
     parent = client.get_run(run_id)
-    trials = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}' and "
-                                "tags.`pipeline.step` = 'search_trial'", max_results=1000)
-    trainings = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}' and "
-                                   "tags.`pipeline.step` = 'train'", max_results=1000)
+    trials = client.search_runs(
+        [experiment_id],
+        f"tags.`mlflow.parentRunId` = '{run_id}' and tags.`pipeline.step` = 'search_trial'",
+        max_results=1000,
+    )
+    trainings = client.search_runs(
+        [experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}' and tags.`pipeline.step` = 'train'", max_results=1000
+    )
     complete = [seconds(r) for r in trials if r.info.status == "FINISHED"]
     pruned = [seconds(r) for r in trials if r.info.status == "KILLED"]
     total = lambda name: round(sum(r.data.metrics.get(name, 0.0) for r in trials), 2)  # noqa: E731
@@ -88,8 +98,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.tiny:
         args.latent_sizes, args.hidden_size, args.epochs, args.trials, args.n_samples = "2,4", 32, 1, 4, "100,200,400"
-    settings = {"data": args.data, "latent_sizes": args.latent_sizes, "hidden_size": args.hidden_size,
-                "epochs": args.epochs, "n_trials": args.trials, "n_samples": args.n_samples, "verify_seeds": "none"}
+    settings = {
+        "data": args.data,
+        "latent_sizes": args.latent_sizes,
+        "hidden_size": args.hidden_size,
+        "epochs": args.epochs,
+        "n_trials": args.trials,
+        "n_samples": args.n_samples,
+        "verify_seeds": "none",
+    }
 
     from mlflow.tracking import MlflowClient
 
@@ -97,8 +114,12 @@ def main() -> None:
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment_id = client.create_experiment("search-cost", artifact_location=(folder / "artifacts").as_uri())
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_ID": experiment_id,
-           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "MLFLOW_EXPERIMENT_ID": experiment_id,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+    }
     env.pop("MLFLOW_RUN_ID", None)
 
     cold_id, cold_wall = run_search(folder, env, "cold", settings, 1)
@@ -108,21 +129,30 @@ def main() -> None:
     cold = summary(client, experiment_id, cold_id, cold_wall)
     warm = summary(client, experiment_id, warm_id, warm_wall)
     two = summary(client, experiment_id, two_id, two_wall)
-    print(json.dumps({
-        "settings": settings,
-        "cpu_count": os.cpu_count(),
-        "classifier_seconds": round(seconds(classifier[0]), 2) if classifier else None,
-        "cold_search_1_worker": cold,
-        "warm_search_1_worker": warm,
-        "warm_search_2_workers": two,
-        "trials": cold["trials"] + warm["trials"] + two["trials"],
-        "trainings": cold["trainings"] + warm["trainings"] + two["trainings"],
-        "trials_per_minute_1_worker": warm["trials_per_minute"],
-        "trials_per_minute_2_workers": two["trials_per_minute"],
-        "trials_per_minute_between_first_and_last_trial_1_worker": warm["trials_per_minute_between_first_and_last_trial"],
-        "trials_per_minute_between_first_and_last_trial_2_workers": two["trials_per_minute_between_first_and_last_trial"],
-        "tracking_folder": str(folder) if args.keep else None,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "settings": settings,
+                "cpu_count": os.cpu_count(),
+                "classifier_seconds": round(seconds(classifier[0]), 2) if classifier else None,
+                "cold_search_1_worker": cold,
+                "warm_search_1_worker": warm,
+                "warm_search_2_workers": two,
+                "trials": cold["trials"] + warm["trials"] + two["trials"],
+                "trainings": cold["trainings"] + warm["trainings"] + two["trainings"],
+                "trials_per_minute_1_worker": warm["trials_per_minute"],
+                "trials_per_minute_2_workers": two["trials_per_minute"],
+                "trials_per_minute_between_first_and_last_trial_1_worker": warm[
+                    "trials_per_minute_between_first_and_last_trial"
+                ],
+                "trials_per_minute_between_first_and_last_trial_2_workers": two[
+                    "trials_per_minute_between_first_and_last_trial"
+                ],
+                "tracking_folder": str(folder) if args.keep else None,
+            },
+            indent=2,
+        )
+    )
     if not args.keep:
         import shutil
 

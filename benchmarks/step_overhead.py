@@ -40,14 +40,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SAMPLERS = "normal:0,1+normal:1,2+beta:0.25,0.25"
 GOAL = 1.5
-EXTRA_IMPORTS = ("import time, torch, mlflow; from pipeline.core import plots; started = time.perf_counter(); "
-                 "import mlflow.store.tracking.sqlalchemy_store; plots.pyplot(); print(time.perf_counter() - started)")
+EXTRA_IMPORTS = (
+    "import time, torch, mlflow; from pipeline.core import plots; started = time.perf_counter(); "
+    "import mlflow.store.tracking.sqlalchemy_store; plots.pyplot(); print(time.perf_counter() - started)"
+)
 
-BARE_GC = ("import gc, time\nspent, started = [0.0], [0.0]\n"
-           "def watch(phase, info):\n"
-           "    if phase == 'start': started[0] = time.perf_counter()\n"
-           "    else: spent[0] += time.perf_counter() - started[0]\n"
-           "gc.callbacks.append(watch)\nimport torch, mlflow\nprint(spent[0])")
+BARE_GC = (
+    "import gc, time\nspent, started = [0.0], [0.0]\n"
+    "def watch(phase, info):\n"
+    "    if phase == 'start': started[0] = time.perf_counter()\n"
+    "    else: spent[0] += time.perf_counter() - started[0]\n"
+    "gc.callbacks.append(watch)\nimport torch, mlflow\nprint(spent[0])"
+)
 
 
 def timed(command: list[str], env: dict, cwd: Path) -> tuple[float, float, str]:
@@ -69,7 +73,11 @@ def phases(client, run_id: str, seconds: float, started_ms: float) -> dict[str, 
     info = client.get_run(run_id).info
     before = (info.start_time - started_ms) / 1000
     inside = (info.end_time - info.start_time) / 1000
-    return {"before_run_s": round(before, 2), "in_run_s": round(inside, 2), "after_run_s": round(seconds - before - inside, 2)}
+    return {
+        "before_run_s": round(before, 2),
+        "in_run_s": round(inside, 2),
+        "after_run_s": round(seconds - before - inside, 2),
+    }
 
 
 def main() -> None:
@@ -82,29 +90,66 @@ def main() -> None:
     breakdown: dict[str, list] = {"train": [], "evaluate": []}
     with tempfile.TemporaryDirectory(prefix="vae-step-overhead-") as tmp:
         folder = Path(tmp)
-        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
-               "VAE_PIPELINE_CACHE": str(folder / "cache"), "PYTHONPATH": str(REPO)}
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+            "VAE_PIPELINE_CACHE": str(folder / "cache"),
+            "PYTHONPATH": str(REPO),
+        }
         env.pop("MLFLOW_RUN_ID", None)
         from mlflow.tracking import MlflowClient
 
         # warm-up (not counted): the database, the prepared data, the evaluation classifier
         _, _, out = timed([python, "-m", "pipeline", "train", "--epochs", "1"], env, folder)
-        timed([python, "-m", "pipeline", "evaluate", "--model", run_id_of(out), "--samplers", SAMPLERS,
-               "--n_samples", "1000", "--iwae_k", "50"], env, folder)
+        timed(
+            [
+                python,
+                "-m",
+                "pipeline",
+                "evaluate",
+                "--model",
+                run_id_of(out),
+                "--samplers",
+                SAMPLERS,
+                "--n_samples",
+                "1000",
+                "--iwae_k",
+                "50",
+            ],
+            env,
+            folder,
+        )
         client = MlflowClient(env["MLFLOW_TRACKING_URI"])
         for _ in range(args.repeats):
             rows["bare"].append(timed([python, "-c", "import torch, mlflow"], env, folder)[0])
             rows["bare_gc"].append(float(timed([python, "-c", BARE_GC], env, folder)[2]))
             rows["extra"].append(float(timed([python, "-c", EXTRA_IMPORTS], env, folder)[2]))
-            rows["dynamo"].append(timed([python, "-c", "import torch, mlflow, torch._dynamo"], env, folder)[0]
-                                  - rows["bare"][-1])
+            rows["dynamo"].append(
+                timed([python, "-c", "import torch, mlflow, torch._dynamo"], env, folder)[0] - rows["bare"][-1]
+            )
             seconds, started, out = timed([python, "-m", "pipeline", "train", "--epochs", "1"], env, folder)
             train_id = run_id_of(out)
             rows["train"].append(seconds)
             rows["epoch"].append(client.get_run(train_id).data.metrics["time_epoch_s"])
             breakdown["train"].append(phases(client, train_id, seconds, started))
-            seconds, started, out = timed([python, "-m", "pipeline", "evaluate", "--model", train_id, "--samplers",
-                                           SAMPLERS, "--n_samples", "1000", "--iwae_k", "50"], env, folder)
+            seconds, started, out = timed(
+                [
+                    python,
+                    "-m",
+                    "pipeline",
+                    "evaluate",
+                    "--model",
+                    train_id,
+                    "--samplers",
+                    SAMPLERS,
+                    "--n_samples",
+                    "1000",
+                    "--iwae_k",
+                    "50",
+                ],
+                env,
+                folder,
+            )
             evaluate_id = run_id_of(out)
             rows["evaluate"].append(seconds)
             rows["scoring"].append(client.get_run(evaluate_id).data.metrics["time_scoring_s"])
@@ -114,17 +159,28 @@ def main() -> None:
     evaluate_ratio = (median["evaluate"] - median["scoring"]) / median["bare"]
     gc_free = median["bare"] - median["bare_gc"]
     result = {
-        "repeats": args.repeats, "cpu_count": os.cpu_count(),
-        "bare_import_s": median["bare"], "bare_import_gc_s": median["bare_gc"], "extra_imports_s": median["extra"],
-        "extra_imports_over_bare": round(median["extra"] / median["bare"], 3), "dynamo_import_s": median["dynamo"],
-        "train_step_s": median["train"], "train_epoch_s": median["epoch"],
-        "evaluate_step_s": median["evaluate"], "evaluate_scoring_s": median["scoring"],
-        "train_fixed_over_bare": round(train_ratio, 3), "evaluate_fixed_over_bare": round(evaluate_ratio, 3),
+        "repeats": args.repeats,
+        "cpu_count": os.cpu_count(),
+        "bare_import_s": median["bare"],
+        "bare_import_gc_s": median["bare_gc"],
+        "extra_imports_s": median["extra"],
+        "extra_imports_over_bare": round(median["extra"] / median["bare"], 3),
+        "dynamo_import_s": median["dynamo"],
+        "train_step_s": median["train"],
+        "train_epoch_s": median["epoch"],
+        "evaluate_step_s": median["evaluate"],
+        "evaluate_scoring_s": median["scoring"],
+        "train_fixed_over_bare": round(train_ratio, 3),
+        "evaluate_fixed_over_bare": round(evaluate_ratio, 3),
         "train_fixed_over_bare_gc_free": round((median["train"] - median["epoch"]) / gc_free, 3),
         "evaluate_fixed_over_bare_gc_free": round((median["evaluate"] - median["scoring"]) / gc_free, 3),
-        "goal": GOAL, "train_within_goal": train_ratio <= GOAL, "evaluate_within_goal": evaluate_ratio <= GOAL,
-        "breakdown_median": {step: {key: round(statistics.median(r[key] for r in runs), 2) for key in runs[0]}
-                             for step, runs in breakdown.items()},
+        "goal": GOAL,
+        "train_within_goal": train_ratio <= GOAL,
+        "evaluate_within_goal": evaluate_ratio <= GOAL,
+        "breakdown_median": {
+            step: {key: round(statistics.median(r[key] for r in runs), 2) for key in runs[0]}
+            for step, runs in breakdown.items()
+        },
         "all": {name: [round(v, 3) for v in values] for name, values in rows.items()},
     }
     print(json.dumps(result, indent=2))

@@ -116,8 +116,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per loop and batch size")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 1024])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help="IDX folder with the training split; generated data of MNIST's shape if absent")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="IDX folder with the training split; generated data of MNIST's shape if absent",
+    )
     parser.add_argument("--matmul-size", type=int, help="default 2048 (4096 on CUDA, where 2048 takes ~1 ms)")
     parser.add_argument("--warmup-batches", type=int, default=20)
     args = parser.parse_args()
@@ -160,7 +164,7 @@ def main() -> None:
     around = {str(b): [] for b in args.batch_sizes}  # per pipeline epoch: matmul rates before + after it
     for round_ in range(args.repeats):
         for batch in args.batch_sizes:
-            for name in (LOOPS if round_ % 2 == 0 else LOOPS[::-1]):
+            for name in LOOPS if round_ % 2 == 0 else LOOPS[::-1]:
                 before = matmul_gflops(device, args.matmul_size, 3) if name == "pipeline" else []
                 seconds = run(name, batch)
                 if name == "pipeline":
@@ -194,8 +198,10 @@ def main() -> None:
         result[f"matmul_fraction_b{b}_of_best_matmul"] = result[f"pipeline_gflops_b{b}"] / result["matmul_gflops"]
     result["raw_seconds"] = raw
     result["raw_matmul_gflops_around_pipeline_epochs"] = around
-    result["targets"] = {key: {"target": target, "value": result.get(key), "met": result.get(key, 0) >= target}
-                         for key, target in TARGETS.items()}
+    result["targets"] = {
+        key: {"target": target, "value": result.get(key), "met": result.get(key, 0) >= target}
+        for key, target in TARGETS.items()
+    }
     print(json.dumps(result, indent=2))
 
 

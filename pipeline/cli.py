@@ -24,8 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub = steps.add_parser(step, help=config_class.__doc__.split(":", 1)[1].strip())
         for f in dataclasses.fields(config_class):
             choices = f.metadata.get("choices")
-            help_text = f.metadata.get("help", "") + (f" (default: {f.default!r})" if f.default != "" else " (required)")
-            sub.add_argument(f"--{f.name}", default=f.default, help=help_text, metavar="|".join(choices) if choices else None)
+            help_text = f.metadata.get("help", "") + (
+                f" (default: {f.default!r})" if f.default != "" else " (required)"
+            )
+            sub.add_argument(
+                f"--{f.name}", default=f.default, help=help_text, metavar="|".join(choices) if choices else None
+            )
     return parser
 
 

@@ -17,8 +17,10 @@ from pipeline.errors import bad_parameter
 # `mlflow run` logs it as it is and the UI shows the same string as `python -m pipeline` (';' is
 # accepted too, but `mlflow run` shows such a list quoted).
 DEFAULT_SAMPLERS = "normal:0,1+normal:1,2+beta:0.25,0.25"
-SEED_HELP = ("seed of the validation split (which training images are held out), the initialization, the batch "
-             "order and the noise; the test split never depends on it")
+SEED_HELP = (
+    "seed of the validation split (which training images are held out), the initialization, the batch "
+    "order and the noise; the test split never depends on it"
+)
 MAX_SEED = 2**32 - 1
 DATASET_CHOICES = "mnist-5k | mnist | fashion-mnist | idx:DIR"
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -84,8 +86,12 @@ def _check_samplers(cfg, fitted_allowed: bool = False) -> None:
     samplers = parse_samplers(cfg.samplers)
     fitted = [s.spec for s in samplers if needs_fit(s)]
     if fitted and not fitted_allowed:
-        raise bad_parameter("samplers", cfg.samplers, f"normal:LOC,SCALE | beta:A,B | beta:A,B,LOC,SCALE "
-                            f"({', '.join(fitted)} is fitted on encoded data: evaluate only)")
+        raise bad_parameter(
+            "samplers",
+            cfg.samplers,
+            f"normal:LOC,SCALE | beta:A,B | beta:A,B,LOC,SCALE "
+            f"({', '.join(fitted)} is fitted on encoded data: evaluate only)",
+        )
     object.__setattr__(cfg, "samplers", join_specs(samplers))
 
 
@@ -105,7 +111,9 @@ class PrepareDataConfig:
 
     dataset: str = _param("mnist-5k", f"dataset to prepare: {DATASET_CHOICES}")
     val_fraction: float = _param(0.1, "share of the training images held out for validation")
-    seed: int = _param(0, "seed of the validation split (which training images are held out); the test split never depends on it")
+    seed: int = _param(
+        0, "seed of the validation split (which training images are held out); the test split never depends on it"
+    )
     data_root: str = _param("data", "where torchvision finds or downloads mnist / fashion-mnist")
 
     def __post_init__(self):
@@ -190,8 +198,12 @@ class EvaluateConfig(_DrawingConfig):
     seed: int = _param(0, "seed of the latent draws and subsets")
     n_samples: int = _param(10000, "generated images per sampler")
     iwae_k: int = _param(100, "importance samples per test image for the NLL estimate")
-    copy_scores: str = _param("auto", "put the scores on the train run too: auto (unless it holds scores measured "
-                              "with other settings) | replace | skip", ("auto", "replace", "skip"))
+    copy_scores: str = _param(
+        "auto",
+        "put the scores on the train run too: auto (unless it holds scores measured "
+        "with other settings) | replace | skip",
+        ("auto", "replace", "skip"),
+    )
 
     def __post_init__(self):
         self._check("a train run id", "n_samples", 10, fitted_allowed=True)
@@ -217,7 +229,9 @@ def _check_seed_list(cfg, name: str, keyword: str = PRESET_VALUE) -> None:
     parts = [p.strip() for p in value.split(",")]
     seeds = {int(p) for p in parts if p.isdigit() and int(p) <= MAX_SEED}  # "1" and "01" are one seed
     if len(seeds) != len(parts):
-        raise bad_parameter(name, value, f"a comma list of distinct integers in [0, {MAX_SEED}], e.g. 0,1,2 | {keyword}")
+        raise bad_parameter(
+            name, value, f"a comma list of distinct integers in [0, {MAX_SEED}], e.g. 0,1,2 | {keyword}"
+        )
     object.__setattr__(cfg, name, ",".join(str(int(p)) for p in parts))
 
 
@@ -225,8 +239,9 @@ def _check_seed_list(cfg, name: str, keyword: str = PRESET_VALUE) -> None:
 class MainConfig:
     """main: the whole study (prepare_data, then train -> evaluate per experiment and seed, then the report)."""
 
-    preset: str = _param("quick", "quick: E1-E5 on mnist-5k, 50 epochs, 2 seeds | study: E1-E5 as written",
-                         ("quick", "study"))
+    preset: str = _param(
+        "quick", "quick: E1-E5 on mnist-5k, 50 epochs, 2 seeds | study: E1-E5 as written", ("quick", "study")
+    )
     experiments: str = _param(PRESET_VALUE, "grid | study | a comma list of E1-E5 and cells such as mse-standard")
     data: str = _param(PRESET_VALUE, f"{DATASET_CHOICES} (quick: mnist-5k, study: mnist)")
     seeds: str = _param(PRESET_VALUE, "comma list of seeds, one training per experiment and seed")
@@ -240,12 +255,19 @@ class MainConfig:
     data_root: str = _param("data", "torchvision root when `data` is mnist or fashion-mnist")
     device: str = _device()
     max_parallel: str = _param("auto", "steps run at once (auto: one per core, at least 1)")
-    reuse: str = _param("clean", "reuse finished steps: clean (runs of committed code) | dirty (also runs of the "
-                        "same uncommitted code) | never; see docs/reuse.md", ("clean", "dirty", "never"))
+    reuse: str = _param(
+        "clean",
+        "reuse finished steps: clean (runs of committed code) | dirty (also runs of the "
+        "same uncommitted code) | never; see docs/reuse.md",
+        ("clean", "dirty", "never"),
+    )
     backend: str = _param("local", "MLflow project backend for the steps (local | databricks | kubernetes)")
     backend_config: str = _param("none", "backend config: a JSON file path, or none")
-    env_manager: str = _param("local", "environment manager for the steps: local (the one main runs in) | conda | virtualenv | uv",
-                              ("local", "conda", "virtualenv", "uv"))
+    env_manager: str = _param(
+        "local",
+        "environment manager for the steps: local (the one main runs in) | conda | virtualenv | uv",
+        ("local", "conda", "virtualenv", "uv"),
+    )
     report_dir: str = _param("report", "folder the report (HTML and Markdown) is written to")
     search: str = _param(NO_VALUE, "the search the report links to: a search run id | a study name (its newest) | none")
 
@@ -261,17 +283,29 @@ class MainConfig:
             try:
                 select(self.experiments)
             except ValueError as error:
-                raise bad_parameter("experiments", self.experiments,
-                                    f"grid | study | a comma list of E1-E5 and cells bce-standard, bce-sampled-params, "
-                                    f"mse-standard, mse-sampled-params (unknown: {error})") from None
-        for name, kind in (("epochs", int), ("latent_size", int), ("hidden_size", int), ("batch_size", int),
-                           ("n_samples", int), ("iwae_k", int), ("lr", float)):
+                raise bad_parameter(
+                    "experiments",
+                    self.experiments,
+                    f"grid | study | a comma list of E1-E5 and cells bce-standard, bce-sampled-params, "
+                    f"mse-standard, mse-sampled-params (unknown: {error})",
+                ) from None
+        for name, kind in (
+            ("epochs", int),
+            ("latent_size", int),
+            ("hidden_size", int),
+            ("batch_size", int),
+            ("n_samples", int),
+            ("iwae_k", int),
+            ("lr", float),
+        ):
             value = getattr(self, name)
             if value != PRESET_VALUE:
                 try:
                     kind(value)
                 except ValueError:
-                    raise bad_parameter(name, value, f"{'an integer' if kind is int else 'a number'} | preset") from None
+                    raise bad_parameter(
+                        name, value, f"{'an integer' if kind is int else 'a number'} | preset"
+                    ) from None
         if self.data != PRESET_VALUE:
             from pipeline.core.datasets import is_dataset_name
 
@@ -305,7 +339,9 @@ def _check_range(cfg, low_name: str, high_name: str, logarithmic: bool) -> None:
     if logarithmic and not low > 0:
         raise bad_parameter(low_name, low, "a number > 0 (the scale is logarithmic)")
     if not low < high:
-        raise bad_parameter(high_name, high, f"a number > {low_name} ({low:g}): the range must not be empty or inverted")
+        raise bad_parameter(
+            high_name, high, f"a number > {low_name} ({low:g}): the range must not be empty or inverted"
+        )
 
 
 @dataclass(frozen=True)
@@ -315,25 +351,43 @@ class SearchConfig:
     data: str = _param("mnist-5k", f"{DATASET_CHOICES}, a prepare_data run id, or a prepared-file URI")
     latent_sizes: str = _param("2,5,10,20,50,100", "latent sizes to choose from (comma list of distinct integers >= 1)")
     hidden_size: int = _param(392, "hidden units of the trained models")
-    epochs: int = _param(40, "training epochs of each model (one model per latent size, reused across trials); "
-                         "with batch_size 64 on mnist-5k they reach the quick preset's quality floor")
+    epochs: int = _param(
+        40,
+        "training epochs of each model (one model per latent size, reused across trials); "
+        "with batch_size 64 on mnist-5k they reach the quick preset's quality floor",
+    )
     batch_size: int = _param(64, "images per optimizer step of the models")
-    objective: str = _param("fid", "fid (minimized, on the validation split) | fid,class_entropy (two objectives: "
-                            "minimize fid, maximize class entropy; a Pareto front)", SEARCH_OBJECTIVES)
+    objective: str = _param(
+        "fid",
+        "fid (minimized, on the validation split) | fid,class_entropy (two objectives: "
+        "minimize fid, maximize class entropy; a Pareto front)",
+        SEARCH_OBJECTIVES,
+    )
     n_trials: int = _param(20, "new trials this invocation adds to the study (pruned ones count)")
     timeout: float = _param(0.0, "stop starting trials after this many seconds (0: no limit)")
     study_name: str = _param("vae-beta-search", "Optuna study name; rerunning with the same name continues the study")
-    storage: str = _param("auto", f"Optuna storage: {STORAGE_FORMS} (auto: SQLite beside the MLflow database for one "
-                          "worker, a journal file for several)")
-    artifact_dir: str = _param("auto", "folder of the Optuna artifact store that gets each trial's sample grid, for "
-                               "optuna-dashboard --artifact-dir (auto: optuna-artifacts beside the study's file)")
+    storage: str = _param(
+        "auto",
+        f"Optuna storage: {STORAGE_FORMS} (auto: SQLite beside the MLflow database for one "
+        "worker, a journal file for several)",
+    )
+    artifact_dir: str = _param(
+        "auto",
+        "folder of the Optuna artifact store that gets each trial's sample grid, for "
+        "optuna-dashboard --artifact-dir (auto: optuna-artifacts beside the study's file)",
+    )
     n_workers: int = _param(1, "worker processes on this machine")
-    heartbeat: str = _param("10,60", "INTERVAL,GRACE seconds: a running trial's Optuna heartbeat, and the silence "
-                            "after which it is failed, its run ended FAILED and the trial retried once (SQLite, PostgreSQL)")
-    pruner: str = _param("median", "stop trials whose early FID is worse than the median (median) | none",
-                         ("median", "none"))
-    n_samples: str = _param("1000,3000,10000", "growing sample counts a trial is scored on (comma list), capped by "
-                            "the training images")
+    heartbeat: str = _param(
+        "10,60",
+        "INTERVAL,GRACE seconds: a running trial's Optuna heartbeat, and the silence "
+        "after which it is failed, its run ended FAILED and the trial retried once (SQLite, PostgreSQL)",
+    )
+    pruner: str = _param(
+        "median", "stop trials whose early FID is worse than the median (median) | none", ("median", "none")
+    )
+    n_samples: str = _param(
+        "1000,3000,10000", "growing sample counts a trial is scored on (comma list), capped by the training images"
+    )
     ab_min: float = _param(0.05, "lower bound of Beta's a and b (log-uniform)")
     ab_max: float = _param(20.0, "upper bound of Beta's a and b (log-uniform)")
     mean_min: float = _param(-1.0, "lower bound of the sampler's mean (uniform)")
@@ -342,8 +396,11 @@ class SearchConfig:
     sd_max: float = _param(2.0, "upper bound of the sampler's standard deviation (log-uniform)")
     seed: int = _param(0, "seed of the models, the validation split, the draws; worker i's TPE sampler gets seed + i")
     device: str = _device()
-    verify_seeds: str = _param("0,1,2", "training seeds the best trial is verified over on the TEST split (F7, F8): a "
-                               "comma list of distinct seeds (the search's own reuses its model) | none")
+    verify_seeds: str = _param(
+        "0,1,2",
+        "training seeds the best trial is verified over on the TEST split (F7, F8): a "
+        "comma list of distinct seeds (the search's own reuses its model) | none",
+    )
 
     def __post_init__(self):
         _coerce(self)
@@ -363,13 +420,17 @@ class SearchConfig:
         try:
             object.__setattr__(self, "latent_sizes", ",".join(map(str, parse_int_list(self.latent_sizes))))
         except ValueError:
-            raise bad_parameter("latent_sizes", self.latent_sizes, "a comma list of distinct integers >= 1, e.g. 2,5,10") from None
+            raise bad_parameter(
+                "latent_sizes", self.latent_sizes, "a comma list of distinct integers >= 1, e.g. 2,5,10"
+            ) from None
         try:
             counts = parse_int_list(self.n_samples)
         except ValueError:
             counts = ()
         if not counts or any(c < 10 for c in counts) or list(counts) != sorted(counts):
-            raise bad_parameter("n_samples", self.n_samples, "a comma list of increasing integers >= 10, e.g. 1000,3000,10000")
+            raise bad_parameter(
+                "n_samples", self.n_samples, "a comma list of increasing integers >= 10, e.g. 1000,3000,10000"
+            )
         object.__setattr__(self, "n_samples", ",".join(map(str, counts)))
         _check_range(self, "ab_min", "ab_max", logarithmic=True)
         _check_range(self, "mean_min", "mean_max", logarithmic=False)
@@ -377,6 +438,7 @@ class SearchConfig:
         if not re.match(r"^[A-Za-z0-9_.-]+$", self.study_name):
             raise bad_parameter("study_name", self.study_name, "letters, digits and ._- (at least one)")
         _check_storage_form(self.storage)
+
 
 def _check_storage_form(storage: str) -> None:
     """The storage's form only; whether it can be reached is checked by the step before any trial."""

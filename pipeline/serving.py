@@ -28,13 +28,25 @@ from pipeline.errors import InputError
 ARTIFACT = "generator"  # the model's artifact path in a run, and its file's key in the model's artifacts
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "sampler", required=False), ColSpec("long", "n"), ColSpec("long", "seed")]),
-    outputs=Schema([ColSpec("string", "sampler"), ColSpec("long", "index"), ColSpec("long", "seed"),
-                    ColSpec("string", "png")]),
+    outputs=Schema(
+        [ColSpec("string", "sampler"), ColSpec("long", "index"), ColSpec("long", "seed"), ColSpec("string", "png")]
+    ),
 )
 # What loading the generator imports, copied beside it: nothing of the steps, plots or tracking.
 PACKAGE = Path(__file__).resolve().parent
-CODE = ("__init__.py", "errors.py", "serving.py", "core/__init__.py", "core/checkpoints.py", "core/devices.py",
-        "core/files.py", "core/generation.py", "core/model.py", "core/samplers.py", "core/seeding.py")
+CODE = (
+    "__init__.py",
+    "errors.py",
+    "serving.py",
+    "core/__init__.py",
+    "core/checkpoints.py",
+    "core/devices.py",
+    "core/files.py",
+    "core/generation.py",
+    "core/model.py",
+    "core/samplers.py",
+    "core/seeding.py",
+)
 
 
 class Generator(mlflow.pyfunc.PythonModel):
@@ -64,8 +76,14 @@ class Generator(mlflow.pyfunc.PythonModel):
         rows = []
         for sampler, count, seed in requests:
             for index, png in enumerate(generate_pngs(self.model, sampler, count, seed, self.device)):
-                rows.append({"sampler": sampler.spec, "index": index, "seed": seed,
-                             "png": base64.b64encode(png).decode("ascii")})
+                rows.append(
+                    {
+                        "sampler": sampler.spec,
+                        "index": index,
+                        "seed": seed,
+                        "png": base64.b64encode(png).decode("ascii"),
+                    }
+                )
         return pd.DataFrame(rows, columns=["sampler", "index", "seed", "png"])
 
 
@@ -77,9 +95,14 @@ def requirements() -> list[str]:
     import PIL
     import torch
 
-    return [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}",
-            f"cloudpickle=={cloudpickle.__version__}", f"numpy=={numpy.__version__}", f"pandas=={pandas.__version__}",
-            f"pillow=={PIL.__version__}"]
+    return [
+        f"torch=={torch.__version__.split('+')[0]}",
+        f"mlflow=={mlflow.__version__}",
+        f"cloudpickle=={cloudpickle.__version__}",
+        f"numpy=={numpy.__version__}",
+        f"pandas=={pandas.__version__}",
+        f"pillow=={PIL.__version__}",
+    ]
 
 
 def log_generator(model, default_sampler: str, mixtures=()):
@@ -100,5 +123,11 @@ def log_generator(model, default_sampler: str, mixtures=()):
         with warnings.catch_warnings():  # no input example on purpose: it would run a prediction at log time
             warnings.filterwarnings("ignore", message=".*An input example was not provided")
             return mlflow.pyfunc.log_model(
-                name=ARTIFACT, python_model=Generator(), artifacts={ARTIFACT: str(weights)}, code_paths=[str(code)],
-                signature=SIGNATURE, pip_requirements=requirements(), model_config={"default_sampler": default})
+                name=ARTIFACT,
+                python_model=Generator(),
+                artifacts={ARTIFACT: str(weights)},
+                code_paths=[str(code)],
+                signature=SIGNATURE,
+                pip_requirements=requirements(),
+                model_config={"default_sampler": default},
+            )

@@ -37,10 +37,20 @@ def pytest_configure(config):
 # e2e/test_reuse_clone.py (issue 25) not yet measured idle). pytest-xdist hands files out in collection order
 # (with --no-loadscope-reorder), so the long ones start first and the suite ends on short unit files rather than
 # with one long file running while the other worker idles.
-LONGEST_FIRST = ("e2e/test_team_server.py", "e2e/test_evaluate.py", "e2e/test_report.py", "e2e/test_main.py",
-                 "e2e/test_reuse_clone.py", "e2e/test_search.py", "e2e/test_prepare_train_sample.py",
-                 "e2e/test_report_convergence.py", "unit/test_training.py", "e2e/test_dashboard.py",
-                 "e2e/test_nothing_left_behind.py", "e2e/test_serve.py")
+LONGEST_FIRST = (
+    "e2e/test_team_server.py",
+    "e2e/test_evaluate.py",
+    "e2e/test_report.py",
+    "e2e/test_main.py",
+    "e2e/test_reuse_clone.py",
+    "e2e/test_search.py",
+    "e2e/test_prepare_train_sample.py",
+    "e2e/test_report_convergence.py",
+    "unit/test_training.py",
+    "e2e/test_dashboard.py",
+    "e2e/test_nothing_left_behind.py",
+    "e2e/test_serve.py",
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -81,19 +91,35 @@ class Tracking:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({
-            "MLFLOW_TRACKING_URI": self.uri,
-            "MLFLOW_EXPERIMENT_ID": self.experiment_id,
-            "PATH": VENV_BIN + os.pathsep + env.get("PATH", ""),
-        })
+        env.update(
+            {
+                "MLFLOW_TRACKING_URI": self.uri,
+                "MLFLOW_EXPERIMENT_ID": self.experiment_id,
+                "PATH": VENV_BIN + os.pathsep + env.get("PATH", ""),
+            }
+        )
         env.pop("MLFLOW_RUN_ID", None)
         return env
 
-    def mlflow_run(self, entry_point: str, params: dict | None = None, expect_success: bool = True,
-                   experiment_id: str | None = None):
+    def mlflow_run(
+        self,
+        entry_point: str,
+        params: dict | None = None,
+        expect_success: bool = True,
+        experiment_id: str | None = None,
+    ):
         """Run `mlflow run REPO -e ENTRY --env-manager local` as a user would; returns (run id, output)."""
-        command = [os.path.join(VENV_BIN, "mlflow"), "run", str(REPO), "-e", entry_point, "--env-manager", "local",
-                   "--experiment-id", experiment_id or self.experiment_id]
+        command = [
+            os.path.join(VENV_BIN, "mlflow"),
+            "run",
+            str(REPO),
+            "-e",
+            entry_point,
+            "--env-manager",
+            "local",
+            "--experiment-id",
+            experiment_id or self.experiment_id,
+        ]
         for key, value in (params or {}).items():
             command += ["-P", f"{key}={value}"]
         result = subprocess.run(command, capture_output=True, text=True, env=self.env(), timeout=900)
@@ -109,15 +135,29 @@ class Tracking:
 
     def python_step(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         """`python -m pipeline ARGS` in a subprocess against this store."""
-        return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
-                              env=self.env(), cwd=self.root, timeout=900, **kwargs)
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline", *args],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            cwd=self.root,
+            timeout=900,
+            **kwargs,
+        )
 
     def kill_when_paused(self, command: list[str], epoch: int) -> None:
         """Run `command` with every training pausing after its checkpoint of `epoch` (the hook waits to be
         killed), and SIGKILL its whole process group there: the same kill point on a fast machine or a slow one."""
         env = {**self.env(), PAUSE_ENV: f"train.epoch.{epoch}"}
-        process = subprocess.Popen(command, env=env, cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                   text=True, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
         for line in process.stdout:
             if f"paused at train.epoch.{epoch}" in line:
                 break

@@ -85,8 +85,13 @@ def _shift(batch: torch.Tensor, max_shift: int) -> torch.Tensor:
     return padded[:, :, dy : dy + 28, dx : dx + 28]
 
 
-def fit(train_images: torch.Tensor, train_labels: torch.Tensor, epochs: int = EPOCHS, seed: int = SEED,
-        progress: bool = True) -> DigitClassifier:
+def fit(
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    epochs: int = EPOCHS,
+    seed: int = SEED,
+    progress: bool = True,
+) -> DigitClassifier:
     """Adam with a one-cycle schedule over shuffled tensors, random shifts as augmentation."""
     device = train_images.device
     torch.manual_seed(seed)
@@ -124,9 +129,18 @@ def train_on(prepared, device: torch.device, progress: bool = True) -> tuple[Dig
     epochs = max(EPOCHS, math.ceil(MIN_STEPS / math.ceil(len(train_y) / BATCH_SIZE)))
     started = time.perf_counter()
     model = fit(train_x, train_y, epochs=epochs, progress=progress)
-    params = {"epochs": epochs, "batch_size": BATCH_SIZE, "lr": LR, "seed": SEED, "max_shift": MAX_SHIFT,
-              "features": FEATURES, "train_images": len(train_y)}
-    metrics = {"train_seconds": time.perf_counter() - started, "train_accuracy": accuracy(model, train_x, train_y),
-               "test_accuracy": accuracy(model, test_x, test_y)}
+    params = {
+        "epochs": epochs,
+        "batch_size": BATCH_SIZE,
+        "lr": LR,
+        "seed": SEED,
+        "max_shift": MAX_SHIFT,
+        "features": FEATURES,
+        "train_images": len(train_y),
+    }
+    metrics = {
+        "train_seconds": time.perf_counter() - started,
+        "train_accuracy": accuracy(model, train_x, train_y),
+        "test_accuracy": accuracy(model, test_x, test_y),
+    }
     return model, params, metrics
-

@@ -58,5 +58,5 @@ def judge(val_loss: list[float]) -> Convergence:
     span = window(len(values))
     if len(values) < 2 * span:
         return Convergence(len(values), span, math.nan)
-    before, last = sum(values[-2 * span:-span]) / span, sum(values[-span:]) / span
+    before, last = sum(values[-2 * span : -span]) / span, sum(values[-span:]) / span
     return Convergence(len(values), span, (before - last) / abs(before))

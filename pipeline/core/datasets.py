@@ -73,8 +73,10 @@ def digest_of(splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
 
 
 def _row_digests(images: np.ndarray, labels: np.ndarray) -> list[bytes]:
-    return [hashlib.sha256(image.tobytes() + int(label).to_bytes(8, "little")).digest()
-            for image, label in zip(images, labels)]
+    return [
+        hashlib.sha256(image.tobytes() + int(label).to_bytes(8, "little")).digest()
+        for image, label in zip(images, labels)
+    ]
 
 
 def pool_train_and_val(splits) -> tuple[np.ndarray, np.ndarray]:
@@ -103,14 +105,18 @@ def _stratified_split(images, labels, holdout, seed, source: str, parameter: str
     classes, per_class = np.unique(labels, return_counts=True)
     if per_class.min() < 2:
         lonely = ", ".join(str(c) for c in classes[per_class < 2][:5])
-        raise InputError(f"{source}: class {lonely} has a single training image; a stratified "
-                         "validation split needs at least 2 images of every class")
+        raise InputError(
+            f"{source}: class {lonely} has a single training image; a stratified "
+            "validation split needs at least 2 images of every class"
+        )
     held = math.ceil(holdout * len(labels)) if isinstance(holdout, float) else holdout
     if held < len(classes) or len(labels) - held < len(classes):
         low, high = len(classes) / len(labels), 1 - len(classes) / len(labels)
-        raise InputError(f"parameter '{parameter}': got {holdout!r}, which holds out {held} of {len(labels)} "
-                         f"images for {len(classes)} classes; allowed: a value in [{low:.4g}, {high:.4g}] "
-                         "so that every class is on both sides")
+        raise InputError(
+            f"parameter '{parameter}': got {holdout!r}, which holds out {held} of {len(labels)} "
+            f"images for {len(classes)} classes; allowed: a value in [{low:.4g}, {high:.4g}] "
+            "so that every class is on both sides"
+        )
     kept, held_out = stratified_indices(labels, held, seed)
     return images[kept], images[held_out], labels[kept], labels[held_out]
 
@@ -186,18 +192,23 @@ def load_source(dataset: str, data_root: str = "data"):
     return _load_torchvision(dataset, data_root)
 
 
-def prepare(dataset: str, val_fraction: float = 0.1, seed: int = 0, data_root: str = "data",
-            parameter: str = "dataset") -> Prepared:
+def prepare(
+    dataset: str, val_fraction: float = 0.1, seed: int = 0, data_root: str = "data", parameter: str = "dataset"
+) -> Prepared:
     """Load a dataset and hold out a stratified validation share of its training images.
 
     `seed` fixes which images go to validation; the test split never depends on it.
     """
     source_splits, source = load_source(dataset, data_root)
     train_x, train_y = source_splits["train"]
-    fit_x, val_x, fit_y, val_y = _stratified_split(train_x, train_y, val_fraction, seed, f"parameter '{parameter}': {dataset}")
+    fit_x, val_x, fit_y, val_y = _stratified_split(
+        train_x, train_y, val_fraction, seed, f"parameter '{parameter}': {dataset}"
+    )
     splits = {"train": (fit_x, fit_y), "val": (val_x, val_y), "test": source_splits["test"]}
     splits = {k: (np.ascontiguousarray(x), np.ascontiguousarray(y)) for k, (x, y) in splits.items()}
-    return Prepared(splits=splits, source=f"{source}; val_fraction={val_fraction}; seed={seed}", digest=digest_of(splits))
+    return Prepared(
+        splits=splits, source=f"{source}; val_fraction={val_fraction}; seed={seed}", digest=digest_of(splits)
+    )
 
 
 def save_prepared(prepared: Prepared, path: Path) -> Path:
@@ -219,12 +230,15 @@ def load_prepared(path: Path, parameter: str = "data") -> Prepared:
             splits = {name: (npz[f"{name}_images"], npz[f"{name}_labels"]) for name in SPLITS}
         claimed, source = meta["digest"], meta["source"]
     except Exception as error:  # BadZipFile, OSError, KeyError, ValueError, TypeError: all "not ours"
-        raise InputError(f"parameter '{parameter}': {path} is not a prepared data file "
-                         f"({type(error).__name__}: {error}); allowed: a file written by prepare_data") from None
+        raise InputError(
+            f"parameter '{parameter}': {path} is not a prepared data file "
+            f"({type(error).__name__}: {error}); allowed: a file written by prepare_data"
+        ) from None
     digest = digest_of(splits)
     if digest != claimed:
-        raise InputError(f"parameter '{parameter}': {path}: digest mismatch "
-                         f"(file says {str(claimed)[:12]}, data is {digest[:12]})")
+        raise InputError(
+            f"parameter '{parameter}': {path}: digest mismatch (file says {str(claimed)[:12]}, data is {digest[:12]})"
+        )
     return Prepared(splits=splits, source=source, digest=digest)
 
 
@@ -255,8 +269,11 @@ def resolve_local(reference: str, val_fraction: float = 0.1, seed: int = 0, data
         return prepared
     if Path(reference).is_file():
         return load_prepared(Path(reference))
-    raise bad_parameter("data", reference,
-                        "mnist-5k | mnist | fashion-mnist | idx:DIR | a prepare_data run id | a prepared-file URI or path")
+    raise bad_parameter(
+        "data",
+        reference,
+        "mnist-5k | mnist | fashion-mnist | idx:DIR | a prepare_data run id | a prepared-file URI or path",
+    )
 
 
 def find_cached(digest: str) -> Prepared | None:

@@ -38,22 +38,31 @@ class Dispute:
 
     def labels(self) -> tuple[str, str]:
         """The captions of the two sides."""
-        return (f"CNN: digit {self.cnn_digit} ({self.cnn_count} of {self.total} samples; {len(self.cnn_images)} shown)",
-                f"k-NN: digit {self.knn_digit} ({self.knn_count} of {self.total} samples; {len(self.knn_images)} shown)")
+        return (
+            f"CNN: digit {self.cnn_digit} ({self.cnn_count} of {self.total} samples; {len(self.cnn_images)} shown)",
+            f"k-NN: digit {self.knn_digit} ({self.knn_count} of {self.total} samples; {len(self.knn_images)} shown)",
+        )
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, cnn_images=self.cnn_images, knn_images=self.knn_images,
-                            numbers=np.array([self.cnn_digit, self.knn_digit, self.cnn_count, self.knn_count,
-                                              self.disputed, self.total], dtype=np.int64))
+        np.savez_compressed(
+            buffer,
+            cnn_images=self.cnn_images,
+            knn_images=self.knn_images,
+            numbers=np.array(
+                [self.cnn_digit, self.knn_digit, self.cnn_count, self.knn_count, self.disputed, self.total],
+                dtype=np.int64,
+            ),
+        )
         return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Dispute:
         with np.load(io.BytesIO(data)) as arrays:
             cnn_digit, knn_digit, cnn_count, knn_count, disputed, total = (int(v) for v in arrays["numbers"])
-            return cls(cnn_digit, knn_digit, arrays["cnn_images"], arrays["knn_images"], cnn_count, knn_count,
-                       disputed, total)
+            return cls(
+                cnn_digit, knn_digit, arrays["cnn_images"], arrays["knn_images"], cnn_count, knn_count, disputed, total
+            )
 
 
 def as_uint8(images) -> np.ndarray:
@@ -71,8 +80,16 @@ def of(images, cnn_classes: np.ndarray, knn_classes: np.ndarray, per_side: int =
     cnn_rows = np.flatnonzero(cnn_classes == cnn_digit)
     knn_rows = np.flatnonzero(knn_classes == knn_digit)
     pixels = as_uint8(images)
-    return Dispute(cnn_digit, knn_digit, pixels[cnn_rows[:per_side]], pixels[knn_rows[:per_side]], len(cnn_rows),
-                   len(knn_rows), int((cnn_classes != knn_classes).sum()), len(cnn_classes))
+    return Dispute(
+        cnn_digit,
+        knn_digit,
+        pixels[cnn_rows[:per_side]],
+        pixels[knn_rows[:per_side]],
+        len(cnn_rows),
+        len(knn_rows),
+        int((cnn_classes != knn_classes).sum()),
+        len(cnn_classes),
+    )
 
 
 def panel_figure(dispute: Dispute, title: str = ""):

@@ -19,8 +19,21 @@ from pipeline.core.samplers import Sampler, draw_samples, needs_fit
 from pipeline.core.training import as_float_tensor
 from pipeline.errors import InputError
 
-SAMPLER_METRICS = ("fid", "precision", "recall", "density", "coverage", "confidence", "class_entropy", "class_kl",
-                   "classes_covered", "max_class_share", "confident_share", "max_class_share_confident", "sharpness")
+SAMPLER_METRICS = (
+    "fid",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "confidence",
+    "class_entropy",
+    "class_kl",
+    "classes_covered",
+    "max_class_share",
+    "confident_share",
+    "max_class_share_confident",
+    "sharpness",
+)
 MODEL_METRICS = ("neg_elbo", "nll", "active_units")
 REAL_ROW = "real (train subset)"
 REAL_METRICS = ("fid_floor", "sharpness_real", "class_entropy_real")  # the real-data yardsticks of an evaluation
@@ -37,8 +50,10 @@ def check_fittable(samplers: list[Sampler], train_count: int) -> None:
     codes = gmm_fit_codes(train_count)
     for sampler in samplers:
         if needs_fit(sampler) and sampler.k > codes:
-            raise InputError(f"parameter 'samplers': {sampler.spec} has {sampler.k} components but is fitted on "
-                             f"{codes} encoded training images; allowed: gmm:K with K <= {codes}")
+            raise InputError(
+                f"parameter 'samplers': {sampler.spec} has {sampler.k} components but is fitted on "
+                f"{codes} encoded training images; allowed: gmm:K with K <= {codes}"
+            )
 
 
 @dataclass
@@ -69,8 +84,9 @@ class EvaluationContext:
     _codes: dict = field(default_factory=dict)  # encoded training means per model, for gmm:K
 
     @classmethod
-    def build(cls, classifier, prepared, device: torch.device, n_samples: int, seed: int,
-              reference_split: str = "test") -> EvaluationContext:
+    def build(
+        cls, classifier, prepared, device: torch.device, n_samples: int, seed: int, reference_split: str = "test"
+    ) -> EvaluationContext:
         """Embed the reference split once and score a real train subset of n_samples images."""
         splits = {name: as_float_tensor(images, device) for name, (images, _) in prepared.splits.items()}
         features, _ = classifiers.embed(classifier, splits[reference_split])
@@ -78,12 +94,26 @@ class EvaluationContext:
         generator = np.random.default_rng(seed)
         subset = generator.choice(len(splits["train"]), size=min(n_samples, len(splits["train"])), replace=False)
         real_images = splits["train"][torch.from_numpy(np.sort(subset)).to(device)]
-        real_row, real_counts = quality.image_set_metrics(real_images, *classifiers.embed(classifier, real_images),
-                                                          reference)
-        real = {"fid_floor": real_row["fid"], "sharpness_real": quality.sharpness(splits[reference_split]),
-                "class_entropy_real": float(quality.entropy(reference.label_shares))}
-        return cls(classifier, splits, reference, reference_split, n_samples, seed, real_row, real, real_counts,
-                   prepared.splits[reference_split][1])
+        real_row, real_counts = quality.image_set_metrics(
+            real_images, *classifiers.embed(classifier, real_images), reference
+        )
+        real = {
+            "fid_floor": real_row["fid"],
+            "sharpness_real": quality.sharpness(splits[reference_split]),
+            "class_entropy_real": float(quality.entropy(reference.label_shares)),
+        }
+        return cls(
+            classifier,
+            splits,
+            reference,
+            reference_split,
+            n_samples,
+            seed,
+            real_row,
+            real,
+            real_counts,
+            prepared.splits[reference_split][1],
+        )
 
     def fit(self, model, sampler: Sampler) -> Sampler:
         """The sampler ready to draw: gmm:K is fitted on a seeded subset of encoded training means."""
@@ -92,8 +122,10 @@ class EvaluationContext:
         key = id(model)
         if key not in self._codes:
             train = self.splits["train"]
-            rows = np.random.default_rng(self.seed).permutation(len(train))[:gmm_fit_codes(len(train))]
-            self._codes = {key: likelihood.encoded_means(model, train[torch.from_numpy(np.sort(rows)).to(train.device)])}
+            rows = np.random.default_rng(self.seed).permutation(len(train))[: gmm_fit_codes(len(train))]
+            self._codes = {
+                key: likelihood.encoded_means(model, train[torch.from_numpy(np.sort(rows)).to(train.device)])
+            }
         return sampler.fit(self._codes[key], seed=self.seed)
 
     def score(self, model, sampler: Sampler, n: int | None = None):
@@ -130,8 +162,10 @@ def format_table(rows: dict[str, dict], extra: dict[str, float]) -> str:
             cells.append(str(value) if isinstance(value, int) else f"{value:.4g}")
         lines.append(cells)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = ["  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(line, widths)))
-            for line in lines]
+    text = [
+        "  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(line, widths)))
+        for line in lines
+    ]
     text.insert(1, "  ".join("-" * width for width in widths))
     text.append("")
     text.append("  ".join(f"{name} {value:.4g}" for name, value in extra.items()))

@@ -30,10 +30,17 @@ def mixture_state(sampler: GaussianMixtureSampler) -> dict[str, torch.Tensor]:
 
 def save_generator(path: Path, model: VAE, mixtures: list[GaussianMixtureSampler] = ()) -> Path:
     """The decoder's weights, its sizes and the fitted mixtures by spec, in one file (written atomically)."""
-    decoder = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()
-               if name.startswith(DECODER_PREFIX)}
-    state = {"latent_size": model.latent_size, "hidden_size": model.hidden_size, "decoder": decoder,
-             "mixtures": {sampler.spec: mixture_state(sampler) for sampler in mixtures}}
+    decoder = {
+        name: tensor.detach().cpu().clone()
+        for name, tensor in model.state_dict().items()
+        if name.startswith(DECODER_PREFIX)
+    }
+    state = {
+        "latent_size": model.latent_size,
+        "hidden_size": model.hidden_size,
+        "decoder": decoder,
+        "mixtures": {sampler.spec: mixture_state(sampler) for sampler in mixtures},
+    }
     return save_atomically(state, path)
 
 
@@ -43,7 +50,9 @@ def load_generator(path: Path | str, device: torch.device) -> tuple[VAE, dict[st
     model = VAE(state["latent_size"], state["hidden_size"]).to(device)
     missing, unexpected = model.load_state_dict(state["decoder"], strict=False)
     if unexpected or any(name.startswith(DECODER_PREFIX) for name in missing):
-        raise ValueError(f"{path}: not a generator file (decoder weights missing or unexpected: {missing or unexpected})")
+        raise ValueError(
+            f"{path}: not a generator file (decoder weights missing or unexpected: {missing or unexpected})"
+        )
     mixtures = {}
     for spec, tensors in state["mixtures"].items():
         sampler = parse_sampler(spec)
@@ -62,8 +71,9 @@ def request_sampler(spec, default: str, mixtures: dict[str, GaussianMixtureSampl
         raise InputError(f"column 'sampler': {reason}; {allowed}") from None
     if needs_fit(sampler):
         if sampler.spec not in mixtures:
-            raise InputError(f"column 'sampler': got {text!r}, but this generator holds no fitted mixture for it; "
-                             f"{allowed}")
+            raise InputError(
+                f"column 'sampler': got {text!r}, but this generator holds no fitted mixture for it; {allowed}"
+            )
         return mixtures[sampler.spec]
     return sampler
 
@@ -72,8 +82,11 @@ def request_count(value, total_before: int = 0) -> int:
     """A request's `n`: a whole number from 1 to MAX_IMAGES, all rows together at most MAX_IMAGES."""
     allowed = f"a whole number from 1 to {MAX_IMAGES} (at most {MAX_IMAGES} images per request)"
     if not _whole(value) or not 1 <= int(value) <= MAX_IMAGES - total_before:
-        raise InputError(f"column 'n': got {value!r}" + (f" after {total_before} images in earlier rows" if total_before
-                                                          else "") + f"; allowed: {allowed}")
+        raise InputError(
+            f"column 'n': got {value!r}"
+            + (f" after {total_before} images in earlier rows" if total_before else "")
+            + f"; allowed: {allowed}"
+        )
     return int(value)
 
 
@@ -91,7 +104,9 @@ def _given(spec) -> bool:
 
 
 def _whole(value) -> bool:
-    return isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and float(value).is_integer())
+    return isinstance(value, (int, np.integer)) or (
+        isinstance(value, (float, np.floating)) and float(value).is_integer()
+    )
 
 
 def png_bytes(image: np.ndarray) -> bytes:

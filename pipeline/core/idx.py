@@ -61,9 +61,7 @@ def read_idx_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     if images.shape[1:] != (28, 28):
         raise InputError(f"{images_path}: images are {images.shape[1]}x{images.shape[2]}; expected 28x28")
     if len(images) != len(labels):
-        raise InputError(
-            f"{images_path}: {len(images)} images but {labels_path.name} has {len(labels)} labels"
-        )
+        raise InputError(f"{images_path}: {len(images)} images but {labels_path.name} has {len(labels)} labels")
     return images, labels.astype(np.int64)
 
 

@@ -51,7 +51,9 @@ class Judge:
         classes = int(labels.max()) + 1
         predicted = []
         for start in range(0, len(queries), PREDICT_CHUNK):
-            distances, nearest = torch.cdist(queries[start : start + PREDICT_CHUNK], codes).topk(NEIGHBOURS, largest=False)
+            distances, nearest = torch.cdist(queries[start : start + PREDICT_CHUNK], codes).topk(
+                NEIGHBOURS, largest=False
+            )
             exact = distances == 0
             weights = torch.where(exact.any(1, keepdim=True), exact.float(), 1 / distances.clamp_min(1e-30))
             votes = torch.zeros(len(nearest), classes, dtype=weights.dtype).scatter_add_(1, labels[nearest], weights)
@@ -82,8 +84,12 @@ def fit(images, labels, components: int = COMPONENTS) -> Judge:
 
     x = _as_numpy(images).reshape(len(images), -1).astype(np.float32)
     pca = PCA(components, random_state=0).fit(x)
-    judge = Judge(pca.mean_.astype(np.float32), pca.components_.astype(np.float32), np.empty((0, components)),
-                  _as_numpy(labels).astype(np.int64))
+    judge = Judge(
+        pca.mean_.astype(np.float32),
+        pca.components_.astype(np.float32),
+        np.empty((0, components)),
+        _as_numpy(labels).astype(np.int64),
+    )
     judge.codes = judge.project(x)
     return judge
 
@@ -100,6 +106,7 @@ def fit_on(prepared) -> tuple[Judge, dict, dict]:
 
 # --- do the judges agree? -----------------------------------------------------------------------
 
+
 def dominant_class(counts: np.ndarray) -> int:
     return int(np.argmax(counts))
 
@@ -109,8 +116,9 @@ def judges_agree(counts: np.ndarray, counts_judge2: np.ndarray) -> bool:
     return dominant_class(counts) == dominant_class(counts_judge2)
 
 
-def scores(judge: Judge, images, counts: np.ndarray, reference_shares: np.ndarray,
-           predicted: np.ndarray | None = None) -> tuple[dict, int, np.ndarray]:
+def scores(
+    judge: Judge, images, counts: np.ndarray, reference_shares: np.ndarray, predicted: np.ndarray | None = None
+) -> tuple[dict, int, np.ndarray]:
     """(metrics, dominant class, class counts) of the second judge on images the CNN counted as
     `counts`: the CNN's class metrics under SUFFIX, and judges_agree (1.0 or 0.0). `predicted`: the
     judge's classes of `images` when already known."""

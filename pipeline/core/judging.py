@@ -24,8 +24,11 @@ from pipeline.core.stopwatch import Stopwatch
 
 BLUR_DIGITS = 1000  # real digits of the reference split blurred per sampler (a seeded subset)
 UNRELIABLE_BELOW = 0.8  # a judge less accurate than this on digits as blurry as the samples is unreliable there
-CNN_ACCURACY, KNN_ACCURACY, BLUR_SIGMA = ("judge_acc_at_sample_sharpness", "judge2_acc_at_sample_sharpness",
-                                          "blur_sigma_at_sample_sharpness")
+CNN_ACCURACY, KNN_ACCURACY, BLUR_SIGMA = (
+    "judge_acc_at_sample_sharpness",
+    "judge2_acc_at_sample_sharpness",
+    "blur_sigma_at_sample_sharpness",
+)
 IN_DISPUTE = "samples_in_dispute"  # share of the scored samples the two judges classify differently
 METRICS = (CNN_ACCURACY, KNN_ACCURACY, BLUR_SIGMA, IN_DISPUTE)
 
@@ -37,8 +40,12 @@ def real_digits(context: EvaluationContext, n: int = BLUR_DIGITS) -> tuple[torch
     return images[torch.from_numpy(rows).to(images.device)], np.asarray(context.reference_labels)[rows]
 
 
-def accuracies_at_sharpness(context: EvaluationContext, judge2: judge.Judge, target: float,
-                            digits: tuple[torch.Tensor, np.ndarray] | None = None) -> dict[str, float]:
+def accuracies_at_sharpness(
+    context: EvaluationContext,
+    judge2: judge.Judge,
+    target: float,
+    digits: tuple[torch.Tensor, np.ndarray] | None = None,
+) -> dict[str, float]:
     """Both judges' accuracy on real digits blurred to mean sharpness `target`, and the blur's σ."""
     images, labels = digits if digits is not None else real_digits(context)
     blurred = blur.blur_to_sharpness(images, target)
@@ -57,14 +64,20 @@ class Judged:
     dispute: dispute.Dispute
 
 
-def judge_samples(context: EvaluationContext, judge2: judge.Judge, scored: Scored,
-                  digits: tuple[torch.Tensor, np.ndarray] | None = None, watch: Stopwatch | None = None) -> Judged:
+def judge_samples(
+    context: EvaluationContext,
+    judge2: judge.Judge,
+    scored: Scored,
+    digits: tuple[torch.Tensor, np.ndarray] | None = None,
+    watch: Stopwatch | None = None,
+) -> Judged:
     """The second judge on the scored samples, both judges at the samples' sharpness, and the dispute.
     `digits`: the real subset to blur (default: `real_digits(context)`), passed in to build it once;
     `watch` gets the time of the blurred-digit accuracies as phase `judges_at_sample_sharpness`."""
     predicted = judge2.predict(scored.images)
-    metrics, dominant, counts = judge.scores(judge2, scored.images, scored.counts, context.reference.label_shares,
-                                             predicted)
+    metrics, dominant, counts = judge.scores(
+        judge2, scored.images, scored.counts, context.reference.label_shares, predicted
+    )
     with (watch or Stopwatch())("judges_at_sample_sharpness"):
         metrics.update(accuracies_at_sharpness(context, judge2, scored.metrics["sharpness"], digits))
     disputed = dispute.of(scored.images, scored.classes, predicted)

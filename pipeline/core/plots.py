@@ -113,8 +113,15 @@ def class_histogram(axis, counts, title: str, reference_shares=None):
     shares = class_shares(counts)
     bars = axis.bar(DIGITS, shares, color="tab:blue", label="generated")
     if reference_shares is not None:
-        axis.step(np.arange(len(shares) + 1) - 0.5, np.append(reference_shares, reference_shares[-1]), where="post",
-                  color="black", linestyle="--", linewidth=1, label="test labels")
+        axis.step(
+            np.arange(len(shares) + 1) - 0.5,
+            np.append(reference_shares, reference_shares[-1]),
+            where="post",
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label="test labels",
+        )
         axis.legend(fontsize=8, loc="upper right")
     axis.axhline(0.05, color="grey", linewidth=0.6, linestyle=":")  # half a uniform share: 'covered'
     axis.set_xlabel("predicted digit")
@@ -165,18 +172,23 @@ class SamplerPanels:
         inked = (pixels != 255).any(axis=2)
         rows, columns = np.flatnonzero(inked.any(axis=1)), inked.any(axis=0)
         cuts = self.cuts(columns)
-        return {name: self.cut(pixels, rows, columns, cuts[first], cuts[last + 1])
-                for name, (first, last) in self.PICTURES.items()}
+        return {
+            name: self.cut(pixels, rows, columns, cuts[first], cuts[last + 1])
+            for name, (first, last) in self.PICTURES.items()
+        }
 
     def lay_out(self, grid: np.ndarray, samples: int, counts, counts_judge2, key: str) -> None:
-        self.figure, self.axes = pyplot().subplots(1, 3, figsize=(15.5, 4.4),
-                                                   gridspec_kw={"width_ratios": [1, 1.15, 1.15]})
+        self.figure, self.axes = pyplot().subplots(
+            1, 3, figsize=(15.5, 4.4), gridspec_kw={"width_ratios": [1, 1.15, 1.15]}
+        )
         panel_title, first_title, second_title = self.titles(key, samples)
         self.image = self.axes[0].imshow(grid, cmap="gray", vmin=0, vmax=255)
         self.axes[0].set_axis_off()
         self.axes[0].set_title(panel_title)
-        self.bars = (class_histogram(self.axes[1], counts, first_title, self.reference_shares),
-                     class_histogram(self.axes[2], counts_judge2, second_title, self.reference_shares))
+        self.bars = (
+            class_histogram(self.axes[1], counts, first_title, self.reference_shares),
+            class_histogram(self.axes[2], counts_judge2, second_title, self.reference_shares),
+        )
         self.figure.tight_layout()
 
     def cuts(self, inked_columns: np.ndarray) -> list[int]:

@@ -99,8 +99,9 @@ def kth_neighbour_radii(features: torch.Tensor, k: int = PR_K) -> torch.Tensor:
     return torch.cat(radii)
 
 
-def manifold_metrics(real: torch.Tensor, fake: torch.Tensor, k: int = PR_K,
-                     real_radii: torch.Tensor | None = None) -> dict[str, float]:
+def manifold_metrics(
+    real: torch.Tensor, fake: torch.Tensor, k: int = PR_K, real_radii: torch.Tensor | None = None
+) -> dict[str, float]:
     """k-NN manifold estimates in feature space, both sets cut to the same size n.
 
     - precision / recall (Kynkäänniemi et al. 2019): share of generated points inside the real
@@ -134,8 +135,9 @@ def manifold_metrics(real: torch.Tensor, fake: torch.Tensor, k: int = PR_K,
     }
 
 
-def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = PR_K,
-                     real_radii: torch.Tensor | None = None) -> tuple[float, float]:
+def precision_recall(
+    real: torch.Tensor, fake: torch.Tensor, k: int = PR_K, real_radii: torch.Tensor | None = None
+) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019); see `manifold_metrics`."""
     metrics = manifold_metrics(real, fake, k, real_radii)
     return metrics["precision"], metrics["recall"]
@@ -146,11 +148,12 @@ def laplacian_variances(images: torch.Tensor | np.ndarray) -> np.ndarray:
 
     A blurry image has small second derivatives everywhere, a crisp stroke large ones at its edges.
     """
-    array = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, np.float32)
+    array = (
+        images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, np.float32)
+    )
     array = array.reshape(len(array), 28, 28) if array.ndim == 2 else array
     padded = np.pad(array, ((0, 0), (1, 1), (1, 1)), mode="reflect")  # scipy.ndimage's "mirror"
-    laplacian = (padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]
-                 - 4 * array)
+    laplacian = padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:] - 4 * array
     return laplacian.reshape(len(array), -1).var(axis=1)
 
 
@@ -193,8 +196,9 @@ def confidence_metrics(probabilities: torch.Tensor, dominant: int, threshold: fl
     return {"confident_share": confident.float().mean().item(), "max_class_share_confident": among}
 
 
-def image_set_metrics(images: torch.Tensor, features: torch.Tensor, probabilities: torch.Tensor,
-                      reference: Reference) -> tuple[dict, np.ndarray]:
+def image_set_metrics(
+    images: torch.Tensor, features: torch.Tensor, probabilities: torch.Tensor, reference: Reference
+) -> tuple[dict, np.ndarray]:
     """All generation metrics of one image set (generated or real): (scalars, class counts)."""
     counts = class_histogram(probabilities)
     n = min(len(reference.features), len(features))

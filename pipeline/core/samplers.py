@@ -114,7 +114,9 @@ def _numbers(spec: str, text: str) -> list[float]:
 def _positive(spec: str, **named: float) -> None:
     for name, value in named.items():
         if not value > 0:
-            raise InputError(f"sampler spec {spec!r}: {name} must be positive, got {value:g}; allowed forms: {SPEC_FORMS}")
+            raise InputError(
+                f"sampler spec {spec!r}: {name} must be positive, got {value:g}; allowed forms: {SPEC_FORMS}"
+            )
 
 
 def _normal(spec: str, values: list[float]) -> Sampler:
@@ -202,7 +204,9 @@ class GaussianMixtureSampler(Sampler):
 
         data = latent_means.detach().cpu().double().numpy() if isinstance(latent_means, torch.Tensor) else latent_means
         if len(data) < self.k:
-            raise InputError(f"sampler spec {self.spec!r}: {self.k} components need at least {self.k} latent codes, got {len(data)}")
+            raise InputError(
+                f"sampler spec {self.spec!r}: {self.k} components need at least {self.k} latent codes, got {len(data)}"
+            )
         mixture = GaussianMixture(self.k, covariance_type="full", random_state=seed).fit(data)
         return replace(
             self,
@@ -215,7 +219,9 @@ class GaussianMixtureSampler(Sampler):
         if not self.fitted:
             raise RuntimeError(f"sampler {self.spec!r} must be fitted on latent codes first: call fit(latent_means)")
         if self.means.shape[1] != latent_size:
-            raise InputError(f"sampler {self.spec!r} was fitted on {self.means.shape[1]} latent dims, not {latent_size}")
+            raise InputError(
+                f"sampler {self.spec!r} was fitted on {self.means.shape[1]} latent dims, not {latent_size}"
+            )
         import torch
 
         weights, means, cholesky = (t.to(device) for t in (self.weights, self.means, self.cholesky))
@@ -242,7 +248,9 @@ class GaussianMixtureSampler(Sampler):
 
 def _gmm(spec: str, values: list[float]) -> Sampler:
     if len(values) != 1 or values[0] != int(values[0]) or values[0] < 1:
-        raise InputError(f"sampler spec {spec!r}: gmm takes one whole number K >= 1 (components); allowed forms: {SPEC_FORMS}")
+        raise InputError(
+            f"sampler spec {spec!r}: gmm takes one whole number K >= 1 (components); allowed forms: {SPEC_FORMS}"
+        )
     return GaussianMixtureSampler(int(values[0]))
 
 

@@ -51,14 +51,21 @@ class Ranges:
 
     def contains(self, a: float, b: float, mean: float, sd: float) -> bool:
         inside = lambda value, low, high: low - 1e-12 <= value <= high + 1e-12  # noqa: E731
-        return (inside(a, self.ab_min, self.ab_max) and inside(b, self.ab_min, self.ab_max)
-                and inside(mean, self.mean_min, self.mean_max) and inside(sd, self.sd_min, self.sd_max))
+        return (
+            inside(a, self.ab_min, self.ab_max)
+            and inside(b, self.ab_min, self.ab_max)
+            and inside(mean, self.mean_min, self.mean_max)
+            and inside(sd, self.sd_min, self.sd_max)
+        )
 
 
 def baselines(ranges: Ranges) -> tuple[list[dict], list[str]]:
     """(params of the baselines inside the ranges, names of those left out because they are not)."""
     kept, left_out = [], []
-    for name, (a, b, mean, sd) in (("study Beta(0.25,0.25)", STUDY_BETA), ("N(0,1)-like Beta(20,20)", NORMAL_LIKE_BETA)):
+    for name, (a, b, mean, sd) in (
+        ("study Beta(0.25,0.25)", STUDY_BETA),
+        ("N(0,1)-like Beta(20,20)", NORMAL_LIKE_BETA),
+    ):
         if ranges.contains(a, b, mean, sd):
             kept.append({"a": a, "b": b, "mean": mean, "sd": sd})
         else:

@@ -12,15 +12,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NUMBERS_RULE = ("Each value: mean ± sample standard deviation (n − 1) over training seeds, both rounded to the "
-                "spread's first significant digit (two when it starts with a 1). A value identical over every seed "
-                "has no spread and is printed alone, to four significant digits (no “± 0”); “(1 seed)” marks a "
-                "value measured on one seed only.")
-SPREAD_RULE = ("A difference between two means counts only when it exceeds the spread over seeds: "
-               "|mean(A) − mean(B)| > std(A) + std(B), with the sample standard deviation (n − 1) over "
-               "seeds and at least two seeds on each side (a fixed threshold has no spread). "
-               "A smaller difference is reported as “seeds disagree” (or “no difference” when the values are "
-               "identical); with one seed no spread is available and no verdict is drawn.")
+NUMBERS_RULE = (
+    "Each value: mean ± sample standard deviation (n − 1) over training seeds, both rounded to the "
+    "spread's first significant digit (two when it starts with a 1). A value identical over every seed "
+    "has no spread and is printed alone, to four significant digits (no “± 0”); “(1 seed)” marks a "
+    "value measured on one seed only."
+)
+SPREAD_RULE = (
+    "A difference between two means counts only when it exceeds the spread over seeds: "
+    "|mean(A) − mean(B)| > std(A) + std(B), with the sample standard deviation (n − 1) over "
+    "seeds and at least two seeds on each side (a fixed threshold has no spread). "
+    "A smaller difference is reported as “seeds disagree” (or “no difference” when the values are "
+    "identical); with one seed no spread is available and no verdict is drawn."
+)
 
 
 @dataclass(frozen=True)
@@ -32,8 +36,11 @@ class Summary:
 
     @classmethod
     def of(cls, values, seeds=()) -> Summary:
-        pairs = [(float(v), s) for v, s in zip(values, seeds or [None] * len(values))
-                 if v is not None and math.isfinite(float(v))]
+        pairs = [
+            (float(v), s)
+            for v, s in zip(values, seeds or [None] * len(values))
+            if v is not None and math.isfinite(float(v))
+        ]
         return cls(tuple(v for v, _ in pairs), tuple(s for _, s in pairs if s is not None))
 
     @classmethod
@@ -85,7 +92,7 @@ def _decimals(std: float) -> int:
     """Decimal places that keep one significant digit of the spread (two when it starts with a 1:
     0.0014 rounded to 0.001 would understate it by a third)."""
     exponent = math.floor(math.log10(float(f"{std:.1g}")))
-    leading = float(f"{std:.1g}") / 10 ** exponent
+    leading = float(f"{std:.1g}") / 10**exponent
     return -exponent + (1 if round(leading) == 1 else 0)
 
 
@@ -113,7 +120,13 @@ def spread_text(summary: Summary) -> str:
 # --- comparisons and verdicts -------------------------------------------------------------------
 
 HOLDS, CONTRADICTED, DISAGREE, NO_SPREAD, NOT_MEASURED, NO_DIFFERENCE = (
-    "holds", "contradicted", "seeds disagree", "no spread available", "not measured in this run", "no difference")
+    "holds",
+    "contradicted",
+    "seeds disagree",
+    "no spread available",
+    "not measured in this run",
+    "no difference",
+)
 CLASSIFIER_DEPENDENT = "classifier-dependent"  # the two judges of class identity reach different outcomes
 JUDGES_UNRELIABLE = "judges unreliable at the samples' sharpness"  # both judges fail on real digits that blurry
 

@@ -53,8 +53,12 @@ BASELINES = (Experiment("mse", "standard", "normal:0,1", evaluate_only=True),)
 def grid() -> list[Experiment]:
     """Every loss x forward x sampler, the study's own rows carrying their ids."""
     ids = {(e.loss, e.forward, e.sampler): e.study_id for e in STUDY}
-    return [Experiment(loss, forward, sampler, ids.get((loss, forward, sampler)))
-            for loss in LOSSES for forward in FORWARDS for sampler in GRID_SAMPLERS]
+    return [
+        Experiment(loss, forward, sampler, ids.get((loss, forward, sampler)))
+        for loss in LOSSES
+        for forward in FORWARDS
+        for sampler in GRID_SAMPLERS
+    ]
 
 
 # Settings of each preset; every one can be overridden by a `main` parameter of the same name.
@@ -65,10 +69,30 @@ def grid() -> list[Experiment]:
 # seeds: the report's spread rule needs two a side.
 # Both presets run `study`: E1-E5 and the BASELINES.
 PRESETS = {
-    "quick": {"experiments": "study", "data": "mnist-5k", "epochs": 50, "seeds": "0,1", "latent_size": 100,
-              "hidden_size": 392, "batch_size": 64, "lr": 0.001, "n_samples": 1000, "iwae_k": 50},
-    "study": {"experiments": "study", "data": "mnist", "epochs": 100, "seeds": "0,1,2", "latent_size": 100,
-              "hidden_size": 392, "batch_size": 128, "lr": 0.001, "n_samples": 10000, "iwae_k": 100},
+    "quick": {
+        "experiments": "study",
+        "data": "mnist-5k",
+        "epochs": 50,
+        "seeds": "0,1",
+        "latent_size": 100,
+        "hidden_size": 392,
+        "batch_size": 64,
+        "lr": 0.001,
+        "n_samples": 1000,
+        "iwae_k": 50,
+    },
+    "study": {
+        "experiments": "study",
+        "data": "mnist",
+        "epochs": 100,
+        "seeds": "0,1,2",
+        "latent_size": 100,
+        "hidden_size": 392,
+        "batch_size": 128,
+        "lr": 0.001,
+        "n_samples": 10000,
+        "iwae_k": 100,
+    },
 }
 
 

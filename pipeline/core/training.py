@@ -83,19 +83,24 @@ def epoch_metrics(train_sums: torch.Tensor, train_count: int, val_sums: torch.Te
 def check_finite(metrics: dict, epoch: int, lr: float) -> None:
     """Raise DivergenceError naming the epoch when any epoch metric is NaN or infinite."""
     if not all(math.isfinite(v) for v in metrics.values()):
-        raise DivergenceError(f"training diverged at epoch {epoch}: train loss {metrics['train_loss']}, "
-                              f"validation loss {metrics['val_loss']} (try a smaller lr than {lr})")
+        raise DivergenceError(
+            f"training diverged at epoch {epoch}: train loss {metrics['train_loss']}, "
+            f"validation loss {metrics['val_loss']} (try a smaller lr than {lr})"
+        )
 
 
-def checkpoint_state(model: VAE, optimizer, epoch: int, history: list[dict], config: dict, digest: str,
-                     device: torch.device) -> dict:
+def checkpoint_state(
+    model: VAE, optimizer, epoch: int, history: list[dict], config: dict, digest: str, device: torch.device
+) -> dict:
     """Everything a resumed run needs to continue bit for bit: weights, optimizer, RNG, history."""
     return {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "epoch": epoch,
-        "rng": {"cpu": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None},
+        "rng": {
+            "cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+        },
         "history": history,
         "config": config,
         "data_digest": digest,
@@ -119,6 +124,10 @@ def check_resumable(state: dict, config: dict, digest: str) -> None:
         if str(saved[key]) != str(config[key]):
             raise InputError(f"parameter '{key}': got {config[key]!r} but the checkpoint to resume has {saved[key]!r}")
     if state["data_digest"] != digest:
-        raise InputError(f"parameter 'data': digest {digest[:12]} differs from the checkpoint's {state['data_digest'][:12]}")
+        raise InputError(
+            f"parameter 'data': digest {digest[:12]} differs from the checkpoint's {state['data_digest'][:12]}"
+        )
     if state["epoch"] > config["epochs"]:
-        raise InputError(f"parameter 'epochs': got {config['epochs']}, but the checkpoint is already at epoch {state['epoch']}")
+        raise InputError(
+            f"parameter 'epochs': got {config['epochs']}, but the checkpoint is already at epoch {state['epoch']}"
+        )

@@ -131,6 +131,7 @@ def export(values: dict[str, str]) -> None:
 
 def exit_on_sigterm() -> None:
     """SIGTERM (also sent when the parent dies) unwinds like Ctrl-C: `finally` blocks end runs FAILED."""
+
     def handler(signum, frame):
         raise SystemExit(128 + signum)
 

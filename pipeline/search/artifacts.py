@@ -25,7 +25,7 @@ def artifact_folder(config: SearchConfig, storage: Storage) -> Path:
     if config.artifact_dir != "auto":
         return Path(config.artifact_dir).expanduser().resolve()
     if storage.kind in ("sqlite", "journal"):
-        path = Path(storage.url[len("sqlite:///"):] if storage.kind == "sqlite" else storage.url)
+        path = Path(storage.url[len("sqlite:///") :] if storage.kind == "sqlite" else storage.url)
         return path.expanduser().resolve().parent / FOLDER
     return _storage_folder().resolve() / FOLDER
 
@@ -39,8 +39,10 @@ def checked_folder(config: SearchConfig, storage: Storage) -> Path:
     except OSError as error:
         writable, folder = False, f"{folder} ({error.strerror})"
     if not writable:
-        raise InputError(f"parameter 'artifact_dir': got {config.artifact_dir!r}; cannot write to {folder}; "
-                         "allowed: auto | a folder that can be created and written")
+        raise InputError(
+            f"parameter 'artifact_dir': got {config.artifact_dir!r}; cannot write to {folder}; "
+            "allowed: auto | a folder that can be created and written"
+        )
     return folder
 
 
@@ -56,5 +58,9 @@ def upload_grid(trial, png: bytes, folder: Path) -> str:
     with tempfile.TemporaryDirectory(prefix="vae-trial-grid-") as scratch:
         path = Path(scratch) / GRID_FILE  # the dashboard shows the file's name
         path.write_bytes(png)
-        return upload_artifact(artifact_store=FileSystemArtifactStore(str(folder)), file_path=str(path),
-                               study_or_trial=trial, mimetype="image/png")
+        return upload_artifact(
+            artifact_store=FileSystemArtifactStore(str(folder)),
+            file_path=str(path),
+            study_or_trial=trial,
+            mimetype="image/png",
+        )

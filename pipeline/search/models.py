@@ -12,8 +12,17 @@ from pipeline.search.storage import advisory_lock
 
 def train_config(config: SearchConfig, latent_size: int) -> TrainConfig:
     """The training configuration of a trial's model: the cache key (with the data digest)."""
-    return TrainConfig(data=config.data, latent_size=latent_size, hidden_size=config.hidden_size, epochs=config.epochs,
-                       batch_size=config.batch_size, seed=config.seed, device=config.device, sample_every=0, checkpoint_every=config.epochs)
+    return TrainConfig(
+        data=config.data,
+        latent_size=latent_size,
+        hidden_size=config.hidden_size,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        device=config.device,
+        sample_every=0,
+        checkpoint_every=config.epochs,
+    )
 
 
 class Models:
@@ -29,15 +38,26 @@ class Models:
 
         def launch(resume: str | None) -> str:
             print(f"search: training the model for latent size {latent_size} ({self.config.epochs} epochs)", flush=True)
-            return tracking.launch_step("train", train, self.job.search_run_id, self.job.experiment_id,
-                                        name=f"train z{latent_size}", env_manager="local",
-                                        extra={"resume": resume} if resume else {},
-                                        env={"OMP_NUM_THREADS": str(self.job.threads)})
+            return tracking.launch_step(
+                "train",
+                train,
+                self.job.search_run_id,
+                self.job.experiment_id,
+                name=f"train z{latent_size}",
+                env_manager="local",
+                extra={"resume": resume} if resume else {},
+                env={"OMP_NUM_THREADS": str(self.job.threads)},
+            )
 
         run_id, _ = tracking.reuse_or_launch(
-            "train", train, self.job.experiment_id, reuse="dirty", launch=launch,
+            "train",
+            train,
+            self.job.experiment_id,
+            reuse="dirty",
+            launch=launch,
             accept=lambda run: tracking.run_param(run, "data_digest") == self.digest,
-            shared_lock=lambda name: advisory_lock(self.job.storage, name))
+            shared_lock=lambda name: advisory_lock(self.job.storage, name),
+        )
         return run_id
 
     def get(self, latent_size: int) -> tuple[str, torch.nn.Module]:

@@ -43,7 +43,7 @@ class Storage:
 
 def parse_storage(text: str) -> Storage:
     if text.startswith("journal:"):
-        return Storage("journal", str(Path(text[len("journal:"):]).expanduser()))
+        return Storage("journal", str(Path(text[len("journal:") :]).expanduser()))
     if text.startswith("sqlite:///"):
         return Storage("sqlite", text)
     return Storage("postgresql", text)
@@ -67,8 +67,10 @@ def resolve_storage(config: SearchConfig) -> Storage:
         folder = _storage_folder()
         journal, sqlite = folder / "optuna-journal.log", folder / "optuna.db"
         storage = Storage("journal", str(journal)) if config.n_workers > 1 else Storage("sqlite", f"sqlite:///{sqlite}")
-        for path, candidate in ((journal, Storage("journal", str(journal))),
-                                (sqlite, Storage("sqlite", f"sqlite:///{sqlite}"))):
+        for path, candidate in (
+            (journal, Storage("journal", str(journal))),
+            (sqlite, Storage("sqlite", f"sqlite:///{sqlite}")),
+        ):
             if path.exists() and config.study_name in _study_names(candidate):
                 storage = candidate
                 break
@@ -78,27 +80,34 @@ def resolve_storage(config: SearchConfig) -> Storage:
 
 def check_reachable(storage: Storage) -> None:
     if storage.kind in ("journal", "sqlite"):
-        path = Path(storage.url if storage.kind == "journal" else storage.url[len("sqlite:///"):])
+        path = Path(storage.url if storage.kind == "journal" else storage.url[len("sqlite:///") :])
         folder = path.expanduser().resolve().parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise InputError(f"parameter 'storage': got {storage.shown!r}; its folder {folder} does not exist or is "
-                             "not writable; allowed: a file in an existing, writable folder")
+            raise InputError(
+                f"parameter 'storage': got {storage.shown!r}; its folder {folder} does not exist or is "
+                "not writable; allowed: a file in an existing, writable folder"
+            )
         return
     import sqlalchemy
 
     try:
-        engine = sqlalchemy.create_engine(storage.url, poolclass=sqlalchemy.pool.NullPool,
-                                          connect_args={"connect_timeout": 5})
+        engine = sqlalchemy.create_engine(
+            storage.url, poolclass=sqlalchemy.pool.NullPool, connect_args={"connect_timeout": 5}
+        )
         with engine.connect() as connection:
             connection.execute(sqlalchemy.text("SELECT 1"))
         engine.dispose()
     except ModuleNotFoundError as error:
-        raise InputError(f"parameter 'storage': {storage.shown} needs a PostgreSQL driver ({error}); "
-                         "install it with `pip install 'psycopg[binary]'` (SQLAlchemy's default driver for postgresql://)") from None
+        raise InputError(
+            f"parameter 'storage': {storage.shown} needs a PostgreSQL driver ({error}); "
+            "install it with `pip install 'psycopg[binary]'` (SQLAlchemy's default driver for postgresql://)"
+        ) from None
     except Exception as error:  # OperationalError: refused, unknown host, no such database, bad password
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"parameter 'storage': cannot connect to {storage.shown} ({first_line}); allowed: a "
-                         "reachable PostgreSQL database (postgresql://USER@HOST:PORT/DB)") from None
+        raise InputError(
+            f"parameter 'storage': cannot connect to {storage.shown} ({first_line}); allowed: a "
+            "reachable PostgreSQL database (postgresql://USER@HOST:PORT/DB)"
+        ) from None
 
 
 def _study_names(storage: Storage) -> list[str]:
@@ -121,8 +130,11 @@ def open_storage(storage: Storage, heartbeat: str | None = None, on_stale_trial=
         options = {}
         if heartbeat:
             interval, grace = (int(seconds) for seconds in heartbeat.split(","))
-            options = {"heartbeat_interval": interval, "grace_period": grace,
-                       "heartbeat_stale_trial_callback": on_stale_trial}
+            options = {
+                "heartbeat_interval": interval,
+                "grace_period": grace,
+                "heartbeat_stale_trial_callback": on_stale_trial,
+            }
         if storage.kind == "sqlite":
             return optuna.storages.RDBStorage(storage.url, engine_kwargs={"connect_args": {"timeout": 60}}, **options)
         with advisory_lock(storage, "optuna-schema"):  # several machines creating the tables at once

@@ -30,10 +30,20 @@ def directions(config: SearchConfig) -> list[str]:
 
 def space_of(config: SearchConfig) -> dict:
     """What makes trials of one study comparable: the searched space and the models' settings."""
-    return {"latent_sizes": config.latent_sizes, "ab_min": config.ab_min, "ab_max": config.ab_max,
-            "mean_min": config.mean_min, "mean_max": config.mean_max, "sd_min": config.sd_min,
-            "sd_max": config.sd_max, "data": config.data, "hidden_size": config.hidden_size, "epochs": config.epochs,
-            "batch_size": config.batch_size, "seed": config.seed}
+    return {
+        "latent_sizes": config.latent_sizes,
+        "ab_min": config.ab_min,
+        "ab_max": config.ab_max,
+        "mean_min": config.mean_min,
+        "mean_max": config.mean_max,
+        "sd_min": config.sd_min,
+        "sd_max": config.sd_max,
+        "data": config.data,
+        "hidden_size": config.hidden_size,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "seed": config.seed,
+    }
 
 
 def check_study(config: SearchConfig, storage: Storage) -> None:
@@ -47,14 +57,18 @@ def check_study(config: SearchConfig, storage: Storage) -> None:
     held = [d.name.lower() for d in study.directions]
     if held != directions(config):
         shown = "fid" if len(held) == 1 else "fid,class_entropy"
-        raise InputError(f"parameter 'objective': got {config.objective!r}, but study {config.study_name!r} in "
-                         f"{storage.shown} optimizes {shown}; allowed: {shown}, or another study_name")
+        raise InputError(
+            f"parameter 'objective': got {config.objective!r}, but study {config.study_name!r} in "
+            f"{storage.shown} optimizes {shown}; allowed: {shown}, or another study_name"
+        )
     space = study.user_attrs.get("search_space") or {}
     for name, value in space_of(config).items():
         if name in space and str(space[name]) != str(value):
-            raise InputError(f"parameter '{name}': got {value!r}, but study {config.study_name!r} was searched with "
-                             f"{name}={space[name]!r} (its trials would not compare); allowed: {space[name]!r}, or "
-                             "another study_name")
+            raise InputError(
+                f"parameter '{name}': got {value!r}, but study {config.study_name!r} was searched with "
+                f"{name}={space[name]!r} (its trials would not compare); allowed: {space[name]!r}, or "
+                "another study_name"
+            )
 
 
 def sampler_seed(config: SearchConfig, trials_before: int, worker_index: int, storage: Storage) -> int:
@@ -89,19 +103,29 @@ def create_or_load(config: SearchConfig, storage: Storage) -> tuple[optuna.Study
     optuna_storage = open_storage(storage)
     notes = []
     try:
-        study = optuna.create_study(study_name=config.study_name, storage=optuna_storage,
-                                    sampler=make_sampler(config, config.seed, storage), pruner=make_pruner(config),
-                                    directions=directions(config))
+        study = optuna.create_study(
+            study_name=config.study_name,
+            storage=optuna_storage,
+            sampler=make_sampler(config, config.seed, storage),
+            pruner=make_pruner(config),
+            directions=directions(config),
+        )
     except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=config.study_name, storage=optuna_storage,
-                                  sampler=make_sampler(config, config.seed, storage), pruner=make_pruner(config))
+        study = optuna.load_study(
+            study_name=config.study_name,
+            storage=optuna_storage,
+            sampler=make_sampler(config, config.seed, storage),
+            pruner=make_pruner(config),
+        )
         return study, [f"continuing study {config.study_name!r} ({len(study.trials)} trials so far)"]
     study.set_user_attr("search_space", space_of(config))
     kept, left_out = search_space.baselines(ranges_of(config))
     for params in kept:
         study.enqueue_trial(params, user_attrs={"baseline": _baseline_name(params)})
-    notes.append(f"new study {config.study_name!r}; baselines enqueued first: "
-                 f"{', '.join(_baseline_name(p) for p in kept) or 'none'}")
+    notes.append(
+        f"new study {config.study_name!r}; baselines enqueued first: "
+        f"{', '.join(_baseline_name(p) for p in kept) or 'none'}"
+    )
     if left_out:
         notes.append(f"baselines outside the ranges, not enqueued: {', '.join(left_out)}")
     return study, notes
@@ -112,8 +136,9 @@ def _baseline_name(params: dict) -> str:
 
 
 def ranges_of(config: SearchConfig) -> search_space.Ranges:
-    return search_space.Ranges(config.ab_min, config.ab_max, config.mean_min, config.mean_max, config.sd_min,
-                               config.sd_max)
+    return search_space.Ranges(
+        config.ab_min, config.ab_max, config.mean_min, config.mean_max, config.sd_min, config.sd_max
+    )
 
 
 def suggest(trial: optuna.Trial, config: SearchConfig) -> tuple[int, BetaSampler]:
@@ -145,8 +170,10 @@ def best_trial(study: optuna.Study, config: SearchConfig):
         return study.best_trial, "lowest validation FID"
     front = study.best_trials
     index = search_space.pick_pareto([tuple(t.values) for t in front])
-    return front[index], (f"of the {len(front)} Pareto trials, the one nearest the ideal point (lowest FID, highest "
-                          "class entropy), each objective scaled to [0, 1] over the front")
+    return front[index], (
+        f"of the {len(front)} Pareto trials, the one nearest the ideal point (lowest FID, highest "
+        "class entropy), each objective scaled to [0, 1] over the front"
+    )
 
 
 def sample_counts(config: SearchConfig, prepared) -> list[int]:

@@ -46,8 +46,13 @@ from pipeline.tracking.classifier_run import judge_for
 ARTIFACT = "verify/results.json"
 
 
-LABELS = {"best_beta": "searched Beta", "normal_like_beta": "Beta(20,20) placed like N(0,1)", "normal_0_1": "N(0,1)",
-          "study_beta": "Beta(0.25,0.25)", "gmm_10": "gmm:10"}
+LABELS = {
+    "best_beta": "searched Beta",
+    "normal_like_beta": "Beta(20,20) placed like N(0,1)",
+    "normal_0_1": "N(0,1)",
+    "study_beta": "Beta(0.25,0.25)",
+    "gmm_10": "gmm:10",
+}
 METRICS = (*SAMPLER_METRICS, *judge.SAMPLER_METRICS, *judging.METRICS)
 CLAIMS = {
     "F7": "The searched Beta is more realistic than N(0,1) at the searched latent size.",
@@ -70,15 +75,21 @@ def seeds_of(config) -> list[int]:
 def samplers_of(params: dict) -> dict[str, Sampler]:
     """The five samplers by name: the best trial's Beta placed by its mean and sd, Beta(20,20) placed at
     mean 0 and sd 1 as the search's baseline is, and the study's and evaluate's own."""
-    best = BetaSampler(params["a"], params["b"], *search_space.placement(params["a"], params["b"], params["mean"],
-                                                                          params["sd"]))
+    best = BetaSampler(
+        params["a"], params["b"], *search_space.placement(params["a"], params["b"], params["mean"], params["sd"])
+    )
     a, b, mean, sd = search_space.NORMAL_LIKE_BETA
-    return {"best_beta": best, "normal_like_beta": BetaSampler(a, b, *search_space.placement(a, b, mean, sd)),
-            "normal_0_1": parse_sampler("normal:0,1"), "study_beta": parse_sampler("beta:0.25,0.25"),
-            "gmm_10": parse_sampler("gmm:10")}
+    return {
+        "best_beta": best,
+        "normal_like_beta": BetaSampler(a, b, *search_space.placement(a, b, mean, sd)),
+        "normal_0_1": parse_sampler("normal:0,1"),
+        "study_beta": parse_sampler("beta:0.25,0.25"),
+        "gmm_10": parse_sampler("gmm:10"),
+    }
 
 
 # --- verdicts: plain functions of {sampler: {seed: {metric: value}}} ------------------------------
+
 
 def summary(results: dict, name: str, metric: str) -> Summary:
     seeds = sorted(results.get(name, {}), key=int)
@@ -88,8 +99,11 @@ def summary(results: dict, name: str, metric: str) -> Summary:
 def part(results: dict, text: str, a: str, b: str, metric: str, expected: str) -> dict:
     """One part: `a`'s metric is expected to be `expected` ('greater'/'less') than `b`'s."""
     first, second = summary(results, a, metric), summary(results, b, metric)
-    return {"text": text, "outcome": claim_outcome(first, second, expected),
-            "evidence": f"{metric} {LABELS[a]} {spread_text(first)} vs {LABELS[b]} {spread_text(second)}"}
+    return {
+        "text": text,
+        "outcome": claim_outcome(first, second, expected),
+        "evidence": f"{metric} {LABELS[a]} {spread_text(first)} vs {LABELS[b]} {spread_text(second)}",
+    }
 
 
 def word(parts: list[dict]) -> str:
@@ -105,21 +119,30 @@ def word(parts: list[dict]) -> str:
 
 def realism_parts(results: dict, better: str, worse: str, label: str) -> list[dict]:
     """`better` more realistic than `worse`: FID lower, precision higher, recall higher."""
-    return [part(results, f"{label}: FID lower", better, worse, "fid", "less"),
-            part(results, f"{label}: precision higher", better, worse, "precision", "greater"),
-            part(results, f"{label}: recall higher", better, worse, "recall", "greater")]
+    return [
+        part(results, f"{label}: FID lower", better, worse, "fid", "less"),
+        part(results, f"{label}: precision higher", better, worse, "precision", "greater"),
+        part(results, f"{label}: recall higher", better, worse, "recall", "greater"),
+    ]
 
 
 def verdicts(results: dict) -> list[dict]:
     """F7, F8 and G, each {finding, claim, outcome, parts, notes}."""
     found = []
-    for finding, better, worse in (("F7", "best_beta", "normal_0_1"), ("F8", "normal_0_1", "study_beta"),
-                                   ("G", "gmm_10", "best_beta")):
+    for finding, better, worse in (
+        ("F7", "best_beta", "normal_0_1"),
+        ("F8", "normal_0_1", "study_beta"),
+        ("G", "gmm_10", "best_beta"),
+    ):
         parts = realism_parts(results, better, worse, f"{LABELS[better]} vs {LABELS[worse]}")
-        found.append({"finding": finding, "claim": CLAIMS[finding], "outcome": word(parts), "parts": parts, "notes": []})
+        found.append(
+            {"finding": finding, "claim": CLAIMS[finding], "outcome": word(parts), "parts": parts, "notes": []}
+        )
     like, normal = summary(results, "normal_like_beta", "fid"), summary(results, "normal_0_1", "fid")
-    found[0]["notes"].append(f"The N(0,1)-like baseline: fid {LABELS['normal_like_beta']} {spread_text(like)} vs "
-                             f"N(0,1) {spread_text(normal)} ({compare(like, normal)}).")
+    found[0]["notes"].append(
+        f"The N(0,1)-like baseline: fid {LABELS['normal_like_beta']} {spread_text(like)} vs "
+        f"N(0,1) {spread_text(normal)} ({compare(like, normal)})."
+    )
     gap = summary(results, "best_beta", "fid").mean - summary(results, "gmm_10", "fid").mean
     if math.isfinite(gap):
         found[2]["notes"].append(f"The searched Beta's mean FID is {gap:+.4g} from gmm:10's.")
@@ -150,6 +173,7 @@ def latent_ranking(study) -> list[dict]:
 
 # --- the verification itself ---------------------------------------------------------------------
 
+
 def verify(study, config, job, classifier, classifier_run_id: str, prepared, device) -> dict | None:
     """Train (or reuse) the best latent size per verify seed, score the five samplers on the test split,
     log the results and the verdicts on the active search run; returns the results (None: nothing to do)."""
@@ -161,8 +185,11 @@ def verify(study, config, job, classifier, classifier_run_id: str, prepared, dev
     latent_size = int(best.params["latent_size"])
     samplers = samplers_of(best.params)
     count = sample_counts(config, prepared)[-1]
-    print(f"search: verifying the best trial {best.number} (latent {latent_size}) over seeds {config.verify_seeds} "
-          f"on the test split, {count} samples per sampler", flush=True)
+    print(
+        f"search: verifying the best trial {best.number} (latent {latent_size}) over seeds {config.verify_seeds} "
+        f"on the test split, {count} samples per sampler",
+        flush=True,
+    )
     context = EvaluationContext.build(classifier, prepared, device, count, config.seed, reference_split="test")
     judge2, digits = judge_for(classifier_run_id, prepared), judging.real_digits(context)
     results: dict[str, dict[str, dict]] = {name: {} for name in samplers}
@@ -172,26 +199,47 @@ def verify(study, config, job, classifier, classifier_run_id: str, prepared, dev
         for name, sampler in samplers.items():
             scored = context.scored(model, sampler)
             both = judging.judge_samples(context, judge2, scored, digits)
-            metrics = {**{m: float(scored.metrics[m]) for m in SAMPLER_METRICS}, **both.metrics,
-                       "max_class": scored.metrics["max_class"], f"max_class{judge.SUFFIX}": both.dominant}
+            metrics = {
+                **{m: float(scored.metrics[m]) for m in SAMPLER_METRICS},
+                **both.metrics,
+                "max_class": scored.metrics["max_class"],
+                f"max_class{judge.SUFFIX}": both.dominant,
+            }
             results[name][str(seed)] = metrics
             if seed == seeds[0]:  # the five grids side by side in the report: one seed's samples
-                mlflow.log_image(plots.grid_array(scored.images[:plots.GRID_SIZE]), artifact_file=grid_path(name))
+                mlflow.log_image(plots.grid_array(scored.images[: plots.GRID_SIZE]), artifact_file=grid_path(name))
             mlflow.log_metrics({f"verify_{m}/{name}": float(v) for m, v in metrics.items() if m in METRICS}, step=seed)
     found = verdicts(results)
-    spread = {f"verify_{m}_{stat}/{name}": getattr(summary(results, name, m), stat)
-              for name in samplers for m in ("fid", "precision", "recall") for stat in ("mean", "std")}
+    spread = {
+        f"verify_{m}_{stat}/{name}": getattr(summary(results, name, m), stat)
+        for name in samplers
+        for m in ("fid", "precision", "recall")
+        for stat in ("mean", "std")
+    }
     mlflow.log_metrics({k: v for k, v in spread.items() if math.isfinite(v)})
     mlflow.set_tags({f"verdict_{v['finding']}": v["outcome"] for v in found})
-    record = {"best_trial": best.number, "best_rule": rule, "latent_size": latent_size, "seeds": seeds,
-              "n_samples": count, "split": "test", "model_run_ids": models,
-              "samplers": {name: sampler.spec for name, sampler in samplers.items()}, "labels": LABELS,
-              "results": results, "verdicts": found, "spread_rule": SPREAD_RULE,
-              "real": context.real, "latent_sizes": latent_ranking(study),
-              "latent_sizes_note": "one search, one training seed, validation FID: not a ranking over seeds"}
+    record = {
+        "best_trial": best.number,
+        "best_rule": rule,
+        "latent_size": latent_size,
+        "seeds": seeds,
+        "n_samples": count,
+        "split": "test",
+        "model_run_ids": models,
+        "samplers": {name: sampler.spec for name, sampler in samplers.items()},
+        "labels": LABELS,
+        "results": results,
+        "verdicts": found,
+        "spread_rule": SPREAD_RULE,
+        "real": context.real,
+        "latent_sizes": latent_ranking(study),
+        "latent_sizes_note": "one search, one training seed, validation FID: not a ranking over seeds",
+    }
     mlflow.log_dict(record, ARTIFACT)
-    header = (f"best trial {best.number} ({rule}), latent {latent_size}, {samplers['best_beta'].spec}; "
-              f"seeds {config.verify_seeds}; test split, {count} samples per sampler")
+    header = (
+        f"best trial {best.number} ({rule}), latent {latent_size}, {samplers['best_beta'].spec}; "
+        f"seeds {config.verify_seeds}; test split, {count} samples per sampler"
+    )
     text = verdict_text(found, header)
     mlflow.log_text(text, "verify/verdicts.txt")
     print(text, flush=True)

@@ -47,8 +47,18 @@ from pipeline.search.study import (
 from pipeline.tracking.classifier_run import classifier_for
 
 TRIAL_STEP = "search_trial"
-REPORTED_METRICS = ("fid", "precision", "recall", "density", "coverage", "confidence", "class_entropy",
-                    "classes_covered", "max_class_share", "sharpness")
+REPORTED_METRICS = (
+    "fid",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "confidence",
+    "class_entropy",
+    "classes_covered",
+    "max_class_share",
+    "sharpness",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,11 +96,14 @@ class Worker:
         self.storage = open_storage(job.storage, heartbeat=config.heartbeat, on_stale_trial=on_stale_trial)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self.study = optuna.load_study(study_name=config.study_name, storage=self.storage,
-                                           sampler=make_sampler(config, sampler_seed(config, job.trials_before,
-                                                                                     job.worker_index, job.storage),
-                                                                job.storage),
-                                           pruner=make_pruner(config))
+            self.study = optuna.load_study(
+                study_name=config.study_name,
+                storage=self.storage,
+                sampler=make_sampler(
+                    config, sampler_seed(config, job.trials_before, job.worker_index, job.storage), job.storage
+                ),
+                pruner=make_pruner(config),
+            )
         train = train_config(config, 1)
         self.prepared = prepared or tracking.resolve_data(config.data, train.val_fraction, config.seed, train.data_root)
         if classifier is None:  # a worker process: the search trained the classifier before starting it
@@ -98,8 +111,9 @@ class Worker:
         self.counts = sample_counts(config, self.prepared)
         if config.objective != "fid":
             self.counts = self.counts[-1:]  # no pruning for two objectives: score once, at the largest count
-        self.context = EvaluationContext.build(classifier, self.prepared, self.device, self.counts[-1], config.seed,
-                                               reference_split="val")
+        self.context = EvaluationContext.build(
+            classifier, self.prepared, self.device, self.counts[-1], config.seed, reference_split="val"
+        )
         self.models = Models(config, job, self.prepared.digest, self.device)
         self.artifacts = artifact_folder(config, job.storage)
 
@@ -132,18 +146,31 @@ class Worker:
         self.reservation.close()  # the trial counts now: the next worker may ask
         config = self.config
         latent_size, sampler = suggest(trial, config)
-        tags = {"optuna.study_name": config.study_name, "optuna.trial_number": str(trial.number),
-                "pipeline.latent_size": str(latent_size)}
+        tags = {
+            "optuna.study_name": config.study_name,
+            "optuna.trial_number": str(trial.number),
+            "pipeline.latent_size": str(latent_size),
+        }
         for name in (RETRY_ATTR, "baseline"):
             if name in trial.user_attrs:
                 tags[name] = str(trial.user_attrs[name])
-        with tracking.child_run(TRIAL_STEP, f"trial {trial.number}", self.job.search_run_id, self.job.experiment_id,
-                                tags) as run:
+        with tracking.child_run(
+            TRIAL_STEP, f"trial {trial.number}", self.job.search_run_id, self.job.experiment_id, tags
+        ) as run:
             trial.set_user_attr(RUN_ATTR, run.run_id)
-            params = {"trial_number": trial.number, "latent_size": latent_size, "a": sampler.a, "b": sampler.b,
-                      "mean": trial.params["mean"], "sd": trial.params["sd"], "loc": sampler.loc,
-                      "scale": sampler.scale, "sampler": sampler.spec, "study_name": config.study_name,
-                      "reference_split": "val"}
+            params = {
+                "trial_number": trial.number,
+                "latent_size": latent_size,
+                "a": sampler.a,
+                "b": sampler.b,
+                "mean": trial.params["mean"],
+                "sd": trial.params["sd"],
+                "loc": sampler.loc,
+                "scale": sampler.scale,
+                "sampler": sampler.spec,
+                "study_name": config.study_name,
+                "reference_split": "val",
+            }
             self.client.log_batch(run.run_id, params=[Param(k, str(v)) for k, v in params.items()])
             metrics, count, pruned = self.score(trial, run.run_id, latent_size, sampler)
             values = [metrics["fid"]] if config.objective == "fid" else [metrics["fid"], metrics["class_entropy"]]
@@ -153,8 +180,11 @@ class Worker:
                 run.end_as("FAILED", failure_reason=f"objective not finite: {values}")
                 values = [math.nan] * len(values)  # Optuna fails a trial whose objective is NaN
         state = "pruned" if pruned else "done"
-        print(f"search: trial {trial.number} {state}: latent {latent_size} {sampler.spec} fid {metrics['fid']:.4g} "
-              f"at n={count}", flush=True)
+        print(
+            f"search: trial {trial.number} {state}: latent {latent_size} {sampler.spec} fid {metrics['fid']:.4g} "
+            f"at n={count}",
+            flush=True,
+        )
         if pruned:
             raise optuna.TrialPruned()
         return values[0] if len(values) == 1 else values
@@ -185,7 +215,7 @@ class Worker:
         logged = {name: float(metrics[name]) for name in REPORTED_METRICS}
         logged["n_samples"] = count
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in logged.items()])
-        grid = plots.grid_array(images[:plots.GRID_SIZE])
+        grid = plots.grid_array(images[: plots.GRID_SIZE])
         client.log_image(run_id, grid, artifact_file="samples/grid.png")
         upload_grid(trial, png_bytes(grid), self.artifacts)  # for optuna-dashboard, beside the trial's FID
         seconds["seconds_logging"] = time.perf_counter() - started
@@ -217,8 +247,11 @@ def run_workers(job: Job, study: optuna.Study) -> list[str]:
     def start() -> None:
         nonlocal next_index
         worker_job = dataclasses.replace(job, worker_index=next_index)
-        process = subprocess.Popen([sys.executable, "-m", "pipeline.search", "--worker", worker_job.to_json()],
-                                   env=env, preexec_fn=processes.die_with_parent)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.search", "--worker", worker_job.to_json()],
+            env=env,
+            preexec_fn=processes.die_with_parent,
+        )
         workers[process.pid] = (next_index, process)
         next_index += 1
 
@@ -236,10 +269,16 @@ def run_workers(job: Job, study: optuna.Study) -> list[str]:
                     continue
                 worker = processes.worker_identity(pid)
                 recovered = recover_worker(study, worker, f"its worker (pid {pid}) ended with status {status}")
-                note = (f"worker {index} (pid {pid}) ended with status {status}; its running trials "
-                        f"{recovered or 'none'} failed, runs ended FAILED, re-enqueued once")
+                note = (
+                    f"worker {index} (pid {pid}) ended with status {status}; its running trials "
+                    f"{recovered or 'none'} failed, runs ended FAILED, re-enqueued once"
+                )
                 timed_out = job.deadline is not None and time.time() >= job.deadline
-                if counted(study, job.search_run_id) < config.n_trials and not timed_out and replacements < config.n_workers:
+                if (
+                    counted(study, job.search_run_id) < config.n_trials
+                    and not timed_out
+                    and replacements < config.n_workers
+                ):
                     replacements += 1
                     start()
                     note += "; a replacement worker started"
@@ -256,4 +295,3 @@ def run_workers(job: Job, study: optuna.Study) -> list[str]:
                 process.wait()
             recover_worker(study, processes.worker_identity(pid), "the search stopped its worker")
     return notes
-

@@ -48,25 +48,40 @@ def train_run_data(run):
 
     missing = [name for name in ("data", "data_digest", "loss") if name not in run.data.params]
     if missing:
-        raise InputError(f"parameter 'model': run {run.info.run_id} has no param(s) {', '.join(missing)}; "
-                         "allowed: the id of a train run")
+        raise InputError(
+            f"parameter 'model': run {run.info.run_id} has no param(s) {', '.join(missing)}; "
+            "allowed: the id of a train run"
+        )
     digest = tracking.run_param(run, "data_digest")
     prepared = datasets.find_cached(digest)
     if prepared is None:
-        prepared = tracking.resolve_data(tracking.run_param(run, "data"), float(tracking.run_param(run, "val_fraction", "0.1")),
-                                         int(tracking.run_param(run, "seed", "0")), tracking.run_param(run, "data_root", "data"))
+        prepared = tracking.resolve_data(
+            tracking.run_param(run, "data"),
+            float(tracking.run_param(run, "val_fraction", "0.1")),
+            int(tracking.run_param(run, "seed", "0")),
+            tracking.run_param(run, "data_root", "data"),
+        )
     if prepared.digest != digest:
-        raise InputError(f"parameter 'model': run {run.info.run_id} was trained on data with digest "
-                         f"{digest[:12]}, but its data now has digest {prepared.digest[:12]}")
+        raise InputError(
+            f"parameter 'model': run {run.info.run_id} was trained on data with digest "
+            f"{digest[:12]}, but its data now has digest {prepared.digest[:12]}"
+        )
     return prepared
 
 
-def log_sampler_artifacts(panels: plots.SamplerPanels, key: str, images, counts: np.ndarray, counts_judge2: np.ndarray,
-                          reference_shares: np.ndarray, disputed: dispute.Dispute) -> None:
+def log_sampler_artifacts(
+    panels: plots.SamplerPanels,
+    key: str,
+    images,
+    counts: np.ndarray,
+    counts_judge2: np.ndarray,
+    reference_shares: np.ndarray,
+    disputed: dispute.Dispute,
+) -> None:
     """Both judges' class histograms as bar charts and tables, the plain sample grid (the report lays
     grids out itself), the sample grid beside the classifier's histogram, and the digits each judge
     puts in its dominant class (the report's disputed-digits panels); logged in one batch."""
-    shown = images[:plots.GRID_SIZE]
+    shown = images[: plots.GRID_SIZE]
     grid = plots.grid_array(shown)
     pictures = panels.draw(grid, len(shown), counts, counts_judge2, key)
     with tracking.artifact_batch(f"evaluation/{key}") as batch:
@@ -81,8 +96,12 @@ def log_sampler_artifacts(panels: plots.SamplerPanels, key: str, images, counts:
 
 def histogram_table(counts: np.ndarray, reference_shares: np.ndarray) -> dict:
     """A class histogram as the report reads it back: counts, shares and the test labels' shares."""
-    return {"class": list(range(len(counts))), "count": counts.tolist(),
-            "share": (counts / counts.sum()).round(5).tolist(), "test_share": reference_shares.round(5).tolist()}
+    return {
+        "class": list(range(len(counts))),
+        "count": counts.tolist(),
+        "share": (counts / counts.sum()).round(5).tolist(),
+        "test_share": reference_shares.round(5).tolist(),
+    }
 
 
 def log_judge2(key: str, metrics: dict, dominant: int) -> None:
@@ -93,9 +112,12 @@ def log_judge2(key: str, metrics: dict, dominant: int) -> None:
 
 def is_score(name: str) -> bool:
     """Whether a metric or tag name is one of evaluate's scores (as copied onto a train run)."""
-    return (name.split("/")[0] in (*SAMPLER_METRICS, *judge.SAMPLER_METRICS, *judging.METRICS, "max_class",
-                                   f"max_class{judge.SUFFIX}")
-            or name in MODEL_METRICS or name in REAL_METRICS)
+    return (
+        name.split("/")[0]
+        in (*SAMPLER_METRICS, *judge.SAMPLER_METRICS, *judging.METRICS, "max_class", f"max_class{judge.SUFFIX}")
+        or name in MODEL_METRICS
+        or name in REAL_METRICS
+    )
 
 
 def settings_text(config: EvaluateConfig, classifier_run_id: str) -> str:
@@ -119,15 +141,28 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
     model = tracking.load_model(f"runs:/{config.model}/model", device)
     experiment_id = tracking.use_experiment_of(train_run)
     launched = tracking.launched_run_id()  # read before the classifier's own run, whose end clears it
-    classifier, classifier_run_id = classifier_for(prepared, device, experiment_id or train_run.info.experiment_id,
-                                                   parent_run_id=launched or config.model)
+    classifier, classifier_run_id = classifier_for(
+        prepared, device, experiment_id or train_run.info.experiment_id, parent_run_id=launched or config.model
+    )
     judge2 = judge_for(classifier_run_id, prepared)
     settings = settings_text(config, classifier_run_id)
 
-    tags = {"source_run_id": config.model, "classifier_run_id": classifier_run_id, "data_digest": prepared.digest,
-            "source_digest": prepared.source_digest, tracking.SETTINGS_TAG: settings}
-    with tracking.step_run("evaluate", f"evaluate {train_run.info.run_name}", config, parent_run_id=parent_run_id or config.model,
-                           experiment_id=experiment_id, tags=tags, launched=launched) as run:
+    tags = {
+        "source_run_id": config.model,
+        "classifier_run_id": classifier_run_id,
+        "data_digest": prepared.digest,
+        "source_digest": prepared.source_digest,
+        tracking.SETTINGS_TAG: settings,
+    }
+    with tracking.step_run(
+        "evaluate",
+        f"evaluate {train_run.info.run_name}",
+        config,
+        parent_run_id=parent_run_id or config.model,
+        experiment_id=experiment_id,
+        tags=tags,
+        launched=launched,
+    ) as run:
         tracking.log_config(config)
         watch = Stopwatch()  # scoring (reference, samplers, both judges, likelihood) against the step's fixed costs
         with watch("scoring"):
@@ -165,8 +200,9 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
         scores.update(context.real)
         max_classes = {f"max_class/{key}": str(row["max_class"]) for key, row in rows.items()}
         max_classes.update({f"max_class{judge.SUFFIX}/{key}": digit for key, digit in dominant.items()})
-        outcome = tracking.copy_scores(config.model, scores, max_classes, settings, run.info.run_id,
-                                       config.copy_scores, is_score)
+        outcome = tracking.copy_scores(
+            config.model, scores, max_classes, settings, run.info.run_id, config.copy_scores, is_score
+        )
         mlflow.set_tag("scores_on_train_run", outcome)
         table = format_table({**rows, REAL_ROW: context.real_row}, {**context.real, **model_metrics})
         mlflow.log_text(table, "evaluation/summary.txt")

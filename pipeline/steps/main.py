@@ -133,12 +133,21 @@ class Driver:
 
     def run(self, step: str, step_config, record: dict, tags: dict | None = None) -> str:
         """The run id of a finished `step` with this configuration: reused, resumed or launched."""
+
         def launch(resume: str | None) -> str:
-            return tracking.launch_step(step, step_config, self.main_run_id, self.experiment_id,
-                                        name=" ".join([step, *(str(v) for k, v in record.items() if k != "train_run_id")]),
-                                        env_manager=self.config.env_manager, backend=self.config.backend,
-                                        backend_config=self.backend_config, extra={"resume": resume} if resume else {},
-                                        env=self.env, tags={"pipeline.preset": self.config.preset, **(tags or {})})
+            return tracking.launch_step(
+                step,
+                step_config,
+                self.main_run_id,
+                self.experiment_id,
+                name=" ".join([step, *(str(v) for k, v in record.items() if k != "train_run_id")]),
+                env_manager=self.config.env_manager,
+                backend=self.config.backend,
+                backend_config=self.backend_config,
+                extra={"resume": resume} if resume else {},
+                env=self.env,
+                tags={"pipeline.preset": self.config.preset, **(tags or {})},
+            )
 
         run_id, how = tracking.reuse_or_launch(step, step_config, self.experiment_id, self.config.reuse, launch)
         with self._lock:
@@ -151,15 +160,31 @@ def train_config(config: MainConfig, settings: dict, cell: Cell, seed: int, data
     """The train step of one cell and seed (its samplers: the cell's that need no fitting, less those it is
     only evaluated with, so that adding such a sampler reuses the training)."""
     train_samplers = [s for s in cell.trained_samplers if not needs_fit(parse_sampler(s))] or ["normal:0,1"]
-    return TrainConfig(data=data, loss=cell.loss, forward=cell.forward, latent_size=settings["latent_size"],
-                       hidden_size=settings["hidden_size"], epochs=settings["epochs"],
-                       batch_size=settings["batch_size"], lr=settings["lr"], seed=seed, device=config.device,
-                       samplers="+".join(train_samplers), data_root=config.data_root)
+    return TrainConfig(
+        data=data,
+        loss=cell.loss,
+        forward=cell.forward,
+        latent_size=settings["latent_size"],
+        hidden_size=settings["hidden_size"],
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"],
+        lr=settings["lr"],
+        seed=seed,
+        device=config.device,
+        samplers="+".join(train_samplers),
+        data_root=config.data_root,
+    )
 
 
 def evaluate_config(config: MainConfig, settings: dict, cell: Cell, train_run_id: str) -> EvaluateConfig:
-    return EvaluateConfig(model=train_run_id, samplers="+".join(cell.samplers), n_samples=settings["n_samples"],
-                          iwae_k=settings["iwae_k"], seed=0, device=config.device)
+    return EvaluateConfig(
+        model=train_run_id,
+        samplers="+".join(cell.samplers),
+        n_samples=settings["n_samples"],
+        iwae_k=settings["iwae_k"],
+        seed=0,
+        device=config.device,
+    )
 
 
 def check_step_settings(config: MainConfig, settings: dict, cells: list[Cell], data: str) -> None:
@@ -198,42 +223,71 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
         tracking.log_config(config)
         mlflow.log_dict(settings, "main/settings.json")
         driver = Driver(config, run.info.run_id, run.info.experiment_id, threads)
-        print(f"main: {len(experiments)} experiments in {len(cells)} cells x {len(settings['seeds'])} seeds, "
-              f"{slots} steps at once with {threads} threads each", flush=True)
+        print(
+            f"main: {len(experiments)} experiments in {len(cells)} cells x {len(settings['seeds'])} seeds, "
+            f"{slots} steps at once with {threads} threads each",
+            flush=True,
+        )
         code = tracking.code_version()
         print(f"main: code version {code.described()}", flush=True)
         if config.reuse == "clean" and code.dirty:
-            print("main: reuse=clean reuses runs of committed code only, and these files are not committed: every "
-                  "step runs (commit them, or pass -P reuse=dirty to reuse runs of this very code)", flush=True)
+            print(
+                "main: reuse=clean reuses runs of committed code only, and these files are not committed: every "
+                "step runs (commit them, or pass -P reuse=dirty to reuse runs of this very code)",
+                flush=True,
+            )
         if prepare is not None:
             data = driver.run("prepare_data", prepare, {"dataset": prepare.dataset})
 
         def train_then_evaluate(cell: Cell, seed: int) -> None:
             labels = {"cell": cell.name, "seed": seed}
-            tags = {"pipeline.cell": cell.name, "pipeline.experiments": ", ".join(cell.experiments),
-                    "pipeline.samplers": "+".join(cell.samplers), "pipeline.seed": str(seed)}
+            tags = {
+                "pipeline.cell": cell.name,
+                "pipeline.experiments": ", ".join(cell.experiments),
+                "pipeline.samplers": "+".join(cell.samplers),
+                "pipeline.seed": str(seed),
+            }
             train_id = driver.run("train", train_config(config, settings, cell, seed, data), labels, tags=tags)
             evaluate = evaluate_config(config, settings, cell, train_id)
             evaluate_id = driver.run("evaluate", evaluate, {**labels, "train_run_id": train_id}, tags=tags)
             if seed == min(settings["seeds"]):  # evaluate's generator: the decoder and the cell's gmm:K fits
-                register_generator(evaluate_id, f"{GENERATOR_NAME}-{cell.name}", REGISTRY_ALIAS,
-                                   tags={"main_run_id": run.info.run_id, "train_run_id": train_id, "seed": str(seed)})
+                register_generator(
+                    evaluate_id,
+                    f"{GENERATOR_NAME}-{cell.name}",
+                    REGISTRY_ALIAS,
+                    tags={"main_run_id": run.info.run_id, "train_run_id": train_id, "seed": str(seed)},
+                )
 
         failures = []
         with ThreadPoolExecutor(max_workers=slots) as pool:
-            futures = {pool.submit(train_then_evaluate, cell, seed): (cell.name, seed)
-                       for cell in cells for seed in settings["seeds"]}
+            futures = {
+                pool.submit(train_then_evaluate, cell, seed): (cell.name, seed)
+                for cell in cells
+                for seed in settings["seeds"]
+            }
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     if future.exception() is not None:
                         failures.append(f"{futures[future][0]} seed {futures[future][1]}: {future.exception()}")
-        plan = {"preset": config.preset, "settings": settings,
-                "experiments": [{"name": e.name, "study_id": e.study_id, "cell": e.cell, "loss": e.loss,
-                                 "forward": e.forward, "sampler": e.sampler,
-                                 "sampler_key": parse_sampler(e.sampler).key} for e in experiments],
-                "steps": sorted(driver.records, key=lambda r: ("prepare_data", "train", "evaluate").index(r["step"]))}
+        plan = {
+            "preset": config.preset,
+            "settings": settings,
+            "experiments": [
+                {
+                    "name": e.name,
+                    "study_id": e.study_id,
+                    "cell": e.cell,
+                    "loss": e.loss,
+                    "forward": e.forward,
+                    "sampler": e.sampler,
+                    "sampler_key": parse_sampler(e.sampler).key,
+                }
+                for e in experiments
+            ],
+            "steps": sorted(driver.records, key=lambda r: ("prepare_data", "train", "evaluate").index(r["step"])),
+        }
         mlflow.log_dict(plan, "main/steps.json")
         counts = {how: sum(r["how"].startswith(how) for r in driver.records) for how in ("ran", "reused", "resumed")}
         mlflow.log_metrics({f"steps_{how}": n for how, n in counts.items()})
@@ -241,8 +295,11 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
             mlflow.set_tag("failure_reason", "; ".join(failures))
             raise tracking.StepFailed("steps failed: " + "; ".join(failures))
         write_report(driver, config, search_run_id)
-        print(f"main: done: {counts['ran']} steps ran, {counts['reused']} reused, {counts['resumed']} resumed; "
-              f"report in {tracking.local_path(config.report_dir)}/", flush=True)
+        print(
+            f"main: done: {counts['ran']} steps ran, {counts['reused']} reused, {counts['resumed']} resumed; "
+            f"report in {tracking.local_path(config.report_dir)}/",
+            flush=True,
+        )
         return run.info.run_id
 
 
@@ -255,14 +312,24 @@ def write_report(driver: Driver, config: MainConfig, search_run_id: str | None =
     inputs = hashlib.sha256(f"{version};{runs}{linked}".encode()).hexdigest()[:32]
     previous = tracking.newest_finished("report", {REPORT_INPUTS_TAG: inputs}, [driver.experiment_id])
     output = tracking.local_path(config.report_dir)
-    if (previous is not None and tracking.reuse_allowed(config.reuse, "report")
-            and tracking.reusable_by(config.reuse, previous)):
+    if (
+        previous is not None
+        and tracking.reuse_allowed(config.reuse, "report")
+        and tracking.reusable_by(config.reuse, previous)
+    ):
         tracking.copy_artifacts(previous.info.run_id, "report", driver.main_run_id, output)
         print(f"main: report reused from run {previous.info.run_id}", flush=True)
         return
     report = ReportConfig(source=driver.main_run_id, output=str(output))
-    tracking.launch_step("report", report, driver.main_run_id, driver.experiment_id, f"report main {config.preset}",
-                         env_manager=config.env_manager,
-                         backend=config.backend, backend_config=driver.backend_config, env=driver.env,
-                         tags={REPORT_INPUTS_TAG: inputs, "pipeline.preset": config.preset})
-
+    tracking.launch_step(
+        "report",
+        report,
+        driver.main_run_id,
+        driver.experiment_id,
+        f"report main {config.preset}",
+        env_manager=config.env_manager,
+        backend=config.backend,
+        backend_config=driver.backend_config,
+        env=driver.env,
+        tags={REPORT_INPUTS_TAG: inputs, "pipeline.preset": config.preset},
+    )

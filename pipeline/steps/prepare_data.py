@@ -19,8 +19,9 @@ def prepare_data(config: PrepareDataConfig, parent_run_id: str | None = None) ->
     with tempfile.TemporaryDirectory(prefix="vae-prepare-") as tmp:
         local = datasets.save_prepared(prepared, Path(tmp) / Path(datasets.PREPARED_ARTIFACT).name)
         name = f"prepare_data {config.dataset} s{config.seed}"
-        with tracking.step_run("prepare_data", name, config, parent_run_id=parent_run_id,
-                               tags={"source_digest": prepared.source_digest}) as run:
+        with tracking.step_run(
+            "prepare_data", name, config, parent_run_id=parent_run_id, tags={"source_digest": prepared.source_digest}
+        ) as run:
             tracking.log_config(config)
             mlflow.log_params({"data_digest": prepared.digest, "source": prepared.source[:500]})
             mlflow.log_metrics({f"{split}_count": n for split, n in prepared.counts().items()})

@@ -21,9 +21,14 @@ def sample(config: SampleConfig, parent_run_id: str | None = None) -> str:
 
     source_name = source_run.info.run_name if source_run else uri
     tags = {"source_model_uri": uri, **({"source_run_id": source_run_id} if source_run_id else {})}
-    with tracking.step_run("sample", f"sample {source_name}", config, parent_run_id=parent_run_id or source_run_id,
-                           experiment_id=tracking.use_experiment_of(source_run) if source_run else None,
-                           tags=tags) as run:
+    with tracking.step_run(
+        "sample",
+        f"sample {source_name}",
+        config,
+        parent_run_id=parent_run_id or source_run_id,
+        experiment_id=tracking.use_experiment_of(source_run) if source_run else None,
+        tags=tags,
+    ) as run:
         tracking.log_config(config)
         for sampler in samplers:
             images = draw_samples(model, sampler, config.n, config.seed, device)

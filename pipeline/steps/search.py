@@ -77,8 +77,9 @@ def search(config: SearchConfig, parent_run_id: str | None = None) -> str:
     threads = max(1, processes.usable_cores() // config.n_workers)
     tags = {"optuna.study_name": config.study_name, "optuna.storage": storage.shown, "data_digest": prepared.digest}
     processes.exit_on_sigterm()
-    with tracking.step_run("search", f"search {config.study_name}", config, parent_run_id=parent_run_id,
-                           tags=tags) as run:
+    with tracking.step_run(
+        "search", f"search {config.study_name}", config, parent_run_id=parent_run_id, tags=tags
+    ) as run:
         tracking.log_config(config)
         run_id, experiment_id = run.info.run_id, run.info.experiment_id
         for step in ("search", TRIAL_STEP):  # runs of a search killed earlier
@@ -87,20 +88,30 @@ def search(config: SearchConfig, parent_run_id: str | None = None) -> str:
         mlflow.set_tag("classifier_run_id", classifier_run_id)
         study, notes = create_or_load(config, storage)
         if config.objective != "fid":
-            notes.append("pruning is off: Optuna cannot prune multi-objective studies (trial.report raises); each "
-                         "trial is scored once, at the largest sample count")
+            notes.append(
+                "pruning is off: Optuna cannot prune multi-objective studies (trial.report raises); each "
+                "trial is scored once, at the largest sample count"
+            )
             mlflow.set_tag("pruning", "off (two objectives: Optuna cannot prune multi-objective studies)")
         else:
-            mlflow.set_tag("pruning", f"MedianPruner(n_startup_trials={MEDIAN_STARTUP_TRIALS})"
-                           if config.pruner == "median" else "none")
+            mlflow.set_tag(
+                "pruning",
+                f"MedianPruner(n_startup_trials={MEDIAN_STARTUP_TRIALS})" if config.pruner == "median" else "none",
+            )
         for note in notes:
             print(f"search: {note}", flush=True)
         trials_before = len([t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING])
         mlflow.log_param("sampler_seed", sampler_seed(config, trials_before, 0, storage))
         started = time.time()
-        job = Job(config=dataclasses.asdict(config), storage=storage, search_run_id=run_id, experiment_id=experiment_id,
-                  trials_before=trials_before, deadline=started + config.timeout if config.timeout > 0 else None,
-                  threads=threads)
+        job = Job(
+            config=dataclasses.asdict(config),
+            storage=storage,
+            search_run_id=run_id,
+            experiment_id=experiment_id,
+            trials_before=trials_before,
+            deadline=started + config.timeout if config.timeout > 0 else None,
+            threads=threads,
+        )
         if config.n_workers == 1:
             Worker(job, classifier, prepared).run()
         else:
@@ -112,8 +123,10 @@ def search(config: SearchConfig, parent_run_id: str | None = None) -> str:
         finished = sum(is_mine(t, run_id) for t in study.get_trials(deepcopy=False, states=FINISHED))
         if finished < config.n_trials and (job.deadline is None or time.time() < job.deadline):
             mlflow.set_tag("failure_reason", f"{finished} of {config.n_trials} trials finished: workers failed")
-            raise RuntimeError(f"search: only {finished} of n_trials={config.n_trials} trials finished; the workers "
-                               f"failed (see their output above and search_log.txt on run {run_id})")
+            raise RuntimeError(
+                f"search: only {finished} of n_trials={config.n_trials} trials finished; the workers "
+                f"failed (see their output above and search_log.txt on run {run_id})"
+            )
         verify(study, config, job, classifier, classifier_run_id, prepared, device)  # F7, F8 over verify_seeds
         return run_id
 
@@ -135,9 +148,12 @@ def summarize(study, config, storage, run_id, experiment_id, elapsed, classifier
         "trials_per_minute": len(finished) / max(elapsed, 1e-9) * 60,
     }
     mlflow.log_metrics(counts)
-    print(f"search: {counts['trials']} trials this run ({counts['trials_complete']} complete, {counts['trials_pruned']} "
-          f"pruned, {counts['trials_failed']} failed), {counts['trainings']} trainings, {elapsed:.0f} s; the study "
-          f"has {counts['study_trials']} finished trials in {storage.shown}", flush=True)
+    print(
+        f"search: {counts['trials']} trials this run ({counts['trials_complete']} complete, {counts['trials_pruned']} "
+        f"pruned, {counts['trials_failed']} failed), {counts['trainings']} trainings, {elapsed:.0f} s; the study "
+        f"has {counts['study_trials']} finished trials in {storage.shown}",
+        flush=True,
+    )
     command = dashboard_command(storage, artifact_folder(config, storage))
     mlflow.set_tag("optuna.dashboard", command)
     print(f"search: watch the study and each trial's samples with `{command}`", flush=True)
@@ -154,13 +170,17 @@ def summarize(study, config, storage, run_id, experiment_id, elapsed, classifier
     loc, scale = search_space.placement(a, b, mean, sd)
     best_sampler = BetaSampler(a, b, loc, scale)
     mlflow.set_tag("best_sampler", best_sampler.spec)
-    print(f"search: best trial {best.number} ({rule}): latent {best.params['latent_size']} {best_sampler.spec}, "
-          + ", ".join(f"{n} {v:.4g}" for n, v in zip(names, best.values)), flush=True)
+    print(
+        f"search: best trial {best.number} ({rule}): latent {best.params['latent_size']} {best_sampler.spec}, "
+        + ", ".join(f"{n} {v:.4g}" for n, v in zip(names, best.values)),
+        flush=True,
+    )
     model, mixtures = test_figures(best, best_sampler, config, classifier, prepared, device)
     if model is not None:  # the best sampler as the default of a generator with the best trial's decoder
         log_generator(model, best_sampler.spec, mixtures)
-        register_generator(run_id, BEST_GENERATOR, BEST_ALIAS, tags={"study_name": config.study_name,
-                                                                      "trial_number": str(best.number)})
+        register_generator(
+            run_id, BEST_GENERATOR, BEST_ALIAS, tags={"study_name": config.study_name, "trial_number": str(best.number)}
+        )
     log_plots(study, config)
 
 
@@ -181,14 +201,18 @@ def test_figures(best, best_sampler, config, classifier, prepared, device) -> tu
         mixtures += [fitted] if isinstance(fitted, GaussianMixtureSampler) else []
         rows[name] = metrics
         mlflow.log_metrics({f"test_{metric}/{name}": float(metrics[metric]) for metric in REPORTED_METRICS})
-        mlflow.log_image(plots.grid_array(images[:plots.GRID_SIZE]), artifact_file=f"best/{name}_grid.png")
+        mlflow.log_image(plots.grid_array(images[: plots.GRID_SIZE]), artifact_file=f"best/{name}_grid.png")
     mlflow.log_metrics({f"test_{name}": value for name, value in context.real.items()})
     mlflow.log_params({"test_n_samples": count, "test_model_run_id": model_run_id})
-    lines = [f"test split, {count} samples per sampler, model {model_run_id} (latent {best.params['latent_size']})",
-             f"{'sampler':<12}{'fid':>10}{'precision':>11}{'recall':>9}{'class_entropy':>15}"]
+    lines = [
+        f"test split, {count} samples per sampler, model {model_run_id} (latent {best.params['latent_size']})",
+        f"{'sampler':<12}{'fid':>10}{'precision':>11}{'recall':>9}{'class_entropy':>15}",
+    ]
     for name, metrics in rows.items():
-        lines.append(f"{name:<12}{metrics['fid']:>10.4g}{metrics['precision']:>11.4g}{metrics['recall']:>9.4g}"
-                     f"{metrics['class_entropy']:>15.4g}")
+        lines.append(
+            f"{name:<12}{metrics['fid']:>10.4g}{metrics['precision']:>11.4g}{metrics['recall']:>9.4g}"
+            f"{metrics['class_entropy']:>15.4g}"
+        )
     lines.append(f"fid_floor (real train subset) {context.real['fid_floor']:.4g}")
     mlflow.log_text("\n".join(lines), "best/test_figures.txt")
     print("\n".join(lines), flush=True)
@@ -201,10 +225,12 @@ def plot_specs(study: optuna.Study, config: SearchConfig) -> list[tuple[str, str
         target = {}
     else:
         target = {"target": lambda t: t.values[0], "target_name": "fid"}
-    specs = [("optimization_history", "plot_optimization_history", target),
-             ("param_importances", "plot_param_importances", target),
-             ("contour_a_b", "plot_contour", {"params": ["a", "b"], **target}),
-             ("slices", "plot_slice", target)]
+    specs = [
+        ("optimization_history", "plot_optimization_history", target),
+        ("param_importances", "plot_param_importances", target),
+        ("contour_a_b", "plot_contour", {"params": ["a", "b"], **target}),
+        ("slices", "plot_slice", target),
+    ]
     if config.objective != "fid":
         specs.append(("pareto_front", "plot_pareto_front", {"target_names": ["fid", "class_entropy"]}))
     return specs
@@ -232,14 +258,18 @@ def log_plots(study: optuna.Study, config: SearchConfig) -> None:
                 skipped.append(f"{name}.png: {error}")
             try:
                 figure = getattr(interactive, function)(study, **kwargs)
-                parts.append(f"<h2>{name.replace('_', ' ')}</h2>"
-                             + figure.to_html(full_html=False, include_plotlyjs=not parts))
+                parts.append(
+                    f"<h2>{name.replace('_', ' ')}</h2>" + figure.to_html(full_html=False, include_plotlyjs=not parts)
+                )
             except Exception as error:
                 skipped.append(f"{name} (html): {error}")
     if parts:
-        page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Optuna study "
-                f"{config.study_name}</title></head><body><h1>Optuna study {config.study_name}</h1>"
-                + "".join(parts) + "</body></html>")
+        page = (
+            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Optuna study "
+            f"{config.study_name}</title></head><body><h1>Optuna study {config.study_name}</h1>"
+            + "".join(parts)
+            + "</body></html>"
+        )
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "study.html"
             path.write_text(page, encoding="utf-8")

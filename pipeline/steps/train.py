@@ -56,11 +56,16 @@ def train(config: TrainConfig, parent_run_id: str | None = None) -> str:
     if resumed is not None:
         training.check_resumable(resumed, settings, prepared.digest)
 
-    tags = {"pipeline.cell": cell_name(config.loss, config.forward), "pipeline.loss": config.loss,
-            "pipeline.forward": config.forward, "pipeline.latent_size": str(config.latent_size),
-            "pipeline.seed": str(config.seed)}
-    with tracking.step_run("train", run_name(config), config, parent_run_id=parent_run_id, tags=tags,
-                           log_system_metrics=True) as run:
+    tags = {
+        "pipeline.cell": cell_name(config.loss, config.forward),
+        "pipeline.loss": config.loss,
+        "pipeline.forward": config.forward,
+        "pipeline.latent_size": str(config.latent_size),
+        "pipeline.seed": str(config.seed),
+    }
+    with tracking.step_run(
+        "train", run_name(config), config, parent_run_id=parent_run_id, tags=tags, log_system_metrics=True
+    ) as run:
         tracking.log_config(config)
         mlflow.log_params({"data_digest": prepared.digest, "device_used": str(device)})
         mlflow.set_tag("source_digest", prepared.source_digest)
@@ -79,8 +84,13 @@ def train(config: TrainConfig, parent_run_id: str | None = None) -> str:
                 mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
 
         with tempfile.TemporaryDirectory(prefix="vae-checkpoints-") as checkpoint_dir:
-            progress = tqdm(range(len(history) + 1, config.epochs + 1), desc="train", unit="epoch",
-                            initial=len(history), total=config.epochs)
+            progress = tqdm(
+                range(len(history) + 1, config.epochs + 1),
+                desc="train",
+                unit="epoch",
+                initial=len(history),
+                total=config.epochs,
+            )
             for epoch in progress:
                 started = time.perf_counter()
                 train_sums = training.train_epoch(model, optimizer, split["train"], config.batch_size, config.loss)
@@ -98,7 +108,9 @@ def train(config: TrainConfig, parent_run_id: str | None = None) -> str:
                 if config.sample_every and epoch % config.sample_every == 0:
                     log_sample_grids(model, samplers, config.seed, device, epoch)
                 if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
-                    state = training.checkpoint_state(model, optimizer, epoch, history, settings, prepared.digest, device)
+                    state = training.checkpoint_state(
+                        model, optimizer, epoch, history, settings, prepared.digest, device
+                    )
                     tracking.log_checkpoint(state, Path(checkpoint_dir))
                     pause_point(f"train.epoch.{epoch}")  # kill tests (pipeline/process/pause.py)
             progress.close()
@@ -115,4 +127,3 @@ def train(config: TrainConfig, parent_run_id: str | None = None) -> str:
 
         log_generator(model, next((s.spec for s in samplers if not needs_fit(s)), "normal:0,1"))
         return run.info.run_id
-

@@ -79,7 +79,7 @@ def log_samples(images: torch.Tensor, key: str, n_singles: int, folder: str = "s
     from pipeline.core import plots
 
     with artifact_batch(f"{folder}/{key}") as batch:
-        batch.image("grid.png", plots.grid_array(images[:plots.GRID_SIZE]))
+        batch.image("grid.png", plots.grid_array(images[: plots.GRID_SIZE]))
         for index, single in enumerate(plots.single_arrays(images[:n_singles])):
             batch.image(f"image_{index}.png", single)
 
@@ -185,8 +185,15 @@ def copy_artifacts(source_run_id: str, path: str, target_run_id: str, folder: Pa
         shutil.copytree(local, folder, dirs_exist_ok=True)
 
 
-def copy_scores(train_run_id: str, scores: dict[str, float], tags: dict[str, str], settings: str,
-                evaluation_run_id: str, mode: str, score_key) -> str:
+def copy_scores(
+    train_run_id: str,
+    scores: dict[str, float],
+    tags: dict[str, str],
+    settings: str,
+    evaluation_run_id: str,
+    mode: str,
+    score_key,
+) -> str:
     """Put an evaluation's scores on its train run too, so train runs line up in the compare view.
 
     A train run holds scores of one evaluation setting only (tag `scores.settings`: sample count,
@@ -201,8 +208,10 @@ def copy_scores(train_run_id: str, scores: dict[str, float], tags: dict[str, str
     if mode == "skip":
         return "skipped (copy_scores=skip)"
     if held is not None and held != settings and mode == "auto":
-        return (f"not copied: the train run holds scores measured with {held} "
-                f"(evaluation {train.data.tags.get('scores.evaluation_run_id')}); copy_scores=replace replaces them")
+        return (
+            f"not copied: the train run holds scores measured with {held} "
+            f"(evaluation {train.data.tags.get('scores.evaluation_run_id')}); copy_scores=replace replaces them"
+        )
     values = dict(scores)
     if held is not None and held != settings:
         for key in train.data.metrics:
@@ -215,7 +224,11 @@ def copy_scores(train_run_id: str, scores: dict[str, float], tags: dict[str, str
     metrics = [Metric(key, value, now, 0) for key, value in values.items()]
     for start in range(0, len(metrics), 1000):
         client.log_batch(train_run_id, metrics=metrics[start : start + 1000])
-    for key, value in {**tags, SETTINGS_TAG: settings, "scores.evaluation_run_id": evaluation_run_id,
-                       "evaluation_run_id": evaluation_run_id}.items():
+    for key, value in {
+        **tags,
+        SETTINGS_TAG: settings,
+        "scores.evaluation_run_id": evaluation_run_id,
+        "evaluation_run_id": evaluation_run_id,
+    }.items():
         client.set_tag(train_run_id, key, value)
     return "copied" if held in (None, settings) else f"copied, replacing scores measured with {held}"

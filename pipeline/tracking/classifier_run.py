@@ -31,7 +31,9 @@ def classifier_for(prepared: datasets.Prepared, device: torch.device, experiment
     if run is None:
         with processes.machine_lock(f"classifier-{tracking.store_key()}-{digest[:16]}"):
             run = find_classifier_run(digest)
-            run_id = run.info.run_id if run is not None else train_and_log(prepared, device, experiment_id, parent_run_id)
+            run_id = (
+                run.info.run_id if run is not None else train_and_log(prepared, device, experiment_id, parent_run_id)
+            )
     else:
         run_id = run.info.run_id
     return tracking.load_model(f"runs:/{run_id}/model", device, parameter="classifier"), run_id
@@ -42,13 +44,19 @@ def _code_tags() -> dict[str, str]:
     return tracking.code_version().tags()
 
 
-def train_and_log(prepared: datasets.Prepared, device: torch.device, experiment_id: str, parent_run_id: str | None) -> str:
+def train_and_log(
+    prepared: datasets.Prepared, device: torch.device, experiment_id: str, parent_run_id: str | None
+) -> str:
     """Train the classifier in a run of its own (not the launcher's) and log its scores and model."""
     digest = prepared.source_digest
-    with tracking.step_run(CLASSIFIER_STEP, f"classifier {digest[:8]}", experiment_id=experiment_id,
-                           parent_run_id=parent_run_id, tags={"source_digest": digest, **tracking.process_tags(),
-                                                             **_code_tags()},
-                           adopt_launched_run=False) as run:
+    with tracking.step_run(
+        CLASSIFIER_STEP,
+        f"classifier {digest[:8]}",
+        experiment_id=experiment_id,
+        parent_run_id=parent_run_id,
+        tags={"source_digest": digest, **tracking.process_tags(), **_code_tags()},
+        adopt_launched_run=False,
+    ) as run:
         model, params, metrics = classifiers.train_on(prepared, device)
         mlflow.log_params({**params, "source_digest": digest})
         mlflow.log_metrics(metrics)

@@ -85,8 +85,15 @@ def _from_git(root: Path, paths: tuple[str, ...]) -> CodeVersion | None:
 
     def git(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         # --no-optional-locks: `status` must not take the index lock other steps' `git status` may hold.
-        return subprocess.run(["git", "--no-optional-locks", *args], cwd=root, input=stdin, capture_output=True,
-                              check=False, text=True, timeout=60)
+        return subprocess.run(
+            ["git", "--no-optional-locks", *args],
+            cwd=root,
+            input=stdin,
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=60,
+        )
 
     try:
         status = git("status", "--porcelain", "-z", "--untracked-files=all", "--", *paths)

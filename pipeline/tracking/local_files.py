@@ -23,7 +23,7 @@ def local_folder() -> Path:
     uri = mlflow.get_tracking_uri()
     parsed = urlparse(uri)
     if uri.startswith("sqlite:///"):
-        store = Path(unquote(uri[len("sqlite:///"):].split("?")[0]))
+        store = Path(unquote(uri[len("sqlite:///") :].split("?")[0]))
     elif parsed.scheme == "file":
         store = Path(url2pathname(parsed.path))
     elif not parsed.scheme or len(parsed.scheme) == 1:  # a plain path (a Windows drive letter is no scheme)

@@ -30,7 +30,9 @@ def model_uri(reference: str, parameter: str = "model") -> tuple[str, str | None
         return reference, _registered_model_run_id(reference)
     if ":/" in reference or "://" in reference:
         return reference, None
-    raise InputError(f"parameter '{parameter}': got {reference!r}; allowed: a train run id or a model URI (runs:/..., models:/...)")
+    raise InputError(
+        f"parameter '{parameter}': got {reference!r}; allowed: a train run id or a model URI (runs:/..., models:/...)"
+    )
 
 
 def _registered_model_run_id(uri: str) -> str | None:
@@ -51,14 +53,20 @@ def _registered_model_run_id(uri: str) -> str | None:
         return None
 
 
-def resolve_data(reference: str, val_fraction: float = 0.1, seed: int = 0, data_root: str = "data") -> datasets.Prepared:
+def resolve_data(
+    reference: str, val_fraction: float = 0.1, seed: int = 0, data_root: str = "data"
+) -> datasets.Prepared:
     """The prepared data a step's `data` parameter names: a dataset name, a prepare_data run id,
     an artifact URI, or a local prepared file."""
-    if datasets.is_dataset_name(reference) or not (RUN_ID_PATTERN.match(reference) or "://" in reference
-                                                    or reference.startswith("runs:/")):
+    if datasets.is_dataset_name(reference) or not (
+        RUN_ID_PATTERN.match(reference) or "://" in reference or reference.startswith("runs:/")
+    ):
         return datasets.resolve_local(reference, val_fraction, seed, data_root)
-    where = ({"run_id": reference, "artifact_path": datasets.PREPARED_ARTIFACT} if RUN_ID_PATTERN.match(reference)
-             else {"artifact_uri": reference})
+    where = (
+        {"run_id": reference, "artifact_path": datasets.PREPARED_ARTIFACT}
+        if RUN_ID_PATTERN.match(reference)
+        else {"artifact_uri": reference}
+    )
     try:
         with downloaded(**where) as local:
             return datasets.load_prepared(Path(local))
@@ -110,8 +118,9 @@ def log_dataset_inputs(prepared: datasets.Prepared, name: str, source) -> None:
         images, labels = prepared.splits[split]
         with warnings.catch_warnings():  # a local path matches MLflow's file source twice; either is right
             warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
-            dataset = mlflow.data.from_numpy(images, targets=labels, source=source, name=f"{name}-{split}",
-                                             digest=prepared.digest[:16])
+            dataset = mlflow.data.from_numpy(
+                images, targets=labels, source=source, name=f"{name}-{split}", digest=prepared.digest[:16]
+            )
         for attempt in range(3):
             try:
                 mlflow.log_input(dataset, context=context)

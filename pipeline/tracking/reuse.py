@@ -35,9 +35,11 @@ def reuse_tags(step: str, config) -> dict[str, str]:
 
 def runs_with_key(step: str, config, experiment_ids: list[str]) -> list:
     """Runs of this step, configuration and code version, newest first (any status)."""
-    return search_all_runs(experiment_ids, f"tags.`{KEY_TAG}` = '{config_key(step, config)}' "
-                                           f"and tags.`{CODE_TAG}` = '{code_version(step).version}'",
-                           order_by=["attributes.start_time DESC"])
+    return search_all_runs(
+        experiment_ids,
+        f"tags.`{KEY_TAG}` = '{config_key(step, config)}' and tags.`{CODE_TAG}` = '{code_version(step).version}'",
+        order_by=["attributes.start_time DESC"],
+    )
 
 
 def store_key() -> str:
@@ -72,8 +74,9 @@ def reusable_run(step: str, config, experiment_ids: list[str], reuse: str):
     return (finished[0] if finished and allowed else None), (unfinished[0] if unfinished and allowed else None)
 
 
-def reuse_or_launch(step: str, config, experiment_id: str, reuse: str, launch, accept=None,
-                    shared_lock=None) -> tuple[str, str]:
+def reuse_or_launch(
+    step: str, config, experiment_id: str, reuse: str, launch, accept=None, shared_lock=None
+) -> tuple[str, str]:
     """(run id, how) of a finished `step` with this configuration: lock -> find finished -> resume or launch.
 
     Under a lock per step key on this machine (and `shared_lock(name)`, e.g. across machines) two
@@ -84,7 +87,7 @@ def reuse_or_launch(step: str, config, experiment_id: str, reuse: str, launch, a
     from contextlib import nullcontext
 
     name = f"step-{store_key()}-{config_key(step, config)}"
-    with processes.machine_lock(name), (shared_lock(name) if shared_lock else nullcontext()):
+    with processes.machine_lock(name), shared_lock(name) if shared_lock else nullcontext():
         finished, unfinished = reusable_run(step, config, [experiment_id], reuse)
         if finished is not None and (accept is None or accept(finished)):
             return finished.info.run_id, "reused"
@@ -94,9 +97,19 @@ def reuse_or_launch(step: str, config, experiment_id: str, reuse: str, launch, a
         return launch(resume), (f"resumed from {resume}" if resume else "ran")
 
 
-def launch_step(entry_point: str, config, parent_run_id: str, experiment_id: str, name: str, env_manager: str = "local",
-                backend: str = "local", backend_config: dict | None = None, extra: dict | None = None,
-                env: dict | None = None, tags: dict | None = None) -> str:
+def launch_step(
+    entry_point: str,
+    config,
+    parent_run_id: str,
+    experiment_id: str,
+    name: str,
+    env_manager: str = "local",
+    backend: str = "local",
+    backend_config: dict | None = None,
+    extra: dict | None = None,
+    env: dict | None = None,
+    tags: dict | None = None,
+) -> str:
     """Run one entry point of this project with `mlflow.run` as a child of `parent_run_id`; returns
     its run id once it has finished, or raises StepFailed.
 
@@ -122,13 +135,22 @@ def launch_step(entry_point: str, config, parent_run_id: str, experiment_id: str
     try:  # synchronous: the step runs as this process's child, without an `mlflow run` process between
         # storage_dir: MLflow makes a folder per launch there (for `path` params) and leaves it; ours goes
         with tempfile.TemporaryDirectory(prefix="vae-launch-") as storage_dir:
-            submitted = mlflow.projects.run(str(PROJECT_ROOT), entry_point=entry_point, parameters=params,
-                                            experiment_id=experiment_id, backend=backend, backend_config=backend_config,
-                                            env_manager=env_manager, run_id=run_id, synchronous=True,
-                                            storage_dir=storage_dir)
+            submitted = mlflow.projects.run(
+                str(PROJECT_ROOT),
+                entry_point=entry_point,
+                parameters=params,
+                experiment_id=experiment_id,
+                backend=backend,
+                backend_config=backend_config,
+                env_manager=env_manager,
+                run_id=run_id,
+                synchronous=True,
+                storage_dir=storage_dir,
+            )
     except ExecutionException as error:
-        raise StepFailed(f"{entry_point} run {run_id or ''} failed: {error} (see its output above and the run "
-                         "in MLflow)") from None
+        raise StepFailed(
+            f"{entry_point} run {run_id or ''} failed: {error} (see its output above and the run in MLflow)"
+        ) from None
     except Exception as error:
         if run_id:
             end_failed(run_id, f"could not be launched: {error}"[:500])

@@ -29,7 +29,9 @@ def get_run(run_id: str, parameter: str):
     try:
         return MlflowClient().get_run(run_id)
     except Exception as error:  # MlflowException for an unknown id
-        raise InputError(f"parameter '{parameter}': no run {run_id!r} in {mlflow.get_tracking_uri()} ({error})") from None
+        raise InputError(
+            f"parameter '{parameter}': no run {run_id!r} in {mlflow.get_tracking_uri()} ({error})"
+        ) from None
 
 
 def current_experiment_id() -> str:
@@ -65,14 +67,14 @@ def use_experiment_of(run) -> str | None:
     return None if any(os.environ.get(name) for name in chosen) else run.info.experiment_id
 
 
-def search_all_runs(experiment_ids: list[str], filter_string: str, order_by: list[str] | None = None,
-                    client: MlflowClient | None = None) -> list:
+def search_all_runs(
+    experiment_ids: list[str], filter_string: str, order_by: list[str] | None = None, client: MlflowClient | None = None
+) -> list:
     """Every run that matches, page by page (MLflow's multistep example stops at the newest 1,000);
     from `client`'s tracking server, else the current one."""
     client, runs, token = client or MlflowClient(), [], None
     while True:
-        page = client.search_runs(experiment_ids, filter_string, max_results=1000, order_by=order_by,
-                                  page_token=token)
+        page = client.search_runs(experiment_ids, filter_string, max_results=1000, order_by=order_by, page_token=token)
         runs.extend(page)
         token = page.token
         if not token:
@@ -132,11 +134,20 @@ def finished_runs(step: str, tags: dict | None = None, experiment_ids: list[str]
 
 
 def _runs_of(experiment_ids: list[str] | None, step: str, tags: dict | None, status: str) -> list:
-    match = " and ".join([f"tags.`{STEP_TAG}` = '{step}'", *(f"tags.`{k}` = '{v}'" for k, v in (tags or {}).items()),
-                          f"attributes.status = '{status}'"])
+    match = " and ".join(
+        [
+            f"tags.`{STEP_TAG}` = '{step}'",
+            *(f"tags.`{k}` = '{v}'" for k, v in (tags or {}).items()),
+            f"attributes.status = '{status}'",
+        ]
+    )
     if experiment_ids is None:
-        return mlflow.search_runs(search_all_experiments=True, filter_string=match,
-                                  order_by=["attributes.start_time DESC"], output_format="list")
+        return mlflow.search_runs(
+            search_all_experiments=True,
+            filter_string=match,
+            order_by=["attributes.start_time DESC"],
+            output_format="list",
+        )
     return search_all_runs(experiment_ids, match, order_by=["attributes.start_time DESC"])
 
 

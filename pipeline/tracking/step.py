@@ -26,9 +26,17 @@ SYSTEM_METRICS_INTERVAL_S = 2
 
 
 @contextmanager
-def step_run(step: str, name: str, config=None, parent_run_id: str | None = None, experiment_id: str | None = None,
-             tags: dict | None = None, log_system_metrics: bool = False, adopt_launched_run: bool = True,
-             launched: str | None = None):
+def step_run(
+    step: str,
+    name: str,
+    config=None,
+    parent_run_id: str | None = None,
+    experiment_id: str | None = None,
+    tags: dict | None = None,
+    log_system_metrics: bool = False,
+    adopt_launched_run: bool = True,
+    launched: str | None = None,
+):
     """Open the step's run, named `name` and tagged with the step; yields the active run, and ends it.
 
     Under `mlflow run` the launcher already created the run (MLFLOW_RUN_ID): it is taken over

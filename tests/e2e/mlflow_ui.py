@@ -60,8 +60,9 @@ def runs_table(url: str, parent_name: str, screenshot: Path) -> RunsTable:
         wait.until(lambda d: any(name == parent_name and parent for _, name, parent in _rows(d)))
         collapsed = _rows(driver)
         index = next(i for i, name, parent in collapsed if name == parent_name and parent)
-        row = driver.find_element(By.CSS_SELECTOR, f'[role=row][row-index="{index}"] '
-                                                   'button[data-component-id*="runnamecellrenderer"]')
+        row = driver.find_element(
+            By.CSS_SELECTOR, f'[role=row][row-index="{index}"] button[data-component-id*="runnamecellrenderer"]'
+        )
         row.click()
         wait.until(lambda d: len(_rows(d)) > len(collapsed))
         expanded = _rows(driver)
@@ -75,6 +76,9 @@ def runs_table(url: str, parent_name: str, screenshot: Path) -> RunsTable:
     names = [name for _, name, _ in expanded]
     position = next(p for p, (i, _, _) in enumerate(expanded) if i == index)
     added = len(expanded) - len(collapsed)
-    return RunsTable(collapsed=[name for _, name, _ in collapsed], expanded=names,
-                     parent_rows=sum(name == parent_name for _, name, _ in collapsed),
-                     children=names[position + 1 : position + 1 + added])
+    return RunsTable(
+        collapsed=[name for _, name, _ in collapsed],
+        expanded=names,
+        parent_rows=sum(name == parent_name for _, name, _ in collapsed),
+        children=names[position + 1 : position + 1 + added],
+    )

@@ -15,8 +15,22 @@ CELLS = (("bce", "standard"), ("mse", "standard"))
 SEEDS = (0, 1)
 EXPERIMENTS = "bce-standard,mse-standard"
 SAMPLERS = "normal:0,1+normal:1,2+beta:0.25,0.25+gmm:10"
-TINY_TRAIN = ("--latent_size", "8", "--hidden_size", "32", "--epochs", "2", "--sample_every", "0", "--n_images", "1",
-              "--samplers", "normal:0,1+normal:1,2+beta:0.25,0.25", "--device", "cpu")
+TINY_TRAIN = (
+    "--latent_size",
+    "8",
+    "--hidden_size",
+    "32",
+    "--epochs",
+    "2",
+    "--sample_every",
+    "0",
+    "--n_images",
+    "1",
+    "--samplers",
+    "normal:0,1+normal:1,2+beta:0.25,0.25",
+    "--device",
+    "cpu",
+)
 SETTINGS = {"n_samples": 200, "iwae_k": 3}
 OTHER_SETTINGS = {"n_samples": 100, "iwae_k": 2}
 FINDINGS = ("F1", "F2", "F3", "F4", "F5", "F6")
@@ -41,24 +55,53 @@ def experiments() -> list[dict]:
     from pipeline.core.samplers import parse_sampler
     from pipeline.core.study import select
 
-    return [{"name": e.name, "study_id": e.study_id, "cell": e.cell, "loss": e.loss, "forward": e.forward,
-             "sampler": e.sampler, "sampler_key": parse_sampler(e.sampler).key} for e in select(EXPERIMENTS)]
+    return [
+        {
+            "name": e.name,
+            "study_id": e.study_id,
+            "cell": e.cell,
+            "loss": e.loss,
+            "forward": e.forward,
+            "sampler": e.sampler,
+            "sampler_key": parse_sampler(e.sampler).key,
+        }
+        for e in select(EXPERIMENTS)
+    ]
 
 
 def write_main_run(client, experiment_id: str, steps: list[dict], name: str = "main quick") -> str:
     """A finished main run holding main/steps.json exactly as the main step writes it."""
     from pipeline.configs import MainConfig
 
-    config = MainConfig(experiments=EXPERIMENTS, seeds=",".join(map(str, SEEDS)), epochs="2", latent_size="8",
-                        hidden_size="32", n_samples=str(SETTINGS["n_samples"]), iwae_k=str(SETTINGS["iwae_k"]))
+    config = MainConfig(
+        experiments=EXPERIMENTS,
+        seeds=",".join(map(str, SEEDS)),
+        epochs="2",
+        latent_size="8",
+        hidden_size="32",
+        n_samples=str(SETTINGS["n_samples"]),
+        iwae_k=str(SETTINGS["iwae_k"]),
+    )
     run = client.create_run(experiment_id, tags={"pipeline.step": "main", "pipeline.preset": "quick"}, run_name=name)
     run_id = run.info.run_id
     for key, value in vars(config).items():
         client.log_param(run_id, key, value)
-    plan = {"preset": "quick",
-            "settings": {"data": "mnist-5k", "epochs": 2, "seeds": list(SEEDS), "latent_size": 8, "hidden_size": 32,
-                         "batch_size": 128, "lr": 0.001, **SETTINGS, "experiments": EXPERIMENTS},
-            "experiments": experiments(), "steps": steps}
+    plan = {
+        "preset": "quick",
+        "settings": {
+            "data": "mnist-5k",
+            "epochs": 2,
+            "seeds": list(SEEDS),
+            "latent_size": 8,
+            "hidden_size": 32,
+            "batch_size": 128,
+            "lr": 0.001,
+            **SETTINGS,
+            "experiments": EXPERIMENTS,
+        },
+        "experiments": experiments(),
+        "steps": steps,
+    }
     client.log_dict(run_id, plan, "main/steps.json")
     client.set_terminated(run_id, "FINISHED")
     return run_id

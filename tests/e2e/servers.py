@@ -35,8 +35,9 @@ def free_port() -> int:
 def server(command: list[str], ready_url: str, log: Path, env: dict | None = None, cwd: Path | None = None):
     """Run `command` until `ready_url` answers 200; yield the process; then kill its whole process group."""
     with open(log, "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + START_LIMIT_S
         while True:
@@ -104,12 +105,24 @@ def postgres(databases: tuple[str, ...]):
 
     try:
         run(initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
-        run(pg_ctl, "-D", str(data), "-l", str(base / "server.log"), "-w", "-t", "60", "-o",
-            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=100", "start")
+        run(
+            pg_ctl,
+            "-D",
+            str(data),
+            "-l",
+            str(base / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=100",
+            "start",
+        )
         import sqlalchemy
 
-        engine = sqlalchemy.create_engine(f"postgresql://postgres@127.0.0.1:{port}/postgres",
-                                          isolation_level="AUTOCOMMIT")
+        engine = sqlalchemy.create_engine(
+            f"postgresql://postgres@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT"
+        )
         with engine.connect() as connection:
             for database in databases:
                 connection.execute(sqlalchemy.text(f"CREATE DATABASE {database}"))
@@ -117,8 +130,12 @@ def postgres(databases: tuple[str, ...]):
         yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
         if (data / "postmaster.pid").exists():
-            subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], check=False,
-                           capture_output=True, timeout=120)
+            subprocess.run(
+                [*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"],
+                check=False,
+                capture_output=True,
+                timeout=120,
+            )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -127,8 +144,19 @@ def mlflow_server(backend_store_uri: str, artifacts: Path, log: Path):
     """`mlflow server` on `backend_store_uri`, proxying artifacts to the folder `artifacts` (clients see
     `mlflow-artifacts:` URIs); yields its URL."""
     port = free_port()
-    command = [os.path.join(os.path.dirname(sys.executable), "mlflow"), "server", "--backend-store-uri",
-               backend_store_uri, "--artifacts-destination", artifacts.as_uri(), "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1"]
+    command = [
+        os.path.join(os.path.dirname(sys.executable), "mlflow"),
+        "server",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--artifacts-destination",
+        artifacts.as_uri(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     with server(command, f"http://127.0.0.1:{port}/health", log, cwd=artifacts.parent):
         yield f"http://127.0.0.1:{port}"

@@ -21,16 +21,25 @@ from tests.e2e.servers import free_port, get_json, server
 
 pytestmark = pytest.mark.slow
 
-TINY = {"latent_sizes": "2,4", "hidden_size": 32, "epochs": 1, "n_samples": "100,200,400", "n_trials": 3,
-        "study_name": "dashboard-e2e", "pruner": "none", "verify_seeds": "none"}
+TINY = {
+    "latent_sizes": "2,4",
+    "hidden_size": 32,
+    "epochs": 1,
+    "n_samples": "100,200,400",
+    "n_trials": 3,
+    "study_name": "dashboard-e2e",
+    "pruner": "none",
+    "verify_seeds": "none",
+}
 
 
 @pytest.fixture(scope="module")
 def searched(tracking):
     """A tiny search in an experiment of its own: its models are then not found and reused by the search
     tests, which count the trainings their own search launches."""
-    experiment = tracking.client.create_experiment("dashboard-e2e",
-                                                   artifact_location=(tracking.root / "dashboard-e2e").as_uri())
+    experiment = tracking.client.create_experiment(
+        "dashboard-e2e", artifact_location=(tracking.root / "dashboard-e2e").as_uri()
+    )
     run_id, output = tracking.mlflow_run("search", TINY, experiment_id=experiment)
     return run_id, output
 

@@ -12,8 +12,19 @@ from scipy.stats import entropy
 
 pytestmark = pytest.mark.slow
 
-SAMPLER_METRICS = ("fid", "precision", "recall", "density", "coverage", "confidence", "class_entropy", "class_kl",
-                   "classes_covered", "max_class_share", "sharpness")
+SAMPLER_METRICS = (
+    "fid",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "confidence",
+    "class_entropy",
+    "class_kl",
+    "classes_covered",
+    "max_class_share",
+    "sharpness",
+)
 KEYS = ("normal_0_1", "normal_1_2", "beta_0.25_0.25", "gmm_10")  # the train run's samplers plus gmm:10
 
 
@@ -27,8 +38,9 @@ def artifact_paths(client, run_id, path=""):
 def same_metrics(a: dict, b: dict) -> bool:
     """Equal metric dicts, a NaN (not measured, e.g. no confident prediction) equal to a NaN; the
     step's timings (`time_*_s`) measure the machine, not the result: only their names must match."""
-    return a.keys() == b.keys() and all(k.startswith("time_") or a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k]))
-                                        for k in a)
+    return a.keys() == b.keys() and all(
+        k.startswith("time_") or a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +62,9 @@ def test_evaluate_logs_every_metric_per_sampler_as_a_child_of_the_train_run(trac
         for name in SAMPLER_METRICS:
             assert f"{name}/{key}" in metrics, f"{name}/{key}"
         # The class scores must be those of the logged histogram, which must hold n_samples images.
-        table = json.loads(Path(client.download_artifacts(run_id, f"evaluation/{key}/class_histogram.json")).read_text())
+        table = json.loads(
+            Path(client.download_artifacts(run_id, f"evaluation/{key}/class_histogram.json")).read_text()
+        )
         counts = np.array([row[table["columns"].index("count")] for row in table["data"]])
         assert counts.sum() == 300
         shares = counts / counts.sum()
@@ -105,8 +119,10 @@ def test_both_judges_are_weighed_at_each_samplers_sharpness_and_the_disputed_dig
         data = Path(tracking.client.download_artifacts(run_id, f"evaluation/{key}/{dispute.ARTIFACT}")).read_bytes()
         disputed = dispute.Dispute.from_bytes(data)
         assert disputed.total == 300
-        assert (str(disputed.cnn_digit), str(disputed.knn_digit)) == (tags[f"max_class/{key}"],
-                                                                       tags[f"max_class_judge2/{key}"])
+        assert (str(disputed.cnn_digit), str(disputed.knn_digit)) == (
+            tags[f"max_class/{key}"],
+            tags[f"max_class_judge2/{key}"],
+        )
         assert disputed.share_in_dispute == pytest.approx(metrics[f"samples_in_dispute/{key}"])
         assert len(disputed.cnn_images) == min(32, disputed.cnn_count) and disputed.cnn_images.shape[1:] == (28, 28)
 
@@ -130,8 +146,9 @@ def quick_evaluation(tracking, trained_run_id, evaluated):
     """A second evaluation of the trained model under other settings (one sampler, 40 samples): the
     train run's data before it, its run id and its output."""
     before = tracking.client.get_run(trained_run_id).data
-    run_id, output = tracking.mlflow_run("evaluate", {"model": trained_run_id, "samplers": "normal:0,1",
-                                                      "n_samples": 40, "iwae_k": 2})
+    run_id, output = tracking.mlflow_run(
+        "evaluate", {"model": trained_run_id, "samplers": "normal:0,1", "n_samples": 40, "iwae_k": 2}
+    )
     return before, run_id, output
 
 
@@ -151,16 +168,20 @@ def test_classifier_is_logged_once_and_reused_by_digest(tracking, trained_run_id
     second = tracking.client.get_run(quick_evaluation[1])
     assert second.data.tags["classifier_run_id"] == classifier_id
     assert "fid/normal_0_1" in second.data.metrics and "fid/gmm_10" not in second.data.metrics
-    found = tracking.client.search_runs([tracking.experiment_id],
-                                        f"tags.source_digest = '{digest}' and tags.`pipeline.step` = 'classifier'")
+    found = tracking.client.search_runs(
+        [tracking.experiment_id], f"tags.source_digest = '{digest}' and tags.`pipeline.step` = 'classifier'"
+    )
     assert len(found) == 1
 
 
-@pytest.mark.parametrize("args, named", [
-    (["--n_samples", "3"], "n_samples"),
-    (["--iwae_k", "0"], "iwae_k"),
-    (["--samplers", "gmm:0"], "gmm"),
-])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--n_samples", "3"], "n_samples"),
+        (["--iwae_k", "0"], "iwae_k"),
+        (["--samplers", "gmm:0"], "gmm"),
+    ],
+)
 def test_bad_input_exits_2_naming_the_parameter(tracking, trained_run_id, args, named):
     result = tracking.python_step("evaluate", "--model", trained_run_id, *args)
     assert result.returncode == 2, result.stderr[-2000:]
@@ -174,8 +195,9 @@ def test_unknown_or_wrong_kind_of_run_exits_2(tracking, prepared_run_id):
         assert "parameter 'model'" in result.stderr
 
 
-def test_scores_of_other_settings_never_silently_replace_those_on_the_train_run(tracking, trained_run_id, evaluated,
-                                                                               quick_evaluation):
+def test_scores_of_other_settings_never_silently_replace_those_on_the_train_run(
+    tracking, trained_run_id, evaluated, quick_evaluation
+):
     first_id, _ = evaluated
     before, quick_id, output = quick_evaluation
     assert "not copied" in output and "copy_scores=replace" in output
@@ -186,8 +208,10 @@ def test_scores_of_other_settings_never_silently_replace_those_on_the_train_run(
     assert after.tags["scores.settings"] == before.tags["scores.settings"]
     assert after.tags["evaluation_run_id"] == first_id
 
-    replaced_id, _ = tracking.mlflow_run("evaluate", {"model": trained_run_id, "samplers": "normal:0,1",
-                                                      "n_samples": 40, "iwae_k": 2, "copy_scores": "replace"})
+    replaced_id, _ = tracking.mlflow_run(
+        "evaluate",
+        {"model": trained_run_id, "samplers": "normal:0,1", "n_samples": 40, "iwae_k": 2, "copy_scores": "replace"},
+    )
     replaced = tracking.client.get_run(trained_run_id).data
     measured = tracking.client.get_run(replaced_id).data.metrics
     assert replaced.tags["scores.settings"].startswith("n_samples=40 iwae_k=2 seed=0")
@@ -219,7 +243,8 @@ def other_models(tracking, prepared_run_id):
 
 
 def test_mse_and_sampled_params_models_of_other_seeds_are_evaluated_with_the_same_classifier(
-        tracking, trained_run_id, evaluated, other_models):
+    tracking, trained_run_id, evaluated, other_models
+):
     first_id, _ = evaluated
     classifier_id = tracking.client.get_run(first_id).data.tags["classifier_run_id"]
     digests = set()

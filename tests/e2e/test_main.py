@@ -21,15 +21,25 @@ from tests.e2e.report_study import verdict_words
 
 pytestmark = pytest.mark.slow
 
-TINY = {"experiments": "bce-standard,E4", "seeds": "1,0", "epochs": 1, "latent_size": 8, "hidden_size": 32,
-        "n_samples": 200, "iwae_k": 3, "reuse": "dirty", "max_parallel": 2}
+TINY = {
+    "experiments": "bce-standard,E4",
+    "seeds": "1,0",
+    "epochs": 1,
+    "latent_size": 8,
+    "hidden_size": 32,
+    "n_samples": 200,
+    "iwae_k": 3,
+    "reuse": "dirty",
+    "max_parallel": 2,
+}
 VERDICTS = ("F1", "F2", "F3", "F4", "F5", "F6")
 CELLS = ("bce-standard", "mse-standard")
 
 
 def children(client, experiment_id, step=None):
-    runs = client.search_runs([experiment_id], "" if step is None else f"tags.`pipeline.step` = '{step}'",
-                              max_results=1000)
+    runs = client.search_runs(
+        [experiment_id], "" if step is None else f"tags.`pipeline.step` = '{step}'", max_results=1000
+    )
     return runs
 
 
@@ -59,19 +69,28 @@ def test_main_runs_every_step_as_a_finished_child_and_writes_the_report(tracking
     for run in kids:
         by_step.setdefault(run.data.tags["pipeline.step"], []).append(run)
         assert run.info.status == "FINISHED", (run.data.tags["pipeline.step"], run.info.run_name)
-    assert {step: len(runs) for step, runs in by_step.items()} == {"prepare_data": 1, "train": 4, "evaluate": 4,
-                                                                     "report": 1}
+    assert {step: len(runs) for step, runs in by_step.items()} == {
+        "prepare_data": 1,
+        "train": 4,
+        "evaluate": 4,
+        "report": 1,
+    }
     names = sorted(run.info.run_name for run in by_step["train"])
-    assert names == ["train bce standard z8 s0", "train bce standard z8 s1", "train mse standard z8 s0",
-                     "train mse standard z8 s1"]
+    assert names == [
+        "train bce standard z8 s0",
+        "train bce standard z8 s1",
+        "train mse standard z8 s0",
+        "train mse standard z8 s1",
+    ]
     plan = steps_json(client, main_id)
     assert [r["step"] for r in plan["steps"]].count("evaluate") == 4 and not any(r["reused"] for r in plan["steps"])
     assert {e["name"] for e in plan["experiments"]} == {"E1", "E2", "E3", "bce-standard gmm:10", "E4"}
     for run in by_step["evaluate"]:  # each cell is evaluated with its experiments' samplers
         cell = client.get_run(run.data.tags["source_run_id"]).data.tags["pipeline.cell"]
         keys = {k.split("/")[1] for k in run.data.metrics if k.startswith("fid/")}
-        assert keys == ({"normal_0_1", "normal_1_2", "beta_0.25_0.25", "gmm_10"} if cell == "bce-standard"
-                        else {"beta_0.25_0.25"})
+        assert keys == (
+            {"normal_0_1", "normal_1_2", "beta_0.25_0.25", "gmm_10"} if cell == "bce-standard" else {"beta_0.25_0.25"}
+        )
     assert main.data.metrics["steps_ran"] == 9 and main.data.metrics["steps_reused"] == 0
 
     artifacts = {a.path for a in client.list_artifacts(main_id, "report")}
@@ -83,7 +102,7 @@ def test_main_runs_every_step_as_a_finished_child_and_writes_the_report(tracking
 
 def test_a_one_epoch_main_opens_its_report_with_the_warning_and_its_verdicts_are_preliminary(first_main):
     html = (Path(first_main[2]) / "report.html").read_text()
-    body = html[html.index("<body>"):]
+    body = html[html.index("<body>") :]
     assert "id='convergence-warning'" in body and body.index("convergence-warning") < body.index("<h2")
     warning = re.search(r"id='convergence-warning'><b>(.*?)</b>", html).group(1)
     for cell in CELLS:
@@ -99,19 +118,25 @@ def test_a_one_epoch_main_opens_its_report_with_the_warning_and_its_verdicts_are
 
 def registered(client) -> dict[str, list[str]]:
     """The model versions of each cell's generator, by cell."""
-    return {cell: sorted(str(v.version) for v in client.search_model_versions(f"name = 'vae-generator-{cell}'"))
-            for cell in CELLS}
+    return {
+        cell: sorted(str(v.version) for v in client.search_model_versions(f"name = 'vae-generator-{cell}'"))
+        for cell in CELLS
+    }
 
 
 def test_main_registers_each_cells_lowest_seed_generator_once(tracking, first_main):
     """Issue 14 §2: each cell's generator from its lowest seed (seeds are given as 1,0) as
     vae-generator-<cell>@main, with the gmm:10 its evaluation fitted."""
     main_id, client = first_main[0], tracking.client
-    evaluations = {(r["cell"], r["seed"]): r["run_id"] for r in steps_json(client, main_id)["steps"]
-                   if r["step"] == "evaluate"}
+    evaluations = {
+        (r["cell"], r["seed"]): r["run_id"] for r in steps_json(client, main_id)["steps"] if r["step"] == "evaluate"
+    }
     for cell in CELLS:  # the worker's store may hold versions of other tests' mains: count this main's
-        mine = [v for v in client.search_model_versions(f"name = 'vae-generator-{cell}'")
-                if v.tags.get("main_run_id") == main_id]
+        mine = [
+            v
+            for v in client.search_model_versions(f"name = 'vae-generator-{cell}'")
+            if v.tags.get("main_run_id") == main_id
+        ]
         version = client.get_model_version_by_alias(f"vae-generator-{cell}", "main")
         assert [v.version for v in mine] == [version.version], cell
         assert version.run_id == evaluations[(cell, 0)] and version.tags["main_run_id"] == main_id
@@ -139,14 +164,31 @@ def test_a_second_main_starts_no_step_and_registers_nothing(tracking, study_expe
 def test_main_killed_during_a_training_redoes_only_what_did_not_finish(tracking, tmp_path):
     client = tracking.client
     experiment = client.create_experiment("main-kill", artifact_location=(tmp_path / "artifacts").as_uri())
-    params = {**TINY, "experiments": "E1", "seeds": "0,1", "epochs": 12, "max_parallel": 1, "report_dir": tmp_path / "report"}
-    command = [os.path.join(VENV_BIN, "mlflow"), "run", str(REPO), "-e", "main", "--env-manager", "local",
-               "--experiment-id", experiment] + [arg for k, v in params.items() for arg in ("-P", f"{k}={v}")]
+    params = {
+        **TINY,
+        "experiments": "E1",
+        "seeds": "0,1",
+        "epochs": 12,
+        "max_parallel": 1,
+        "report_dir": tmp_path / "report",
+    }
+    command = [
+        os.path.join(VENV_BIN, "mlflow"),
+        "run",
+        str(REPO),
+        "-e",
+        "main",
+        "--env-manager",
+        "local",
+        "--experiment-id",
+        experiment,
+    ] + [arg for k, v in params.items() for arg in ("-P", f"{k}={v}")]
     # Every training pauses after its checkpoint of epoch 10 (the hook waits to be killed); with one
     # step at a time, the first training is the one the SIGKILL lands in, whatever the machine's speed.
     env = {**tracking.env(), PAUSE_ENV: "train.epoch.10"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True
+    )
     for line in process.stdout:
         if "paused at train.epoch.10" in line:
             break

@@ -33,16 +33,22 @@ classifier_run.classifier_for(datasets.prepare(sys.argv[1]), torch.device("cpu")
 
 
 def classifier_runs(tracking, digest: str) -> list:
-    return tracking.client.search_runs([tracking.experiment_id], f"tags.source_digest = '{digest}' and "
-                                       "tags.`pipeline.step` = 'classifier'")
+    return tracking.client.search_runs(
+        [tracking.experiment_id], f"tags.source_digest = '{digest}' and tags.`pipeline.step` = 'classifier'"
+    )
 
 
 def test_a_classifier_killed_while_training_is_failed_by_the_next_lookup(tracking, tmp_path, monkeypatch):
     folder = write_idx_folder(tmp_path / "idx-killed-classifier", n_train=200, n_test=20, seed=5)
     prepared = datasets.prepare(f"idx:{folder}")
     needing = tracking.client.create_run(tracking.experiment_id, run_name="evaluation that needs it").info.run_id
-    process = subprocess.Popen([sys.executable, "-c", PAUSED_CLASSIFIER, f"idx:{folder}", tracking.experiment_id, needing],
-                               env=tracking.env(), cwd=REPO, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_CLASSIFIER, f"idx:{folder}", tracking.experiment_id, needing],
+        env=tracking.env(),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout.readline().strip() == "training"
         [killed] = classifier_runs(tracking, prepared.source_digest)
@@ -80,8 +86,14 @@ def test_a_launched_step_that_dies_before_naming_itself_keeps_its_launch_name(tr
     """The step refuses its input (an unknown data run) and exits before its own run opens: the run
     the driver created for it is FAILED and named, not given one of MLflow's random names."""
     parent = tracking.client.create_run(tracking.experiment_id, run_name="driver").info.run_id
-    result = subprocess.run([sys.executable, "-c", LAUNCH, parent, tracking.experiment_id], env=tracking.env(),
-                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", LAUNCH, parent, tracking.experiment_id],
+        env=tracking.env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert "failed:" in result.stdout, result.stderr[-3000:]
     [run] = tracking.client.search_runs([tracking.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
     assert run.info.status == "FAILED" and run.info.run_name == "train as launched"
@@ -89,11 +101,27 @@ def test_a_launched_step_that_dies_before_naming_itself_keeps_its_launch_name(tr
 
 
 def test_resuming_a_killed_training_ends_the_killed_run_failed(tracking):
-    args = ["train", "--epochs", "4", "--checkpoint_every", "2", "--sample_every", "0", "--n_images", "1",
-            "--latent_size", "8", "--hidden_size", "16", "--seed", "21"]
+    args = [
+        "train",
+        "--epochs",
+        "4",
+        "--checkpoint_every",
+        "2",
+        "--sample_every",
+        "0",
+        "--n_images",
+        "1",
+        "--latent_size",
+        "8",
+        "--hidden_size",
+        "16",
+        "--seed",
+        "21",
+    ]
     tracking.kill_when_paused([sys.executable, "-m", "pipeline", *args], epoch=2)
-    [killed] = tracking.client.search_runs([tracking.experiment_id], "attributes.status = 'RUNNING' and "
-                                           "params.seed = '21' and params.latent_size = '8'")
+    [killed] = tracking.client.search_runs(
+        [tracking.experiment_id], "attributes.status = 'RUNNING' and params.seed = '21' and params.latent_size = '8'"
+    )
     before = len(tracking.client.search_runs([tracking.experiment_id]))
 
     resumed = tracking.python_step(*args, "--resume", killed.info.run_id)

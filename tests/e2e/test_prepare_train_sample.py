@@ -43,7 +43,9 @@ def test_train_logs_metrics_images_checkpoint_and_model(tracking, prepared_run_i
     paths = artifact_paths(client, trained_run_id)
     for key in SAMPLER_KEYS:
         assert f"samples/{key}/grid.png" in paths
-        assert [p for p in paths if p.startswith(f"samples/{key}/image_")] == [f"samples/{key}/image_{i}.png" for i in range(5)]
+        assert [p for p in paths if p.startswith(f"samples/{key}/image_")] == [
+            f"samples/{key}/image_{i}.png" for i in range(5)
+        ]
         per_epoch = [p for p in paths if p.startswith(f"images/samples_{key}")]
         assert len([p for p in per_epoch if p.endswith(".png")]) == 2, per_epoch  # one grid per epoch
     for expected in ("reconstructions.png", "loss_curve.png", "checkpoints/epoch_0001.pt", "checkpoints/epoch_0002.pt"):
@@ -108,11 +110,25 @@ def test_params_are_plain_and_the_same_whichever_launcher(tracking, trained_run_
     assert run.data.params["samplers"] == "normal:0,1+normal:1,2+beta:0.25,0.25"  # no shell quotes in the UI
     assert run.data.params["resume"] == "none"
     assert run.info.run_name == "train bce standard z100 s0"
-    direct = tracking.python_step("train", "--data", run.data.params["data"], "--epochs", "2", "--sample_every", "1",
-                                  "--checkpoint_every", "1", "--lr", "1e-3", "--samplers", "normal:0,1;normal:1,2;beta:0.25,0.25")
+    direct = tracking.python_step(
+        "train",
+        "--data",
+        run.data.params["data"],
+        "--epochs",
+        "2",
+        "--sample_every",
+        "1",
+        "--checkpoint_every",
+        "1",
+        "--lr",
+        "1e-3",
+        "--samplers",
+        "normal:0,1;normal:1,2;beta:0.25,0.25",
+    )
     assert direct.returncode == 0, direct.stderr[-3000:]
     direct_run = tracking.client.get_run(direct.stdout.strip().splitlines()[-1].removeprefix("run id: "))
     assert direct_run.data.params["samplers"] == run.data.params["samplers"]
     ignore = {"device_used"}
-    assert ({k: v for k, v in normalized_params(direct_run).items() if k not in ignore}
-            == {k: v for k, v in normalized_params(run).items() if k not in ignore})
+    assert {k: v for k, v in normalized_params(direct_run).items() if k not in ignore} == {
+        k: v for k, v in normalized_params(run).items() if k not in ignore
+    }

@@ -35,6 +35,7 @@ from tests.e2e.report_study import stats_text as _stats_text
 
 # --- a tiny real study --------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def study(tracking):
     """prepare_data, then 2 cells x 2 seeds of train (2 epochs, latent 8) and evaluate, and the main run."""
@@ -44,16 +45,34 @@ def study(tracking):
     for loss, forward in CELLS:
         cell = f"{loss}-{forward}"
         for seed in SEEDS:
-            train = _run_id(tracking.python_step("train", "--data", prepare, "--loss", loss, "--forward", forward,
-                                                 "--seed", str(seed), *TINY_TRAIN))
-            evaluate = _run_id(tracking.python_step(
-                "evaluate", "--model", train, "--samplers", SAMPLERS, "--n_samples", str(SETTINGS["n_samples"]),
-                "--iwae_k", str(SETTINGS["iwae_k"]), "--seed", "0", "--device", "cpu"))
+            train = _run_id(
+                tracking.python_step(
+                    "train", "--data", prepare, "--loss", loss, "--forward", forward, "--seed", str(seed), *TINY_TRAIN
+                )
+            )
+            evaluate = _run_id(
+                tracking.python_step(
+                    "evaluate",
+                    "--model",
+                    train,
+                    "--samplers",
+                    SAMPLERS,
+                    "--n_samples",
+                    str(SETTINGS["n_samples"]),
+                    "--iwae_k",
+                    str(SETTINGS["iwae_k"]),
+                    "--seed",
+                    "0",
+                    "--device",
+                    "cpu",
+                )
+            )
             steps.append({"step": "train", "cell": cell, "seed": seed, "run_id": train, "reused": False})
             evaluations[(cell, seed)] = (evaluate, train)
     for (cell, seed), (evaluate, train) in evaluations.items():
-        steps.append({"step": "evaluate", "cell": cell, "seed": seed, "run_id": evaluate, "train_run_id": train,
-                      "reused": False})
+        steps.append(
+            {"step": "evaluate", "cell": cell, "seed": seed, "run_id": evaluate, "train_run_id": train, "reused": False}
+        )
     main = write_main_run(tracking.client, tracking.experiment_id, steps)
     return {"main": main, "steps": steps, "evaluations": evaluations, "prepare": prepare}
 
@@ -102,9 +121,17 @@ def test_the_table_holds_every_experiment_with_mean_and_std_from_the_evaluate_ru
     appendix = page.appendix[0]
     assert len(page.appendix) == 1 and appendix["settings"] == table["settings"] and set(appendix["rows"]) == set(names)
     for experiment in _experiments():
-        for metric, shown in (("fid", table), ("precision", table), ("class_entropy", table), ("sharpness", table),
-                              ("coverage", appendix), ("max_class_share_confident", appendix)):
-            values = [runs[(experiment["cell"], seed)].metrics[f"{metric}/{experiment['sampler_key']}"] for seed in SEEDS]
+        for metric, shown in (
+            ("fid", table),
+            ("precision", table),
+            ("class_entropy", table),
+            ("sharpness", table),
+            ("coverage", appendix),
+            ("max_class_share_confident", appendix),
+        ):
+            values = [
+                runs[(experiment["cell"], seed)].metrics[f"{metric}/{experiment['sampler_key']}"] for seed in SEEDS
+            ]
             text, _ = shown["rows"][experiment["name"]][metric]
             assert text.removesuffix(" ★") == _stats_text(values), (experiment["name"], metric)
     # the model's own nll: once per model cell, on the cell's first row (the others span it)
@@ -160,12 +187,17 @@ def test_all_six_verdicts_are_on_the_page_with_their_numbers(tracking, study, re
             counts = [row[table["columns"].index("count")] for row in table["data"]]
             shares.append([count / sum(counts) for count in counts])  # exact, as the report reads them
         e3 = re.search(r"<li>E3: (.*?)</li>", disputes).group(1)
-        dominant = re.search(rf"{judge}&#x27;s dominant digit is (\d) \(\d of 2 seeds\), ([^ ]+(?: ± [^ ]+)?) of the", e3)
+        dominant = re.search(
+            rf"{judge}&#x27;s dominant digit is (\d) \(\d of 2 seeds\), ([^ ]+(?: ± [^ ]+)?) of the", e3
+        )
         assert dominant, (judge, e3)
         assert dominant.group(2) == _stats_text([s[int(dominant.group(1))] for s in shares])
     assert re.search(r"same digit in [0-2] of 2 seeds", disputes)
     f4 = re.search(r"<tr id='F4'>(.*?)</tr>", html, flags=re.S).group(1)
-    e3 = [client.get_run(study["evaluations"][("bce-standard", s)][0]).data.metrics["sharpness/beta_0.25_0.25"] for s in SEEDS]
+    e3 = [
+        client.get_run(study["evaluations"][("bce-standard", s)][0]).data.metrics["sharpness/beta_0.25_0.25"]
+        for s in SEEDS
+    ]
     assert _stats_text(e3) in f4
     assert "|mean(A) − mean(B)| &gt; std(A) + std(B)" in html  # the rule is written on the page
 
@@ -181,8 +213,9 @@ def test_evaluate_logs_the_second_judge_beside_the_cnn_for_every_sampler(trackin
         keys = {name.split("/")[1] for name in metrics if name.startswith("fid/")}
         assert keys == {"normal_0_1", "normal_1_2", "beta_0.25_0.25", "gmm_10"}
         for key in keys:
-            table = json.loads(Path(client.download_artifacts(
-                evaluate, f"evaluation/{key}/class_histogram_judge2.json")).read_text())
+            table = json.loads(
+                Path(client.download_artifacts(evaluate, f"evaluation/{key}/class_histogram_judge2.json")).read_text()
+            )
             counts = np.array([row[table["columns"].index("count")] for row in table["data"]])
             shares = counts / counts.sum()
             assert counts.sum() == SETTINGS["n_samples"]
@@ -196,7 +229,9 @@ def test_evaluate_logs_the_second_judge_beside_the_cnn_for_every_sampler(trackin
     assert len(classifiers) == 1  # one source, one classifier run: the judge lives in it, fitted once
     classifier = client.get_run(classifiers.pop())
     assert classifier.data.metrics["judge2_test_accuracy"] >= 0.93  # measured 0.945 on mnist-5k's test split
-    assert classifier.data.params["judge2_components"] == "50" and "judge2/knn_pca.npz" in _artifacts(client, classifier.info.run_id)
+    assert classifier.data.params["judge2_components"] == "50" and "judge2/knn_pca.npz" in _artifacts(
+        client, classifier.info.run_id
+    )
 
 
 @pytest.mark.slow
@@ -216,8 +251,10 @@ def test_the_verdicts_table_has_a_row_per_finding_and_a_marked_line_per_part(tra
     assert re.findall(r"<tr data-finding='(F\d)'>", html) == list(FINDINGS)  # the verdict table: one row each
     rows = dict(re.findall(r"<tr id='(F\d)'>(.*?)</tr>", html, flags=re.S))  # the part-by-part table
     assert sorted(rows) == list(FINDINGS)
-    parts = {finding: re.search(r"<td class='name wrap'>(.*)</td>", row, flags=re.S).group(1).split("<br>")
-             for finding, row in rows.items()}
+    parts = {
+        finding: re.search(r"<td class='name wrap'>(.*)</td>", row, flags=re.S).group(1).split("<br>")
+        for finding, row in rows.items()
+    }
     for finding, lines in parts.items():
         assert lines and all(line[0] in "✓✗~?·!" for line in lines), (finding, lines)
     # F1's coverage part: both judges' numbers, and a mark only both judges' outcomes give
@@ -225,13 +262,17 @@ def test_the_verdicts_table_has_a_row_per_finding_and_a_marked_line_per_part(tra
     runs = [client.get_run(study["evaluations"][("bce-standard", seed)][0]).data.metrics for seed in SEEDS]
     cnn = [m["classes_covered/normal_0_1"] for m in runs]
     second = [m["classes_covered_judge2/normal_0_1"] for m in runs]
-    weighed = [[m[f"{name}/normal_0_1"] for m in runs]
-               for name in ("judge_acc_at_sample_sharpness", "judge2_acc_at_sample_sharpness")]
+    weighed = [
+        [m[f"{name}/normal_0_1"] for m in runs]
+        for name in ("judge_acc_at_sample_sharpness", "judge2_acc_at_sample_sharpness")
+    ]
     line = next(line for line in parts["F1"] if "E1 covers most digits" in line)
     marks = [" unreliable (under 0.8)" if sum(v) / len(v) < 0.8 else "" for v in weighed]
-    assert line.endswith(f"classes_covered E1 (&gt; 7.5 expected): CNN {_stats_text(cnn)}; k-NN {_stats_text(second)} "
-                         f"(judges&#x27; accuracy on real test digits as blurry as the samples: E1: CNN "
-                         f"{_stats_text(weighed[0])}{marks[0]}, k-NN {_stats_text(weighed[1])}{marks[1]})"), line
+    assert line.endswith(
+        f"classes_covered E1 (&gt; 7.5 expected): CNN {_stats_text(cnn)}; k-NN {_stats_text(second)} "
+        f"(judges&#x27; accuracy on real test digits as blurry as the samples: E1: CNN "
+        f"{_stats_text(weighed[0])}{marks[0]}, k-NN {_stats_text(weighed[1])}{marks[1]})"
+    ), line
     outcome = both_judges(*(claim_outcome(Summary.of(v), Summary.constant(7.5), "greater") for v in (cnn, second)))
     if all(marks) and outcome in (HOLDS, CONTRADICTED, CLASSIFIER_DEPENDENT):
         outcome = JUDGES_UNRELIABLE  # a part resting only on unreliable judges says so
@@ -244,7 +285,7 @@ def test_the_verdicts_table_has_a_row_per_finding_and_a_marked_line_per_part(tra
 @pytest.mark.slow
 def test_two_epoch_models_make_the_page_open_with_a_warning_and_every_verdict_preliminary(tracking, study, reported):
     html = reported["html"]
-    body = html[html.index("<body>"):]
+    body = html[html.index("<body>") :]
     assert body.index("id='convergence-warning'") < body.index("<h2")  # before any section
     warning = re.search(r"id='convergence-warning'><b>(.*?)</b>", html).group(1)
     assert warning.startswith("Warning: 4 of the trained models behind the verdicts were still improving fast")
@@ -276,8 +317,16 @@ def test_the_page_is_self_contained(reported):
     assert "script" not in page.tags and "link" not in page.tags and "@import" not in reported["html"]
     assert all(h.startswith("#/experiments/") for h in page.hrefs)  # a local store: relative UI paths
     markdown = (reported["output"] / "report.md").read_text()
-    for heading in ("Samples", "The experiments and the findings", "Metrics", "Verdicts part by part", "Loss curves",
-                    "The latent space", "Provenance", "Appendix: every score"):
+    for heading in (
+        "Samples",
+        "The experiments and the findings",
+        "Metrics",
+        "Verdicts part by part",
+        "Loss curves",
+        "The latent space",
+        "Provenance",
+        "Appendix: every score",
+    ):
         assert f"\n## {heading}\n" in markdown and f">{heading}</h2>" in reported["html"]
     for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown):
         assert (reported["output"] / target).read_bytes().startswith(b"\x89PNG"), target
@@ -287,17 +336,24 @@ def test_the_page_is_self_contained(reported):
 def test_the_disputed_digits_are_those_of_the_seed_with_the_most_samples_in_dispute(tracking, study, reported):
     from pipeline.core.samplers import parse_sampler
 
-    captions = re.findall(r"<figcaption>(E\d) \(([^)]+)\), training seed (\d+): (\d+)% of (\d+) samples",
-                          reported["html"])
+    captions = re.findall(
+        r"<figcaption>(E\d) \(([^)]+)\), training seed (\d+): (\d+)% of (\d+) samples", reported["html"]
+    )
     assert captions  # two-epoch models: the judges dispute some experiments' digits
     cells = {"E1": "bce-standard", "E2": "bce-standard", "E3": "bce-standard", "E4": "mse-standard"}
     for name, spec, seed, share, _total in captions:
         key = parse_sampler(spec).key
-        disputed = {s: tracking.client.get_run(study["evaluations"][(cells[name], s)][0]).data.metrics[
-            f"samples_in_dispute/{key}"] for s in SEEDS}
+        disputed = {
+            s: tracking.client.get_run(study["evaluations"][(cells[name], s)][0]).data.metrics[
+                f"samples_in_dispute/{key}"
+            ]
+            for s in SEEDS
+        }
         assert int(seed) == max(disputed, key=lambda s: (disputed[s], -s)), (name, disputed)
-        assert int(share) == round(100 * disputed[int(seed)]) and (reported["output"] / "images" /
-                                                                  f"disputed_{name}.png").exists()
+        assert (
+            int(share) == round(100 * disputed[int(seed)])
+            and (reported["output"] / "images" / f"disputed_{name}.png").exists()
+        )
     shown = {name for name, *_ in captions}
     for name in ("E3", "E4"):  # an experiment whose judges name different dominant digits has its panel
         tags = [tracking.client.get_run(study["evaluations"][(cells[name], s)][0]).data.tags for s in SEEDS]
@@ -351,7 +407,9 @@ def test_provenance_names_code_version_data_and_runs(tracking, study, reported):
         assert train.data.params["data_digest"][:12] in text and train.data.params["data_digest"] not in text
         assert "the run that wrote this report" in text and "RUNNING" not in text
     assert markdown.count("n_samples=200 iwae_k=3 seed=0") == 1  # the evaluation settings, stated once
-    assert markdown.count(f"classifier={classifier[:8]}") == 1 and classifier not in markdown.replace("/runs/" + classifier, "")
+    assert markdown.count(f"classifier={classifier[:8]}") == 1 and classifier not in markdown.replace(
+        "/runs/" + classifier, ""
+    )
     assert "| classifier |" in markdown  # the classifier run is listed, with its code version counted
     assert client.get_run(classifier).data.tags["pipeline.code_version"]  # the judges' code version is recorded
     for step in study["steps"]:
@@ -365,7 +423,7 @@ def test_the_verdict_table_opens_the_page_and_the_screenshot(tracking, reported)
     from analysis import browser
 
     html, markdown = reported["html"], (reported["output"] / "report.md").read_text()
-    body = html[html.index("<body>"):]
+    body = html[html.index("<body>") :]
     assert body.index("<h1>") < body.index("id='setup'") < body.index("id='convergence") < body.index("<table")
     assert re.search(r"<table[^>]*>", body).group(0) == "<table class='verdicts' id='verdict-table'>"
     lines = markdown.splitlines()
@@ -388,11 +446,28 @@ def test_unlike_settings_land_in_separate_tables_and_a_source_can_be_an_experime
     for loss, forward in CELLS:
         cell = f"{loss}-{forward}"
         train = study["evaluations"][(cell, 1)][1]
-        other[cell] = _run_id(tracking.python_step(
-            "evaluate", "--model", train, "--samplers", SAMPLERS, "--n_samples", str(OTHER_SETTINGS["n_samples"]),
-            "--iwae_k", str(OTHER_SETTINGS["iwae_k"]), "--seed", "0", "--device", "cpu", "--copy_scores", "skip"))
-        steps.append({"step": "evaluate", "cell": cell, "seed": 1, "run_id": other[cell], "train_run_id": train,
-                      "reused": False})
+        other[cell] = _run_id(
+            tracking.python_step(
+                "evaluate",
+                "--model",
+                train,
+                "--samplers",
+                SAMPLERS,
+                "--n_samples",
+                str(OTHER_SETTINGS["n_samples"]),
+                "--iwae_k",
+                str(OTHER_SETTINGS["iwae_k"]),
+                "--seed",
+                "0",
+                "--device",
+                "cpu",
+                "--copy_scores",
+                "skip",
+            )
+        )
+        steps.append(
+            {"step": "evaluate", "cell": cell, "seed": 1, "run_id": other[cell], "train_run_id": train, "reused": False}
+        )
     expected = write_main_run(client, experiment, steps)
     unfinished = client.create_run(experiment, tags={"pipeline.step": "main"}).info.run_id  # newer, but RUNNING
     client.log_dict(unfinished, {"steps": []}, "main/steps.json")
@@ -401,8 +476,14 @@ def test_unlike_settings_land_in_separate_tables_and_a_source_can_be_an_experime
 
     env = {**tracking.env(), "REPORT_CHROMIUM": str(tmp_path / "no-chromium")}
     env.pop("MLFLOW_EXPERIMENT_ID")  # no experiment chosen: the report run goes beside its main run
-    result = subprocess.run([sys.executable, "-m", "pipeline", "report", "--source", "report-settings", "--output",
-                             str(tmp_path / "out")], capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "report", "--source", "report-settings", "--output", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=900,
+    )
     report_id = _run_id(result)
     run = client.get_run(report_id)
     assert run.data.tags["mlflow.parentRunId"] == expected

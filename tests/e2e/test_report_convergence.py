@@ -16,15 +16,29 @@ from tests.e2e.report_study import verdict_words
 
 pytestmark = pytest.mark.slow
 
-STUDY = {"experiments": "E1", "seeds": "0,1", "latent_size": 8, "hidden_size": 32, "n_samples": 200, "iwae_k": 3,
-         "reuse": "dirty", "max_parallel": 2}
+STUDY = {
+    "experiments": "E1",
+    "seeds": "0,1",
+    "latent_size": 8,
+    "hidden_size": 32,
+    "n_samples": 200,
+    "iwae_k": 3,
+    "reuse": "dirty",
+    "max_parallel": 2,
+}
 
 
 def test_a_converged_main_has_no_warning_and_no_preliminary_verdict(tracking, tmp_path):
-    experiment = tracking.client.create_experiment("report-convergence", artifact_location=(tmp_path / "artifacts").as_uri())
+    experiment = tracking.client.create_experiment(
+        "report-convergence", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
     tracking.mlflow_run("main", {**STUDY, "epochs": 60, "report_dir": tmp_path}, experiment_id=experiment)
     html = (tmp_path / "report.html").read_text()
     assert "convergence-warning" not in html and "preliminary: models still improving" not in html
-    assert len(re.findall(r"<td class='name'>converged \(val loss [+-]\d+\.\d % over the last 6 epochs of 60\)</td>",
-                          html)) == 2
+    assert (
+        len(
+            re.findall(r"<td class='name'>converged \(val loss [+-]\d+\.\d % over the last 6 epochs of 60\)</td>", html)
+        )
+        == 2
+    )
     assert not verdict_words(html)["F1"].startswith("not measured")

@@ -21,15 +21,28 @@ from tests.conftest import REPO, RUN_ID_IN_OUTPUT, VENV_BIN
 pytestmark = pytest.mark.slow
 
 SEARCH = {"n_trials": 2, "latent_sizes": 2, "hidden_size": 32, "epochs": 1, "n_samples": 200}
-MAIN = {"experiments": "E1", "seeds": 0, "epochs": 1, "latent_size": 8, "hidden_size": 32, "n_samples": 200,
-        "iwae_k": 3, "max_parallel": 1}  # reuse: the default, clean
+MAIN = {
+    "experiments": "E1",
+    "seeds": 0,
+    "epochs": 1,
+    "latent_size": 8,
+    "hidden_size": 32,
+    "n_samples": 200,
+    "iwae_k": 3,
+    "max_parallel": 1,
+}  # reuse: the default, clean
 STEPS = 3  # prepare_data, train, evaluate (the report is reused or built apart from these)
 DONE = re.compile(r"main: done: (\d+) steps ran, (\d+) reused, (\d+) resumed")
 
 
 def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], cwd=root,
-                          check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 def clone_of_the_project(root: Path) -> Path:
@@ -47,8 +60,11 @@ def clone_of_the_project(root: Path) -> Path:
 
 def user_env() -> dict[str, str]:
     """A user's shell: MLflow's default tracking (nothing set), the project's code only from the clone."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "PYTHONPATH")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "PYTHONPATH")
+    }
     env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
     return env
 

@@ -36,8 +36,11 @@ def last_run_id(output: str) -> str:
 
 
 def children(tracking, parent: str, step: str) -> list:
-    return tracking.client.search_runs([tracking.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}' and "
-                                       f"tags.`pipeline.step` = '{step}'", max_results=1000)
+    return tracking.client.search_runs(
+        [tracking.experiment_id],
+        f"tags.`mlflow.parentRunId` = '{parent}' and tags.`pipeline.step` = '{step}'",
+        max_results=1000,
+    )
 
 
 def sqlite_study(tracking, name: str) -> optuna.Study:
@@ -57,8 +60,11 @@ def check_trial_runs(tracking, study: optuna.Study, parent: str) -> list:
     mine = [t for t in study.trials if t.user_attrs.get("invocation") == parent]
     runs = {r.info.run_id: r for r in children(tracking, parent, "search_trial")}
     assert sorted(t.user_attrs["mlflow_run_id"] for t in mine) == sorted(runs)
-    expected = {optuna.trial.TrialState.COMPLETE: "FINISHED", optuna.trial.TrialState.PRUNED: "KILLED",
-                optuna.trial.TrialState.FAIL: "FAILED"}
+    expected = {
+        optuna.trial.TrialState.COMPLETE: "FINISHED",
+        optuna.trial.TrialState.PRUNED: "KILLED",
+        optuna.trial.TrialState.FAIL: "FAILED",
+    }
     for trial in mine:
         run = runs[trial.user_attrs["mlflow_run_id"]]
         assert run.info.status == expected[trial.state], trial.number
@@ -86,9 +92,16 @@ def test_search_through_mlflow_run_then_a_rerun_adds_trials(tracking):
     first = {t.number: t for t in mine}
     assert first[0].params["a"] == first[0].params["b"] == 0.25 and first[0].params["mean"] == 0.5
     assert first[0].params["sd"] == pytest.approx(math.sqrt(1 / 6))
-    assert (first[1].params["a"], first[1].params["b"], first[1].params["mean"], first[1].params["sd"]) == (20, 20, 0, 1)
+    assert (first[1].params["a"], first[1].params["b"], first[1].params["mean"], first[1].params["sd"]) == (
+        20,
+        20,
+        0,
+        1,
+    )
     baseline = tracking.client.get_run(first[0].user_attrs["mlflow_run_id"])
-    assert float(baseline.data.params["loc"]) == pytest.approx(0) and float(baseline.data.params["scale"]) == pytest.approx(1)
+    assert float(baseline.data.params["loc"]) == pytest.approx(0) and float(
+        baseline.data.params["scale"]
+    ) == pytest.approx(1)
 
     # one training per latent size, each a FINISHED child of the search run tagged with its size
     sizes = {t.params["latent_size"] for t in mine}
@@ -126,7 +139,10 @@ def test_search_through_mlflow_run_then_a_rerun_adds_trials(tracking):
     assert rerun.data.metrics["study_trials"] == 10
 
     # continuing the study with another objective or space is refused before any run
-    for args, parameter in ((["--objective", "fid,class_entropy"], "objective"), (["--latent_sizes", "2,8"], "latent_sizes")):
+    for args, parameter in (
+        (["--objective", "fid,class_entropy"], "objective"),
+        (["--latent_sizes", "2,8"], "latent_sizes"),
+    ):
         result = tracking.python_step("search", *as_args({**TINY, "study_name": "e2e", "n_trials": 1}), *args)
         assert result.returncode == 2 and f"parameter '{parameter}'" in result.stderr, result.stderr[-2000:]
 
@@ -150,18 +166,32 @@ def test_two_objectives_make_a_pareto_front_without_pruning(tracking):
 def run_search(tracking, params: dict, **env_extra) -> subprocess.CompletedProcess:
     """`python -m pipeline search` against the test store, with extra environment variables."""
     env = {**tracking.env(), "OMP_NUM_THREADS": "1", **env_extra}
-    return subprocess.run([sys.executable, "-m", "pipeline", "search", *as_args(params)], cwd=tracking.root, env=env,
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "search", *as_args(params)],
+        cwd=tracking.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
-def start_search(tracking, params: dict, pause_trial: int | None = None, **env_extra) -> tuple[subprocess.Popen, list[str]]:
+def start_search(
+    tracking, params: dict, pause_trial: int | None = None, **env_extra
+) -> tuple[subprocess.Popen, list[str]]:
     """`python -m pipeline search` in the background; its output lines are collected as they come."""
     env = tracking.env()
     env.update({"OMP_NUM_THREADS": "1", **env_extra})
     if pause_trial is not None:
         env[PAUSE_ENV] = f"search.trial.{pause_trial}"
-    process = subprocess.Popen([sys.executable, "-m", "pipeline", "search", *as_args(params)], cwd=tracking.root,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "search", *as_args(params)],
+        cwd=tracking.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True).start()
     return process, lines
@@ -202,11 +232,14 @@ def test_a_worker_killed_mid_search_is_recovered_exactly(tracking, tmp_path):
     retries = [t for t in mine if t.user_attrs.get("retry_of") == 2]
     assert len(retries) == 1 and retries[0].state in FINISHED  # re-enqueued once, run by a replacement worker
     assert {k: v for k, v in retries[0].params.items()} == study.trials[2].params
-    assert not [t for t in study.trials if t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)]
+    assert not [
+        t for t in study.trials if t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+    ]
     killed_run = tracking.client.get_run(study.trials[2].user_attrs["mlflow_run_id"])
     assert killed_run.info.status == "FAILED" and "status -9" in killed_run.data.tags["failure_reason"]
-    assert not tracking.client.search_runs([tracking.experiment_id], "attributes.status = 'RUNNING' and "
-                                           "tags.`optuna.study_name` = 'kill'")
+    assert not tracking.client.search_runs(
+        [tracking.experiment_id], "attributes.status = 'RUNNING' and tags.`optuna.study_name` = 'kill'"
+    )
     run = tracking.client.get_run(parent)
     assert (run.data.metrics["trials"], run.data.metrics["trials_failed"]) == (4, 1)
 
@@ -237,8 +270,9 @@ def test_a_killed_search_is_resumed_through_heartbeats(tracking):
     assert len(retried) == 1 and retried[0].user_attrs["invocation"] == parent and retried[0].state in FINISHED
     assert retried[0].params == stale.params
     assert tracking.client.get_run(dead_parent.info.run_id).info.status == "FAILED"
-    assert not tracking.client.search_runs([tracking.experiment_id], "attributes.status = 'RUNNING' and "
-                                           "tags.`optuna.study_name` = 'heartbeat'")
+    assert not tracking.client.search_runs(
+        [tracking.experiment_id], "attributes.status = 'RUNNING' and tags.`optuna.study_name` = 'heartbeat'"
+    )
 
 
 def test_the_best_trial_is_verified_over_seeds_on_the_test_split(tracking):
@@ -246,8 +280,11 @@ def test_the_best_trial_is_verified_over_seeds_on_the_test_split(tracking):
     samplers scored on the test split per seed, F7/F8/G verdicts by the spread rule on the search run."""
     import json
 
-    parent = last_run_id(tracking.mlflow_run("search", {**TINY, "n_trials": 3, "study_name": "verify",
-                                                        "verify_seeds": "0,1", "pruner": "none"})[1])
+    parent = last_run_id(
+        tracking.mlflow_run(
+            "search", {**TINY, "n_trials": 3, "study_name": "verify", "verify_seeds": "0,1", "pruner": "none"}
+        )[1]
+    )
     run = tracking.client.get_run(parent)
     study = sqlite_study(tracking, "verify")
     best = study.best_trial

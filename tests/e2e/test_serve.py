@@ -24,12 +24,24 @@ NAME, ALIAS = "vae-generator-serve-test", "best-beta"
 @pytest.fixture(scope="module")
 def served(tracking, mlflow_run, prepared_run_id, tmp_path_factory):
     """The URL of a real scoring server for models:/NAME@ALIAS; the server is stopped afterwards."""
-    train_id = mlflow_run("train", {"data": prepared_run_id, "epochs": 1, "sample_every": 0,
-                                    "samplers": "beta:0.5,0.5,-1,2+normal:0,1"})
+    train_id = mlflow_run(
+        "train", {"data": prepared_run_id, "epochs": 1, "sample_every": 0, "samplers": "beta:0.5,0.5,-1,2+normal:0,1"}
+    )
     register_generator(train_id, NAME, ALIAS)
     port = free_port()
-    command = [os.path.join(VENV_BIN, "mlflow"), "models", "serve", "-m", f"models:/{NAME}@{ALIAS}",
-               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    command = [
+        os.path.join(VENV_BIN, "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        f"models:/{NAME}@{ALIAS}",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
     url = f"http://127.0.0.1:{port}"
     with server(command, f"{url}/ping", tmp_path_factory.mktemp("serve") / "serve.log", env=tracking.env()):
         yield url
@@ -60,12 +72,15 @@ def test_a_row_without_sampler_gets_the_default_and_rows_come_back_in_order(serv
     assert [r["sampler"] for r in body["predictions"]] == ["beta:0.5,0.5,-1,2"] * 2 + ["normal:0,1"]
 
 
-@pytest.mark.parametrize("row, column, says", [
-    ({"sampler": "uniform:0,1", "n": 4, "seed": 0}, "sampler", "allowed forms: normal:LOC,SCALE"),
-    ({"sampler": "gmm:10", "n": 4, "seed": 0}, "sampler", "no fitted mixture"),
-    ({"sampler": "normal:0,1", "n": 0, "seed": 0}, "n", f"from 1 to {MAX_IMAGES}"),
-    ({"sampler": "normal:0,1", "n": MAX_IMAGES + 1, "seed": 0}, "n", f"from 1 to {MAX_IMAGES}"),
-])
+@pytest.mark.parametrize(
+    "row, column, says",
+    [
+        ({"sampler": "uniform:0,1", "n": 4, "seed": 0}, "sampler", "allowed forms: normal:LOC,SCALE"),
+        ({"sampler": "gmm:10", "n": 4, "seed": 0}, "sampler", "no fitted mixture"),
+        ({"sampler": "normal:0,1", "n": 0, "seed": 0}, "n", f"from 1 to {MAX_IMAGES}"),
+        ({"sampler": "normal:0,1", "n": MAX_IMAGES + 1, "seed": 0}, "n", f"from 1 to {MAX_IMAGES}"),
+    ],
+)
 def test_bad_requests_get_400_naming_the_column_without_a_traceback(served, row, column, says):
     status, body = invoke(served, row)
     assert status == 400, body

@@ -25,13 +25,27 @@ from tests.e2e.servers import free_port, post_json, server
 
 pytestmark = pytest.mark.slow
 
-SEARCH_TINY = {"latent_sizes": "2,4", "hidden_size": 32, "epochs": 1, "n_samples": "100,200,400",
-               "verify_seeds": "none"}
+SEARCH_TINY = {
+    "latent_sizes": "2,4",
+    "hidden_size": 32,
+    "epochs": 1,
+    "n_samples": "100,200,400",
+    "verify_seeds": "none",
+}
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 WORKERS, TRIALS_EACH = 3, 2
 # One cell, one seed, one epoch: what main does over HTTP, not what it learns.
-MAIN_TINY = {"experiments": "E1", "seeds": "0", "epochs": 1, "latent_size": 8, "hidden_size": 32, "n_samples": 200,
-             "iwae_k": 3, "reuse": "dirty", "max_parallel": 1}
+MAIN_TINY = {
+    "experiments": "E1",
+    "seeds": "0",
+    "epochs": 1,
+    "latent_size": 8,
+    "hidden_size": 32,
+    "n_samples": 200,
+    "iwae_k": 3,
+    "reuse": "dirty",
+    "max_parallel": 1,
+}
 CELL = "bce-standard"
 STEPS = ("prepare_data", "train", "evaluate", "report")
 TRACKING_FILES = ("mlruns", "mlflow.db")
@@ -39,8 +53,12 @@ SCREENSHOT_ENV = "VAE_TEAM_UI_SCREENSHOT"  # where the UI check saves its screen
 
 
 def server_env(uri: str, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1",
-           "PATH": VENV_BIN + os.pathsep + os.environ.get("PATH", "")}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "OMP_NUM_THREADS": "1",
+        "PATH": VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
+    }
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         env.pop(name, None)
     return {**env, **extra}
@@ -51,12 +69,22 @@ def test_three_workers_on_postgresql_share_one_study(postgres, mlflow_server, tm
     experiment_id = client.create_experiment("search-on-postgres")
     storage = f"{postgres}/optuna"
     env = server_env(mlflow_server, MLFLOW_EXPERIMENT_ID=experiment_id)
-    args = [f"--{k}={v}" for k, v in {**SEARCH_TINY, "n_trials": TRIALS_EACH, "study_name": "shared",
-                                       "storage": storage}.items()]
+    args = [
+        f"--{k}={v}"
+        for k, v in {**SEARCH_TINY, "n_trials": TRIALS_EACH, "study_name": "shared", "storage": storage}.items()
+    ]
     with ExitStack() as stack:
         logs = [stack.enter_context(open(tmp_path / f"worker{i}.log", "w+")) for i in range(WORKERS)]
-        workers = [subprocess.Popen([sys.executable, "-m", "pipeline", "search", *args], cwd=tmp_path, env=env,
-                                    stdout=log, stderr=subprocess.STDOUT) for log in logs]
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "pipeline", "search", *args],
+                cwd=tmp_path,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            for log in logs
+        ]
         statuses = [worker.wait(timeout=900) for worker in workers]
         outputs = [(log.seek(0), log.read())[1] for log in logs]
     assert statuses == [0] * WORKERS, "\n".join(o[-3000:] for o in outputs)
@@ -87,8 +115,10 @@ def test_three_workers_on_postgresql_share_one_study(postgres, mlflow_server, tm
     assert {t.user_attrs["model_run_id"] for t in study.trials} == {r.info.run_id for r in trainings}
     # no two machines proposed the same trial; the two baselines ran once, whichever worker took them
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == WORKERS * TRIALS_EACH
-    assert sorted(t.user_attrs["baseline"] for t in study.trials if "baseline" in t.user_attrs) == \
-        ["normal_like_beta", "study_beta"]
+    assert sorted(t.user_attrs["baseline"] for t in study.trials if "baseline" in t.user_attrs) == [
+        "normal_like_beta",
+        "study_beta",
+    ]
     assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
 
 
@@ -107,12 +137,28 @@ class Mains:
         self.project_files_before = project_files
 
     def run(self, uri: str, report_dir: Path) -> str:
-        command = [os.path.join(VENV_BIN, "mlflow"), "run", str(REPO), "-e", "main", "--env-manager", "local",
-                   "--experiment-id", self.experiment_id]
+        command = [
+            os.path.join(VENV_BIN, "mlflow"),
+            "run",
+            str(REPO),
+            "-e",
+            "main",
+            "--env-manager",
+            "local",
+            "--experiment-id",
+            self.experiment_id,
+        ]
         for key, value in {**MAIN_TINY, "report_dir": report_dir}.items():
             command += ["-P", f"{key}={value}"]
-        result = subprocess.run(command, check=False, capture_output=True, text=True, cwd=self.work, timeout=900,
-                                env=server_env(uri, TMPDIR=str(self.temp)))
+        result = subprocess.run(
+            command,
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=self.work,
+            timeout=900,
+            env=server_env(uri, TMPDIR=str(self.temp)),
+        )
         output = result.stdout + result.stderr
         matches = list(RUN_ID_IN_OUTPUT.finditer(output))
         assert result.returncode == 0 and matches, f"{' '.join(command)}: status {result.returncode}\n{output[-6000:]}"
@@ -146,8 +192,10 @@ def test_main_twice_over_http_finishes_then_reuses_every_step(mains, tmp_path):
     metrics = client.get_run(second).data.metrics
     assert (metrics["steps_ran"], metrics["steps_resumed"], metrics["steps_reused"]) == (0, 0, 3)
     assert len(mains.steps()) == len(STEPS)
-    plans = [json.loads(Path(client.download_artifacts(r, "main/steps.json", str(tmp_path))).read_text())
-             for r in (first, second)]
+    plans = [
+        json.loads(Path(client.download_artifacts(r, "main/steps.json", str(tmp_path))).read_text())
+        for r in (first, second)
+    ]
     assert [s["run_id"] for s in plans[0]["steps"]] == [s["run_id"] for s in plans[1]["steps"]]
     # the report is among both mains' artifacts on the server
     for run_id in (first, second):
@@ -183,8 +231,19 @@ def served(mains, mlflow_server, tmp_path_factory):
     folder = tmp_path_factory.mktemp("serve")
     (folder / "work").mkdir()
     port = free_port()
-    command = [os.path.join(VENV_BIN, "mlflow"), "models", "serve", "-m", f"models:/vae-generator-{CELL}@main",
-               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    command = [
+        os.path.join(VENV_BIN, "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        f"models:/vae-generator-{CELL}@main",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
     url = f"http://127.0.0.1:{port}"
     with server(command, f"{url}/ping", folder / "serve.log", env=server_env(mlflow_server), cwd=folder / "work"):
         yield url, folder / "work"
@@ -206,8 +265,9 @@ def test_the_mlflow_ui_shows_main_with_its_steps_nested(mains, mlflow_server, tm
     from tests.e2e.mlflow_ui import runs_table
 
     screenshot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "ui.png")
-    seen = runs_table(f"{mlflow_server}/#/experiments/{mains.experiment_id}?workflowType=machine_learning",
-                      "main quick", screenshot)
+    seen = runs_table(
+        f"{mlflow_server}/#/experiments/{mains.experiment_id}?workflowType=machine_learning", "main quick", screenshot
+    )
     assert seen.collapsed == ["main quick", "main quick"], seen  # both mains, their steps folded under them
     assert sorted(name.split(" ")[0] for name in seen.children) == sorted(STEPS), seen
     assert screenshot.stat().st_size > 10_000

@@ -29,8 +29,9 @@ def test_features_and_probabilities_for_flat_and_image_shaped_input():
 def moved(image: torch.Tensor, down: int, right: int) -> torch.Tensor:
     """`image` (28x28) moved `down` rows and `right` columns, the vacated rows and columns zero."""
     out = torch.zeros_like(image)
-    out[max(down, 0) : 28 + min(down, 0), max(right, 0) : 28 + min(right, 0)] = \
-        image[max(-down, 0) : 28 + min(-down, 0), max(-right, 0) : 28 + min(-right, 0)]
+    out[max(down, 0) : 28 + min(down, 0), max(right, 0) : 28 + min(right, 0)] = image[
+        max(-down, 0) : 28 + min(-down, 0), max(-right, 0) : 28 + min(-right, 0)
+    ]
     return out
 
 
@@ -42,8 +43,12 @@ def test_shift_moves_the_digit_and_fills_with_zeros():
         torch.manual_seed(seed)
         shifted = classifier._shift(image, 2)
         assert shifted.shape == (2, 1, 28, 28)
-        found = [(down, right) for down in range(-2, 3) for right in range(-2, 3)
-                 if all(torch.equal(shifted[i, 0], moved(image[i].reshape(28, 28), down, right)) for i in range(2))]
+        found = [
+            (down, right)
+            for down in range(-2, 3)
+            for right in range(-2, 3)
+            if all(torch.equal(shifted[i, 0], moved(image[i].reshape(28, 28), down, right)) for i in range(2))
+        ]
         assert len(found) == 1, seed  # every image of the batch moved by one whole-pixel offset, zeros behind
         offsets.add(found[0])
     assert len(offsets) >= 20 and offsets <= {(d, r) for d in range(-2, 3) for r in range(-2, 3)}  # up to 2 px each way
@@ -63,7 +68,9 @@ def test_trained_once_per_source_then_found_by_its_tag(tracking, tiny_prepared, 
     assert run_id != step_run
     assert tracking.client.get_run(step_run).info.status == "RUNNING"  # left to its own step
     run = tracking.client.get_run(run_id)
-    assert run.data.tags["pipeline.step"] == "classifier" and run.data.tags["source_digest"] == tiny_prepared.source_digest
+    assert (
+        run.data.tags["pipeline.step"] == "classifier" and run.data.tags["source_digest"] == tiny_prepared.source_digest
+    )
     assert run.info.status == "FINISHED" and run.info.run_name == f"classifier {tiny_prepared.source_digest[:8]}"
     assert run.data.tags["mlflow.parentRunId"] == step_run  # a child of the run that needed it
     test_x = as_float_tensor(tiny_prepared.splits["test"][0], torch.device("cpu"))
@@ -108,16 +115,25 @@ def test_two_evaluations_started_together_train_one_classifier(tracking, tmp_pat
     """Two processes ask at once for the classifier of new data: one trains it, the other waits and finds it."""
     folder = write_idx_folder(tmp_path / "idx-new", n_train=200, n_test=20, seed=3)
     env = tracking.env()
-    processes = [subprocess.Popen([sys.executable, "-c", CONCURRENT, f"idx:{folder}", str(seed), tracking.experiment_id],
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-                 for seed in (0, 1)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT, f"idx:{folder}", str(seed), tracking.experiment_id],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        for seed in (0, 1)
+    ]
     outputs = [process.communicate(timeout=600) for process in processes]
     assert all(p.returncode == 0 for p in processes), [err[-2000:] for _, err in outputs]
     run_ids = {out.strip().splitlines()[-1] for out, _ in outputs}
     assert len(run_ids) == 1
     digest = datasets.prepare(f"idx:{folder}").source_digest
-    found = tracking.client.search_runs([tracking.experiment_id], f"tags.source_digest = '{digest}' "
-                                        "and tags.`pipeline.step` = 'classifier'")
+    found = tracking.client.search_runs(
+        [tracking.experiment_id], f"tags.source_digest = '{digest}' and tags.`pipeline.step` = 'classifier'"
+    )
     assert [run.info.run_id for run in found] == list(run_ids)
 
 
@@ -146,7 +162,9 @@ def test_on_the_bundled_digits_accurate_and_real_images_score_like_the_reference
     noise = torch.rand(400, 784)
     noise_metrics, _ = quality.image_set_metrics(noise, *classifier.embed(model, noise), reference)
 
-    assert float(quality.entropy(np.bincount(test_y) / len(test_y))) == pytest.approx(math.log(10), abs=1e-3)  # balanced
+    assert float(quality.entropy(np.bincount(test_y) / len(test_y))) == pytest.approx(
+        math.log(10), abs=1e-3
+    )  # balanced
     label_entropy = float(quality.entropy(reference.label_shares))
     assert metrics["class_entropy"] == pytest.approx(label_entropy, abs=0.05)
     # KL between the histograms of two samples of 400 and 600 from one distribution is about

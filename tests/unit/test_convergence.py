@@ -26,9 +26,9 @@ def test_a_single_epoch_is_too_short_to_tell_and_counts_as_still_improving():
 
 
 def test_a_loss_falling_steadily_is_still_improving():
-    state = convergence.judge([200.0 * 0.97 ** epoch for epoch in range(30)])  # 3 % per epoch, window 3
+    state = convergence.judge([200.0 * 0.97**epoch for epoch in range(30)])  # 3 % per epoch, window 3
     assert state.window == 3 and state.still_improving
-    assert state.improvement == pytest.approx(1 - 0.97 ** 3)  # means of two 3-epoch windows, 3 epochs apart
+    assert state.improvement == pytest.approx(1 - 0.97**3)  # means of two 3-epoch windows, 3 epochs apart
     assert state.text().startswith("still improving (val loss -8.7 % over the last 3 epochs of 30")
 
 

@@ -1,6 +1,5 @@
 """Dataset sources, deterministic splits, the prepared file and its digest, and the offline message."""
 
-
 import numpy as np
 import pytest
 
@@ -43,7 +42,9 @@ def test_prepared_file_round_trip_and_atomic(tmp_path, mnist_5k):
 def test_corrupted_prepared_file_is_refused(tmp_path, mnist_5k):
     tampered = datasets.Prepared(
         splits={**mnist_5k.splits, "val": (mnist_5k.splits["val"][0][::-1].copy(), mnist_5k.splits["val"][1])},
-        source=mnist_5k.source, digest=mnist_5k.digest)
+        source=mnist_5k.source,
+        digest=mnist_5k.digest,
+    )
     path = datasets.save_prepared(tampered, tmp_path / "bad.npz")
     with pytest.raises(InputError, match="digest mismatch"):
         datasets.load_prepared(path)
@@ -56,7 +57,9 @@ def test_resolve_dataset_name_caches_by_digest(mnist_5k):
 
 
 def test_unknown_dataset_and_reference_are_refused():
-    with pytest.raises(InputError, match=r"parameter 'dataset': got 'cifar'; allowed: mnist-5k \| mnist \| fashion-mnist \| idx:DIR"):
+    with pytest.raises(
+        InputError, match=r"parameter 'dataset': got 'cifar'; allowed: mnist-5k \| mnist \| fashion-mnist \| idx:DIR"
+    ):
         datasets.prepare("cifar")
     with pytest.raises(InputError, match=r"parameter 'data': got 'cifar'"):
         pipeline_tracking.resolve_data("cifar")

@@ -7,17 +7,20 @@ import sys
 
 import torch
 
-CODE = ("import torch\n"
-        "torch.set_num_threads(2)\n"  # two OpenMP threads even on one core (a pinned test worker)
-        "from pipeline.core.devices import resolve_device\n"
-        "if {resolve}: resolve_device('cpu')\n"
-        "tiny = torch.full((4_000_000,), 1e-39)\n"  # large enough to be split across the threads
-        "print(int((tiny * 1.0 != 0).sum()), int((tiny + 0.0 != 0).sum()), torch.get_num_threads())")
+CODE = (
+    "import torch\n"
+    "torch.set_num_threads(2)\n"  # two OpenMP threads even on one core (a pinned test worker)
+    "from pipeline.core.devices import resolve_device\n"
+    "if {resolve}: resolve_device('cpu')\n"
+    "tiny = torch.full((4_000_000,), 1e-39)\n"  # large enough to be split across the threads
+    "print(int((tiny * 1.0 != 0).sum()), int((tiny + 0.0 != 0).sum()), torch.get_num_threads())"
+)
 
 
 def count_denormals_left(resolve: bool) -> list[str]:
-    result = subprocess.run([sys.executable, "-c", CODE.format(resolve=resolve)], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", CODE.format(resolve=resolve)], capture_output=True, text=True, check=True
+    )
     return result.stdout.split()
 
 

@@ -47,7 +47,9 @@ def test_each_side_shows_samples_its_judge_puts_in_its_own_dominant_class(digits
     assert np.array_equal(disputed.cnn_images, dispute.as_uint8(samples[:32]))
     shown = torch.from_numpy(disputed.knn_images.reshape(-1, 784).astype(np.float32) / 255)
     assert (knn.predict(shown) == 8).all()
-    assert disputed.labels()[0].startswith("CNN: digit 3 (100 of 100") and disputed.labels()[1].startswith("k-NN: digit 8")
+    assert disputed.labels()[0].startswith("CNN: digit 3 (100 of 100") and disputed.labels()[1].startswith(
+        "k-NN: digit 8"
+    )
 
     again = dispute.Dispute.from_bytes(disputed.to_bytes())
     assert again.labels() == disputed.labels() and np.array_equal(again.knn_images, disputed.knn_images)

@@ -29,8 +29,7 @@ COMMAND = re.compile(r"(mlflow run\b|python3? -m (?:pipeline|analysis\.report)(?
 
 
 def markdown_files() -> list[Path]:
-    return sorted(path for path in REPO.rglob("*.md")
-                  if not SKIPPED_FOLDERS & set(path.relative_to(REPO).parts[:-1]))
+    return sorted(path for path in REPO.rglob("*.md") if not SKIPPED_FOLDERS & set(path.relative_to(REPO).parts[:-1]))
 
 
 def entry_points() -> dict[str, set[str]]:
@@ -61,7 +60,7 @@ def commands(text: str) -> list[list[str]]:
     found = []
     for code in code_texts(text):
         for match in COMMAND.finditer(code):
-            rest = re.split(r"\s(?:#|&&|;|\|)\s?", code[match.start():])[0]
+            rest = re.split(r"\s(?:#|&&|;|\|)\s?", code[match.start() :])[0]
             try:
                 tokens = shlex.split(rest)
             except ValueError:
@@ -146,8 +145,17 @@ FILES = markdown_files()
 
 def test_the_docs_are_found_and_hold_commands():
     names = {path.relative_to(REPO).as_posix() for path in FILES}
-    assert {"README.md", "CONTRIBUTING.md", "docs/study.md", "docs/evaluation.md", "docs/search.md",
-            "docs/serving.md", "docs/architecture.md", "docs/speed.md", "docs/results.md"} <= names
+    assert {
+        "README.md",
+        "CONTRIBUTING.md",
+        "docs/study.md",
+        "docs/evaluation.md",
+        "docs/search.md",
+        "docs/serving.md",
+        "docs/architecture.md",
+        "docs/speed.md",
+        "docs/results.md",
+    } <= names
     readme = commands((REPO / "README.md").read_text())
     assert ["mlflow", "run", ".", "--env-manager", "local"] in readme  # the README's first command
     assert sum(len(commands(path.read_text())) for path in FILES) >= 20
@@ -156,8 +164,11 @@ def test_the_docs_are_found_and_hold_commands():
 @pytest.mark.parametrize("path", FILES, ids=lambda path: path.relative_to(REPO).as_posix())
 def test_every_command_names_an_entry_point_and_its_parameters(path):
     points, options = entry_points(), mlflow_run_options()
-    problems = [f"{' '.join(tokens)}: {problem}" for tokens in commands(path.read_text())
-                for problem in problems_of_command(tokens, points, options)]
+    problems = [
+        f"{' '.join(tokens)}: {problem}"
+        for tokens in commands(path.read_text())
+        for problem in problems_of_command(tokens, points, options)
+    ]
     assert not problems, "\n".join(problems)
 
 
@@ -172,21 +183,30 @@ def test_the_checks_catch_what_they_are_for():
     bad = "```\nmlflow run . -e search --env-manager local -P n_trial=3 -P timeout=5\n```\n"
     assert problems_of_command(commands(bad)[0], points, options) == [
         "entry point 'search' has no parameter 'n_trial' in MLproject",
-        "entry point 'search' has no parameter 'n_trial' in pipeline/configs.py"]
+        "entry point 'search' has no parameter 'n_trial' in pipeline/configs.py",
+    ]
     assert not problems_of_command(commands("`python -m pipeline STEP --help`")[0], points, options)
     assert problems_of_command(commands("`mlflow run . -e serve`")[0], points, options) == [
-        "no entry point 'serve' in MLproject"]
+        "no entry point 'serve' in MLproject"
+    ]
     assert problems_of_command(commands("`mlflow run . --env-mgr local`")[0], points, options) == [
-        "`mlflow run` has no option --env-mgr"]
+        "`mlflow run` has no option --env-mgr"
+    ]
     assert problems_of_command(commands("`python -m pipeline train --epoch 2`")[0], points, options) == [
         "entry point 'train' has no parameter 'epoch' in MLproject",
-        "entry point 'train' has no parameter 'epoch' in pipeline/configs.py"]
-    assert not problems_of_command(commands("`python -m pipeline train --epochs 2 --data_root data`")[0], points, options)
+        "entry point 'train' has no parameter 'epoch' in pipeline/configs.py",
+    ]
+    assert not problems_of_command(
+        commands("`python -m pipeline train --epochs 2 --data_root data`")[0], points, options
+    )
     page = REPO / "docs" / "page.md"
-    text = ("[study](study.md) [shared](../../shared/DESIGN.md) [x](nothing.md) `pipeline/nope.py` "
-            "`../shared/EXPERIMENTS.md` `idx:../shared/data/MNIST/raw` `../shared/data`")
+    text = (
+        "[study](study.md) [shared](../../shared/DESIGN.md) [x](nothing.md) `pipeline/nope.py` "
+        "`../shared/EXPERIMENTS.md` `idx:../shared/data/MNIST/raw` `../shared/data`"
+    )
     assert link_problems(page, text) == [
         "link '../../shared/DESIGN.md' points to nothing in the repository",
         "link 'nothing.md' points to nothing in the repository",
         "path `pipeline/nope.py` is not in the repository",
-        "path `../shared/EXPERIMENTS.md` lies outside the repository (a clone does not have it)"]
+        "path `../shared/EXPERIMENTS.md` lies outside the repository (a clone does not have it)",
+    ]

@@ -42,8 +42,12 @@ def decoded(png: bytes) -> np.ndarray:
 def test_saved_generator_decodes_like_the_model_and_keeps_its_mixture(model, mixture, tmp_path):
     path = save_generator(tmp_path / "generator.pt", model, [mixture])
     state = torch.load(path, weights_only=True)
-    assert sorted(state["decoder"]) == ["decoder_hidden.bias", "decoder_hidden.weight", "decoder_output.bias",
-                                        "decoder_output.weight"]  # the encoder is not shipped
+    assert sorted(state["decoder"]) == [
+        "decoder_hidden.bias",
+        "decoder_hidden.weight",
+        "decoder_output.bias",
+        "decoder_output.weight",
+    ]  # the encoder is not shipped
     loaded, mixtures = load_generator(path, CPU)
     assert list(mixtures) == ["gmm:2"]
     for sampler in (parse_sampler("normal:0,1"), mixture):
@@ -72,12 +76,15 @@ def test_request_sampler_default_canonical_and_fitted(mixture):
     assert request_sampler("gmm:2", "beta:2,2", mixtures) is mixture
 
 
-@pytest.mark.parametrize("spec, says", [
-    ("uniform:0,1", "unknown kind 'uniform'"),
-    ("normal:0", "normal takes 2 values"),
-    ("beta:-1,1", "A must be positive"),
-    ("gmm:3", "holds no fitted mixture"),
-])
+@pytest.mark.parametrize(
+    "spec, says",
+    [
+        ("uniform:0,1", "unknown kind 'uniform'"),
+        ("normal:0", "normal takes 2 values"),
+        ("beta:-1,1", "A must be positive"),
+        ("gmm:3", "holds no fitted mixture"),
+    ],
+)
 def test_request_sampler_errors_name_the_column_and_the_forms(mixture, spec, says):
     with pytest.raises(InputError) as error:
         request_sampler(spec, "normal:0,1", {"gmm:2": mixture})

@@ -38,7 +38,10 @@ def test_the_model_is_at_generator_with_its_signature_config_and_pins(logged):
     run_id, info, _ = logged
     assert info.name == "generator" and info.run_id == run_id
     assert [(c.name, c.type.name, c.required) for c in info.signature.inputs.inputs] == [
-        ("sampler", "string", False), ("n", "long", True), ("seed", "long", True)]
+        ("sampler", "string", False),
+        ("n", "long", True),
+        ("seed", "long", True),
+    ]
     assert info.signature.outputs.input_names() == ["sampler", "index", "seed", "png"]
     local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/generator"))
     requirements = (local / "requirements.txt").read_text().split()
@@ -48,8 +51,13 @@ def test_the_model_is_at_generator_with_its_signature_config_and_pins(logged):
 
 def test_predict_returns_a_png_row_per_image_seeded(logged):
     _, _, model = logged
-    request = pd.DataFrame([{"sampler": "normal:0,1", "n": 3, "seed": 0}, {"sampler": "gmm:2", "n": 2, "seed": 5},
-                            {"sampler": None, "n": 1, "seed": 0}])
+    request = pd.DataFrame(
+        [
+            {"sampler": "normal:0,1", "n": 3, "seed": 0},
+            {"sampler": "gmm:2", "n": 2, "seed": 5},
+            {"sampler": None, "n": 1, "seed": 0},
+        ]
+    )
     out = model.predict(request)
     assert list(out.columns) == ["sampler", "index", "seed", "png"]
     assert out["sampler"].tolist() == ["normal:0,1"] * 3 + ["gmm:2"] * 2 + ["beta:2,2"]  # empty: the default
@@ -61,13 +69,16 @@ def test_predict_returns_a_png_row_per_image_seeded(logged):
     assert other["png"].tolist() != out["png"].tolist()[:3]
 
 
-@pytest.mark.parametrize("row, column", [
-    ({"sampler": "uniform:0,1", "n": 2, "seed": 0}, "sampler"),
-    ({"sampler": "gmm:10", "n": 2, "seed": 0}, "sampler"),
-    ({"sampler": "normal:0,1", "n": 0, "seed": 0}, "n"),
-    ({"sampler": "normal:0,1", "n": 1025, "seed": 0}, "n"),
-    ({"sampler": "normal:0,1", "n": 2, "seed": -1}, "seed"),
-])
+@pytest.mark.parametrize(
+    "row, column",
+    [
+        ({"sampler": "uniform:0,1", "n": 2, "seed": 0}, "sampler"),
+        ({"sampler": "gmm:10", "n": 2, "seed": 0}, "sampler"),
+        ({"sampler": "normal:0,1", "n": 0, "seed": 0}, "n"),
+        ({"sampler": "normal:0,1", "n": 1025, "seed": 0}, "n"),
+        ({"sampler": "normal:0,1", "n": 2, "seed": -1}, "seed"),
+    ],
+)
 def test_bad_rows_raise_invalid_parameter_value_naming_the_column(logged, row, column):
     _, _, model = logged
     with pytest.raises(MlflowException) as error:
@@ -90,10 +101,12 @@ def test_a_gmm_default_needs_its_mixture(tracking):
 def test_loading_uses_only_the_code_shipped_with_the_model(logged, tmp_path):
     """A fresh process imports the pipeline package from the model's own code folder, and it suffices."""
     _, info, _ = logged
-    script = ("import sys, mlflow, pandas as pd\n"
-              f"m = mlflow.pyfunc.load_model({info.model_uri!r})\n"
-              "m.predict(pd.DataFrame([{'sampler': 'gmm:2', 'n': 1, 'seed': 0}]))\n"
-              "print(sys.modules['pipeline'].__file__)\n")
+    script = (
+        "import sys, mlflow, pandas as pd\n"
+        f"m = mlflow.pyfunc.load_model({info.model_uri!r})\n"
+        "m.predict(pd.DataFrame([{'sampler': 'gmm:2', 'n': 1, 'seed': 0}]))\n"
+        "print(sys.modules['pipeline'].__file__)\n"
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "/code/pipeline/__init__.py" in result.stdout.strip().splitlines()[-1]

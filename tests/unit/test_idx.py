@@ -30,7 +30,9 @@ def test_header_bytes_follow_the_idx_format(tmp_path):
 def test_wrong_magic_names_file_and_numbers(tmp_path):
     folder = write_idx_folder(tmp_path / "idx")
     labels = folder / "train-labels-idx1-ubyte"
-    with pytest.raises(InputError, match=r"train-labels-idx1-ubyte: wrong IDX magic number 0x00000801; expected 0x00000803"):
+    with pytest.raises(
+        InputError, match=r"train-labels-idx1-ubyte: wrong IDX magic number 0x00000801; expected 0x00000803"
+    ):
         read_idx(labels, IMAGES_MAGIC)
 
 

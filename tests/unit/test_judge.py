@@ -40,8 +40,9 @@ def test_the_vote_is_scikit_learns_distance_weighted_k_nn(digits):
     fitted = judge.fit(images[:4000], labels[:4000])
     noise = np.random.default_rng(1).random((500, 784), dtype=np.float32)
     queries = np.concatenate([images[4000:], noise, images[:3]])
-    reference = KNeighborsClassifier(judge.NEIGHBOURS, weights=judge.WEIGHTS, algorithm="brute").fit(fitted.codes,
-                                                                                                    fitted.labels)
+    reference = KNeighborsClassifier(judge.NEIGHBOURS, weights=judge.WEIGHTS, algorithm="brute").fit(
+        fitted.codes, fitted.labels
+    )
     expected = reference.predict(fitted.project(queries))
     got = fitted.predict(queries)
     assert (got == expected).mean() >= 0.999  # float rounding may flip a vote tied to 1e-7
@@ -88,15 +89,18 @@ def test_scores_name_the_second_judges_metrics_and_whether_it_agrees(digits):
     assert metrics["judges_agree"] == 0.0
 
 
-@pytest.mark.parametrize("cnn, second, outcome", [
-    (HOLDS, HOLDS, HOLDS),
-    (CONTRADICTED, CONTRADICTED, CONTRADICTED),
-    (HOLDS, CONTRADICTED, CLASSIFIER_DEPENDENT),
-    (CONTRADICTED, DISAGREE, CLASSIFIER_DEPENDENT),  # one judge decides, the other cannot: not both
-    (DISAGREE, HOLDS, CLASSIFIER_DEPENDENT),
-    (DISAGREE, DISAGREE, DISAGREE),
-    (HOLDS, NOT_MEASURED, HOLDS),  # an evaluation from before the second judge: the CNN's word, said so
-    (NOT_MEASURED, HOLDS, NOT_MEASURED),
-])
+@pytest.mark.parametrize(
+    "cnn, second, outcome",
+    [
+        (HOLDS, HOLDS, HOLDS),
+        (CONTRADICTED, CONTRADICTED, CONTRADICTED),
+        (HOLDS, CONTRADICTED, CLASSIFIER_DEPENDENT),
+        (CONTRADICTED, DISAGREE, CLASSIFIER_DEPENDENT),  # one judge decides, the other cannot: not both
+        (DISAGREE, HOLDS, CLASSIFIER_DEPENDENT),
+        (DISAGREE, DISAGREE, DISAGREE),
+        (HOLDS, NOT_MEASURED, HOLDS),  # an evaluation from before the second judge: the CNN's word, said so
+        (NOT_MEASURED, HOLDS, NOT_MEASURED),
+    ],
+)
 def test_an_identity_verdict_holds_or_is_contradicted_only_when_both_judges_say_so(cnn, second, outcome):
     assert both_judges(cnn, second) == outcome

@@ -115,7 +115,9 @@ def test_normalizer_is_smooth_in_float32_across_one_half():
 @pytest.mark.parametrize("l", [-6.0, -0.3, 0.0, 0.004, 2.5])
 def test_a_bce_pixel_density_integrates_to_one(l):
     logits = torch.tensor([[l]], dtype=torch.float64)
-    density = lambda x: math.exp(-likelihood.neg_log_likelihood(logits, torch.tensor([[x]], dtype=torch.float64), "bce").item())
+    density = lambda x: math.exp(
+        -likelihood.neg_log_likelihood(logits, torch.tensor([[x]], dtype=torch.float64), "bce").item()
+    )
     assert integrate.quad(density, 0, 1)[0] == pytest.approx(1.0, abs=1e-9)
 
 
@@ -142,7 +144,9 @@ def test_the_proposal_is_q_also_for_the_sampled_params_forward(images):
     sampled.load_state_dict(standard.state_dict())
     for loss in ("bce", "mse"):
         assert likelihood.neg_elbo(sampled, images, loss, seed=3) == likelihood.neg_elbo(standard, images, loss, seed=3)
-        assert likelihood.iwae_nll(sampled, images, 5, loss, seed=3) == likelihood.iwae_nll(standard, images, 5, loss, seed=3)
+        assert likelihood.iwae_nll(sampled, images, 5, loss, seed=3) == likelihood.iwae_nll(
+            standard, images, 5, loss, seed=3
+        )
 
 
 def test_the_natural_parameter_form_equals_bce_minus_log_normalizer():
@@ -152,8 +156,9 @@ def test_the_natural_parameter_form_equals_bce_minus_log_normalizer():
     x = torch.rand(len(logits), generator=torch.Generator().manual_seed(0))
     for dtype, tolerance in ((torch.float64, 1e-9), (torch.float32, 2e-5)):
         l, t = logits.to(dtype), x.to(dtype)
-        reference = (torch.nn.functional.binary_cross_entropy_with_logits(l.double(), t.double(), reduction="none")
-                     - likelihood.continuous_bernoulli_log_normalizer(l.double()))
+        reference = torch.nn.functional.binary_cross_entropy_with_logits(
+            l.double(), t.double(), reduction="none"
+        ) - likelihood.continuous_bernoulli_log_normalizer(l.double())
         value = likelihood.continuous_bernoulli_nll(l, t).double()
         assert torch.isfinite(value).all()
         assert torch.allclose(value, reference, atol=tolerance, rtol=1e-6)

@@ -26,8 +26,10 @@ def test_both_presets_evaluate_the_mse_model_with_n01_without_training_it_again(
     # the training is E4's as before (the same reuse key), the evaluation adds the N(0,1) sampler
     assert main.train_config(config, settings, mse, 0, stand_in).samplers == "beta:0.25,0.25"
     assert main.evaluate_config(config, settings, mse, stand_in).samplers == "beta:0.25,0.25+normal:0,1"
-    assert main.train_config(config, settings, cells["bce-standard"], 0, stand_in).samplers == \
-        "normal:0,1+normal:1,2+beta:0.25,0.25"
+    assert (
+        main.train_config(config, settings, cells["bce-standard"], 0, stand_in).samplers
+        == "normal:0,1+normal:1,2+beta:0.25,0.25"
+    )
 
 
 def test_a_list_of_study_ids_is_exactly_those_and_the_grid_trains_every_sampler():
@@ -56,8 +58,12 @@ def test_main_links_a_search_by_run_id_or_study_name_and_refuses_anything_else(t
     assert main.resolve_search(older) == older
     assert main.resolve_search("linked") == newer  # a study name: its newest finished search run
     runs_before = len(client.search_runs([tracking.experiment_id]))
-    for value, reason in ((train, "is not a search run"), ("no-such-study", "no finished search run of study"),
-                          ("0" * 32, "no run"), ("a'b", "the study name of")):
+    for value, reason in (
+        (train, "is not a search run"),
+        ("no-such-study", "no finished search run of study"),
+        ("0" * 32, "no run"),
+        ("a'b", "the study name of"),
+    ):
         assert cli(["main", "--search", value]) == 2, value
         error = capsys.readouterr().err
         assert "parameter 'search'" in error and reason in error, error

@@ -24,7 +24,10 @@ def test_bce_loss_equals_hand_computation():
     p = torch.sigmoid(logits).double()
     xd = x.double()
     bce = -(xd * p.log() + (1 - xd) * (1 - p).log()).sum() / 3
-    kl = sum(0.5 * (math.exp(lv) + m * m - 1 - lv) for m, lv in zip(mean.flatten().tolist(), logvar.flatten().tolist())) / 3
+    kl = (
+        sum(0.5 * (math.exp(lv) + m * m - 1 - lv) for m, lv in zip(mean.flatten().tolist(), logvar.flatten().tolist()))
+        / 3
+    )
     from pipeline.core.model import ForwardOutput
 
     terms = loss_terms(ForwardOutput(logits, mean, logvar), x, "bce")

@@ -34,9 +34,11 @@ def test_step_modules_do_not_import_torchvision_or_sklearn():
     import subprocess
     import sys
 
-    code = ("import sys, pipeline.steps.train, pipeline.steps.evaluate; "
-            "print(sorted(m for m in ('torchvision', 'sklearn', 'matplotlib.pyplot', 'torchmetrics', 'scipy.stats') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, pipeline.steps.train, pipeline.steps.evaluate; "
+        "print(sorted(m for m in ('torchvision', 'sklearn', 'matplotlib.pyplot', 'torchmetrics', 'scipy.stats') "
+        "if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -66,7 +68,7 @@ def test_sampler_panels_are_cut_from_one_drawing_without_overlap():
         assert (picture[:2] == 255).all() and (picture[-2:] == 255).all()  # nothing cut off at the top or bottom
     assert alone.shape[0] == both.shape[0]  # one row of panels (the second judge's title has two lines)
     assert both.shape[1] > alone.shape[1] + 300  # the grid is left of the histogram
-    assert np.array_equal(both[:, -alone.shape[1]:], alone)  # the same pixels, not a second drawing
+    assert np.array_equal(both[:, -alone.shape[1] :], alone)  # the same pixels, not a second drawing
     assert (alone[:, :2] == 255).all() and (second[:, :2] == 255).all()  # white margins: nothing of a neighbour
     assert (alone[:, -2:] == 255).all() and (second[:, -2:] == 255).all()
     assert abs(alone.shape[1] - second.shape[1]) <= 40  # two histograms of one size

@@ -12,8 +12,12 @@ from pipeline.process import processes
 
 def test_alive_tells_a_live_process_from_a_gone_one_a_reused_pid_and_another_host():
     assert processes.alive(processes.this_process())
-    child = subprocess.run([sys.executable, "-c", "from pipeline.process import processes; print(processes.this_process())"],
-                           capture_output=True, text=True, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", "from pipeline.process import processes; print(processes.this_process())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     gone = child.stdout.strip()
     assert gone.count(":") == 2 and not processes.alive(gone)
     host, pid, started = processes.this_process().split(":")
@@ -51,8 +55,13 @@ time.sleep(600)
 
 def test_a_step_stops_itself_when_its_driver_dies():
     driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    step = subprocess.Popen([sys.executable, "-c", WATCHED, processes.identity(driver.pid)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ})
+    step = subprocess.Popen(
+        [sys.executable, "-c", WATCHED, processes.identity(driver.pid)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
     try:
         assert step.stdout.readline().strip() == "watching"
         assert step.poll() is None
@@ -67,14 +76,24 @@ def test_a_step_stops_itself_when_its_driver_dies():
 def test_steps_are_sized_from_the_cores_the_process_may_use():
     """Pinned to one core (a container's cpuset, `taskset`), main runs one step at a time on one
     thread, whatever the machine has: never two processes on one core."""
-    code = ("from pipeline.process import processes\n"
-            "from pipeline.configs import MainConfig\n"
-            "from pipeline.steps.main import parallel_slots\n"
-            "print(processes.usable_cores(), parallel_slots(MainConfig(), 6), "
-            "parallel_slots(MainConfig(max_parallel='2'), 6))")
-    pinned = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}))
+    code = (
+        "from pipeline.process import processes\n"
+        "from pipeline.configs import MainConfig\n"
+        "from pipeline.steps.main import parallel_slots\n"
+        "print(processes.usable_cores(), parallel_slots(MainConfig(), 6), "
+        "parallel_slots(MainConfig(max_parallel='2'), 6))"
+    )
+    pinned = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
+    )
     assert pinned.stdout.split("\n")[0] == "1 (1, 1) (2, 1)"
     free = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     cores = len(os.sched_getaffinity(0))
-    assert free.stdout.split("\n")[0] == f"{cores} ({min(cores, 6)}, {max(1, cores // min(cores, 6))}) (2, {max(1, cores // 2)})"
+    assert (
+        free.stdout.split("\n")[0]
+        == f"{cores} ({min(cores, 6)}, {max(1, cores // min(cores, 6))}) (2, {max(1, cores // 2)})"
+    )

@@ -26,6 +26,7 @@ def gaussian_set(rng, mean, cov, n):
 
 # --- FID ---------------------------------------------------------------------------------------
 
+
 def test_fid_matches_closed_form_of_the_sample_moments_and_of_the_population():
     rng = np.random.default_rng(0)
     mu1, mu2 = np.array([0.0, 1.0, -1.0, 2.0]), np.array([1.0, 0.5, 0.0, 2.0])
@@ -67,8 +68,9 @@ def test_fid_matches_torchmetrics_on_classifier_sized_features():
     metric = FrechetInceptionDistance(feature=PassThrough(), reset_real_features=False)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
-    assert quality.frechet_distance(quality.GaussianStats.of(real), fake) == pytest.approx(float(metric.compute()),
-                                                                                          rel=1e-6)
+    assert quality.frechet_distance(quality.GaussianStats.of(real), fake) == pytest.approx(
+        float(metric.compute()), rel=1e-6
+    )
 
 
 def test_entropy_and_kl_match_scipy():
@@ -90,6 +92,7 @@ def test_laplacian_matches_scipy_ndimage_mirror():
 
 
 # --- class histogram ---------------------------------------------------------------------------
+
 
 def one_hot(classes: list[int]) -> torch.Tensor:
     return torch.nn.functional.one_hot(torch.tensor(classes), 10).float()
@@ -121,6 +124,7 @@ def test_covered_means_at_least_half_a_uniform_share():
 
 # --- precision / recall ------------------------------------------------------------------------
 
+
 def test_identical_sets_have_precision_and_recall_one():
     features = torch.randn(500, 16, generator=torch.Generator().manual_seed(0))
     assert quality.precision_recall(features, features.clone()) == (1.0, 1.0)
@@ -151,6 +155,7 @@ def test_mode_collapse_keeps_precision_but_loses_recall():
 
 # --- sharpness ---------------------------------------------------------------------------------
 
+
 def test_sharpness_of_a_single_bright_pixel_is_hand_computed():
     image = np.zeros((1, 28, 28), np.float32)
     image[0, 14, 14] = 1.0
@@ -162,12 +167,20 @@ def test_sharpness_of_a_single_bright_pixel_is_hand_computed():
 def test_laplacian_variance_matches_an_explicit_loop_with_mirrored_borders():
     image = np.random.default_rng(0).random((28, 28))
     padded = np.pad(image, 1, mode="reflect")  # numpy 'reflect' = scipy 'mirror' = OpenCV REFLECT_101
-    lap = np.array([[padded[i - 1, j] + padded[i + 1, j] + padded[i, j - 1] + padded[i, j + 1] - 4 * padded[i, j]
-                     for j in range(1, 29)] for i in range(1, 29)])
+    lap = np.array(
+        [
+            [
+                padded[i - 1, j] + padded[i + 1, j] + padded[i, j - 1] + padded[i, j + 1] - 4 * padded[i, j]
+                for j in range(1, 29)
+            ]
+            for i in range(1, 29)
+        ]
+    )
     assert quality.laplacian_variances(image[None])[0] == pytest.approx(lap.var(), rel=1e-5)
 
 
 # --- gmm:K sampler -----------------------------------------------------------------------------
+
 
 def two_clusters(n=3000, seed=0):
     rng = np.random.default_rng(seed)

@@ -19,29 +19,87 @@ from pipeline.core.evaluation import SAMPLER_METRICS
 SEEDS = (0, 1, 2)
 # (experiment, cell, sampler, per-metric values over the seeds); nll and neg_elbo are the model's
 ROWS = (
-    ("E1", "bce-standard", "normal:0,1", {"fid": (140, 142, 150), "sharpness": (0.066, 0.066, 0.0665),
-                                          "class_entropy": (2.27, 2.28, 2.27), "classes_covered": (10, 10, 10)}),
-    ("E2", "bce-standard", "normal:1,2", {"fid": (210, 220, 260), "sharpness": (0.15, 0.16, 0.14),
-                                          "class_entropy": (2.0, 2.05, 2.01), "classes_covered": (7, 9, 5)}),
-    ("E3", "bce-standard", "beta:0.25,0.25", {"fid": (470, 480, 520), "sharpness": (0.03, 0.032, 0.035),
-                                              "class_entropy": (1.5, 1.7, 1.9), "classes_covered": (5, 5, 6)}),
-    ("E4", "mse-standard", "beta:0.25,0.25", {"fid": (500, 510, 560), "sharpness": (0.02, 0.025, 0.03),
-                                              "class_entropy": (1.2, 1.4, 1.6), "classes_covered": (4, 5, 6)}),
-    ("E5", "bce-sampled-params", "normal:0,1", {"fid": (540, 549, 555), "sharpness": (0.0062, 0.0063, 0.0063),
-                                                "class_entropy": (2.1, 2.13, 2.15), "classes_covered": (5, 6, 6)}),
+    (
+        "E1",
+        "bce-standard",
+        "normal:0,1",
+        {
+            "fid": (140, 142, 150),
+            "sharpness": (0.066, 0.066, 0.0665),
+            "class_entropy": (2.27, 2.28, 2.27),
+            "classes_covered": (10, 10, 10),
+        },
+    ),
+    (
+        "E2",
+        "bce-standard",
+        "normal:1,2",
+        {
+            "fid": (210, 220, 260),
+            "sharpness": (0.15, 0.16, 0.14),
+            "class_entropy": (2.0, 2.05, 2.01),
+            "classes_covered": (7, 9, 5),
+        },
+    ),
+    (
+        "E3",
+        "bce-standard",
+        "beta:0.25,0.25",
+        {
+            "fid": (470, 480, 520),
+            "sharpness": (0.03, 0.032, 0.035),
+            "class_entropy": (1.5, 1.7, 1.9),
+            "classes_covered": (5, 5, 6),
+        },
+    ),
+    (
+        "E4",
+        "mse-standard",
+        "beta:0.25,0.25",
+        {
+            "fid": (500, 510, 560),
+            "sharpness": (0.02, 0.025, 0.03),
+            "class_entropy": (1.2, 1.4, 1.6),
+            "classes_covered": (4, 5, 6),
+        },
+    ),
+    (
+        "E5",
+        "bce-sampled-params",
+        "normal:0,1",
+        {
+            "fid": (540, 549, 555),
+            "sharpness": (0.0062, 0.0063, 0.0063),
+            "class_entropy": (2.1, 2.13, 2.15),
+            "classes_covered": (5, 6, 6),
+        },
+    ),
 )
-MODEL = {"bce-standard": {"nll": (-1966.0, -1960.0, -1971.0), "neg_elbo": (-1867.0, -1860.0, -1873.0),
-                          "active_units": (23, 24, 23)},
-         "mse-standard": {"nll": (475.4, 475.5, 475.5), "neg_elbo": (477.2, 477.3, 477.3), "active_units": (12, 12, 13)},
-         "bce-sampled-params": {"nll": (-1562.0, -1559.0, -1565.0), "neg_elbo": (-1459.0, -1457.0, -1461.0),
-                                "active_units": (89, 88, 91)}}
+MODEL = {
+    "bce-standard": {
+        "nll": (-1966.0, -1960.0, -1971.0),
+        "neg_elbo": (-1867.0, -1860.0, -1873.0),
+        "active_units": (23, 24, 23),
+    },
+    "mse-standard": {"nll": (475.4, 475.5, 475.5), "neg_elbo": (477.2, 477.3, 477.3), "active_units": (12, 12, 13)},
+    "bce-sampled-params": {
+        "nll": (-1562.0, -1559.0, -1565.0),
+        "neg_elbo": (-1459.0, -1457.0, -1461.0),
+        "active_units": (89, 88, 91),
+    },
+}
 REAL = {"fid_floor": 1.688, "sharpness_real": 0.1582, "class_entropy_real": 2.301}
 
 
 def _evaluation(cell: str, seed: int):
     metrics = {**REAL, **{name: values[seed] for name, values in MODEL[cell].items()}}
-    return SimpleNamespace(cell=cell, seed=seed, run_id=f"{cell}-{seed}", metric=metrics.get,
-                           run=SimpleNamespace(data=SimpleNamespace(tags={})))
+    return SimpleNamespace(
+        cell=cell,
+        seed=seed,
+        run_id=f"{cell}-{seed}",
+        metric=metrics.get,
+        run=SimpleNamespace(data=SimpleNamespace(tags={})),
+    )
 
 
 def _table() -> Table:
@@ -53,36 +111,61 @@ def _table() -> Table:
         values["classes_covered_judge2"] = values["classes_covered"]
         values["class_entropy_judge2"] = values["class_entropy"]
         real = {metric: Summary.of([value] * 3, SEEDS) for metric, value in REAL.items()}
-        experiment = {"name": name, "study_id": name, "cell": cell, "sampler": sampler,
-                      "sampler_key": sampler.replace(":", "_").replace(",", "_")}
+        experiment = {
+            "name": name,
+            "study_id": name,
+            "cell": cell,
+            "sampler": sampler,
+            "sampler_key": sampler.replace(":", "_").replace(",", "_"),
+        }
         rows.append(Row(experiment, evaluations, values, real))
     table = Table("n_samples=1000 iwae_k=50 seed=0 classifier=" + "c" * 32, rows)
     for column in STARRED:
-        table.best[column] = best_rows({row.name: row.scores[column] for row in rows}, "lower"
-                                       if column in ("fid", "class_kl", "max_class_share", "max_class_share_confident")
-                                       else "higher")
+        table.best[column] = best_rows(
+            {row.name: row.scores[column] for row in rows},
+            "lower" if column in ("fid", "class_kl", "max_class_share", "max_class_share_confident") else "higher",
+        )
     return table
 
 
 def _content(converged: bool = True) -> page.Content:
     table = _table()
     verdicts = judge(table, lambda row, suffix="": {seed: np.full(10, 0.1) for seed in SEEDS})
-    png = page.Image("samples.png", "sample grids", bytes.fromhex(
-        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-        "1f15c4890000000d49444154789c63f8cfc0f01f0005000201a1d9b2ef0000000049454e44ae426082"))
+    png = page.Image(
+        "samples.png",
+        "sample grids",
+        bytes.fromhex(
+            "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+            "1f15c4890000000d49444154789c63f8cfc0f01f0005000201a1d9b2ef0000000049454e44ae426082"
+        ),
+    )
     return page.Content(
         title="VAE study report: preset quick, 2026-12-02, code 2f8d24f",
         setup="Setup: data mnist-5k; 5 experiments in 3 model cells; 50 epochs; training seeds 0, 1, 2; 1,000 "
-              "samples per sampler; judges of class identity: a CNN (0.99) and a k-NN (0.97).",
-        convergence="Convergence: all 9 trainings converged." if converged else "Warning: 2 of the trained models "
-                    "behind the verdicts were still improving fast.", converged=converged,
-        verdicts=verdicts, disputes=["E5: the CNN names 3 in 3 of 3 seeds; the k-NN names 8 in 3 of 3 seeds."],
-        verdict_key="✓ holds: every measured part holds beyond the spread over seeds.", samples=png,
-        sample_headings=["E1: bce-standard"], samples_note="One column per experiment.",
-        experiments=[("E1", "BCE", "standard", "normal:0,1")], tables=[table], table_labels=[""],
-        loss_curves=None, latent=None, interpolation=None, latent_note="", rules="rules",
+        "samples per sampler; judges of class identity: a CNN (0.99) and a k-NN (0.97).",
+        convergence="Convergence: all 9 trainings converged."
+        if converged
+        else "Warning: 2 of the trained models behind the verdicts were still improving fast.",
+        converged=converged,
+        verdicts=verdicts,
+        disputes=["E5: the CNN names 3 in 3 of 3 seeds; the k-NN names 8 in 3 of 3 seeds."],
+        verdict_key="✓ holds: every measured part holds beyond the spread over seeds.",
+        samples=png,
+        sample_headings=["E1: bce-standard"],
+        samples_note="One column per experiment.",
+        experiments=[("E1", "BCE", "standard", "normal:0,1")],
+        tables=[table],
+        table_labels=[""],
+        loss_curves=None,
+        latent=None,
+        interpolation=None,
+        latent_note="",
+        rules="rules",
         provenance=[("code version", "2f8d24f on 21 of 21 runs")],
-        runs=[("main", "quick", "", "wrote this report", "", page.Link("abcdef12", "#/experiments/1/runs/" + "a" * 32))])
+        runs=[
+            ("main", "quick", "", "wrote this report", "", page.Link("abcdef12", "#/experiments/1/runs/" + "a" * 32))
+        ],
+    )
 
 
 def _first_table_html(html: str) -> str:
@@ -103,12 +186,12 @@ def test_the_verdict_table_is_the_first_table_of_the_html_and_the_markdown(conve
     first = _first_table_html(html)
     assert "id='verdict-table'" in first
     assert re.findall(r"data-finding='(F\d)'", first) == [f"F{i}" for i in range(1, 7)]
-    body = html[html.index("<body>"):]
+    body = html[html.index("<body>") :]
     assert body.index("id='setup'") < body.index("id='convergence") < body.index("<table") < body.index("<h2")
     assert body.index("<h2 id='samples'>") < body.index("<h2 id='metrics'>") < body.index("<h2 id='appendix'>")
     table = _first_table_markdown(markdown)
     assert table[0] == "| finding | the write-up says | verdict | decided by |" and len(table) == 2 + 6
-    head = markdown[:markdown.index(table[0])]
+    head = markdown[: markdown.index(table[0])]
     assert head.startswith("# VAE study report: preset quick, 2026-12-02, code 2f8d24f")
     assert "Setup: data mnist-5k" in head and ("Convergence: all 9" if converged else "Warning: 2 of") in head
     assert markdown.index("## Samples") < markdown.index("## Metrics")

@@ -20,8 +20,14 @@ from pipeline.search.storage import Storage
 
 def test_the_store_sits_beside_the_study_file_unless_moved(tmp_path, monkeypatch):
     auto = SearchConfig()
-    assert artifact_folder(auto, Storage("sqlite", f"sqlite:///{tmp_path}/s/optuna.db")) == tmp_path / "s" / "optuna-artifacts"
-    assert artifact_folder(auto, Storage("journal", str(tmp_path / "j" / "journal.log"))) == tmp_path / "j" / "optuna-artifacts"
+    assert (
+        artifact_folder(auto, Storage("sqlite", f"sqlite:///{tmp_path}/s/optuna.db"))
+        == tmp_path / "s" / "optuna-artifacts"
+    )
+    assert (
+        artifact_folder(auto, Storage("journal", str(tmp_path / "j" / "journal.log")))
+        == tmp_path / "j" / "optuna-artifacts"
+    )
     monkeypatch.chdir(tmp_path)
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri("http://127.0.0.1:1")  # no SQLite file: the working directory
@@ -55,6 +61,8 @@ def test_an_unwritable_artifact_dir_is_refused_naming_the_parameter(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     config = SearchConfig(artifact_dir=str(blocker / "grids"))
-    with pytest.raises(InputError, match=r"^parameter 'artifact_dir': got .*a-file/grids'; cannot write to .*allowed: auto"):
+    with pytest.raises(
+        InputError, match=r"^parameter 'artifact_dir': got .*a-file/grids'; cannot write to .*allowed: auto"
+    ):
         checked_folder(config, Storage("sqlite", f"sqlite:///{tmp_path}/optuna.db"))
     assert checked_folder(SearchConfig(), Storage("sqlite", f"sqlite:///{tmp_path}/optuna.db")).is_dir()

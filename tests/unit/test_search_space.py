@@ -16,8 +16,11 @@ from pipeline.errors import InputError
 
 # --- placement of the Beta sampler -------------------------------------------------------------------
 
-@pytest.mark.parametrize("a, b, mean, sd", [(0.25, 0.25, 0.5, math.sqrt(1 / 6)), (20, 20, 0, 1), (0.05, 20, -1, 0.1),
-                                            (3.5, 0.7, 0.3, 2.0), (1, 1, 0, 1)])
+
+@pytest.mark.parametrize(
+    "a, b, mean, sd",
+    [(0.25, 0.25, 0.5, math.sqrt(1 / 6)), (20, 20, 0, 1), (0.05, 20, -1, 0.1), (3.5, 0.7, 0.3, 2.0), (1, 1, 0, 1)],
+)
 def test_placement_gives_the_asked_mean_and_sd_in_closed_form(a, b, mean, sd):
     loc, scale = search_space.placement(a, b, mean, sd)
     sampler = BetaSampler(a, b, loc, scale)
@@ -50,10 +53,16 @@ def test_the_study_beta_is_unplaced_and_beta_20_20_mimics_the_standard_normal():
 
 def test_both_baselines_lie_inside_the_default_ranges():
     config = SearchConfig()
-    kept, left_out = search_space.baselines(search_space.Ranges(config.ab_min, config.ab_max, config.mean_min,
-                                                                config.mean_max, config.sd_min, config.sd_max))
+    kept, left_out = search_space.baselines(
+        search_space.Ranges(
+            config.ab_min, config.ab_max, config.mean_min, config.mean_max, config.sd_min, config.sd_max
+        )
+    )
     assert left_out == []
-    assert kept == [{"a": 0.25, "b": 0.25, "mean": 0.5, "sd": math.sqrt(1 / 6)}, {"a": 20.0, "b": 20.0, "mean": 0.0, "sd": 1.0}]
+    assert kept == [
+        {"a": 0.25, "b": 0.25, "mean": 0.5, "sd": math.sqrt(1 / 6)},
+        {"a": 20.0, "b": 20.0, "mean": 0.0, "sd": 1.0},
+    ]
     kept, left_out = search_space.baselines(search_space.Ranges(0.05, 10, -1, 1, 0.1, 2))
     assert [p["a"] for p in kept] == [0.25] and left_out == ["N(0,1)-like Beta(20,20)"]
 
@@ -72,38 +81,42 @@ def test_the_pareto_pick_is_the_balanced_trial():
 
 # --- bad input: refused at construction, naming the parameter ----------------------------------------
 
-@pytest.mark.parametrize("values, parameter", [
-    ({"ab_min": 5, "ab_max": 1}, "ab_max"),  # inverted
-    ({"ab_min": 1, "ab_max": 1}, "ab_max"),  # empty
-    ({"mean_min": 0.5, "mean_max": -0.5}, "mean_max"),
-    ({"sd_min": 2, "sd_max": 2}, "sd_max"),
-    ({"ab_min": 0}, "ab_min"),  # logarithmic scale
-    ({"sd_min": -0.1}, "sd_min"),
-    ({"objective": "ssim"}, "objective"),
-    ({"objective": "class_entropy"}, "objective"),
-    ({"latent_sizes": "2,,5"}, "latent_sizes"),
-    ({"latent_sizes": "2,x"}, "latent_sizes"),
-    ({"latent_sizes": "0,5"}, "latent_sizes"),
-    ({"latent_sizes": "5,5"}, "latent_sizes"),
-    ({"storage": "mysql://u@h/db"}, "storage"),
-    ({"storage": "postgresql://"}, "storage"),
-    ({"storage": "postgresql://u@h:99999/db"}, "storage"),
-    ({"storage": "sqlite://relative"}, "storage"),
-    ({"n_workers": 0}, "n_workers"),
-    ({"n_trials": 0}, "n_trials"),
-    ({"timeout": -1}, "timeout"),
-    ({"heartbeat": "10"}, "heartbeat"),
-    ({"heartbeat": "60,10"}, "heartbeat"),
-    ({"heartbeat": "0,5"}, "heartbeat"),
-    ({"n_samples": "3000,1000"}, "n_samples"),
-    ({"pruner": "hyperband"}, "pruner"),
-    ({"verify_seeds": "0,1,1"}, "verify_seeds"),
-    ({"verify_seeds": "1,01"}, "verify_seeds"),
-    ({"verify_seeds": "0;1"}, "verify_seeds"),
-    ({"verify_seeds": ""}, "verify_seeds"),
-    ({"verify_seeds": "-1"}, "verify_seeds"),
-    ({"verify_seeds": str(2**32)}, "verify_seeds"),
-])
+
+@pytest.mark.parametrize(
+    "values, parameter",
+    [
+        ({"ab_min": 5, "ab_max": 1}, "ab_max"),  # inverted
+        ({"ab_min": 1, "ab_max": 1}, "ab_max"),  # empty
+        ({"mean_min": 0.5, "mean_max": -0.5}, "mean_max"),
+        ({"sd_min": 2, "sd_max": 2}, "sd_max"),
+        ({"ab_min": 0}, "ab_min"),  # logarithmic scale
+        ({"sd_min": -0.1}, "sd_min"),
+        ({"objective": "ssim"}, "objective"),
+        ({"objective": "class_entropy"}, "objective"),
+        ({"latent_sizes": "2,,5"}, "latent_sizes"),
+        ({"latent_sizes": "2,x"}, "latent_sizes"),
+        ({"latent_sizes": "0,5"}, "latent_sizes"),
+        ({"latent_sizes": "5,5"}, "latent_sizes"),
+        ({"storage": "mysql://u@h/db"}, "storage"),
+        ({"storage": "postgresql://"}, "storage"),
+        ({"storage": "postgresql://u@h:99999/db"}, "storage"),
+        ({"storage": "sqlite://relative"}, "storage"),
+        ({"n_workers": 0}, "n_workers"),
+        ({"n_trials": 0}, "n_trials"),
+        ({"timeout": -1}, "timeout"),
+        ({"heartbeat": "10"}, "heartbeat"),
+        ({"heartbeat": "60,10"}, "heartbeat"),
+        ({"heartbeat": "0,5"}, "heartbeat"),
+        ({"n_samples": "3000,1000"}, "n_samples"),
+        ({"pruner": "hyperband"}, "pruner"),
+        ({"verify_seeds": "0,1,1"}, "verify_seeds"),
+        ({"verify_seeds": "1,01"}, "verify_seeds"),
+        ({"verify_seeds": "0;1"}, "verify_seeds"),
+        ({"verify_seeds": ""}, "verify_seeds"),
+        ({"verify_seeds": "-1"}, "verify_seeds"),
+        ({"verify_seeds": str(2**32)}, "verify_seeds"),
+    ],
+)
 def test_bad_search_settings_name_the_parameter(values, parameter):
     with pytest.raises(InputError, match=f"parameter '{parameter}'"):
         SearchConfig(**values)
@@ -117,16 +130,19 @@ def test_settings_are_stored_canonical():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args, parameter", [
-    (["--storage", "postgresql://nobody@127.0.0.1:1/optuna"], "storage"),  # unreachable
-    (["--storage", "sqlite:////no/such/folder/optuna.db"], "storage"),
-    (["--ab_min", "0"], "ab_min"),
-    (["--objective", "nll"], "objective"),
-    (["--latent_sizes", "2;5"], "latent_sizes"),
-    (["--n_workers", "0"], "n_workers"),
-    (["--verify_seeds", "0,1,0"], "verify_seeds"),  # duplicated
-    (["--verify_seeds", "0,one"], "verify_seeds"),  # malformed
-])
+@pytest.mark.parametrize(
+    "args, parameter",
+    [
+        (["--storage", "postgresql://nobody@127.0.0.1:1/optuna"], "storage"),  # unreachable
+        (["--storage", "sqlite:////no/such/folder/optuna.db"], "storage"),
+        (["--ab_min", "0"], "ab_min"),
+        (["--objective", "nll"], "objective"),
+        (["--latent_sizes", "2;5"], "latent_sizes"),
+        (["--n_workers", "0"], "n_workers"),
+        (["--verify_seeds", "0,1,0"], "verify_seeds"),  # duplicated
+        (["--verify_seeds", "0,one"], "verify_seeds"),  # malformed
+    ],
+)
 def test_bad_input_exits_2_before_any_run(tracking, args, parameter):
     study = f"bad-{parameter}-{len(args[1])}"
     result = tracking.python_step("search", "--study_name", study, *args)

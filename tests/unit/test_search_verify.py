@@ -50,17 +50,23 @@ def test_a_trade_of_precision_for_recall_is_called_a_trade_and_each_part_keeps_i
     assert f7["parts"][0]["evidence"] == "fid searched Beta 130.0 ± 1.0 vs N(0,1) 213 ± 3"
     assert "Beta(20,20) placed like N(0,1) 214 ± 2 vs N(0,1) 213 ± 3 (disagree)" in f7["notes"][0]
     assert found["F8"]["outcome"] == HOLDS  # Beta(0.25,0.25) worse than N(0,1) on all three counts
-    assert found["G"]["outcome"] == HOLDS and found["G"]["notes"] == ["The searched Beta's mean FID is +70 from gmm:10's."]
+    assert found["G"]["outcome"] == HOLDS and found["G"]["notes"] == [
+        "The searched Beta's mean FID is +70 from gmm:10's."
+    ]
 
 
 def test_differences_within_the_spread_and_single_seeds_draw_no_verdict():
-    close = {name: {metric: [v + 40 * (i % 2) for i, v in enumerate(values)] for metric, values in metrics.items()}
-             for name, metrics in TABLE.items()}
+    close = {
+        name: {metric: [v + 40 * (i % 2) for i, v in enumerate(values)] for metric, values in metrics.items()}
+        for name, metrics in TABLE.items()
+    }
     close["best_beta"]["fid"] = [180, 260, 220]  # N(0,1)'s 213 lies within this spread
     part = verify.verdicts(results_of(close))[0]["parts"][0]
     assert part["outcome"] == DISAGREE
     one_seed = {name: {metric: values[:1] for metric, values in metrics.items()} for name, metrics in TABLE.items()}
-    assert {v["outcome"] for v in verify.verdicts(results_of(one_seed))} == {"inconclusive (one seed: no spread available)"}
+    assert {v["outcome"] for v in verify.verdicts(results_of(one_seed))} == {
+        "inconclusive (one seed: no spread available)"
+    }
     assert all(p["outcome"] == NO_SPREAD for v in verify.verdicts(results_of(one_seed)) for p in v["parts"])
 
 

@@ -6,8 +6,9 @@ import pytest
 from pipeline.core.datasets import stratified_indices
 
 
-@pytest.mark.parametrize("counts, held, seed", [([500] * 10, 1000, 0), ([97, 3, 40, 260], 41, 1),
-                                                ([2, 2, 2], 3, 5), ([1000, 7], 100, 2)])
+@pytest.mark.parametrize(
+    "counts, held, seed", [([500] * 10, 1000, 0), ([97, 3, 40, 260], 41, 1), ([2, 2, 2], 3, 5), ([1000, 7], 100, 2)]
+)
 def test_split_is_a_partition_with_each_class_share_rounded(counts, held, seed):
     labels = np.repeat(np.arange(len(counts)), counts)
     kept, held_out = stratified_indices(labels, held, seed)

@@ -16,14 +16,19 @@ from pipeline.tracking import code
 @pytest.fixture()
 def store(tracking, tmp_path):
     """(client, a fresh experiment id) in the session's tracking store."""
-    return tracking.client, tracking.client.create_experiment(f"tracking-{tmp_path.name}",
-                                                              artifact_location=(tmp_path / "artifacts").as_uri())
+    return tracking.client, tracking.client.create_experiment(
+        f"tracking-{tmp_path.name}", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
 
 
 def gone_process() -> str:
     """The identity of a process that has exited."""
-    return subprocess.run([sys.executable, "-c", "from pipeline.process import processes; print(processes.this_process())"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", "from pipeline.process import processes; print(processes.this_process())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def test_a_child_run_is_named_tagged_and_ended_as_told(store):
@@ -83,7 +88,10 @@ def test_newest_finished_fails_stale_runs_first_and_finds_by_tags_in_any_experim
     assert client.get_run(stale).info.status == "FAILED"
     assert client.get_run(stale).data.tags["failure_reason"] == pipeline_tracking.STALE_REASON
     assert client.get_run(alive).info.status == "RUNNING"  # this process: left alone
-    assert pipeline_tracking.newest_finished("classifier", {"source_digest": "d" * 64}, [experiment_id]).info.run_id == newer
+    assert (
+        pipeline_tracking.newest_finished("classifier", {"source_digest": "d" * 64}, [experiment_id]).info.run_id
+        == newer
+    )
     assert [r.info.run_id for r in pipeline_tracking.children("x" * 32, "classifier", experiment_id)] == []
 
 
@@ -110,8 +118,9 @@ def test_reuse_or_launch_reuses_resumes_or_launches(store, monkeypatch, tmp_path
     assert (how, launched) == (f"resumed from {failed}", [failed])  # an unfinished training with checkpoints
     assert pipeline_tracking.reuse_or_launch("train", config, experiment_id, "clean", launch) == (run_id, "reused")
     assert launched == [failed]  # reused: nothing launched
-    again, how = pipeline_tracking.reuse_or_launch("train", config, experiment_id, "clean", launch,
-                                                   accept=lambda run: False)
+    again, how = pipeline_tracking.reuse_or_launch(
+        "train", config, experiment_id, "clean", launch, accept=lambda run: False
+    )
     assert how == f"resumed from {failed}" and again != run_id and len(launched) == 2  # refused: launched anew
     _, how = pipeline_tracking.reuse_or_launch("train", config, experiment_id, "never", launch)
     assert how == "ran" and launched[-1] is None  # reuse=never: neither reused nor resumed
@@ -122,16 +131,18 @@ def test_main_checks_every_step_setting_without_loading_torch():
     import subprocess
     import sys
 
-    code = ("import sys\n"
-            "from pipeline.configs import MainConfig\n"
-            "from pipeline.core import study\n"
-            "from pipeline.steps import main\n"
-            "for preset in ('quick', 'study'):\n"
-            "    config = MainConfig(preset=preset, experiments='grid')\n"
-            "    settings = main.resolve_settings(config)\n"
-            "    cells = main.cells_of(study.select(settings['experiments']))\n"
-            "    main.check_step_settings(config, settings, cells, settings['data'])\n"
-            "print(len(cells), sorted(m for m in ('torch', 'matplotlib', 'torchvision', 'sklearn') if m in sys.modules))")
+    code = (
+        "import sys\n"
+        "from pipeline.configs import MainConfig\n"
+        "from pipeline.core import study\n"
+        "from pipeline.steps import main\n"
+        "for preset in ('quick', 'study'):\n"
+        "    config = MainConfig(preset=preset, experiments='grid')\n"
+        "    settings = main.resolve_settings(config)\n"
+        "    cells = main.cells_of(study.select(settings['experiments']))\n"
+        "    main.check_step_settings(config, settings, cells, settings['data'])\n"
+        "print(len(cells), sorted(m for m in ('torch', 'matplotlib', 'torchvision', 'sklearn') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "4 []"
 
@@ -149,10 +160,15 @@ def test_an_artifact_batch_writes_what_mlflows_own_calls_write(store):
 
     client, experiment_id = store
     rng = np.random.default_rng(0)
-    images = {"grey.png": rng.integers(0, 256, (28, 56), dtype=np.uint8),
-              "rgb.png": rng.integers(0, 256, (30, 40, 3), dtype=np.uint8), "float.png": rng.random((12, 12))}
-    tables = {"a.json": {"class": [0, 1, 2], "count": [5, 0, 7], "share": [0.41667, 0.0, 0.58333]},
-              "b.json": {"class": [0, 1], "count": [1, 2], "share": [0.33333, 0.66667]}}
+    images = {
+        "grey.png": rng.integers(0, 256, (28, 56), dtype=np.uint8),
+        "rgb.png": rng.integers(0, 256, (30, 40, 3), dtype=np.uint8),
+        "float.png": rng.random((12, 12)),
+    }
+    tables = {
+        "a.json": {"class": [0, 1, 2], "count": [5, 0, 7], "share": [0.41667, 0.0, 0.58333]},
+        "b.json": {"class": [0, 1], "count": [1, 2], "share": [0.33333, 0.66667]},
+    }
     runs = {}
     for way in ("mlflow", "batch"):
         with mlflow.start_run(experiment_id=experiment_id) as run:

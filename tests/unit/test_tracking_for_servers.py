@@ -51,8 +51,9 @@ def test_a_child_run_marks_its_experiment_too(client, tmp_path):
 
 
 def test_a_kind_the_user_chose_is_never_overwritten(client, active, tmp_path):
-    experiment_id = client.create_experiment(f"kind-user-{tmp_path.name}", artifact_location=tmp_path.as_uri(),
-                                             tags={tracking.KIND_TAG: "genai_development"})
+    experiment_id = client.create_experiment(
+        f"kind-user-{tmp_path.name}", artifact_location=tmp_path.as_uri(), tags={tracking.KIND_TAG: "genai_development"}
+    )
     active(experiment_id)
     with tracking.step_run("prepare_data", "a step"):
         pass
@@ -65,13 +66,17 @@ def test_a_kind_the_user_chose_is_never_overwritten(client, active, tmp_path):
 def test_a_proxied_artifact_becomes_an_http_source_on_the_server_and_the_digest_is_kept(client, tmp_path):
     uri = "mlflow-artifacts:/7/0123456789abcdef0123456789abcdef/artifacts/prepared/data.npz"
     source = dataset_source(uri, "http://127.0.0.1:5000")
-    assert source.to_dict() == {"url": "http://127.0.0.1:5000/api/2.0/mlflow-artifacts/artifacts/7/"
-                                       "0123456789abcdef0123456789abcdef/artifacts/prepared/data.npz"}
+    assert source.to_dict() == {
+        "url": "http://127.0.0.1:5000/api/2.0/mlflow-artifacts/artifacts/7/"
+        "0123456789abcdef0123456789abcdef/artifacts/prepared/data.npz"
+    }
     assert dataset_source("/some/local/data.npz") == "/some/local/data.npz"  # MLflow resolves paths itself
 
     rng = np.random.default_rng(0)
-    splits = {name: (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), np.arange(n, dtype=np.int64) % 10)
-              for name, n in (("train", 20), ("val", 5), ("test", 5))}
+    splits = {
+        name: (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), np.arange(n, dtype=np.int64) % 10)
+        for name, n in (("train", 20), ("val", 5), ("test", 5))
+    }
     prepared = datasets.Prepared(splits=splits, source="tiny", digest=datasets.digest_of(splits))
     experiment_id = client.create_experiment(f"inputs-{tmp_path.name}", artifact_location=tmp_path.as_uri())
     with mlflow.start_run(experiment_id=experiment_id) as run:
@@ -85,8 +90,9 @@ def test_a_proxied_artifact_becomes_an_http_source_on_the_server_and_the_digest_
 
 
 def test_a_download_is_a_copy_in_a_temporary_folder_removed_after_the_block(client, tmp_path):
-    experiment_id = client.create_experiment(f"downloads-{tmp_path.name}",
-                                              artifact_location=(tmp_path / "artifacts").as_uri())
+    experiment_id = client.create_experiment(
+        f"downloads-{tmp_path.name}", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
     run_id = client.create_run(experiment_id).info.run_id
     (tmp_path / "data.npz").write_bytes(b"prepared")
     client.log_artifact(run_id, str(tmp_path / "data.npz"), "prepared")

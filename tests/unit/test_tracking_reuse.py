@@ -19,23 +19,32 @@ from tests.conftest import REPO
 
 def test_the_key_is_the_normalized_configuration():
     base = TrainConfig(data="0" * 32, epochs=3)
-    assert tracking.config_key("train", TrainConfig(data="0" * 32, epochs="3", lr="1e-3")) == tracking.config_key("train", base)
-    assert tracking.config_key("train", TrainConfig(data="0" * 32, epochs=3,
-                                                    samplers="normal:0,1;normal:1,2;beta:0.25,0.25")) \
-        == tracking.config_key("train", base)  # ';' or '+', one canonical list
-    assert tracking.config_key("train", TrainConfig(data="0" * 32, epochs=3, resume="1" * 32)) \
-        == tracking.config_key("train", base)  # a resumed training is the same step
+    assert tracking.config_key("train", TrainConfig(data="0" * 32, epochs="3", lr="1e-3")) == tracking.config_key(
+        "train", base
+    )
+    assert tracking.config_key(
+        "train", TrainConfig(data="0" * 32, epochs=3, samplers="normal:0,1;normal:1,2;beta:0.25,0.25")
+    ) == tracking.config_key("train", base)  # ';' or '+', one canonical list
+    assert tracking.config_key("train", TrainConfig(data="0" * 32, epochs=3, resume="1" * 32)) == tracking.config_key(
+        "train", base
+    )  # a resumed training is the same step
     assert tracking.config_key("train", TrainConfig(data="1" * 32, epochs=3)) != tracking.config_key("train", base)
     assert tracking.config_key("train", TrainConfig(data="0" * 32, epochs=4)) != tracking.config_key("train", base)
     evaluate = EvaluateConfig(model="2" * 32)
-    assert tracking.config_key("evaluate", EvaluateConfig(model="2" * 32, copy_scores="skip")) \
-        == tracking.config_key("evaluate", evaluate)
+    assert tracking.config_key("evaluate", EvaluateConfig(model="2" * 32, copy_scores="skip")) == tracking.config_key(
+        "evaluate", evaluate
+    )
     assert tracking.config_key("evaluate", EvaluateConfig(model="3" * 32)) != tracking.config_key("evaluate", evaluate)
 
 
 def git(root, *args):
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def commit_all(root, message="c"):
@@ -48,10 +57,17 @@ def commit_all(root, message="c"):
 def project(tmp_path):
     """A git project of its own, shaped like this one, so clean and dirty trees can be made."""
     root = tmp_path / "project"
-    files = {"pipeline/step.py": "x = 1\n", "pipeline/core/model.py": "layers = 2\n", "MLproject": "name: p\n",
-             "conda.yaml": "dependencies: [torch>=2.4]\n", "pyproject.toml": "[tool.ruff]\n",
-             "analysis/report.py": "title = 'r'\n", "README.md": "# p\n", "tests/test_step.py": "pass\n",
-             ".gitignore": "__pycache__/\n"}
+    files = {
+        "pipeline/step.py": "x = 1\n",
+        "pipeline/core/model.py": "layers = 2\n",
+        "MLproject": "name: p\n",
+        "conda.yaml": "dependencies: [torch>=2.4]\n",
+        "pyproject.toml": "[tool.ruff]\n",
+        "analysis/report.py": "title = 'r'\n",
+        "README.md": "# p\n",
+        "tests/test_step.py": "pass\n",
+        ".gitignore": "__pycache__/\n",
+    }
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
@@ -64,8 +80,11 @@ def test_a_committed_tree_is_clean_with_its_commit(project):
     version = code.version_of(project)
     assert version.commit == git(project, "rev-parse", "HEAD") and not version.dirty
     assert version.version.startswith("code:") and len(version.version) == len("code:") + 16
-    assert version.tags() == {tracking.CODE_TAG: version.version, tracking.DIRTY_TAG: "false",
-                              tracking.COMMIT_TAG: version.commit}
+    assert version.tags() == {
+        tracking.CODE_TAG: version.version,
+        tracking.DIRTY_TAG: "false",
+        tracking.COMMIT_TAG: version.commit,
+    }
 
 
 def test_a_readme_docs_or_tests_commit_keeps_the_version(project):
@@ -95,8 +114,16 @@ def test_untracked_files_beside_the_code_keep_the_version_and_the_tree_clean(pro
 
 def test_the_project_gitignore_lists_every_file_the_pipeline_writes_by_default(project):
     shutil.copy2(REPO / ".gitignore", project / ".gitignore")
-    written = ["mlflow.db", "mlruns/0/meta.yaml", "optuna.db", "optuna-journal.log", "optuna-journal.log.lock",
-               "optuna-artifacts/ab/grid.png", "report/report.html", "data/MNIST/raw/t10k-images-idx3-ubyte"]
+    written = [
+        "mlflow.db",
+        "mlruns/0/meta.yaml",
+        "optuna.db",
+        "optuna-journal.log",
+        "optuna-journal.log.lock",
+        "optuna-artifacts/ab/grid.png",
+        "report/report.html",
+        "data/MNIST/raw/t10k-images-idx3-ubyte",
+    ]
     for name in written:
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         (project / name).write_bytes(b"x")
@@ -175,8 +202,12 @@ def tracking_uri():
 
 def test_local_files_go_beside_the_local_tracking_database(tmp_path, monkeypatch, tracking_uri):
     monkeypatch.chdir(tmp_path)
-    for uri in (f"sqlite:///{tmp_path}/db/mlflow.db", f"sqlite:///{tmp_path}/db/mlflow.db?timeout=5",
-                (tmp_path / "db" / "mlruns").as_uri(), str(tmp_path / "db" / "mlruns")):
+    for uri in (
+        f"sqlite:///{tmp_path}/db/mlflow.db",
+        f"sqlite:///{tmp_path}/db/mlflow.db?timeout=5",
+        (tmp_path / "db" / "mlruns").as_uri(),
+        str(tmp_path / "db" / "mlruns"),
+    ):
         tracking_uri(uri)
         assert tracking.local_folder() == tmp_path / "db", uri
         assert tracking.local_path("report") == tmp_path / "db" / "report"
@@ -198,10 +229,17 @@ def finished_run(client, experiment_id, step, config, **tags):
     return run.info.run_id
 
 
-@pytest.mark.parametrize("dirty, reuse, expected", [
-    (False, "clean", True), (False, "dirty", True), (False, "never", False),
-    (True, "clean", False), (True, "dirty", True), (True, "never", False),
-])
+@pytest.mark.parametrize(
+    "dirty, reuse, expected",
+    [
+        (False, "clean", True),
+        (False, "dirty", True),
+        (False, "never", False),
+        (True, "clean", False),
+        (True, "dirty", True),
+        (True, "never", False),
+    ],
+)
 def test_which_finished_runs_are_reused(tracking_store, monkeypatch, dirty, reuse, expected):
     client, experiment_id = tracking_store
     pin_code_version(monkeypatch, "code:abc", dirty)
@@ -230,13 +268,18 @@ def test_clean_reuse_takes_runs_of_committed_code_only(tracking_store, monkeypat
 def test_a_running_run_whose_process_is_gone_is_failed_and_offered_for_resume(tracking_store):
     client, experiment_id = tracking_store
     config = TrainConfig(epochs=2, seed=12)
-    gone = subprocess.Popen([sys.executable, "-c", "import psutil, os; print(psutil.Process().create_time())"],
-                            stdout=subprocess.PIPE, text=True)
+    gone = subprocess.Popen(
+        [sys.executable, "-c", "import psutil, os; print(psutil.Process().create_time())"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     started = float(gone.communicate()[0])
     import socket
 
-    tags = {**tracking.reuse_tags("train", config),
-            tracking.PROCESS_TAG: f"{socket.gethostname()}:{gone.pid}:{started:.3f}"}
+    tags = {
+        **tracking.reuse_tags("train", config),
+        tracking.PROCESS_TAG: f"{socket.gethostname()}:{gone.pid}:{started:.3f}",
+    }
     dead = client.create_run(experiment_id, tags=tags).info.run_id
     alive = client.create_run(experiment_id, tags=tracking.reuse_tags("train", config)).info.run_id  # this process
     finished, unfinished = tracking.reusable_run("train", config, [experiment_id], "dirty")
@@ -256,8 +299,9 @@ def test_lookups_see_past_the_first_thousand_runs(tracking_store):
 
 @pytest.fixture()
 def tracking_store(tracking, tmp_path):
-    experiment_id = tracking.client.create_experiment(f"reuse-{tmp_path.name}",
-                                                      artifact_location=(tmp_path / "artifacts").as_uri())
+    experiment_id = tracking.client.create_experiment(
+        f"reuse-{tmp_path.name}", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
     return tracking.client, experiment_id
 
 
@@ -268,8 +312,11 @@ def test_a_step_whose_driver_is_gone_is_killed_and_offered_for_resume(tracking_s
     driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
-        tags = {**tracking.reuse_tags("train", config), tracking.PROCESS_TAG: processes.identity(orphan.pid),
-                tracking.DRIVER_TAG: processes.identity(driver.pid)}
+        tags = {
+            **tracking.reuse_tags("train", config),
+            tracking.PROCESS_TAG: processes.identity(orphan.pid),
+            tracking.DRIVER_TAG: processes.identity(driver.pid),
+        }
         run_id = client.create_run(experiment_id, tags=tags).info.run_id
         assert tracking.reusable_run("train", config, [experiment_id], "dirty") == (None, None)  # both alive
         assert client.get_run(run_id).info.status == "RUNNING"
@@ -281,4 +328,3 @@ def test_a_step_whose_driver_is_gone_is_killed_and_offered_for_resume(tracking_s
     finally:
         for process in (driver, orphan):
             process.kill()
-

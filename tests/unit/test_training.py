@@ -32,7 +32,9 @@ def dataclass_replace(config, **changes):
 def test_divergence_fails_the_run_naming_the_epoch(tracking):
     with pytest.raises(DivergenceError, match="training diverged at epoch 1"):
         train(TrainConfig(epochs=3, lr=1e8, sample_every=0, latent_size=10, hidden_size=32))
-    run = tracking.client.search_runs([tracking.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)[0]
+    run = tracking.client.search_runs([tracking.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)[
+        0
+    ]
     assert run.info.status == "FAILED"
     assert "epoch 1" in run.data.tags["failure_reason"]
     assert "train_loss" not in run.data.metrics  # no NaNs logged
@@ -47,15 +49,31 @@ def test_divergence_exit_status_through_the_cli(tracking):
 @pytest.mark.slow
 def test_resume_after_kill_ends_with_the_uninterrupted_metrics(tracking):
     """Kill a real training process after its second checkpoint, resume it, compare with a straight run."""
-    args = ["train", "--epochs", "30", "--checkpoint_every", "2", "--sample_every", "0", "--n_images", "1",
-            "--latent_size", "20", "--hidden_size", "64"]
+    args = [
+        "train",
+        "--epochs",
+        "30",
+        "--checkpoint_every",
+        "2",
+        "--sample_every",
+        "0",
+        "--n_images",
+        "1",
+        "--latent_size",
+        "20",
+        "--hidden_size",
+        "64",
+    ]
     straight = tracking.python_step(*args)
     assert straight.returncode == 0, straight.stderr[-3000:]
-    straight_id = tracking.client.search_runs([tracking.experiment_id], order_by=["attributes.start_time DESC"])[0].info.run_id
+    straight_id = tracking.client.search_runs([tracking.experiment_id], order_by=["attributes.start_time DESC"])[
+        0
+    ].info.run_id
 
     tracking.kill_when_paused([sys.executable, "-m", "pipeline", *args], epoch=2)  # after its second checkpoint
-    killed = tracking.client.search_runs([tracking.experiment_id], filter_string="attributes.status = 'RUNNING'",
-                                         order_by=["attributes.start_time DESC"])[0]
+    killed = tracking.client.search_runs(
+        [tracking.experiment_id], filter_string="attributes.status = 'RUNNING'", order_by=["attributes.start_time DESC"]
+    )[0]
     killed_id = killed.info.run_id
     assert len(tracking.client.get_metric_history(killed_id, "train_loss")) == 2
     assert "checkpoints/epoch_0002.pt" in [f.path for f in tracking.client.list_artifacts(killed_id, "checkpoints")]

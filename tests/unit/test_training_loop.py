@@ -39,4 +39,3 @@ def test_train_epoch_equals_the_plain_loop_bit_for_bit(loss):
     plain_sums, plain_state = trained(plain_epoch, loss)
     assert all(torch.equal(a, b) for a, b in zip(sums, plain_sums))
     assert all(torch.equal(state[key], plain_state[key]) for key in state)
-

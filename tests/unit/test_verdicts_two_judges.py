@@ -16,15 +16,17 @@ def _row(study_id: str, cell: str, sampler: str, dominant: tuple[int, int] = (1,
     key = sampler.replace(":", "_").replace(",", "_")
     experiment = {"name": study_id, "study_id": study_id, "cell": cell, "sampler": sampler, "sampler_key": key}
     tags = {f"max_class/{key}": str(dominant[0]), f"max_class_judge2/{key}": str(dominant[1])}
-    evaluations = [SimpleNamespace(cell=cell, seed=seed, run=SimpleNamespace(data=SimpleNamespace(tags=tags)))
-                   for seed in (0, 1)]
+    evaluations = [
+        SimpleNamespace(cell=cell, seed=seed, run=SimpleNamespace(data=SimpleNamespace(tags=tags))) for seed in (0, 1)
+    ]
     real = {name: Summary(()) for name in ("fid_floor", "sharpness_real", "class_entropy_real")}
     return Row(experiment, evaluations, {k: Summary.of(v) for k, v in scores.items()}, real)
 
 
 def _coverage(row: Row) -> tuple[str, str]:
-    part = identity_part(lambda s: threshold_part("E1 covers most digits", row, f"classes_covered{s}", MOST_DIGITS,
-                                                  "greater"))
+    part = identity_part(
+        lambda s: threshold_part("E1 covers most digits", row, f"classes_covered{s}", MOST_DIGITS, "greater")
+    )
     return part.outcome, part.evidence
 
 
@@ -46,8 +48,15 @@ def test_an_evaluation_from_before_the_second_judge_keeps_the_cnns_outcome_and_s
 def test_f6_is_classifier_dependent_when_the_judges_disagree_on_the_dominant_digit():
     """The CNN sees digit 3 take over under Beta, the k-NN sees the histogram of N(0,1) unchanged."""
     e1 = _row("E1", "bce-standard", "normal:0,1", class_entropy=[2.2, 2.21], class_entropy_judge2=[2.2, 2.21])
-    e3 = _row("E3", "bce-standard", "beta:0.25,0.25", (3, 0), class_entropy=[1.0, 1.1], class_entropy_judge2=[2.2, 2.19],
-              judges_agree=[0, 0])
+    e3 = _row(
+        "E3",
+        "bce-standard",
+        "beta:0.25,0.25",
+        (3, 0),
+        class_entropy=[1.0, 1.1],
+        class_entropy_judge2=[2.2, 2.19],
+        judges_agree=[0, 0],
+    )
     cnn = {id(e1): np.full(10, 0.1), id(e3): np.array([0.05] * 3 + [0.55] + [0.05] * 6)}
 
     def shares_of(row, suffix=""):
@@ -56,13 +65,16 @@ def test_f6_is_classifier_dependent_when_the_judges_disagree_on_the_dominant_dig
     f6 = next(v for v in judge(Table("s", [e1, e3]), shares_of) if v.finding == "F6")
     entropy, digit3 = f6.parts[0], f6.parts[1]
     assert entropy.text == "E3 less diverse than E1 (class entropy)" and entropy.outcome == CLASSIFIER_DEPENDENT
-    assert entropy.evidence == ("class_entropy E3 vs E1: CNN 1.05 ± 0.07 vs 2.205 ± 0.007; "
-                                "k-NN 2.195 ± 0.007 vs 2.205 ± 0.007")
+    assert entropy.evidence == (
+        "class_entropy E3 vs E1: CNN 1.05 ± 0.07 vs 2.205 ± 0.007; k-NN 2.195 ± 0.007 vs 2.205 ± 0.007"
+    )
     assert digit3.outcome == CLASSIFIER_DEPENDENT  # CNN: 0.55 vs 0.10 holds; k-NN: no difference
     assert f6.outcome == CLASSIFIER_DEPENDENT and f6.rows == [e1, e3]
     assert f6.deciding() is entropy  # the first part the judges dispute decides the word
     notes = dominant_digits(Table("s", [e1, e3]), shares_of)
     assert len(notes) == 1  # said once, whichever findings look at E3
-    assert notes[0] == ("E3: the CNN's dominant digit is 3 (2 of 2 seeds), 0.5505 ± 0.0007 of the samples (E1: "
-                        "0.1005 ± 0.0007); the k-NN's dominant digit is 0 (2 of 2 seeds), 0.1005 ± 0.0007 of the "
-                        "samples (E1: 0.1005 ± 0.0007); same digit in 0 of 2 seeds.")
+    assert notes[0] == (
+        "E3: the CNN's dominant digit is 3 (2 of 2 seeds), 0.5505 ± 0.0007 of the samples (E1: "
+        "0.1005 ± 0.0007); the k-NN's dominant digit is 0 (2 of 2 seeds), 0.1005 ± 0.0007 of the "
+        "samples (E1: 0.1005 ± 0.0007); same digit in 0 of 2 seeds."
+    )
