@@ -1,6 +1,6 @@
 """The docs stay honest: in every Markdown file of the repository (the published reports under
 analysis/results included), every `mlflow run` / `python -m pipeline` command names an entry point
-that exists and only parameters that entry point has, in MLproject and in pipeline/configs.py alike;
+that exists and only parameters that entry point has, in MLproject and in pipeline/configs/ alike;
 every option of `mlflow run` itself is one MLflow knows; every relative link, and every repository
 path written in backticks, points to a file or folder of the repository."""
 
@@ -102,13 +102,13 @@ def problems_of_command(tokens: list[str], points: dict[str, set[str]], options:
     if entry not in points:
         return problems + [f"no entry point {entry!r} in MLproject"]
     if entry not in STEP_CONFIGS:
-        return problems + [f"no config for {entry!r} in pipeline/configs.py"]
+        return problems + [f"no config for {entry!r} in pipeline/configs/"]
     in_config = {f.name for f in fields(STEP_CONFIGS[entry])}
     for name in given:
         if name not in points[entry]:
             problems.append(f"entry point {entry!r} has no parameter {name!r} in MLproject")
         if name not in in_config:
-            problems.append(f"entry point {entry!r} has no parameter {name!r} in pipeline/configs.py")
+            problems.append(f"entry point {entry!r} has no parameter {name!r} in pipeline/configs/")
     return problems
 
 
@@ -183,7 +183,7 @@ def test_the_checks_catch_what_they_are_for():
     bad = "```\nmlflow run . -e search --env-manager local -P n_trial=3 -P timeout=5\n```\n"
     assert problems_of_command(commands(bad)[0], points, options) == [
         "entry point 'search' has no parameter 'n_trial' in MLproject",
-        "entry point 'search' has no parameter 'n_trial' in pipeline/configs.py",
+        "entry point 'search' has no parameter 'n_trial' in pipeline/configs/",
     ]
     assert not problems_of_command(commands("`python -m pipeline STEP --help`")[0], points, options)
     assert problems_of_command(commands("`mlflow run . -e serve`")[0], points, options) == [
@@ -194,7 +194,7 @@ def test_the_checks_catch_what_they_are_for():
     ]
     assert problems_of_command(commands("`python -m pipeline train --epoch 2`")[0], points, options) == [
         "entry point 'train' has no parameter 'epoch' in MLproject",
-        "entry point 'train' has no parameter 'epoch' in pipeline/configs.py",
+        "entry point 'train' has no parameter 'epoch' in pipeline/configs/",
     ]
     assert not problems_of_command(
         commands("`python -m pipeline train --epochs 2 --data_root data`")[0], points, options

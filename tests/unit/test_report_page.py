@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from analysis import browser, page
+from analysis import browser, page, page_html, page_markdown
 from analysis.stats import Summary
 from analysis.tables import HEADLINE, STARRED, Row, Table, best_rows
 from analysis.verdicts import judge
@@ -182,7 +182,7 @@ def _first_table_markdown(markdown: str) -> list[str]:
 @pytest.mark.parametrize("converged", [True, False])
 def test_the_verdict_table_is_the_first_table_of_the_html_and_the_markdown(converged):
     content = _content(converged)
-    html, markdown = page.render_html(content), page.render_markdown(content)
+    html, markdown = page_html.render_html(content), page_markdown.render_markdown(content)
     first = _first_table_html(html)
     assert "id='verdict-table'" in first
     assert re.findall(r"data-finding='(F\d)'", first) == [f"F{i}" for i in range(1, 7)]
@@ -199,7 +199,7 @@ def test_the_verdict_table_is_the_first_table_of_the_html_and_the_markdown(conve
 
 def test_each_verdict_is_said_once_with_the_numbers_that_decide_it():
     content = _content()
-    html, markdown = page.render_html(content), page.render_markdown(content)
+    html, markdown = page_html.render_html(content), page_markdown.render_markdown(content)
     f1 = next(v for v in content.verdicts if v.finding == "F1")
     # F1 holds on all three parts; the one closest to its spread decides: fid E1 vs the real floor is
     # far (142 vs 1.688), sharpness 0.066 vs 0.158 too; coverage 10 vs 7.5 has no spread at all
@@ -213,7 +213,7 @@ def test_each_verdict_is_said_once_with_the_numbers_that_decide_it():
 
 def test_model_metrics_once_per_cell_and_no_star_where_best_is_closest_to_real():
     content = _content()
-    html, markdown = page.render_html(content), page.render_markdown(content)
+    html, markdown = page_html.render_html(content), page_markdown.render_markdown(content)
     metrics = re.search(r"<table class='metrics'.*?</table>", html, flags=re.DOTALL).group(0)
     header = re.findall(r"<th[^>]*>([^<]*)</th>", metrics)
     assert len(header) - 3 <= 9 and len(HEADLINE) == 9  # 3 naming columns, at most 9 headline metrics
@@ -233,7 +233,7 @@ def test_model_metrics_once_per_cell_and_no_star_where_best_is_closest_to_real()
 
 def test_the_browser_screenshot_shows_the_verdict_table_within_the_first_1000_pixels(tmp_path):
     path = tmp_path / "report.html"
-    path.write_text(page.render_html(_content(converged=False)))  # the longer opening: the warning line
+    path.write_text(page_html.render_html(_content(converged=False)))  # the longer opening: the warning line
     checked = browser.check(path)
     assert not checked.skipped, f"{checked.skipped}: CI must install Debian's chromium and chromium-driver"
     assert checked.passed, checked.summary()

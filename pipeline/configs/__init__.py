@@ -1,0 +1,263 @@
+"""One dataclass per step: the single source of truth for its parameters.
+
+The CLI flags are built from these fields, MLproject lists the same names and defaults
+(tests/unit/test_project_files.py keeps them in step), and the logged MLflow params are these values.
+Construction validates, so bad input is refused before any work starts.
+
+Every config is importable from here (`from pipeline.configs import TrainConfig`); `fields` holds
+what they are built of, `search` the search's, the largest.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipeline.configs.fields import (
+    DATASET_CHOICES,
+    DEFAULT_SAMPLERS,
+    DEVICE_PATTERN,
+    MAX_SEED,
+    NO_VALUE,
+    PRESET_VALUE,
+    SEED_HELP,
+    at_least,
+    check_device,
+    check_model,
+    check_samplers,
+    check_seed,
+    check_seed_list,
+    check_val_fraction,
+    coerce,
+    device_param,
+    param,
+)
+from pipeline.configs.search import SEARCH_OBJECTIVES, STORAGE_FORMS, SearchConfig
+from pipeline.errors import bad_parameter
+
+__all__ = [
+    "DATASET_CHOICES",
+    "DEFAULT_SAMPLERS",
+    "DEVICE_PATTERN",
+    "MAX_SEED",
+    "NO_VALUE",
+    "PRESET_VALUE",
+    "SEED_HELP",
+    "SEARCH_OBJECTIVES",
+    "STORAGE_FORMS",
+    "STEP_CONFIGS",
+    "EvaluateConfig",
+    "MainConfig",
+    "PrepareDataConfig",
+    "ReportConfig",
+    "SampleConfig",
+    "SearchConfig",
+    "TrainConfig",
+]
+
+
+@dataclass(frozen=True)
+class PrepareDataConfig:
+    """prepare_data: load a dataset, split it, write one prepared file."""
+
+    dataset: str = param("mnist-5k", f"dataset to prepare: {DATASET_CHOICES}")
+    val_fraction: float = param(0.1, "share of the training images held out for validation")
+    seed: int = param(
+        0, "seed of the validation split (which training images are held out); the test split never depends on it"
+    )
+    data_root: str = param("data", "where torchvision finds or downloads mnist / fashion-mnist")
+
+    def __post_init__(self):
+        coerce(self)
+        check_seed(self)
+        check_val_fraction(self)
+        from pipeline.core.datasets import check_dataset_name  # late import: datasets imports torchvision
+
+        check_dataset_name(self.dataset)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """train: fit the study's VAE and log metrics, samples, checkpoints and the model."""
+
+    data: str = param("mnist-5k", f"{DATASET_CHOICES}, a prepare_data run id, or a prepared-file URI")
+    loss: str = param("bce", "reconstruction term", ("bce", "mse"))
+    forward: str = param("standard", "forward pass of the study", ("standard", "sampled-params"))
+    latent_size: int = param(100, "latent dimensions")
+    hidden_size: int = param(392, "hidden units of encoder and decoder")
+    epochs: int = param(100, "training epochs")
+    batch_size: int = param(128, "images per optimizer step")
+    lr: float = param(0.001, "Adam learning rate")
+    seed: int = param(0, SEED_HELP)
+    device: str = device_param()
+    samplers: str = param(DEFAULT_SAMPLERS, "latent samplers, '+'-separated specs")
+    n_images: int = param(5, "single images logged per sampler at the end")
+    sample_every: int = param(10, "log a sample grid per sampler every N epochs (0: only at the end)")
+    checkpoint_every: int = param(10, "write a checkpoint every N epochs (the last epoch always)")
+    resume: str = param("none", "a train run id (or checkpoint URI) to continue from its last checkpoint, or none")
+    val_fraction: float = param(0.1, "validation share when `data` is a dataset name")
+    data_root: str = param("data", "torchvision root when `data` is mnist or fashion-mnist")
+
+    def __post_init__(self):
+        coerce(self)
+        for name in ("latent_size", "hidden_size", "epochs", "batch_size", "n_images"):
+            at_least(self, name, 1)
+        at_least(self, "sample_every", 0)
+        at_least(self, "checkpoint_every", 1)
+        check_seed(self)
+        if not self.lr > 0:
+            raise bad_parameter("lr", self.lr, "a number > 0")
+        check_device(self)
+        check_val_fraction(self)
+        check_samplers(self)
+
+
+@dataclass(frozen=True)
+class _DrawingConfig:
+    """What sample and evaluate share: the model drawn from, its samplers, the seed of the draws, the device."""
+
+    model: str = param("", "a train run id")
+    samplers: str = param("auto", "'+'-separated sampler specs, or auto: the train run's own")
+    seed: int = param(0, "seed of the latent draws")
+    device: str = device_param()
+
+    def _check(self, model_allowed: str, count: str, minimum: int, fitted_allowed: bool = False) -> None:
+        coerce(self)
+        check_model(self, model_allowed)
+        at_least(self, count, minimum)
+        check_seed(self)
+        check_device(self)
+        check_samplers(self, fitted_allowed=fitted_allowed)
+
+
+@dataclass(frozen=True)
+class SampleConfig(_DrawingConfig):
+    """sample: decode latent draws of a trained model into grids and single images."""
+
+    model: str = param("", "a train run id or a model URI (runs:/..., models:/...)")
+    n: int = param(16, "images per sampler")
+
+    def __post_init__(self):
+        self._check("a train run id or a model URI", "n", 1)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig(_DrawingConfig):
+    """evaluate: measure generation quality per sampler and the model's likelihood."""
+
+    samplers: str = param("auto", "'+'-separated sampler specs, or auto: the train run's own plus gmm:10")
+    seed: int = param(0, "seed of the latent draws and subsets")
+    n_samples: int = param(10000, "generated images per sampler")
+    iwae_k: int = param(100, "importance samples per test image for the NLL estimate")
+    copy_scores: str = param(
+        "auto",
+        "put the scores on the train run too: auto (unless it holds scores measured "
+        "with other settings) | replace | skip",
+        ("auto", "replace", "skip"),
+    )
+
+    def __post_init__(self):
+        self._check("a train run id", "n_samples", 10, fitted_allowed=True)
+        at_least(self, "iwae_k", 1)
+
+
+@dataclass(frozen=True)
+class MainConfig:
+    """main: the whole study (prepare_data, then train -> evaluate per experiment and seed, then the report)."""
+
+    preset: str = param(
+        "quick", "quick: E1-E5 on mnist-5k, 50 epochs, 2 seeds | study: E1-E5 as written", ("quick", "study")
+    )
+    experiments: str = param(PRESET_VALUE, "grid | study | a comma list of E1-E5 and cells such as mse-standard")
+    data: str = param(PRESET_VALUE, f"{DATASET_CHOICES} (quick: mnist-5k, study: mnist)")
+    seeds: str = param(PRESET_VALUE, "comma list of seeds, one training per experiment and seed")
+    epochs: str = param(PRESET_VALUE, "training epochs (quick: 50, study: 100)")
+    latent_size: str = param(PRESET_VALUE, "latent dimensions (100)")
+    hidden_size: str = param(PRESET_VALUE, "hidden units (392)")
+    batch_size: str = param(PRESET_VALUE, "images per optimizer step (quick: 64, study: 128)")
+    lr: str = param(PRESET_VALUE, "Adam learning rate (0.001)")
+    n_samples: str = param(PRESET_VALUE, "generated images per sampler in evaluate (quick: 1000, study: 10000)")
+    iwae_k: str = param(PRESET_VALUE, "importance samples for the NLL (quick: 50, study: 100)")
+    data_root: str = param("data", "torchvision root when `data` is mnist or fashion-mnist")
+    device: str = device_param()
+    max_parallel: str = param("auto", "steps run at once (auto: one per core, at least 1)")
+    reuse: str = param(
+        "clean",
+        "reuse finished steps: clean (runs of committed code) | dirty (also runs of the "
+        "same uncommitted code) | never; see docs/reuse.md",
+        ("clean", "dirty", "never"),
+    )
+    backend: str = param("local", "MLflow project backend for the steps (local | databricks | kubernetes)")
+    backend_config: str = param("none", "backend config: a JSON file path, or none")
+    env_manager: str = param(
+        "local",
+        "environment manager for the steps: local (the one main runs in) | conda | virtualenv | uv",
+        ("local", "conda", "virtualenv", "uv"),
+    )
+    report_dir: str = param("report", "folder the report (HTML and Markdown) is written to")
+    search: str = param(NO_VALUE, "the search the report links to: a search run id | a study name (its newest) | none")
+
+    def __post_init__(self):
+        coerce(self)
+        check_device(self)
+        check_seed_list(self, "seeds")
+        if self.max_parallel != "auto" and not (self.max_parallel.isdigit() and int(self.max_parallel) >= 1):
+            raise bad_parameter("max_parallel", self.max_parallel, "an integer >= 1 | auto")
+        if self.experiments != PRESET_VALUE:
+            from pipeline.core.study import select
+
+            try:
+                select(self.experiments)
+            except ValueError as error:
+                raise bad_parameter(
+                    "experiments",
+                    self.experiments,
+                    f"grid | study | a comma list of E1-E5 and cells bce-standard, bce-sampled-params, "
+                    f"mse-standard, mse-sampled-params (unknown: {error})",
+                ) from None
+        for name, kind in (
+            ("epochs", int),
+            ("latent_size", int),
+            ("hidden_size", int),
+            ("batch_size", int),
+            ("n_samples", int),
+            ("iwae_k", int),
+            ("lr", float),
+        ):
+            value = getattr(self, name)
+            if value != PRESET_VALUE:
+                try:
+                    kind(value)
+                except ValueError:
+                    raise bad_parameter(
+                        name, value, f"{'an integer' if kind is int else 'a number'} | preset"
+                    ) from None
+        if self.data != PRESET_VALUE:
+            from pipeline.core.datasets import is_dataset_name
+
+            if not is_dataset_name(self.data) and not re.match(r"^[0-9a-f]{32}$", self.data):
+                raise bad_parameter("data", self.data, f"{DATASET_CHOICES} | a prepare_data run id | preset")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """report: the study's report (HTML and Markdown) built from what the tracking server holds."""
+
+    source: str = param("", "a main run id | an experiment name (its newest main run) | a search run id (its report)")
+    output: str = param("report", "folder the report is written to")
+
+    def __post_init__(self):
+        coerce(self)
+        if not self.source:
+            raise bad_parameter("source", self.source, "a main run id | an experiment name | a search run id")
+
+
+STEP_CONFIGS = {
+    "prepare_data": PrepareDataConfig,
+    "train": TrainConfig,
+    "sample": SampleConfig,
+    "evaluate": EvaluateConfig,
+    "main": MainConfig,
+    "report": ReportConfig,
+    "search": SearchConfig,
+}
