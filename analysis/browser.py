@@ -58,7 +58,7 @@ class BrowserCheck:
         return "failed: " + "; ".join(p for p in problems if not p.startswith("0 of"))
 
 
-def _find(candidates: tuple[str, ...], variable: str) -> str | None:
+def find_executable(candidates: tuple[str, ...], variable: str) -> str | None:
     chosen = os.environ.get(variable)
     if chosen:
         return chosen if Path(chosen).is_file() else None
@@ -85,8 +85,8 @@ Promise.all(images.map(img => img.decode().catch(() => null))).then(() => done(
 
 def check(html: Path) -> BrowserCheck:
     """Load `html` from disk in headless Chromium and report what it saw (see BrowserCheck)."""
-    binary = _find(CHROMIUM, "REPORT_CHROMIUM")
-    driver_path = _find(CHROMEDRIVER, "REPORT_CHROMEDRIVER")
+    binary = find_executable(CHROMIUM, "REPORT_CHROMIUM")
+    driver_path = find_executable(CHROMEDRIVER, "REPORT_CHROMEDRIVER")
     if binary is None or driver_path is None:
         return BrowserCheck(skipped="no chromium/chromedriver found (Debian: apt-get install chromium chromium-driver)")
     try:

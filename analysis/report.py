@@ -22,19 +22,10 @@ import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from analysis import (
-    browser,
-    disputes,
-    figures,
-    latent,
-    page,
-    page_html,
-    page_markdown,
-    search_report,
-    sources,
-    trainings,
-)
+from analysis import browser, disputes, figures, latent, page, search_report, sources, trainings
 from analysis.figures import plt
+from analysis.page_html import render_html
+from analysis.page_markdown import render_markdown
 from analysis.provenance import Record
 from analysis.provenance import short as _short
 from analysis.sources import StudyRuns
@@ -328,8 +319,8 @@ def _write(path: Path, data: bytes) -> None:
 
 def write_files(content: page.Content, folder: Path) -> None:
     """report.html, report.md and images/ into `folder`."""
-    _write(folder / "report.html", page_html.render_html(content).encode("utf-8"))
-    _write(folder / "report.md", page_markdown.render_markdown(content).encode("utf-8"))
+    _write(folder / "report.html", render_html(content).encode("utf-8"))
+    _write(folder / "report.md", render_markdown(content).encode("utf-8"))
     for image in content.images():
         _write(folder / page.IMAGE_FOLDER / image.name, image.png)
 

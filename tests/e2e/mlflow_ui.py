@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.browser import CHROMEDRIVER, CHROMIUM, FLAGS, _find
+from analysis.browser import CHROMEDRIVER, CHROMIUM, FLAGS, find_executable
 
 LOAD_LIMIT_S = 120  # a bound on the UI's first render on a loaded machine, not a measurement
 # (row index, run name, whether the row has the expander of a parent run), for every rendered row
@@ -45,7 +45,10 @@ def runs_table(url: str, parent_name: str, screenshot: Path) -> RunsTable:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    binary, driver_path = _find(CHROMIUM, "REPORT_CHROMIUM"), _find(CHROMEDRIVER, "REPORT_CHROMEDRIVER")
+    binary, driver_path = (
+        find_executable(CHROMIUM, "REPORT_CHROMIUM"),
+        find_executable(CHROMEDRIVER, "REPORT_CHROMEDRIVER"),
+    )
     assert binary and driver_path, "no chromium/chromedriver found (Debian: apt-get install chromium chromium-driver)"
     profile = tempfile.mkdtemp(prefix="mlflow-ui-chromium-")
     options = webdriver.ChromeOptions()

@@ -182,3 +182,29 @@ def stats_text(values: list[float]) -> str:
 def verdict_words(html: str) -> dict[str, str]:
     """Each finding's verdict word as the report's verdict table shows it."""
     return dict(re.findall(r"<tr data-finding='(F\d)'>.*?<td class='name word [a-z]+'>(.*?)</td>", html, flags=re.S))
+
+
+def evaluate(tracking, train: str, settings: dict, *extra: str) -> str:
+    """An evaluate run of `train` under the study's samplers with `settings` (n_samples, iwae_k), seed 0, CPU."""
+    args = ["--model", train, "--samplers", SAMPLERS, "--seed", "0", "--device", "cpu", *extra]
+    args += ["--n_samples", str(settings["n_samples"]), "--iwae_k", str(settings["iwae_k"])]
+    return run_id(tracking.python_step("evaluate", *args))
+
+
+def build_study(tracking) -> dict:
+    """prepare_data, then 2 cells x 2 seeds of train (2 epochs, latent 8) and evaluate, and the main run."""
+    prepare = run_id(tracking.python_step("prepare_data"))
+    steps = [{"step": "prepare_data", "run_id": prepare, "reused": False}]
+    evaluations = {}
+    for loss, forward in CELLS:
+        cell = f"{loss}-{forward}"
+        for seed in SEEDS:
+            args = ("--data", prepare, "--loss", loss, "--forward", forward, "--seed", str(seed), *TINY_TRAIN)
+            train = run_id(tracking.python_step("train", *args))
+            steps.append({"step": "train", "cell": cell, "seed": seed, "run_id": train, "reused": False})
+            evaluations[(cell, seed)] = (evaluate(tracking, train, SETTINGS), train)
+    for (cell, seed), (evaluation, train) in evaluations.items():
+        step = {"step": "evaluate", "cell": cell, "seed": seed, "run_id": evaluation, "train_run_id": train}
+        steps.append({**step, "reused": False})
+    main = write_main_run(tracking.client, tracking.experiment_id, steps)
+    return {"main": main, "steps": steps, "evaluations": evaluations, "prepare": prepare}

@@ -20,14 +20,16 @@ from tests.e2e.report_study import (
     FINDINGS,
     MIN_COLUMN_PX,
     OTHER_SETTINGS,
-    SAMPLERS,
     SEEDS,
     SETTINGS,
-    TINY_TRAIN,
     Page,
+    build_study,
     write_main_run,
 )
 from tests.e2e.report_study import artifacts as _artifacts
+from tests.e2e.report_study import (
+    evaluate as evaluate_run,
+)
 from tests.e2e.report_study import experiments as _experiments
 from tests.e2e.report_study import png_size as _png_size
 from tests.e2e.report_study import run_id as _run_id
@@ -38,43 +40,8 @@ from tests.e2e.report_study import stats_text as _stats_text
 
 @pytest.fixture(scope="module")
 def study(tracking):
-    """prepare_data, then 2 cells x 2 seeds of train (2 epochs, latent 8) and evaluate, and the main run."""
-    prepare = _run_id(tracking.python_step("prepare_data"))
-    steps = [{"step": "prepare_data", "run_id": prepare, "reused": False}]
-    evaluations = {}
-    for loss, forward in CELLS:
-        cell = f"{loss}-{forward}"
-        for seed in SEEDS:
-            train = _run_id(
-                tracking.python_step(
-                    "train", "--data", prepare, "--loss", loss, "--forward", forward, "--seed", str(seed), *TINY_TRAIN
-                )
-            )
-            evaluate = _run_id(
-                tracking.python_step(
-                    "evaluate",
-                    "--model",
-                    train,
-                    "--samplers",
-                    SAMPLERS,
-                    "--n_samples",
-                    str(SETTINGS["n_samples"]),
-                    "--iwae_k",
-                    str(SETTINGS["iwae_k"]),
-                    "--seed",
-                    "0",
-                    "--device",
-                    "cpu",
-                )
-            )
-            steps.append({"step": "train", "cell": cell, "seed": seed, "run_id": train, "reused": False})
-            evaluations[(cell, seed)] = (evaluate, train)
-    for (cell, seed), (evaluate, train) in evaluations.items():
-        steps.append(
-            {"step": "evaluate", "cell": cell, "seed": seed, "run_id": evaluate, "train_run_id": train, "reused": False}
-        )
-    main = write_main_run(tracking.client, tracking.experiment_id, steps)
-    return {"main": main, "steps": steps, "evaluations": evaluations, "prepare": prepare}
+    """The tiny real study (tests/e2e/report_study.py): 2 cells x 2 seeds, trained and evaluated, and its main run."""
+    return build_study(tracking)
 
 
 @pytest.fixture(scope="module")
@@ -446,25 +413,7 @@ def test_unlike_settings_land_in_separate_tables_and_a_source_can_be_an_experime
     for loss, forward in CELLS:
         cell = f"{loss}-{forward}"
         train = study["evaluations"][(cell, 1)][1]
-        other[cell] = _run_id(
-            tracking.python_step(
-                "evaluate",
-                "--model",
-                train,
-                "--samplers",
-                SAMPLERS,
-                "--n_samples",
-                str(OTHER_SETTINGS["n_samples"]),
-                "--iwae_k",
-                str(OTHER_SETTINGS["iwae_k"]),
-                "--seed",
-                "0",
-                "--device",
-                "cpu",
-                "--copy_scores",
-                "skip",
-            )
-        )
+        other[cell] = evaluate_run(tracking, train, OTHER_SETTINGS, "--copy_scores", "skip")
         steps.append(
             {"step": "evaluate", "cell": cell, "seed": 1, "run_id": other[cell], "train_run_id": train, "reused": False}
         )
@@ -504,16 +453,3 @@ def test_unlike_settings_land_in_separate_tables_and_a_source_can_be_an_experime
     assert "never averaged or ranked together" in html
     assert "no spread available" in html  # one seed per setting: no verdict is drawn
     assert "report/report.html" in _artifacts(client, expected, "report")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("source", ["0" * 32, "no-such-experiment", "train-run"])
-def test_a_bad_source_exits_2_naming_it_and_creates_no_run(tracking, study, tmp_path, source):
-    if source == "train-run":
-        source = study["steps"][1]["run_id"]
-    before = len(tracking.client.search_runs([tracking.experiment_id], max_results=1000))
-    result = tracking.python_step("report", "--source", source, "--output", str(tmp_path / "out"))
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "parameter 'source'" in result.stderr
-    assert len(tracking.client.search_runs([tracking.experiment_id], max_results=1000)) == before
-    assert not (tmp_path / "out").exists()
