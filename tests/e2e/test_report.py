@@ -363,12 +363,15 @@ def test_provenance_names_code_version_data_and_runs(tracking, study, reported):
     client = tracking.client
     train = client.get_run(study["steps"][1]["run_id"])
     classifier = client.get_run(study["evaluations"][("bce-standard", 0)][0]).data.tags["classifier_run_id"]
-    versions = {}  # the train runs' code versions, short (a dirty tree's differ when edited between runs)
+    versions = {}  # the runs' code versions, short: content hash at commit (+dirty), as provenance prints them
     for step in study["steps"][1:]:
-        kind, _, version = client.get_run(step["run_id"]).data.tags["pipeline.code_version"].partition(":")
-        versions[version] = version[:7] if kind == "git" else f"src:{version[:7]}"
-    title = re.search(r"code (\S+)$", markdown.splitlines()[0]).group(1)
-    assert title in versions.values() and re.search(rf"<h1>[^<]*code {title}</h1>", html)
+        tags = client.get_run(step["run_id"]).data.tags
+        version = tags["pipeline.code_version"].removeprefix("code:")
+        commit = tags["pipeline.code_commit"]
+        short = version[:7] + (f" at {commit[:7]}" if commit != "none" else "")
+        versions[version] = short + ("+dirty" if tags["pipeline.code_dirty"] == "true" else "")
+    title = re.search(r"code (.+)$", markdown.splitlines()[0]).group(1)
+    assert title in versions.values() and re.search(rf"<h1>[^<]*code {re.escape(title)}</h1>", html)
     for text in (html, markdown):
         assert not [version for version in versions if version in text]  # short hashes only
         assert train.data.params["data_digest"][:12] in text and train.data.params["data_digest"] not in text

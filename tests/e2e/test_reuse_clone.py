@@ -20,7 +20,7 @@ from tests.conftest import REPO, RUN_ID_IN_OUTPUT, VENV_BIN
 
 pytestmark = pytest.mark.slow
 
-SEARCH = {"n_trials": 2, "latent_sizes": 2, "hidden_size": 32, "epochs": 1, "n_samples": 200}
+SEARCH = {"n_trials": 2, "latent_sizes": 2, "hidden_size": 32, "epochs": 1, "n_samples": 200, "verify_seeds": "none"}
 MAIN = {
     "experiments": "E1",
     "seeds": 0,
