@@ -10,7 +10,6 @@ importances, the a/b contour: the matplotlib PNGs the search logged) and the pro
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import math
@@ -24,6 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from analysis import figures, sources
 from analysis.figures import plt
+from analysis.page import IMAGE_FOLDER, Image
 from pipeline import tracking
 from pipeline.core.judging import CNN_ACCURACY, KNN_ACCURACY, UNRELIABLE_BELOW
 from pipeline.core.spread import SPREAD_RULE, Summary, spread_text
@@ -48,18 +48,6 @@ COLUMNS = (
     KNN_ACCURACY,
 )
 HEADINGS = {CNN_ACCURACY: "CNN acc. at its sharpness", KNN_ACCURACY: "k-NN acc. at its sharpness"}
-IMAGE_FOLDER = "images"
-
-
-@dataclass
-class Image:
-    name: str
-    alt: str
-    png: bytes
-    caption: str = ""
-
-    def data_uri(self) -> str:
-        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
 
 @dataclass
