@@ -39,7 +39,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLERS = "normal:0,1+normal:1,2+beta:0.25,0.25"
-GOAL = 1.5
+GOAL = 1.6  # issue 21: the goal once the steps use only public APIs (torch.optim's Adam, MLflow's log_model)
 EXTRA_IMPORTS = (
     "import time, torch, mlflow; from pipeline.core import plots; started = time.perf_counter(); "
     "import mlflow.store.tracking.sqlalchemy_store; plots.pyplot(); print(time.perf_counter() - started)"
