@@ -54,6 +54,12 @@ BARE_GC = (
 )
 
 
+def evaluate_command(python: str, model: str) -> list[str]:
+    """The timed evaluate step: 3 samplers x 1,000 samples, iwae_k=50."""
+    scores = ["--samplers", SAMPLERS, "--n_samples", "1000", "--iwae_k", "50"]
+    return [python, "-m", "pipeline", "evaluate", "--model", model, *scores]
+
+
 def timed(command: list[str], env: dict, cwd: Path) -> tuple[float, float, str]:
     """(seconds, wall clock at start in ms, stdout) of one command, which must succeed."""
     started_ms, started = time.time() * 1000, time.perf_counter()
@@ -101,24 +107,7 @@ def main() -> None:
 
         # warm-up (not counted): the database, the prepared data, the evaluation classifier
         _, _, out = timed([python, "-m", "pipeline", "train", "--epochs", "1"], env, folder)
-        timed(
-            [
-                python,
-                "-m",
-                "pipeline",
-                "evaluate",
-                "--model",
-                run_id_of(out),
-                "--samplers",
-                SAMPLERS,
-                "--n_samples",
-                "1000",
-                "--iwae_k",
-                "50",
-            ],
-            env,
-            folder,
-        )
+        timed(evaluate_command(python, run_id_of(out)), env, folder)
         client = MlflowClient(env["MLFLOW_TRACKING_URI"])
         for _ in range(args.repeats):
             rows["bare"].append(timed([python, "-c", "import torch, mlflow"], env, folder)[0])
@@ -132,24 +121,7 @@ def main() -> None:
             rows["train"].append(seconds)
             rows["epoch"].append(client.get_run(train_id).data.metrics["time_epoch_s"])
             breakdown["train"].append(phases(client, train_id, seconds, started))
-            seconds, started, out = timed(
-                [
-                    python,
-                    "-m",
-                    "pipeline",
-                    "evaluate",
-                    "--model",
-                    train_id,
-                    "--samplers",
-                    SAMPLERS,
-                    "--n_samples",
-                    "1000",
-                    "--iwae_k",
-                    "50",
-                ],
-                env,
-                folder,
-            )
+            seconds, started, out = timed(evaluate_command(python, train_id), env, folder)
             evaluate_id = run_id_of(out)
             rows["evaluate"].append(seconds)
             rows["scoring"].append(client.get_run(evaluate_id).data.metrics["time_scoring_s"])

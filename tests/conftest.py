@@ -19,6 +19,18 @@ VENV_BIN = str(Path(sys.executable).parent)
 RUN_ID_IN_OUTPUT = re.compile(r"=== Run \(ID '([0-9a-f]{32})'\) (succeeded|failed) ===")
 
 
+def mlflow_run_command(
+    entry_point: str, params: dict | None = None, experiment_id: str | None = None, project: str = str(REPO)
+) -> list[str]:
+    """`mlflow run PROJECT -e ENTRY --env-manager local [--experiment-id ID] -P key=value ...`, as a user types it."""
+    command = [os.path.join(VENV_BIN, "mlflow"), "run", project, "-e", entry_point, "--env-manager", "local"]
+    if experiment_id is not None:
+        command += ["--experiment-id", experiment_id]
+    for key, value in (params or {}).items():
+        command += ["-P", f"{key}={value}"]
+    return command
+
+
 def pytest_configure(config):
     """Under pytest-xdist (the default, `-n auto`), the workers' torch processes share the cores: each
     runs one OpenMP thread unless main gives its steps more, and idle OpenMP threads sleep instead of
@@ -109,19 +121,7 @@ class Tracking:
         experiment_id: str | None = None,
     ):
         """Run `mlflow run REPO -e ENTRY --env-manager local` as a user would; returns (run id, output)."""
-        command = [
-            os.path.join(VENV_BIN, "mlflow"),
-            "run",
-            str(REPO),
-            "-e",
-            entry_point,
-            "--env-manager",
-            "local",
-            "--experiment-id",
-            experiment_id or self.experiment_id,
-        ]
-        for key, value in (params or {}).items():
-            command += ["-P", f"{key}={value}"]
+        command = mlflow_run_command(entry_point, params, experiment_id or self.experiment_id)
         result = subprocess.run(command, capture_output=True, text=True, env=self.env(), timeout=900)
         output = result.stdout + result.stderr
         # The last such line is this command's own run: a driver's steps print theirs before it ends.

@@ -31,6 +31,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def serve_command(model_uri: str, port: int) -> list[str]:
+    """`mlflow models serve -m MODEL --env-manager local -h 127.0.0.1 -p PORT`, as a user types it."""
+    mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    return [mlflow, "models", "serve", "-m", model_uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+
+
 @contextmanager
 def server(command: list[str], ready_url: str, log: Path, env: dict | None = None, cwd: Path | None = None):
     """Run `command` until `ready_url` answers 200; yield the process; then kill its whole process group."""

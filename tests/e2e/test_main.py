@@ -5,18 +5,14 @@ model version, and recovers from a SIGKILL mid-training with exactly one finishe
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 
-from pipeline.process.pause import PAUSE_ENV
-from tests.conftest import REPO, VENV_BIN
+from tests.conftest import mlflow_run_command
 from tests.e2e.report_study import verdict_words
 
 pytestmark = pytest.mark.slow
@@ -172,28 +168,10 @@ def test_main_killed_during_a_training_redoes_only_what_did_not_finish(tracking,
         "max_parallel": 1,
         "report_dir": tmp_path / "report",
     }
-    command = [
-        os.path.join(VENV_BIN, "mlflow"),
-        "run",
-        str(REPO),
-        "-e",
-        "main",
-        "--env-manager",
-        "local",
-        "--experiment-id",
-        experiment,
-    ] + [arg for k, v in params.items() for arg in ("-P", f"{k}={v}")]
+    command = mlflow_run_command("main", params, experiment)
     # Every training pauses after its checkpoint of epoch 10 (the hook waits to be killed); with one
     # step at a time, the first training is the one the SIGKILL lands in, whatever the machine's speed.
-    env = {**tracking.env(), PAUSE_ENV: "train.epoch.10"}
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True
-    )
-    for line in process.stdout:
-        if "paused at train.epoch.10" in line:
-            break
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    tracking.kill_when_paused(command, 10)
     killed = children(client, experiment, "train")
     # Left RUNNING by the killed main, or already FAILED: the training saw its driver die and stopped
     # itself, and its own `mlflow run` closed the run (steps run in process sessions of their own).

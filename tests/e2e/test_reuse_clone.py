@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO, RUN_ID_IN_OUTPUT, VENV_BIN
+from tests.conftest import REPO, RUN_ID_IN_OUTPUT, VENV_BIN, mlflow_run_command
 
 pytestmark = pytest.mark.slow
 
@@ -71,9 +71,7 @@ def user_env() -> dict[str, str]:
 
 def mlflow_run(cwd: Path, project: str, entry_point: str, params: dict) -> tuple[str, str]:
     """`mlflow run PROJECT -e ENTRY --env-manager local -P ...` typed in `cwd`; (its run id, its output)."""
-    command = [os.path.join(VENV_BIN, "mlflow"), "run", project, "-e", entry_point, "--env-manager", "local"]
-    for key, value in params.items():
-        command += ["-P", f"{key}={value}"]
+    command = mlflow_run_command(entry_point, params, project=project)
     result = subprocess.run(command, cwd=cwd, env=user_env(), capture_output=True, text=True, timeout=900, check=False)
     output = result.stdout + result.stderr
     matches = RUN_ID_IN_OUTPUT.findall(output)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 
 import numpy as np
 import pytest
@@ -13,8 +12,7 @@ from PIL import Image
 
 from pipeline.core.generation import MAX_IMAGES
 from pipeline.tracking.registry import register_generator
-from tests.conftest import VENV_BIN
-from tests.e2e.servers import free_port, post_json, server
+from tests.e2e.servers import free_port, post_json, serve_command, server
 
 pytestmark = pytest.mark.slow
 
@@ -29,19 +27,7 @@ def served(tracking, mlflow_run, prepared_run_id, tmp_path_factory):
     )
     register_generator(train_id, NAME, ALIAS)
     port = free_port()
-    command = [
-        os.path.join(VENV_BIN, "mlflow"),
-        "models",
-        "serve",
-        "-m",
-        f"models:/{NAME}@{ALIAS}",
-        "--env-manager",
-        "local",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
+    command = serve_command(f"models:/{NAME}@{ALIAS}", port)
     url = f"http://127.0.0.1:{port}"
     with server(command, f"{url}/ping", tmp_path_factory.mktemp("serve") / "serve.log", env=tracking.env()):
         yield url

@@ -20,8 +20,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from tests.conftest import REPO, RUN_ID_IN_OUTPUT, VENV_BIN
-from tests.e2e.servers import free_port, post_json, server
+from tests.conftest import REPO, RUN_ID_IN_OUTPUT, VENV_BIN, mlflow_run_command
+from tests.e2e.servers import free_port, post_json, serve_command, server
 
 pytestmark = pytest.mark.slow
 
@@ -137,19 +137,7 @@ class Mains:
         self.project_files_before = project_files
 
     def run(self, uri: str, report_dir: Path) -> str:
-        command = [
-            os.path.join(VENV_BIN, "mlflow"),
-            "run",
-            str(REPO),
-            "-e",
-            "main",
-            "--env-manager",
-            "local",
-            "--experiment-id",
-            self.experiment_id,
-        ]
-        for key, value in {**MAIN_TINY, "report_dir": report_dir}.items():
-            command += ["-P", f"{key}={value}"]
+        command = mlflow_run_command("main", {**MAIN_TINY, "report_dir": report_dir}, self.experiment_id)
         result = subprocess.run(
             command,
             check=False,
@@ -231,19 +219,7 @@ def served(mains, mlflow_server, tmp_path_factory):
     folder = tmp_path_factory.mktemp("serve")
     (folder / "work").mkdir()
     port = free_port()
-    command = [
-        os.path.join(VENV_BIN, "mlflow"),
-        "models",
-        "serve",
-        "-m",
-        f"models:/vae-generator-{CELL}@main",
-        "--env-manager",
-        "local",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
+    command = serve_command(f"models:/vae-generator-{CELL}@main", port)
     url = f"http://127.0.0.1:{port}"
     with server(command, f"{url}/ping", folder / "serve.log", env=server_env(mlflow_server), cwd=folder / "work"):
         yield url, folder / "work"
