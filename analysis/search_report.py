@@ -79,6 +79,13 @@ def search_run(source: str) -> Run | None:
     return run if run.data.tags.get(tracking.STEP_TAG) == "search" else None
 
 
+def public_storage(storage: str) -> str:
+    """The Optuna storage as the page shows it: without the machine's folders, as the tracking URI."""
+    if storage.startswith("journal:"):
+        return "journal:" + sources.public_path(storage.removeprefix("journal:"))
+    return sources.public_uri(storage)
+
+
 def summary_of(record: dict, name: str, metric: str) -> Summary:
     per_seed = record["results"].get(name, {})
     seeds = sorted(per_seed, key=int)
@@ -138,7 +145,7 @@ def content(run: Run, folder: Path) -> SearchContent:
     provenance = [
         ("search run", run_id),
         ("study", study),
-        ("storage", tags.get("optuna.storage", "?")),
+        ("storage", public_storage(tags.get("optuna.storage", "?"))),
         ("best trial", f"{params.get('best_trial_number', '?')} ({tags.get('best_rule', '?')})"),
         ("best sampler", tags.get("best_sampler", "?")),
         ("tracking", sources.public_uri(mlflow.get_tracking_uri())),

@@ -58,11 +58,13 @@ class Summary:
 
     @property
     def mean(self) -> float:
+        if self.values and len(set(self.values)) == 1:  # exactly the value: np.mean of 3 x 0.974 is 0.97399999999999987
+            return self.values[0]
         return float(np.mean(self.values)) if self.values else math.nan
 
     @property
     def std(self) -> float:
-        if self.fixed:
+        if self.fixed or (self.n > 1 and len(set(self.values)) == 1):  # identical: no rounding noise as spread
             return 0.0
         return float(np.std(self.values, ddof=1)) if self.n > 1 else math.nan
 

@@ -332,4 +332,6 @@ def test_the_best_trial_is_verified_over_seeds_on_the_test_split(tracking):
     markdown = (output / "report.md").read_text()
     assert markdown.startswith("# Search verify: is there a Beta sampler better than N(0,1)?")
     assert "(images/search_samples.png)" in markdown and "seeds 0, 1 on the TEST split" in markdown
+    for text in (page, markdown):  # the storage and tracking URIs without the machine's folders
+        assert str(tracking.root) not in text and "/tmp/" not in text and str(Path.home()) + "/" not in text
     assert "report/report.html" in artifact_paths(tracking.client, parent)

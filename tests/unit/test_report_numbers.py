@@ -20,6 +20,7 @@ from analysis.stats import Summary, number, spread_text
         ((-3.2, -3.3), "-3.25 ± 0.07"),
         ((0.25, 0.25), "0.25"),  # identical seeds: no spread, no "± 0": the value alone, four significant digits
         ((10.0, 10.0, 10.0), "10"),
+        ((0.974, 0.974, 0.974), "0.974"),  # np.mean gives 0.97399999999999987 and np.std 1.4e-16: not a spread
         ((0.123456,), "0.1235 (1 seed)"),
     ],
 )
