@@ -77,7 +77,7 @@ class Record:
             ("classifier", f"the judges, on source data {r.data.tags.get('source_digest', '?')[:12]}", r)
             for r in self.classifiers()
         ]
-        versions = Counter(_version(r) for _, _, r in runs)
+        versions = Counter(version_text(r) for _, _, r in runs)
         digests = Counter(r.data.params.get("data_digest", "?")[:12] for r in study.train.values())
         sources_ = Counter(e.run.data.tags.get("source_digest", "?")[:12] for e in study.evaluations)
         settings = Counter(e.settings for e in study.evaluations)
@@ -133,7 +133,7 @@ class Record:
                 (
                     step,
                     sources.public(what),
-                    "" if one_version else _version(run),
+                    "" if one_version else version_text(run),
                     status,
                     state,
                     page.Link(short(run.info.run_id), sources.run_link(run, self.uri)),
@@ -145,9 +145,9 @@ class Record:
         """The preset, the study's date (its main run's start, UTC) and the short code version."""
         main = self.study.main
         day = datetime.fromtimestamp(main.info.start_time / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
-        trained = Counter(_version(run) for run in self.study.train.values())  # a main run without the tag
+        trained = Counter(version_text(run) for run in self.study.train.values())  # a main run without the tag
         version = (
-            _version(main) if main.data.tags.get(tracking.CODE_TAG) or not trained else trained.most_common(1)[0][0]
+            version_text(main) if main.data.tags.get(tracking.CODE_TAG) or not trained else trained.most_common(1)[0][0]
         )
         return f"VAE study report: preset {self.study.plan.get('preset')}, {day}, code {version}"
 
@@ -156,7 +156,7 @@ def _running(run: Run) -> bool:
     return run.info.status == "RUNNING"
 
 
-def _version(run: Run) -> str:
+def version_text(run: Run) -> str:
     """A run's code version, short: its content hash (7 characters) at its git commit (7), +dirty when the
     code differed from that commit (pipeline/tracking/code.py)."""
     tags = run.data.tags

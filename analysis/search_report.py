@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from analysis import figures, sources
 from analysis.figures import plt
 from analysis.page import IMAGE_FOLDER, Image
+from analysis.provenance import version_text
 from pipeline import tracking
 from pipeline.core.judging import CNN_ACCURACY, KNN_ACCURACY, UNRELIABLE_BELOW
 from pipeline.core.spread import SPREAD_RULE, Summary, spread_text
@@ -144,6 +145,7 @@ def content(run: Run, folder: Path) -> SearchContent:
             plots.append(Image(f"optuna_{name}.png", caption, path.read_bytes(), caption))
     provenance = [
         ("search run", run_id),
+        ("code version", version_text(run)),  # content hash at commit, +dirty when edited
         ("study", study),
         ("storage", public_storage(tags.get("optuna.storage", "?"))),
         ("best trial", f"{params.get('best_trial_number', '?')} ({tags.get('best_rule', '?')})"),

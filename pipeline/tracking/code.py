@@ -31,6 +31,9 @@ CODE_PATHS = (
 # tests/unit/test_project_files.py, and the rest configures ruff, pytest and import-linter), README.md,
 # docs/, tests/, benchmarks/, .ci/, .gitignore, and anything untracked outside pipeline/.
 REPORT_PATHS = (*CODE_PATHS, "analysis")  # the report step also runs analysis/: a new layout is a new report only
+# What the pipeline writes into analysis/ (the published reports) is its output, not its code: committing a
+# regenerated report changes no version and leaves no tree dirty. A git pathspec, also read by _from_files.
+OUTPUT_PATHS = ("analysis/results",)
 UNCOMMITTED = "not a git checkout"
 
 
@@ -73,6 +76,15 @@ def version_of(root: Path, paths: tuple[str, ...] = CODE_PATHS) -> CodeVersion:
     return _from_git(root, paths) or _from_files(root, paths)
 
 
+def _pathspecs(paths: tuple[str, ...]) -> list[str]:
+    """`paths` for git, with the pipeline's own output under them excluded."""
+    return [*paths, *(f":(exclude){out}" for out in OUTPUT_PATHS if any(out.startswith(f"{p}/") for p in paths))]
+
+
+def _is_output(relative: str) -> bool:
+    return any(relative == out or relative.startswith(f"{out}/") for out in OUTPUT_PATHS)
+
+
 def _content_hash(blobs: list[tuple[str, str]]) -> str:
     sha = hashlib.sha256()
     for path, blob in sorted(blobs):
@@ -96,17 +108,19 @@ def _from_git(root: Path, paths: tuple[str, ...]) -> CodeVersion | None:
         )
 
     try:
-        status = git("status", "--porcelain", "-z", "--untracked-files=all", "--", *paths)
+        status = git("status", "--porcelain", "-z", "--untracked-files=all", "--", *_pathspecs(paths))
         if status.returncode != 0:
             return None
         head = git("rev-parse", "--verify", "--quiet", "HEAD")
         commit = head.stdout.strip() if head.returncode == 0 else ""
         changed = _status_paths(status.stdout)
         if not changed and commit:  # the index is the commit: its blob ids are the files' hashes
-            listed = git("ls-files", "-s", "-z", "--", *paths).stdout.split("\0")
+            listed = git("ls-files", "-s", "-z", "--", *_pathspecs(paths)).stdout.split("\0")
             blobs = [(name, entry.split()[1]) for entry, _, name in (e.partition("\t") for e in listed if e)]
             return CodeVersion(_content_hash(blobs), False, commit)
-        listed = git("ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *paths).stdout.split("\0")
+        listed = git(
+            "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *_pathspecs(paths)
+        ).stdout.split("\0")
         files = sorted({name for name in listed if name and (root / name).is_file()})
         ids = git("hash-object", "--stdin-paths", stdin="".join(f"{name}\n" for name in files)).stdout.split()
         if len(ids) != len(files):
@@ -136,8 +150,14 @@ def _from_files(root: Path, paths: tuple[str, ...]) -> CodeVersion:
     for name in paths:
         top = root / name
         for path in sorted([top] if top.is_file() else top.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            relative = path.relative_to(root).as_posix()
+            if (
+                path.is_file()
+                and "__pycache__" not in path.parts
+                and path.suffix != ".pyc"
+                and not _is_output(relative)
+            ):
                 data = path.read_bytes()
                 blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # git's blob id
-                blobs.append((path.relative_to(root).as_posix(), blob))
+                blobs.append((relative, blob))
     return CodeVersion(_content_hash(blobs), True, "", (UNCOMMITTED,))

@@ -174,6 +174,25 @@ def test_the_report_version_also_covers_analysis(project):
     assert changed.dirty and changed.version != report.version
 
 
+def test_the_published_reports_are_output_not_code(project, tmp_path):
+    """A report written into analysis/results (the published one), then committed, changes no version."""
+    report = code.version_of(project, code.REPORT_PATHS)
+    results = project / "analysis" / "results" / "study"
+    results.mkdir(parents=True)
+    (results / "report.md").write_text("# a regenerated report\n")
+    assert code.version_of(project, code.REPORT_PATHS) == report  # untracked output: still clean, same version
+    commit_all(project)
+    published = code.version_of(project, code.REPORT_PATHS)
+    assert (published.version, published.dirty) == (report.version, False)
+    (project / "analysis" / "report.py").write_text("title = 'a new layout'\n")  # the code beside it still counts
+    assert code.version_of(project, code.REPORT_PATHS).dirty
+    copy = tmp_path / "copy"  # outside git, the output is left out of the hash as well
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns(".git"))
+    bare = tmp_path / "bare"
+    shutil.copytree(copy, bare, ignore=shutil.ignore_patterns("results"))
+    assert code.version_of(copy, code.REPORT_PATHS).version == code.version_of(bare, code.REPORT_PATHS).version
+
+
 def test_outside_git_the_files_are_hashed_as_git_does_and_the_tree_is_dirty(project, tmp_path):
     committed = code.version_of(project)
     copy = tmp_path / "copy"  # the commit's files without .git, as a tarball of it unpacks
