@@ -127,6 +127,31 @@ def test_both_judges_are_weighed_at_each_samplers_sharpness_and_the_disputed_dig
         assert len(disputed.cnn_images) == min(32, disputed.cnn_count) and disputed.cnn_images.shape[1:] == (28, 28)
 
 
+def test_evaluate_logs_the_second_judge_beside_the_cnn_for_every_sampler(tracking, evaluated):
+    run_id, _ = evaluated
+    client = tracking.client
+    run = client.get_run(run_id)
+    metrics, tags = run.data.metrics, run.data.tags
+    paths = artifact_paths(client, run_id, "evaluation")
+    for key in KEYS:
+        path = client.download_artifacts(run_id, f"evaluation/{key}/class_histogram_judge2.json")
+        table = json.loads(Path(path).read_text())
+        counts = np.array([row[table["columns"].index("count")] for row in table["data"]])
+        shares = counts / counts.sum()
+        assert counts.sum() == 300
+        assert tags[f"max_class_judge2/{key}"] == str(int(np.argmax(counts)))
+        assert metrics[f"max_class_share_judge2/{key}"] == pytest.approx(shares.max())
+        assert metrics[f"classes_covered_judge2/{key}"] == (shares >= 0.05).sum()
+        covered = shares[shares > 0]
+        assert metrics[f"class_entropy_judge2/{key}"] == pytest.approx(-(covered * np.log(covered)).sum())
+        assert metrics[f"judges_agree/{key}"] == float(tags[f"max_class/{key}"] == tags[f"max_class_judge2/{key}"])
+        assert f"evaluation/{key}/class_histogram_judge2.png" in paths
+    classifier = client.get_run(tags["classifier_run_id"])  # the judge lives in the classifier run, fitted once
+    assert classifier.data.metrics["judge2_test_accuracy"] >= 0.93  # measured 0.945 on mnist-5k's test split
+    assert classifier.data.params["judge2_components"] == "50"
+    assert "judge2/knn_pca.npz" in artifact_paths(client, classifier.info.run_id)
+
+
 def test_scores_are_copied_onto_the_train_run(tracking, trained_run_id, evaluated):
     run_id, _ = evaluated
     train = tracking.client.get_run(trained_run_id)

@@ -15,25 +15,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from tests.e2e.report_study import (
-    CELLS,
-    FINDINGS,
-    MIN_COLUMN_PX,
-    OTHER_SETTINGS,
-    SEEDS,
-    SETTINGS,
-    Page,
-    build_study,
-    write_main_run,
-)
-from tests.e2e.report_study import artifacts as _artifacts
-from tests.e2e.report_study import (
-    evaluate as evaluate_run,
-)
-from tests.e2e.report_study import experiments as _experiments
-from tests.e2e.report_study import png_size as _png_size
-from tests.e2e.report_study import run_id as _run_id
-from tests.e2e.report_study import stats_text as _stats_text
+from tests.e2e import report_study as rs
 
 # --- a tiny real study --------------------------------------------------------------------------
 
@@ -41,7 +23,7 @@ from tests.e2e.report_study import stats_text as _stats_text
 @pytest.fixture(scope="module")
 def study(tracking):
     """The tiny real study (tests/e2e/report_study.py): 2 cells x 2 seeds, trained and evaluated, and its main run."""
-    return build_study(tracking)
+    return rs.build_study(tracking)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +32,7 @@ def reported(tracking, study, tmp_path_factory):
     output = tmp_path_factory.mktemp("report-out")
     run_id, log = tracking.mlflow_run("report", {"source": study["main"], "output": output})
     html = (output / "report.html").read_text()
-    return {"run_id": run_id, "output": output, "html": html, "page": Page(html), "log": log}
+    return {"run_id": run_id, "output": output, "html": html, "page": rs.Page(html), "log": log}
 
 
 @pytest.mark.slow
@@ -67,7 +49,7 @@ def test_report_run_writes_and_logs_the_files_on_both_runs(tracking, study, repo
         assert (output / name).stat().st_size > 0
     assert (output / "report.png").read_bytes().startswith(b"\x89PNG")
     for run_id in (reported["run_id"], study["main"]):
-        logged = _artifacts(client, run_id, "report")
+        logged = rs.artifacts(client, run_id, "report")
         assert {"report/report.html", "report/report.md", "report/report.png"} <= logged, run_id
         assert any(path.startswith("report/images/") for path in logged)
     logged_html = Path(client.download_artifacts(study["main"], "report/report.html")).read_text()
@@ -79,7 +61,7 @@ def test_the_table_holds_every_experiment_with_mean_and_std_from_the_evaluate_ru
     page = reported["page"]
     assert len(page.tables) == 1
     table = page.tables[0]
-    names = [e["name"] for e in _experiments()]
+    names = [e["name"] for e in rs.experiments()]
     assert set(table["rows"]) == set(names) and len(names) == 8
     assert {"E1", "E2", "E3", "E4", "bce-standard gmm:10", "mse-standard normal:0,1"} <= set(table["rows"])
     client = tracking.client
@@ -87,23 +69,17 @@ def test_the_table_holds_every_experiment_with_mean_and_std_from_the_evaluate_ru
     assert table["settings"] == runs[("bce-standard", 0)].tags["scores.settings"]
     appendix = page.appendix[0]
     assert len(page.appendix) == 1 and appendix["settings"] == table["settings"] and set(appendix["rows"]) == set(names)
-    for experiment in _experiments():
-        for metric, shown in (
-            ("fid", table),
-            ("precision", table),
-            ("class_entropy", table),
-            ("sharpness", table),
-            ("coverage", appendix),
-            ("max_class_share_confident", appendix),
-        ):
+    for experiment in rs.experiments():
+        shown_in = {"fid": table, "precision": table, "class_entropy": table, "sharpness": table}
+        for metric, shown in {**shown_in, "coverage": appendix, "max_class_share_confident": appendix}.items():
             values = [
-                runs[(experiment["cell"], seed)].metrics[f"{metric}/{experiment['sampler_key']}"] for seed in SEEDS
+                runs[(experiment["cell"], seed)].metrics[f"{metric}/{experiment['sampler_key']}"] for seed in rs.SEEDS
             ]
             text, _ = shown["rows"][experiment["name"]][metric]
-            assert text.removesuffix(" ★") == _stats_text(values), (experiment["name"], metric)
+            assert text.removesuffix(" ★") == rs.stats_text(values), (experiment["name"], metric)
     # the model's own nll: once per model cell, on the cell's first row (the others span it)
-    nll = [runs[("mse-standard", seed)].metrics["nll"] for seed in SEEDS]
-    assert table["rows"]["mse-standard normal:0,1"]["nll"][0] == _stats_text(nll)
+    nll = [runs[("mse-standard", seed)].metrics["nll"] for seed in rs.SEEDS]
+    assert table["rows"]["mse-standard normal:0,1"]["nll"][0] == rs.stats_text(nll)
     assert [name for name, cells in table["rows"].items() if "nll" in cells] == ["E1", "mse-standard normal:0,1"]
     assert len(next(iter(table["rows"].values()))) <= 9  # at most 9 headline metrics
 
@@ -115,9 +91,9 @@ def test_the_best_mark_is_on_the_real_best_mean(tracking, study, reported):
     runs = {key: client.get_run(evaluate).data.metrics for key, (evaluate, _) in study["evaluations"].items()}
 
     def mean(experiment, metric):
-        return np.mean([runs[(experiment["cell"], s)][f"{metric}/{experiment['sampler_key']}"] for s in SEEDS])
+        return np.mean([runs[(experiment["cell"], s)][f"{metric}/{experiment['sampler_key']}"] for s in rs.SEEDS])
 
-    experiments = _experiments()
+    experiments = rs.experiments()
     appendix = reported["page"].appendix[0]
     for metric, pick, shown in (("fid", min, table), ("precision", max, table), ("coverage", max, appendix)):
         best = pick(mean(e, metric) for e in experiments)
@@ -134,7 +110,7 @@ def test_the_best_mark_is_on_the_real_best_mean(tracking, study, reported):
 @pytest.mark.slow
 def test_all_six_verdicts_are_on_the_page_with_their_numbers(tracking, study, reported):
     html = reported["html"]
-    for finding in FINDINGS:
+    for finding in rs.FINDINGS:
         assert f"id='{finding}'" in html, finding
     f5 = re.search(r"<tr id='F5'>(.*?)</tr>", html, flags=re.S).group(1)
     assert "not measured in this run" in f5.lower()  # no sampled-params cell in this study
@@ -147,7 +123,7 @@ def test_all_six_verdicts_are_on_the_page_with_their_numbers(tracking, study, re
     client = tracking.client
     for judge, suffix in (("the CNN", ""), ("the k-NN", "_judge2")):
         shares = []
-        for seed in SEEDS:
+        for seed in rs.SEEDS:
             evaluate = study["evaluations"][("bce-standard", seed)][0]
             path = f"evaluation/beta_0.25_0.25/class_histogram{suffix}.json"
             table = json.loads(Path(client.download_artifacts(evaluate, path)).read_text())
@@ -158,47 +134,15 @@ def test_all_six_verdicts_are_on_the_page_with_their_numbers(tracking, study, re
             rf"{judge}&#x27;s dominant digit is (\d) \(\d of 2 seeds\), ([^ ]+(?: ± [^ ]+)?) of the", e3
         )
         assert dominant, (judge, e3)
-        assert dominant.group(2) == _stats_text([s[int(dominant.group(1))] for s in shares])
+        assert dominant.group(2) == rs.stats_text([s[int(dominant.group(1))] for s in shares])
     assert re.search(r"same digit in [0-2] of 2 seeds", disputes)
     f4 = re.search(r"<tr id='F4'>(.*?)</tr>", html, flags=re.S).group(1)
     e3 = [
         client.get_run(study["evaluations"][("bce-standard", s)][0]).data.metrics["sharpness/beta_0.25_0.25"]
-        for s in SEEDS
+        for s in rs.SEEDS
     ]
-    assert _stats_text(e3) in f4
+    assert rs.stats_text(e3) in f4
     assert "|mean(A) − mean(B)| &gt; std(A) + std(B)" in html  # the rule is written on the page
-
-
-@pytest.mark.slow
-def test_evaluate_logs_the_second_judge_beside_the_cnn_for_every_sampler(tracking, study):
-    client = tracking.client
-    classifiers = set()
-    for evaluate, _ in study["evaluations"].values():
-        run = client.get_run(evaluate)
-        metrics, tags = run.data.metrics, run.data.tags
-        classifiers.add(tags["classifier_run_id"])
-        keys = {name.split("/")[1] for name in metrics if name.startswith("fid/")}
-        assert keys == {"normal_0_1", "normal_1_2", "beta_0.25_0.25", "gmm_10"}
-        for key in keys:
-            table = json.loads(
-                Path(client.download_artifacts(evaluate, f"evaluation/{key}/class_histogram_judge2.json")).read_text()
-            )
-            counts = np.array([row[table["columns"].index("count")] for row in table["data"]])
-            shares = counts / counts.sum()
-            assert counts.sum() == SETTINGS["n_samples"]
-            assert tags[f"max_class_judge2/{key}"] == str(int(np.argmax(counts)))
-            assert metrics[f"max_class_share_judge2/{key}"] == pytest.approx(shares.max())
-            assert metrics[f"classes_covered_judge2/{key}"] == (shares >= 0.05).sum()
-            covered = shares[shares > 0]
-            assert metrics[f"class_entropy_judge2/{key}"] == pytest.approx(-(covered * np.log(covered)).sum())
-            assert metrics[f"judges_agree/{key}"] == float(tags[f"max_class/{key}"] == tags[f"max_class_judge2/{key}"])
-            assert f"evaluation/{key}/class_histogram_judge2.png" in _artifacts(client, evaluate, f"evaluation/{key}")
-    assert len(classifiers) == 1  # one source, one classifier run: the judge lives in it, fitted once
-    classifier = client.get_run(classifiers.pop())
-    assert classifier.data.metrics["judge2_test_accuracy"] >= 0.93  # measured 0.945 on mnist-5k's test split
-    assert classifier.data.params["judge2_components"] == "50" and "judge2/knn_pca.npz" in _artifacts(
-        client, classifier.info.run_id
-    )
 
 
 @pytest.mark.slow
@@ -215,9 +159,9 @@ def test_the_verdicts_table_has_a_row_per_finding_and_a_marked_line_per_part(tra
     from analysis.verdicts import MARKS
 
     html = reported["html"]
-    assert re.findall(r"<tr data-finding='(F\d)'>", html) == list(FINDINGS)  # the verdict table: one row each
+    assert re.findall(r"<tr data-finding='(F\d)'>", html) == list(rs.FINDINGS)  # the verdict table: one row each
     rows = dict(re.findall(r"<tr id='(F\d)'>(.*?)</tr>", html, flags=re.S))  # the part-by-part table
-    assert sorted(rows) == list(FINDINGS)
+    assert sorted(rows) == list(rs.FINDINGS)
     parts = {
         finding: re.search(r"<td class='name wrap'>(.*)</td>", row, flags=re.S).group(1).split("<br>")
         for finding, row in rows.items()
@@ -226,7 +170,7 @@ def test_the_verdicts_table_has_a_row_per_finding_and_a_marked_line_per_part(tra
         assert lines and all(line[0] in "✓✗~?·!" for line in lines), (finding, lines)
     # F1's coverage part: both judges' numbers, and a mark only both judges' outcomes give
     client = tracking.client
-    runs = [client.get_run(study["evaluations"][("bce-standard", seed)][0]).data.metrics for seed in SEEDS]
+    runs = [client.get_run(study["evaluations"][("bce-standard", seed)][0]).data.metrics for seed in rs.SEEDS]
     cnn = [m["classes_covered/normal_0_1"] for m in runs]
     second = [m["classes_covered_judge2/normal_0_1"] for m in runs]
     weighed = [
@@ -236,9 +180,9 @@ def test_the_verdicts_table_has_a_row_per_finding_and_a_marked_line_per_part(tra
     line = next(line for line in parts["F1"] if "E1 covers most digits" in line)
     marks = [" unreliable (under 0.8)" if sum(v) / len(v) < 0.8 else "" for v in weighed]
     assert line.endswith(
-        f"classes_covered E1 (&gt; 7.5 expected): CNN {_stats_text(cnn)}; k-NN {_stats_text(second)} "
+        f"classes_covered E1 (&gt; 7.5 expected): CNN {rs.stats_text(cnn)}; k-NN {rs.stats_text(second)} "
         f"(judges&#x27; accuracy on real test digits as blurry as the samples: E1: CNN "
-        f"{_stats_text(weighed[0])}{marks[0]}, k-NN {_stats_text(weighed[1])}{marks[1]})"
+        f"{rs.stats_text(weighed[0])}{marks[0]}, k-NN {rs.stats_text(weighed[1])}{marks[1]})"
     ), line
     outcome = both_judges(*(claim_outcome(Summary.of(v), Summary.constant(7.5), "greater") for v in (cnn, second)))
     if all(marks) and outcome in (HOLDS, CONTRADICTED, CLASSIFIER_DEPENDENT):
@@ -246,7 +190,7 @@ def test_the_verdicts_table_has_a_row_per_finding_and_a_marked_line_per_part(tra
     assert line.lstrip().startswith(MARKS.get(outcome, "·")), (outcome, line)
     markdown = (reported["output"] / "report.md").read_text()
     assert "| finding | verdict | measured parts and their numbers |" in markdown
-    assert sum(line.startswith(f"| **{f}** |") for f in FINDINGS for line in markdown.splitlines()) == 2 * 6
+    assert sum(line.startswith(f"| **{f}** |") for f in rs.FINDINGS for line in markdown.splitlines()) == 2 * 6
 
 
 @pytest.mark.slow
@@ -257,7 +201,7 @@ def test_two_epoch_models_make_the_page_open_with_a_warning_and_every_verdict_pr
     warning = re.search(r"id='convergence-warning'><b>(.*?)</b>", html).group(1)
     assert warning.startswith("Warning: 4 of the trained models behind the verdicts were still improving fast")
     assert "The verdicts on F1, F2, F3, F4, F6 are preliminary" in warning
-    for cell, seed in ((c, s) for c in ("bce-standard", "mse-standard") for s in SEEDS):
+    for cell, seed in ((c, s) for c in ("bce-standard", "mse-standard") for s in rs.SEEDS):
         assert f"{cell} seed {seed}: still improving (val loss" in warning
     words = dict(re.findall(r"<tr data-finding='(F\d)'>.*?<td class='name word [a-z]+'>(.*?)</td>", html, flags=re.S))
     for finding in ("F1", "F2", "F3", "F4", "F6"):  # F5 needs the sampled-params cell: not measured
@@ -284,16 +228,8 @@ def test_the_page_is_self_contained(reported):
     assert "script" not in page.tags and "link" not in page.tags and "@import" not in reported["html"]
     assert all(h.startswith("#/experiments/") for h in page.hrefs)  # a local store: relative UI paths
     markdown = (reported["output"] / "report.md").read_text()
-    for heading in (
-        "Samples",
-        "The experiments and the findings",
-        "Metrics",
-        "Verdicts part by part",
-        "Loss curves",
-        "The latent space",
-        "Provenance",
-        "Appendix: every score",
-    ):
+    headings = ("Samples", "The experiments and the findings", "Metrics", "Verdicts part by part", "Loss curves")
+    for heading in (*headings, "The latent space", "Provenance", "Appendix: every score"):
         assert f"\n## {heading}\n" in markdown and f">{heading}</h2>" in reported["html"]
     for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown):
         assert (reported["output"] / target).read_bytes().startswith(b"\x89PNG"), target
@@ -314,7 +250,7 @@ def test_the_disputed_digits_are_those_of_the_seed_with_the_most_samples_in_disp
             s: tracking.client.get_run(study["evaluations"][(cells[name], s)][0]).data.metrics[
                 f"samples_in_dispute/{key}"
             ]
-            for s in SEEDS
+            for s in rs.SEEDS
         }
         assert int(seed) == max(disputed, key=lambda s: (disputed[s], -s)), (name, disputed)
         assert (
@@ -323,7 +259,7 @@ def test_the_disputed_digits_are_those_of_the_seed_with_the_most_samples_in_disp
         )
     shown = {name for name, *_ in captions}
     for name in ("E3", "E4"):  # an experiment whose judges name different dominant digits has its panel
-        tags = [tracking.client.get_run(study["evaluations"][(cells[name], s)][0]).data.tags for s in SEEDS]
+        tags = [tracking.client.get_run(study["evaluations"][(cells[name], s)][0]).data.tags for s in rs.SEEDS]
         if any(t.get("max_class/beta_0.25_0.25") != t.get("max_class_judge2/beta_0.25_0.25") for t in tags):
             assert name in shown, (name, shown)
 
@@ -334,19 +270,19 @@ def test_the_samples_are_one_figure_with_a_column_per_experiment(tracking, study
 
     client = tracking.client
     for evaluate, _ in study["evaluations"].values():
-        paths = _artifacts(client, evaluate, "evaluation")
-        for experiment in _experiments():
+        paths = rs.artifacts(client, evaluate, "evaluation")
+        for experiment in rs.experiments():
             assert f"evaluation/{experiment['sampler_key']}/grid.png" in paths, (evaluate, experiment["sampler_key"])
     page = reported["page"]
     samples = [src for src, alt in zip(page.images, page.alts) if alt.startswith("sample grids")]
     assert len(samples) == 1
     assert samples[0].startswith("data:image/png;base64,")
     png = base64.b64decode(samples[0].removeprefix("data:image/png;base64,"))
-    width, height = _png_size(png)
-    experiments = len(_experiments())  # 8: 5 in the first row, 3 in the second
+    width, height = rs.png_size(png)
+    experiments = len(rs.experiments())  # 8: 5 in the first row, 3 in the second
     columns = min(experiments, figures.SAMPLE_COLUMNS)
     rows = -(-experiments // columns)
-    assert width >= columns * MIN_COLUMN_PX, width
+    assert width >= columns * rs.MIN_COLUMN_PX, width
     assert height >= rows * width / columns, (width, height)  # grid and histogram stacked in each column
     markdown = (reported["output"] / "report.md").read_text()
     assert markdown.count("(images/samples.png)") == 1
@@ -413,14 +349,14 @@ def test_unlike_settings_land_in_separate_tables_and_a_source_can_be_an_experime
     experiment = client.create_experiment("report-settings", artifact_location=(tracking.root / "settings").as_uri())
     steps = [s for s in study["steps"] if not (s["step"] == "evaluate" and s["seed"] == 1)]
     other = {}
-    for loss, forward in CELLS:
+    for loss, forward in rs.CELLS:
         cell = f"{loss}-{forward}"
         train = study["evaluations"][(cell, 1)][1]
-        other[cell] = evaluate_run(tracking, train, OTHER_SETTINGS, "--copy_scores", "skip")
+        other[cell] = rs.evaluate(tracking, train, rs.OTHER_SETTINGS, "--copy_scores", "skip")
         steps.append(
             {"step": "evaluate", "cell": cell, "seed": 1, "run_id": other[cell], "train_run_id": train, "reused": False}
         )
-    expected = write_main_run(client, experiment, steps)
+    expected = rs.write_main_run(client, experiment, steps)
     unfinished = client.create_run(experiment, tags={"pipeline.step": "main"}).info.run_id  # newer, but RUNNING
     client.log_dict(unfinished, {"steps": []}, "main/steps.json")
     planless = client.create_run(experiment, tags={"pipeline.step": "main"}).info.run_id  # newer, but no plan
@@ -436,18 +372,20 @@ def test_unlike_settings_land_in_separate_tables_and_a_source_can_be_an_experime
         cwd=REPO,
         timeout=900,
     )
-    report_id = _run_id(result)
+    report_id = rs.run_id(result)
     run = client.get_run(report_id)
     assert run.data.tags["mlflow.parentRunId"] == expected
     assert run.info.experiment_id == experiment
     assert run.data.tags["report.browser_check"].startswith("skipped:") and "browser check skipped" in result.stderr
     assert not (tmp_path / "out" / "report.png").exists() and (tmp_path / "out" / "report.md").exists()
 
-    page = Page((tmp_path / "out" / "report.html").read_text())
+    page = rs.Page((tmp_path / "out" / "report.html").read_text())
     settings = [t["settings"] for t in page.tables]
     assert len(settings) == 2 and settings[0] != settings[1]
-    assert settings[1].startswith(f"n_samples={OTHER_SETTINGS['n_samples']} iwae_k={OTHER_SETTINGS['iwae_k']} seed=0")
-    assert settings[0].startswith(f"n_samples={SETTINGS['n_samples']} iwae_k={SETTINGS['iwae_k']} seed=0")
+    assert settings[1].startswith(
+        f"n_samples={rs.OTHER_SETTINGS['n_samples']} iwae_k={rs.OTHER_SETTINGS['iwae_k']} seed=0"
+    )
+    assert settings[0].startswith(f"n_samples={rs.SETTINGS['n_samples']} iwae_k={rs.SETTINGS['iwae_k']} seed=0")
     seed0 = client.get_run(study["evaluations"][("bce-standard", 0)][0]).data.metrics["fid/normal_0_1"]
     seed1 = client.get_run(other["bce-standard"]).data.metrics["fid/normal_0_1"]
     assert page.tables[0]["rows"]["E1"]["fid"][0].removesuffix(" ★") == f"{seed0:.4g} (1 seed)"
@@ -455,4 +393,4 @@ def test_unlike_settings_land_in_separate_tables_and_a_source_can_be_an_experime
     html = (tmp_path / "out" / "report.html").read_text()
     assert "never averaged or ranked together" in html
     assert "no spread available" in html  # one seed per setting: no verdict is drawn
-    assert "report/report.html" in _artifacts(client, expected, "report")
+    assert "report/report.html" in rs.artifacts(client, expected, "report")
