@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.core.samplers import parse_sampler
+
 LOSSES = ("bce", "mse")
 FORWARDS = ("standard", "sampled-params")
 GRID_SAMPLERS = ("normal:0,1", "normal:1,2", "beta:0.25,0.25", "gmm:10")
@@ -30,6 +32,18 @@ class Experiment:
     @property
     def name(self) -> str:
         return self.study_id or f"{self.cell} {self.sampler}"
+
+    def plan_entry(self) -> dict:
+        """The experiment as main's plan (main/steps.json) records it, for the report to read back."""
+        return {
+            "name": self.name,
+            "study_id": self.study_id,
+            "cell": self.cell,
+            "loss": self.loss,
+            "forward": self.forward,
+            "sampler": self.sampler,
+            "sampler_key": parse_sampler(self.sampler).key,
+        }
 
 
 def cell_name(loss: str, forward: str) -> str:

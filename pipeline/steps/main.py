@@ -274,18 +274,7 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
         plan = {
             "preset": config.preset,
             "settings": settings,
-            "experiments": [
-                {
-                    "name": e.name,
-                    "study_id": e.study_id,
-                    "cell": e.cell,
-                    "loss": e.loss,
-                    "forward": e.forward,
-                    "sampler": e.sampler,
-                    "sampler_key": parse_sampler(e.sampler).key,
-                }
-                for e in experiments
-            ],
+            "experiments": [e.plan_entry() for e in experiments],
             "steps": sorted(driver.records, key=lambda r: ("prepare_data", "train", "evaluate").index(r["step"])),
         }
         mlflow.log_dict(plan, "main/steps.json")

@@ -52,21 +52,9 @@ def run_id(result: subprocess.CompletedProcess) -> str:
 
 
 def experiments() -> list[dict]:
-    from pipeline.core.samplers import parse_sampler
     from pipeline.core.study import select
 
-    return [
-        {
-            "name": e.name,
-            "study_id": e.study_id,
-            "cell": e.cell,
-            "loss": e.loss,
-            "forward": e.forward,
-            "sampler": e.sampler,
-            "sampler_key": parse_sampler(e.sampler).key,
-        }
-        for e in select(EXPERIMENTS)
-    ]
+    return [e.plan_entry() for e in select(EXPERIMENTS)]  # as main's plan records them
 
 
 def write_main_run(client, experiment_id: str, steps: list[dict], name: str = "main quick") -> str:
