@@ -57,14 +57,20 @@ class Summary:
         return self.seeds == ("fixed",)
 
     @property
+    def identical(self) -> bool:
+        """Every value the same: mean and spread are exact (np.mean of 3 x 0.974 is 0.97399999999999987,
+        and np.std of them 1.4e-16, rounding noise, not a spread)."""
+        return len(set(self.values)) == 1
+
+    @property
     def mean(self) -> float:
-        if self.values and len(set(self.values)) == 1:  # exactly the value: np.mean of 3 x 0.974 is 0.97399999999999987
+        if self.identical:
             return self.values[0]
         return float(np.mean(self.values)) if self.values else math.nan
 
     @property
     def std(self) -> float:
-        if self.fixed or (self.n > 1 and len(set(self.values)) == 1):  # identical: no rounding noise as spread
+        if self.fixed or (self.n > 1 and self.identical):
             return 0.0
         return float(np.std(self.values, ddof=1)) if self.n > 1 else math.nan
 

@@ -25,6 +25,12 @@ def study_verdicts() -> dict[str, str]:
     return dict(rows)
 
 
+def study_parts() -> dict[str, str]:
+    """{finding: its parts, `<br>`-separated} from the study report's part-by-part table
+    (`| **F1** | holds | ✓ part<br>? part |`; the opening table's rows come first and are replaced)."""
+    return dict(re.findall(r"^\| \*\*(F\d)\*\* \| [^*|]+ \| (.+) \|$", STUDY.read_text(), flags=re.M))
+
+
 def test_the_readme_states_the_published_study_verdicts():
     published = study_verdicts()
     assert sorted(published) == [f"F{i}" for i in range(1, 7)]
@@ -51,15 +57,13 @@ def test_the_published_reports_come_from_committed_code():
 
 
 def test_the_published_study_measures_f4_in_full_and_weighs_both_judges():
-    text = STUDY.read_text()
-    parts = dict(re.findall(r"^\| \*\*(F\d)\*\* \| [^*|]+ \| (.+) \|$", text, flags=re.M))
+    parts = study_parts()
     assert "MSE loses realism under Beta too" in parts["F4"] and "not measured" not in parts["F4"]
     assert "judges' accuracy on real test digits as blurry as the samples" in parts["F2"]
 
 
 def test_every_classifier_dependent_part_has_its_disputed_digits_in_front_of_the_reader():
-    text = STUDY.read_text()
-    parts = dict(re.findall(r"^\| \*\*(F\d)\*\* \| [^*|]+ \| (.+) \|$", text, flags=re.M))
+    text, parts = STUDY.read_text(), study_parts()
     disputed = [line for row in parts.values() for line in row.split("<br>") if line.startswith("? ")]
     assert disputed  # F2 and F6 are classifier-dependent in the published study
     for line in disputed:
