@@ -1,7 +1,7 @@
 """Where the two judges of class identity disagree: how far each can be trusted there, and the digits.
 
 Each evaluation measured both judges on real test digits blurred to the sharpness of each sampler's
-samples (pipeline/core/judging.py). A part of a finding about class identity or coverage shows
+samples (pipeline/core/evaluation/two_judges.py). A part of a finding about class identity or coverage shows
 those accuracies beside it; a judge under UNRELIABLE_BELOW is marked unreliable with its number,
 and a part whose judges are both unreliable on its samples says so instead of holding or being
 contradicted. Where the judges dispute a row (different dominant digits, or a part they judge
@@ -16,9 +16,9 @@ from pathlib import Path
 from analysis import figures, sources
 from analysis.sources import Evaluation
 from analysis.tables import Row
-from pipeline.core import dispute
-from pipeline.core.judging import CNN_ACCURACY, IN_DISPUTE, KNN_ACCURACY, UNRELIABLE_BELOW
-from pipeline.core.spread import Summary, spread_text
+from pipeline.core.evaluation.two_judges import CNN_ACCURACY, IN_DISPUTE, KNN_ACCURACY, UNRELIABLE_BELOW
+from pipeline.core.judges import disagreement
+from pipeline.core.scores.spread import Summary, spread_text
 
 JUDGES = ((CNN_ACCURACY, "CNN"), (KNN_ACCURACY, "k-NN"))
 
@@ -81,10 +81,10 @@ def panel(row: Row, folder: Path):
     if evaluation is None:
         return None
     key = row.experiment["sampler_key"]
-    local = sources.download(evaluation.run_id, f"evaluation/{key}/{dispute.ARTIFACT}", folder)
+    local = sources.download(evaluation.run_id, f"evaluation/{key}/{disagreement.ARTIFACT}", folder)
     if local is None:
         return None
-    disputed = dispute.Dispute.from_bytes(local.read_bytes())
+    disputed = disagreement.Dispute.from_bytes(local.read_bytes())
     name = row.study_id or row.name
     title = (
         f"{name} ({row.experiment['sampler']}), training seed {evaluation.seed}: "
@@ -95,14 +95,14 @@ def panel(row: Row, folder: Path):
         f"the seed of the {len(row.evaluations)} with the most samples in dispute (evaluate run "
         f"{evaluation.run_id[:8]})."
     )
-    return figures.png_bytes(dispute.panel_figure(disputed, title)), caption
+    return figures.png_bytes(disagreement.panel_figure(disputed, title)), caption
 
 
 def disputed_rows(verdicts, table) -> list[Row]:
     """The rows to show disputed digits for, each once: the row an identity part is about when the
     judges judge it differently (or are both unreliable there), and every study experiment whose
     judges name different dominant digits."""
-    from pipeline.core.spread import CLASSIFIER_DEPENDENT, JUDGES_UNRELIABLE
+    from pipeline.core.scores.spread import CLASSIFIER_DEPENDENT, JUDGES_UNRELIABLE
 
     rows: list[Row] = []
     for verdict in verdicts:

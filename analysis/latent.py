@@ -16,12 +16,13 @@ from sklearn.decomposition import PCA
 
 from analysis.figures import plt
 from pipeline import tracking
-from pipeline.core import datasets, plots
-from pipeline.core.evaluation import gmm_fit_codes
-from pipeline.core.likelihood import encoded_means
-from pipeline.core.samplers import needs_fit, parse_sampler
+from pipeline.core import plots
+from pipeline.core.data import datasets
+from pipeline.core.evaluation.scoring import gmm_fit_codes
+from pipeline.core.model.samplers import needs_fit, parse_sampler
+from pipeline.core.model.training import as_float_tensor
+from pipeline.core.scores.likelihood import encoded_means
 from pipeline.core.seeding import seeded
-from pipeline.core.training import as_float_tensor
 
 MAX_POINTS = 2000  # encoded test digits per panel: enough to see the clusters, cheap to encode
 DRAWS = 300  # sampler draws per panel

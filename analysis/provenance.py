@@ -18,7 +18,7 @@ from analysis.sources import StudyRuns
 from analysis.stats import number
 from analysis.tables import Table
 from pipeline import tracking
-from pipeline.core import judge
+from pipeline.core.judges import knn
 
 
 def short(run_id: str) -> str:
@@ -51,7 +51,7 @@ class Record:
             metrics = run.data.metrics
             second = metrics.get("judge2_test_accuracy")
             found.append(
-                f"a CNN (test accuracy {number(metrics.get('test_accuracy', math.nan))}) and a {judge.NAME} "
+                f"a CNN (test accuracy {number(metrics.get('test_accuracy', math.nan))}) and a {knn.NAME} "
                 f"({number(second) if second is not None else 'not logged: evaluations before the second judge'})"
             )
         return "; ".join(found) or "none recorded"

@@ -35,9 +35,10 @@ from analysis.verdicts import dominant_digits
 from analysis.verdicts import judge as judge_findings
 from pipeline import tracking
 from pipeline.configs import ReportConfig
-from pipeline.core import convergence, judge
+from pipeline.core.evaluation.two_judges import UNRELIABLE_BELOW
 from pipeline.core.files import atomic_path
-from pipeline.core.judging import UNRELIABLE_BELOW
+from pipeline.core.judges import knn
+from pipeline.core.model import convergence
 from pipeline.core.study import STUDY
 from pipeline.errors import InputError
 
@@ -265,7 +266,7 @@ class Builder:
                     "A finding holds when every measured part holds, is contradicted when any part is "
                     "contradicted, and is inconclusive otherwise. “Covers most digits” means at least 8 of 10 classes "
                     "covered (a class is covered with at least half a uniform share of the samples). Parts about class "
-                    f"identity or coverage are judged by two classifiers, the CNN and a {judge.NAME}: they hold or are "
+                    f"identity or coverage are judged by two classifiers, the CNN and a {knn.NAME}: they hold or are "
                     "contradicted only when both judges say so, else they are classifier-dependent; realism and clarity "
                     "rest on the CNN's features. Beside each such part: both judges' accuracy on real test digits blurred "
                     f"to the sharpness of its samples; a judge under {UNRELIABLE_BELOW} there is marked unreliable, and a "

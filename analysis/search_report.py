@@ -26,8 +26,8 @@ from analysis.figures import plt
 from analysis.page import IMAGE_FOLDER, Image
 from analysis.provenance import version_text
 from pipeline import tracking
-from pipeline.core.judging import CNN_ACCURACY, KNN_ACCURACY, UNRELIABLE_BELOW
-from pipeline.core.spread import SPREAD_RULE, Summary, spread_text
+from pipeline.core.evaluation.two_judges import CNN_ACCURACY, KNN_ACCURACY, UNRELIABLE_BELOW
+from pipeline.core.scores.spread import SPREAD_RULE, Summary, spread_text
 
 VERIFY_ARTIFACT = "verify/results.json"
 LINK_TAG = "pipeline.search_run_id"  # on a main run: the search its report links to (main -P search=)

@@ -2,14 +2,14 @@
 
 Plain Python and NumPy, no MLflow: the report's rules live here so that they can be tested on
 hand-made numbers and printed on the page exactly as they are applied. The spread rule itself is
-pipeline/core/spread.py's (re-exported here), which the search's verification applies too.
+pipeline/core/scores/spread.py's (re-exported here), which the search's verification applies too.
 """
 
 from __future__ import annotations
 
 import math
 
-from pipeline.core.spread import (  # noqa: F401  the rule itself, shared with the search's verification
+from pipeline.core.scores.spread import (  # noqa: F401  the rule itself, shared with the search's verification
     CLASSIFIER_DEPENDENT,
     CONTRADICTED,
     DISAGREE,

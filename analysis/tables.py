@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from analysis.sources import Evaluation, StudyRuns
 from analysis.stats import DIRECTIONS, Summary, best_rows
-from pipeline.core import judge, judging
-from pipeline.core.evaluation import MODEL_METRICS, REAL_METRICS, SAMPLER_METRICS
+from pipeline.core.evaluation import two_judges
+from pipeline.core.evaluation.scoring import MODEL_METRICS, REAL_METRICS, SAMPLER_METRICS
+from pipeline.core.judges import knn
 
 COLUMNS = (*SAMPLER_METRICS, *MODEL_METRICS)
 # the metrics table's columns (the rest: the appendix); nll is the model's, shown once per model cell
@@ -34,7 +35,7 @@ HEADLINE = (
 # different quantities), not active_units
 STARRED = tuple(c for c in SAMPLER_METRICS if DIRECTIONS.get(c) in ("lower", "higher"))
 # the second judge's, and both judges' accuracy at each sampler's sharpness: read by the verdicts, not tabulated
-PER_SAMPLER = (*SAMPLER_METRICS, *judge.SAMPLER_METRICS, *judging.METRICS)
+PER_SAMPLER = (*SAMPLER_METRICS, *knn.SAMPLER_METRICS, *two_judges.METRICS)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Whether the study's models had learned: each training's convergence (pipeline/core/convergence.py),
+"""Whether the study's models had learned: each training's convergence (pipeline/core/model/convergence.py),
 which verdicts rest on a model still improving fast, and the warning the page then opens with.
 
 A verdict on a model that has not learned describes the training length, not the write-up: the
@@ -8,8 +8,8 @@ reader is told so before anything else.
 from __future__ import annotations
 
 from analysis.stats import NOT_MEASURED
-from pipeline.core import convergence
-from pipeline.core.convergence import Convergence
+from pipeline.core.model import convergence
+from pipeline.core.model.convergence import Convergence
 
 Key = tuple[str, int]  # (cell, seed)
 

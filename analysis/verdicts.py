@@ -4,7 +4,7 @@ Each finding is split into parts that a metric can test (e.g. "N(1,2) is less re
 N(0,1)": FID higher, precision lower); each part compares two scores over seeds with the spread
 rule of analysis/stats.py, and the finding's word follows from its parts (stats.overall). Parts
 about class identity or coverage are asked of both judges (the CNN and the k-NN of
-pipeline/core/judge.py) and hold or are contradicted only when both say so; realism and clarity
+pipeline/core/judges/knn.py) and hold or are contradicted only when both say so; realism and clarity
 stay on the CNN's features.
 """
 
@@ -35,7 +35,7 @@ from analysis.stats import (
     spread_text,
 )
 from analysis.tables import Row, Table
-from pipeline.core.judge import SUFFIX
+from pipeline.core.judges.knn import SUFFIX
 
 MOST_DIGITS = 7.5  # "covers most digits": at least 8 of the 10 classes covered
 FINDING_CLASS = 3  # the digit F6 names

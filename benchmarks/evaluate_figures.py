@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.core import judge, plots
+from pipeline.core import plots
+from pipeline.core.judges import knn
 
 
 def save(figure) -> bytes:
@@ -44,7 +45,7 @@ def three_figures(images, counts, counts_judge2, key: str, shares) -> list[bytes
     return [
         save(figure),
         save(plots.class_histogram_figure(counts, f"{key}: predicted classes", shares)),
-        save(plots.class_histogram_figure(counts_judge2, f"{key}: classes by\n{judge.NAME}", shares)),
+        save(plots.class_histogram_figure(counts_judge2, f"{key}: classes by\n{knn.NAME}", shares)),
     ]
 
 
@@ -59,7 +60,7 @@ def cut_pictures(panels: plots.SamplerPanels, images, counts, counts_judge2, key
 
 def evaluation(draw_sampler, samplers: int, images, counts, counts_judge2, shares) -> None:
     """The pictures of `samplers` samplers, each drawn by `draw_sampler(panels, key)`."""
-    panels = plots.SamplerPanels(judge.NAME, shares)
+    panels = plots.SamplerPanels(knn.NAME, shares)
     for index in range(samplers):
         draw_sampler(panels, f"sampler_{index}")
     panels.close()
@@ -75,7 +76,7 @@ def main() -> None:
     counts, counts_judge2, shares = rng.integers(0, 200, 10), rng.integers(0, 200, 10), np.full(10, 0.1)
 
     def one_drawing_each(panels, key):
-        fresh = plots.SamplerPanels(judge.NAME, shares)
+        fresh = plots.SamplerPanels(knn.NAME, shares)
         cut_pictures(fresh, images, counts, counts_judge2, key)
         fresh.close()
 

@@ -24,11 +24,13 @@ from pathlib import Path
 
 import torch
 
-from pipeline.core import classifier, datasets, likelihood, quality
-from pipeline.core.evaluation import GMM_FIT_CODES, EvaluationContext
-from pipeline.core.model import VAE
-from pipeline.core.samplers import draw_samples, parse_sampler
-from pipeline.core.training import as_float_tensor
+from pipeline.core.data import datasets
+from pipeline.core.evaluation.scoring import GMM_FIT_CODES, EvaluationContext
+from pipeline.core.judges import cnn
+from pipeline.core.model.samplers import draw_samples, parse_sampler
+from pipeline.core.model.training import as_float_tensor
+from pipeline.core.model.vae import VAE
+from pipeline.core.scores import likelihood, quality
 
 FULL_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "MNIST" / "raw"
 TARGET_SAMPLER_SECONDS = 10.0
@@ -56,7 +58,7 @@ def main() -> None:
     split = {name: as_float_tensor(images, device) for name, (images, _) in prepared.splits.items()}
     torch.manual_seed(0)
     model = VAE(100, 392).eval()
-    net = classifier.DigitClassifier().eval()
+    net = cnn.DigitClassifier().eval()
     sampler = parse_sampler("normal:0,1")
     print(f"data {args.data}: {prepared.counts()}", file=sys.stderr)
 
@@ -68,10 +70,10 @@ def main() -> None:
     sampler_time, _ = timed(lambda: built.score(model, sampler), args.repeats)
 
     images = draw_samples(model, sampler, args.n_samples, 0, device)
-    features, probabilities = classifier.embed(net, images)
+    features, probabilities = cnn.embed(net, images)
     parts = {
         "decode": timed(lambda: draw_samples(model, sampler, args.n_samples, 0, device), args.repeats)[0]["median"],
-        "classify": timed(lambda: classifier.embed(net, images), args.repeats)[0]["median"],
+        "classify": timed(lambda: cnn.embed(net, images), args.repeats)[0]["median"],
         "fid": timed(lambda: quality.frechet_distance(ref.stats, features), args.repeats)[0]["median"],
         "precision_recall": timed(
             lambda: quality.precision_recall(

@@ -16,10 +16,12 @@ import time
 
 import torch
 
-from pipeline.core import classifier, datasets, training
-from pipeline.core.evaluation import EvaluationContext
-from pipeline.core.model import VAE
-from pipeline.core.samplers import parse_sampler
+from pipeline.core.data import datasets
+from pipeline.core.evaluation.scoring import EvaluationContext
+from pipeline.core.judges import cnn
+from pipeline.core.model import training
+from pipeline.core.model.samplers import parse_sampler
+from pipeline.core.model.vae import VAE
 
 
 def main() -> None:
@@ -38,7 +40,7 @@ def main() -> None:
     checkpoints = sorted(int(e) for e in args.epochs.split(","))
     device = torch.device("cpu")
     prepared = datasets.resolve_local(args.data, 0.1, 0, "data")
-    net, _, _ = classifier.train_on(prepared, device, progress=False)
+    net, _, _ = cnn.train_on(prepared, device, progress=False)
     context = EvaluationContext.build(net, prepared, device, 1000, 0)
     split = {name: training.as_float_tensor(images, device) for name, (images, _) in prepared.splits.items()}
     for seed in (int(s) for s in args.seeds.split(",")):

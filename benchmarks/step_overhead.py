@@ -20,7 +20,7 @@ The ratios are the issue's: `train_fixed_over_bare` = (train_step_s - epoch) / b
 `evaluate_fixed_over_bare` = (evaluate_step_s - scoring) / bare_import_s. The breakdown splits each
 step's wall time at its MLflow run's start and end (start-up before the run, work inside it, exit
 after it). `dynamo_import_s` is what building a torch.optim optimizer costs on top of `import torch` (it
-imports torch._dynamo); the train step pays it (torch.optim.Adam(fused=True), pipeline/core/training.py).
+imports torch._dynamo); the train step pays it (torch.optim.Adam(fused=True), pipeline/core/model/training.py).
 
     python benchmarks/step_overhead.py [--repeats 3]
 """

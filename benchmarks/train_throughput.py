@@ -1,7 +1,7 @@
 """Training throughput: this pipeline's loop against the standard PyTorch VAE example's loop.
 
 Times one epoch over the 60,000 MNIST training images with the study's model (VAE(100, 392)) for
-`pipeline.core.training.train_epoch` and for a reference loop in the style of the PyTorch VAE example
+`pipeline.core.model.training.train_epoch` and for a reference loop in the style of the PyTorch VAE example
 (torchvision dataset + DataLoader + ToTensor, BCE on sigmoid outputs, plain Adam), side by side in
 one process, and measures the device's float32 matmul rate to say how close the pipeline gets to it.
 
@@ -31,9 +31,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 
-from pipeline.core.idx import read_idx_split
-from pipeline.core.model import VAE
-from pipeline.core.training import as_float_tensor, make_optimizer, train_epoch
+from pipeline.core.data.idx import read_idx_split
+from pipeline.core.model.training import as_float_tensor, make_optimizer, train_epoch
+from pipeline.core.model.vae import VAE
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "MNIST" / "raw"
 TRAIN_IMAGES = 60_000

@@ -58,7 +58,7 @@ def run(function: Callable, config) -> int:
     except InputError as error:
         return refuse(error)
     except Exception as error:
-        from pipeline.core.training import DivergenceError
+        from pipeline.core.model.training import DivergenceError
         from pipeline.tracking import StepFailed
 
         if isinstance(error, (DivergenceError, StepFailed)):  # the run is FAILED and says why: no traceback

@@ -1,7 +1,7 @@
 """The generator as an MLflow pyfunc model: a request per row (sampler, n, seed), a PNG per image back.
 
 It is what `mlflow models serve` answers with, so a user's program gets digits over HTTP. The model
-holds one file (the decoder and any fitted `gmm:K` mixtures, pipeline/core/generation.py), a default
+holds one file (the decoder and any fitted `gmm:K` mixtures, pipeline/core/model/generation.py), a default
 sampler in its model config (used when a row leaves `sampler` empty), an explicit signature so MLflow
 checks requests, and only the code the generator imports. Bad rows raise an MlflowException with
 INVALID_PARAMETER_VALUE, which the scoring server answers with HTTP 400 and the message.
@@ -39,13 +39,14 @@ CODE = (
     "errors.py",
     "serving.py",
     "core/__init__.py",
-    "core/checkpoints.py",
     "core/devices.py",
     "core/files.py",
-    "core/generation.py",
-    "core/model.py",
-    "core/samplers.py",
     "core/seeding.py",
+    "core/model/__init__.py",
+    "core/model/checkpoints.py",
+    "core/model/generation.py",
+    "core/model/samplers.py",
+    "core/model/vae.py",
 )
 
 
@@ -54,14 +55,14 @@ class Generator(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context):
         from pipeline.core.devices import resolve_device
-        from pipeline.core.generation import load_generator
+        from pipeline.core.model.generation import load_generator
 
         self.device = resolve_device("auto")
         self.model, self.mixtures = load_generator(context.artifacts[ARTIFACT], self.device)
         self.default_sampler = (context.model_config or {}).get("default_sampler", "normal:0,1")
 
     def predict(self, context, model_input: pd.DataFrame, params=None):  # the hint: a frame, schema from SIGNATURE
-        from pipeline.core.generation import generate_pngs, request_count, request_sampler, request_seed
+        from pipeline.core.model.generation import generate_pngs, request_count, request_sampler, request_seed
 
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         requests, total = [], 0
@@ -111,7 +112,7 @@ def log_generator(model, default_sampler: str, mixtures=()):
     `default_sampler` is a spec; a `gmm:K` default must be among the fitted `mixtures`. Returns MLflow's
     ModelInfo (its `model_uri` is what the registry takes).
     """
-    from pipeline.core.generation import request_sampler, save_generator
+    from pipeline.core.model.generation import request_sampler, save_generator
 
     default = request_sampler(default_sampler, default_sampler, {sampler.spec: sampler for sampler in mixtures}).spec
     with tempfile.TemporaryDirectory(prefix="vae-generator-") as folder:

@@ -212,7 +212,7 @@ def trained_run_id(mlflow_run, prepared_run_id) -> str:
 
 def write_idx_folder(folder: Path, n_train: int = 60, n_test: int = 20, seed: int = 0, gz: bool = False) -> Path:
     """Four small valid IDX files with random digits and balanced labels."""
-    from pipeline.core.idx import write_idx
+    from pipeline.core.data.idx import write_idx
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)

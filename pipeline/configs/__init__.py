@@ -71,7 +71,7 @@ class PrepareDataConfig:
         coerce(self)
         check_seed(self)
         check_val_fraction(self)
-        from pipeline.core.datasets import check_dataset_name  # late import: datasets imports torchvision
+        from pipeline.core.data.datasets import check_dataset_name  # late import: datasets imports torchvision
 
         check_dataset_name(self.dataset)
 
@@ -233,7 +233,7 @@ class MainConfig:
                         name, value, f"{'an integer' if kind is int else 'a number'} | preset"
                     ) from None
         if self.data != PRESET_VALUE:
-            from pipeline.core.datasets import is_dataset_name
+            from pipeline.core.data.datasets import is_dataset_name
 
             if not is_dataset_name(self.data) and not re.match(r"^[0-9a-f]{32}$", self.data):
                 raise bad_parameter("data", self.data, f"{DATASET_CHOICES} | a prepare_data run id | preset")

@@ -77,7 +77,7 @@ def check_samplers(cfg, fitted_allowed: bool = False) -> None:
     """
     if cfg.samplers == "auto":
         return
-    from pipeline.core.samplers import join_specs, needs_fit, parse_samplers  # late: samplers imports torch
+    from pipeline.core.model.samplers import join_specs, needs_fit, parse_samplers  # late: samplers imports torch
 
     samplers = parse_samplers(cfg.samplers)
     fitted = [s.spec for s in samplers if needs_fit(s)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.core.samplers import parse_sampler
+from pipeline.core.model.samplers import parse_sampler
 
 LOSSES = ("bce", "mse")
 FORWARDS = ("standard", "sampled-params")

@@ -13,7 +13,7 @@ import signal
 import threading
 from contextlib import contextmanager
 
-from pipeline.core import datasets
+from pipeline.core.data import datasets
 
 DRIVER_ENV = "VAE_PIPELINE_DRIVER"  # host:pid:start time of the main or search process that launched a step
 

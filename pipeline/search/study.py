@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 
 from pipeline.configs import SearchConfig
 from pipeline.core import search_space
-from pipeline.core.samplers import BetaSampler
+from pipeline.core.model.samplers import BetaSampler
 from pipeline.errors import InputError
 from pipeline.search.storage import Storage, open_storage
 

@@ -4,9 +4,9 @@ A search ranks trials by one training seed's validation FID. After its trials, t
 latent size is trained with each of `verify_seeds` at the search's training settings (the search's
 own seed reuses its model; other seeds are trained once and reused by training configuration, as
 the trials' models are), and five samplers are scored on the TEST split with the evaluate step's
-scores and both judges (pipeline/core/judging.py): the best Beta, the N(0,1)-like Beta(20,20) placed
+scores and both judges (pipeline/core/evaluation/two_judges.py): the best Beta, the N(0,1)-like Beta(20,20) placed
 as the search places its Betas, N(0,1), the study's Beta(0.25,0.25) and gmm:10. The verdicts apply
-the report's seed-spread rule (pipeline/core/spread.py):
+the report's seed-spread rule (pipeline/core/scores/spread.py):
 
 - F7: the searched Beta is more realistic than N(0,1): FID lower, precision higher, recall higher,
   each its own part, so that a trade of precision for recall shows as a trade;
@@ -26,10 +26,12 @@ import math
 import mlflow
 
 from pipeline import tracking
-from pipeline.core import judge, judging, plots, search_space
-from pipeline.core.evaluation import SAMPLER_METRICS, EvaluationContext
-from pipeline.core.samplers import BetaSampler, Sampler, parse_sampler
-from pipeline.core.spread import (
+from pipeline.core import plots, search_space
+from pipeline.core.evaluation import two_judges
+from pipeline.core.evaluation.scoring import SAMPLER_METRICS, EvaluationContext
+from pipeline.core.judges import knn
+from pipeline.core.model.samplers import BetaSampler, Sampler, parse_sampler
+from pipeline.core.scores.spread import (
     CONTRADICTED,
     HOLDS,
     SPREAD_RULE,
@@ -53,7 +55,7 @@ LABELS = {
     "study_beta": "Beta(0.25,0.25)",
     "gmm_10": "gmm:10",
 }
-METRICS = (*SAMPLER_METRICS, *judge.SAMPLER_METRICS, *judging.METRICS)
+METRICS = (*SAMPLER_METRICS, *knn.SAMPLER_METRICS, *two_judges.METRICS)
 CLAIMS = {
     "F7": "The searched Beta is more realistic than N(0,1) at the searched latent size.",
     "F8": "The study's Beta(0.25,0.25) is worse than N(0,1) at the searched latent size.",
@@ -191,19 +193,19 @@ def verify(study, config, job, classifier, classifier_run_id: str, prepared, dev
         flush=True,
     )
     context = EvaluationContext.build(classifier, prepared, device, count, config.seed, reference_split="test")
-    judge2, digits = judge_for(classifier_run_id, prepared), judging.real_digits(context)
+    judge2, digits = judge_for(classifier_run_id, prepared), two_judges.real_digits(context)
     results: dict[str, dict[str, dict]] = {name: {} for name in samplers}
     models: dict[str, str] = {}
     for seed in seeds:
         models[str(seed)], model = model_for(config, job, latent_size, seed, device)
         for name, sampler in samplers.items():
             scored = context.scored(model, sampler)
-            both = judging.judge_samples(context, judge2, scored, digits)
+            both = two_judges.judge_samples(context, judge2, scored, digits)
             metrics = {
                 **{m: float(scored.metrics[m]) for m in SAMPLER_METRICS},
                 **both.metrics,
                 "max_class": scored.metrics["max_class"],
-                f"max_class{judge.SUFFIX}": both.dominant,
+                f"max_class{knn.SUFFIX}": both.dominant,
             }
             results[name][str(seed)] = metrics
             if seed == seeds[0]:  # the five grids side by side in the report: one seed's samples

@@ -23,8 +23,8 @@ from pipeline import tracking
 from pipeline.configs import SearchConfig
 from pipeline.core import plots
 from pipeline.core.devices import resolve_device
-from pipeline.core.evaluation import EvaluationContext
-from pipeline.core.generation import png_bytes
+from pipeline.core.evaluation.scoring import EvaluationContext
+from pipeline.core.model.generation import png_bytes
 from pipeline.process import processes
 from pipeline.process.pause import pause_point
 from pipeline.search.artifacts import artifact_folder, upload_grid

@@ -3,7 +3,7 @@
 It turns the study's by-eye judgements (../shared/EXPERIMENTS.md, F1–F6) into metrics named
 `{metric}/{sampler key}` (e.g. `fid/normal_0_1`), identical across runs so the MLflow compare
 view lines them up. The context (classifier, real reference, floor) is built once and shared by
-all samplers (pipeline/core/evaluation.py).
+all samplers (pipeline/core/evaluation/scoring.py).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from tqdm.auto import tqdm
 
 from pipeline import tracking
 from pipeline.configs import DEFAULT_SAMPLERS, EvaluateConfig
-from pipeline.core import dispute, judge, judging, plots
+from pipeline.core import plots
 from pipeline.core.devices import resolve_device
-from pipeline.core.evaluation import (
+from pipeline.core.evaluation import two_judges
+from pipeline.core.evaluation.scoring import (
     MODEL_METRICS,
     REAL_METRICS,
     REAL_ROW,
@@ -25,7 +26,8 @@ from pipeline.core.evaluation import (
     check_fittable,
     format_table,
 )
-from pipeline.core.samplers import GaussianMixtureSampler, Sampler, parse_samplers
+from pipeline.core.judges import disagreement, knn
+from pipeline.core.model.samplers import GaussianMixtureSampler, Sampler, parse_samplers
 from pipeline.core.stopwatch import Stopwatch
 from pipeline.errors import InputError
 from pipeline.tracking.classifier_run import classifier_for, judge_for
@@ -44,7 +46,7 @@ def sampler_specs(config: EvaluateConfig, train_run) -> list[Sampler]:
 
 def train_run_data(run):
     """The prepared data the train run used, found by digest (cache) or rebuilt from its params."""
-    from pipeline.core import datasets
+    from pipeline.core.data import datasets
 
     missing = [name for name in ("data", "data_digest", "loss") if name not in run.data.params]
     if missing:
@@ -76,7 +78,7 @@ def log_sampler_artifacts(
     counts: np.ndarray,
     counts_judge2: np.ndarray,
     reference_shares: np.ndarray,
-    disputed: dispute.Dispute,
+    disputed: disagreement.Dispute,
 ) -> None:
     """Both judges' class histograms as bar charts and tables, the plain sample grid (the report lays
     grids out itself), the sample grid beside the classifier's histogram, and the digits each judge
@@ -86,12 +88,12 @@ def log_sampler_artifacts(
     pictures = panels.draw(grid, len(shown), counts, counts_judge2, key)
     with tracking.artifact_batch(f"evaluation/{key}") as batch:
         batch.table("class_histogram.json", histogram_table(counts, reference_shares))
-        batch.table(f"class_histogram{judge.SUFFIX}.json", histogram_table(counts_judge2, reference_shares))
+        batch.table(f"class_histogram{knn.SUFFIX}.json", histogram_table(counts_judge2, reference_shares))
         batch.image("grid.png", grid)
         batch.image("samples_and_classes.png", pictures["samples_and_classes"])
         batch.image("class_histogram.png", pictures["classes"])
-        batch.image(f"class_histogram{judge.SUFFIX}.png", pictures["classes_second_judge"])
-        batch.file(dispute.ARTIFACT, disputed.to_bytes())
+        batch.image(f"class_histogram{knn.SUFFIX}.png", pictures["classes_second_judge"])
+        batch.file(disagreement.ARTIFACT, disputed.to_bytes())
 
 
 def histogram_table(counts: np.ndarray, reference_shares: np.ndarray) -> dict:
@@ -107,14 +109,14 @@ def histogram_table(counts: np.ndarray, reference_shares: np.ndarray) -> dict:
 def log_judge2(key: str, metrics: dict, dominant: int) -> None:
     """The second judge's class metrics and dominant class of one sampler's images."""
     mlflow.log_metrics({f"{name}/{key}": value for name, value in metrics.items()})
-    mlflow.set_tag(f"max_class{judge.SUFFIX}/{key}", str(dominant))
+    mlflow.set_tag(f"max_class{knn.SUFFIX}/{key}", str(dominant))
 
 
 def is_score(name: str) -> bool:
     """Whether a metric or tag name is one of evaluate's scores (as copied onto a train run)."""
     return (
         name.split("/")[0]
-        in (*SAMPLER_METRICS, *judge.SAMPLER_METRICS, *judging.METRICS, "max_class", f"max_class{judge.SUFFIX}")
+        in (*SAMPLER_METRICS, *knn.SAMPLER_METRICS, *two_judges.METRICS, "max_class", f"max_class{knn.SUFFIX}")
         or name in MODEL_METRICS
         or name in REAL_METRICS
     )
@@ -174,12 +176,12 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
         dominant: dict[str, str] = {}
         mixtures = []  # the gmm:K fitted here: the generator logged below keeps them
         shares = context.reference.label_shares
-        panels = plots.SamplerPanels(judge.NAME, shares)
-        digits = judging.real_digits(context)  # blurred to each sampler's sharpness: the judges' accuracy there
+        panels = plots.SamplerPanels(knn.NAME, shares)
+        digits = two_judges.real_digits(context)  # blurred to each sampler's sharpness: the judges' accuracy there
         for sampler in tqdm(samplers, desc="evaluate", unit="sampler"):
             with watch("scoring"):
                 scored = context.scored(model, sampler)
-                both = judging.judge_samples(context, judge2, scored, digits, watch)
+                both = two_judges.judge_samples(context, judge2, scored, digits, watch)
             sampler, images, metrics, counts = scored.sampler, scored.images, scored.metrics, scored.counts
             judged[sampler.key], digit, counts_judge2 = both.metrics, both.dominant, both.counts
             rows[sampler.key], dominant[sampler.key] = metrics, str(digit)
@@ -199,7 +201,7 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
         scores.update(model_metrics)
         scores.update(context.real)
         max_classes = {f"max_class/{key}": str(row["max_class"]) for key, row in rows.items()}
-        max_classes.update({f"max_class{judge.SUFFIX}/{key}": digit for key, digit in dominant.items()})
+        max_classes.update({f"max_class{knn.SUFFIX}/{key}": digit for key, digit in dominant.items()})
         outcome = tracking.copy_scores(
             config.model, scores, max_classes, settings, run.info.run_id, config.copy_scores, is_score
         )

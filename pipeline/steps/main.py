@@ -31,7 +31,7 @@ from pipeline.configs import (
     TrainConfig,
 )
 from pipeline.core import study
-from pipeline.core.samplers import needs_fit, parse_sampler
+from pipeline.core.model.samplers import needs_fit, parse_sampler
 from pipeline.errors import bad_parameter
 from pipeline.process import processes
 from pipeline.tracking.registry import register_generator

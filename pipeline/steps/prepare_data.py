@@ -10,7 +10,7 @@ import mlflow
 
 from pipeline import tracking
 from pipeline.configs import PrepareDataConfig
-from pipeline.core import datasets
+from pipeline.core.data import datasets
 
 
 def prepare_data(config: PrepareDataConfig, parent_run_id: str | None = None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipeline import tracking
 from pipeline.configs import DEFAULT_SAMPLERS, SampleConfig
 from pipeline.core.devices import resolve_device
-from pipeline.core.samplers import draw_samples, parse_samplers
+from pipeline.core.model.samplers import draw_samples, parse_samplers
 
 
 def sample(config: SampleConfig, parent_run_id: str | None = None) -> str:

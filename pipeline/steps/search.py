@@ -36,8 +36,8 @@ from pipeline import tracking
 from pipeline.configs import SearchConfig
 from pipeline.core import plots, search_space
 from pipeline.core.devices import resolve_device
-from pipeline.core.evaluation import EvaluationContext
-from pipeline.core.samplers import BetaSampler, GaussianMixtureSampler, parse_sampler
+from pipeline.core.evaluation.scoring import EvaluationContext
+from pipeline.core.model.samplers import BetaSampler, GaussianMixtureSampler, parse_sampler
 from pipeline.errors import InputError
 from pipeline.process import processes
 from pipeline.search.artifacts import artifact_folder, checked_folder, dashboard_command

@@ -13,10 +13,11 @@ from tqdm.auto import tqdm
 
 from pipeline import tracking
 from pipeline.configs import TrainConfig
-from pipeline.core import plots, training
+from pipeline.core import plots
 from pipeline.core.devices import resolve_device
-from pipeline.core.model import VAE
-from pipeline.core.samplers import draw_samples, needs_fit, parse_samplers
+from pipeline.core.model import training
+from pipeline.core.model.samplers import draw_samples, needs_fit, parse_samplers
+from pipeline.core.model.vae import VAE
 from pipeline.core.seeding import seeded
 from pipeline.core.study import cell_name
 from pipeline.process.pause import pause_point

@@ -18,7 +18,7 @@ import mlflow
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from pipeline.core import checkpoints
+from pipeline.core.model import checkpoints
 from pipeline.errors import InputError
 from pipeline.tracking.runs import RUN_ID_PATTERN, fail_stale_runs, get_run
 

@@ -12,8 +12,8 @@ import mlflow
 import torch
 
 from pipeline import tracking
-from pipeline.core import classifier as classifiers
-from pipeline.core import datasets
+from pipeline.core.data import datasets
+from pipeline.core.judges import cnn
 from pipeline.process import processes
 
 CLASSIFIER_STEP = "classifier"
@@ -57,7 +57,7 @@ def train_and_log(
         tags={"source_digest": digest, **tracking.process_tags(), **_code_tags()},
         adopt_launched_run=False,
     ) as run:
-        model, params, metrics = classifiers.train_on(prepared, device)
+        model, params, metrics = cnn.train_on(prepared, device)
         mlflow.log_params({**params, "source_digest": digest})
         mlflow.log_metrics(metrics)
         tracking.log_model(model)
@@ -65,7 +65,7 @@ def train_and_log(
 
 
 def judge_for(run_id: str, prepared: datasets.Prepared):
-    """The second judge of the classifier run `run_id` (pipeline/core/judge.py), read from its artifact.
+    """The second judge of the classifier run `run_id` (pipeline/core/judges/knn.py), read from its artifact.
 
     A run logged before the judge existed gets it now, once: fitted on the same pool as the CNN and
     logged into that run with its test accuracy, under a lock, so every evaluation of one source
@@ -76,14 +76,14 @@ def judge_for(run_id: str, prepared: datasets.Prepared):
 
     from mlflow.tracking import MlflowClient
 
-    from pipeline.core import judge
+    from pipeline.core.judges import knn
 
     client = MlflowClient()
 
     def read():
         with tempfile.TemporaryDirectory(prefix="vae-judge2-") as tmp:
             try:
-                return judge.Judge.from_bytes(Path(client.download_artifacts(run_id, judge.ARTIFACT, tmp)).read_bytes())
+                return knn.Judge.from_bytes(Path(client.download_artifacts(run_id, knn.ARTIFACT, tmp)).read_bytes())
             except Exception:  # not logged yet
                 return None
 
@@ -92,11 +92,11 @@ def judge_for(run_id: str, prepared: datasets.Prepared):
         with processes.machine_lock(f"judge2-{tracking.store_key()}-{run_id[:16]}"):
             found = read()
             if found is None:
-                found, params, metrics = judge.fit_on(prepared)
+                found, params, metrics = knn.fit_on(prepared)
                 with tempfile.TemporaryDirectory(prefix="vae-judge2-") as tmp:
-                    local = Path(tmp) / Path(judge.ARTIFACT).name
+                    local = Path(tmp) / Path(knn.ARTIFACT).name
                     local.write_bytes(found.to_bytes())
-                    client.log_artifact(run_id, str(local), str(Path(judge.ARTIFACT).parent))
+                    client.log_artifact(run_id, str(local), str(Path(knn.ARTIFACT).parent))
                 for key, value in params.items():
                     client.log_param(run_id, key, value)
                 for key, value in metrics.items():

@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from pipeline.core import datasets
+from pipeline.core.data import datasets
 from pipeline.errors import InputError
 from pipeline.tracking.artifacts import downloaded
 from pipeline.tracking.runs import RUN_ID_PATTERN, get_run

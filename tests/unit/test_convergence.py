@@ -11,7 +11,7 @@ import pytest
 from analysis import trainings
 from analysis.stats import HOLDS
 from analysis.verdicts import PRELIMINARY, Part, Verdict
-from pipeline.core import convergence
+from pipeline.core.model import convergence
 
 
 @pytest.mark.parametrize("epochs, span", [(1, 1), (10, 1), (11, 2), (20, 2), (100, 10)])

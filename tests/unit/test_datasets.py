@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pipeline import tracking as pipeline_tracking
-from pipeline.core import datasets
+from pipeline.core.data import datasets
 from pipeline.errors import InputError
 from tests.conftest import write_idx_folder
 

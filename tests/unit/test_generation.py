@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.core.generation import (
+from pipeline.core.model.generation import (
     MAX_IMAGES,
     generate_pngs,
     load_generator,
@@ -16,8 +16,8 @@ from pipeline.core.generation import (
     request_seed,
     save_generator,
 )
-from pipeline.core.model import VAE
-from pipeline.core.samplers import draw_samples, parse_sampler
+from pipeline.core.model.samplers import draw_samples, parse_sampler
+from pipeline.core.model.vae import VAE
 from pipeline.errors import InputError
 
 CPU = torch.device("cpu")

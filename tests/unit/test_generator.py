@@ -14,8 +14,8 @@ import torch
 from mlflow.exceptions import MlflowException
 from PIL import Image
 
-from pipeline.core.model import VAE
-from pipeline.core.samplers import parse_sampler
+from pipeline.core.model.samplers import parse_sampler
+from pipeline.core.model.vae import VAE
 from pipeline.errors import InputError
 from pipeline.serving import log_generator
 

@@ -5,8 +5,8 @@ import gzip
 import numpy as np
 import pytest
 
-from pipeline.core import datasets
-from pipeline.core.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_idx_folder, write_idx
+from pipeline.core.data import datasets
+from pipeline.core.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_idx_folder, write_idx
 from pipeline.errors import InputError
 from tests.conftest import write_idx_folder
 

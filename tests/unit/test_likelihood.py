@@ -8,8 +8,8 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from pipeline.core import likelihood
-from pipeline.core.model import VAE
+from pipeline.core.model.vae import VAE
+from pipeline.core.scores import likelihood
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pipeline.core.model import VAE, kl_to_standard_normal, loss_terms
+from pipeline.core.model.vae import VAE, kl_to_standard_normal, loss_terms
 
 
 def test_shapes_and_parameter_count():
@@ -28,7 +28,7 @@ def test_bce_loss_equals_hand_computation():
         sum(0.5 * (math.exp(lv) + m * m - 1 - lv) for m, lv in zip(mean.flatten().tolist(), logvar.flatten().tolist()))
         / 3
     )
-    from pipeline.core.model import ForwardOutput
+    from pipeline.core.model.vae import ForwardOutput
 
     terms = loss_terms(ForwardOutput(logits, mean, logvar), x, "bce")
     assert terms.reconstruction.item() == pytest.approx(bce.item(), rel=1e-5)
@@ -37,7 +37,7 @@ def test_bce_loss_equals_hand_computation():
 
 
 def test_mse_loss_is_summed_squared_error_per_image():
-    from pipeline.core.model import ForwardOutput
+    from pipeline.core.model.vae import ForwardOutput
 
     logits, x = torch.zeros(2, 784), torch.ones(2, 784)
     terms = loss_terms(ForwardOutput(logits, torch.zeros(2, 4), torch.zeros(2, 4)), x, "mse")

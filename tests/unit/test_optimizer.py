@@ -7,8 +7,8 @@ import io
 
 import torch
 
-from pipeline.core.model import VAE, loss_terms
-from pipeline.core.training import make_optimizer
+from pipeline.core.model.training import make_optimizer
+from pipeline.core.model.vae import VAE, loss_terms
 
 CPU = torch.device("cpu")
 

@@ -56,9 +56,9 @@ def blue_pixels(picture) -> int:
 def test_sampler_panels_are_cut_from_one_drawing_without_overlap():
     """The histogram alone is the very pixels of the right half of the grid-and-histogram picture, and
     the second judge's histogram lies beside it, sharing no column with it."""
-    from pipeline.core import judge
+    from pipeline.core.judges import knn
 
-    panels = plots.SamplerPanels(judge.NAME, np.full(10, 0.1))
+    panels = plots.SamplerPanels(knn.NAME, np.full(10, 0.1))
     pictures = draw_panels(panels, np.arange(10) * 7 + 1, np.full(10, 10), "beta_0.25_0.25")
     panels.close()
     both, alone, second = pictures["samples_and_classes"], pictures["classes"], pictures["classes_second_judge"]
@@ -77,14 +77,14 @@ def test_sampler_panels_are_cut_from_one_drawing_without_overlap():
 def test_sampler_panels_redraw_a_later_sampler_as_a_new_figure_would():
     """The figure is laid out for the first sampler only: a later one drawn into it gives the very pixels
     of its own new figure, and a later histogram with another scale shows its own bars."""
-    from pipeline.core import judge
+    from pipeline.core.judges import knn
 
     shares = np.full(10, 0.1)
     first, later = (np.arange(10) * 7 + 1, np.full(10, 10)), (np.arange(10)[::-1] * 5 + 3, np.arange(10) + 20)
-    reused = plots.SamplerPanels(judge.NAME, shares)
+    reused = plots.SamplerPanels(knn.NAME, shares)
     draw_panels(reused, *first, "normal_0_1")
     again = draw_panels(reused, *later, "normal_1_2")  # the same key length and the same scale (shares < 0.25)
-    new = plots.SamplerPanels(judge.NAME, shares)
+    new = plots.SamplerPanels(knn.NAME, shares)
     fresh = draw_panels(new, *later, "normal_1_2")
     for name in plots.SamplerPanels.PICTURES:
         assert np.array_equal(again[name], fresh[name]), name
@@ -92,7 +92,7 @@ def test_sampler_panels_redraw_a_later_sampler_as_a_new_figure_would():
     collapsed = np.array([0, 0, 0, 990, 0, 0, 6, 0, 0, 4])  # one class: the scale goes up to 1.34
     reused_collapsed = draw_panels(reused, collapsed, collapsed, "gmm_10")["classes"]  # third into one figure
     second_collapsed = draw_panels(new, collapsed, collapsed, "gmm_10")["classes"]  # second into another
-    new_collapsed = plots.SamplerPanels(judge.NAME, shares)
+    new_collapsed = plots.SamplerPanels(knn.NAME, shares)
     own_collapsed = draw_panels(new_collapsed, collapsed, collapsed, "gmm_10")["classes"]  # a figure of its own
     for panels in (reused, new, new_collapsed):
         panels.close()
@@ -105,9 +105,9 @@ def test_sampler_panels_redraw_a_later_sampler_as_a_new_figure_would():
 
 def test_the_legend_never_hides_the_tallest_bar():
     """Whatever the tallest bar's share, the legend in the upper right corner lies above its top."""
-    from pipeline.core import judge
+    from pipeline.core.judges import knn
 
-    panels = plots.SamplerPanels(judge.NAME, np.full(10, 0.1))
+    panels = plots.SamplerPanels(knn.NAME, np.full(10, 0.1))
     for tallest in (0.2, 0.5, 1.0):
         counts = np.full(10, (1 - tallest) / 9 * 1000)
         counts[9] = tallest * 1000  # the bar under the legend

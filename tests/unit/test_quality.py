@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy import linalg
 
-from pipeline.core import quality
-from pipeline.core.samplers import GaussianMixtureSampler, needs_fit, parse_sampler, parse_samplers
+from pipeline.core.model.samplers import GaussianMixtureSampler, needs_fit, parse_sampler, parse_samplers
+from pipeline.core.scores import quality
 from pipeline.errors import InputError
 
 

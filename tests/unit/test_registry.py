@@ -3,7 +3,7 @@
 import mlflow
 import torch
 
-from pipeline.core.model import VAE
+from pipeline.core.model.vae import VAE
 from pipeline.serving import log_generator
 from pipeline.tracking.registry import register_generator
 

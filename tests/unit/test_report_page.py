@@ -14,7 +14,7 @@ from analysis import browser, page, page_html, page_markdown
 from analysis.stats import Summary
 from analysis.tables import HEADLINE, STARRED, Row, Table, best_rows
 from analysis.verdicts import judge
-from pipeline.core.evaluation import SAMPLER_METRICS
+from pipeline.core.evaluation.scoring import SAMPLER_METRICS
 
 SEEDS = (0, 1, 2)
 # (experiment, cell, sampler, per-metric values over the seeds); nll and neg_elbo are the model's

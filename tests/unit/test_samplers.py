@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pipeline.core.samplers import BetaSampler, NormalSampler, parse_sampler, parse_samplers
+from pipeline.core.model.samplers import BetaSampler, NormalSampler, parse_sampler, parse_samplers
 from pipeline.errors import InputError
 
 

@@ -12,7 +12,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from PIL import Image
 
 from pipeline.configs import SearchConfig
-from pipeline.core.generation import png_bytes
+from pipeline.core.model.generation import png_bytes
 from pipeline.errors import InputError
 from pipeline.search.artifacts import artifact_folder, checked_folder, dashboard_command, upload_grid
 from pipeline.search.storage import Storage

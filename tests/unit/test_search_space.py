@@ -11,7 +11,7 @@ from scipy import stats
 
 from pipeline.configs import SearchConfig
 from pipeline.core import search_space
-from pipeline.core.samplers import BetaSampler
+from pipeline.core.model.samplers import BetaSampler
 from pipeline.errors import InputError
 
 # --- placement of the Beta sampler -------------------------------------------------------------------

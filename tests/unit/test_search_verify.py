@@ -8,7 +8,7 @@ import math
 import pytest
 
 from pipeline.core import search_space
-from pipeline.core.spread import CONTRADICTED, DISAGREE, HOLDS, NO_SPREAD
+from pipeline.core.scores.spread import CONTRADICTED, DISAGREE, HOLDS, NO_SPREAD
 from pipeline.search import verify
 
 

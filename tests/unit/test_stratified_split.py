@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.core.datasets import stratified_indices
+from pipeline.core.data.datasets import stratified_indices
 
 
 @pytest.mark.parametrize(

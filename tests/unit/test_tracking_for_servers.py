@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline import tracking
-from pipeline.core import datasets
+from pipeline.core.data import datasets
 from pipeline.tracking.references import dataset_source, log_dataset_inputs
 
 

@@ -59,7 +59,7 @@ def project(tmp_path):
     root = tmp_path / "project"
     files = {
         "pipeline/step.py": "x = 1\n",
-        "pipeline/core/model.py": "layers = 2\n",
+        "pipeline/core/model/vae.py": "layers = 2\n",
         "MLproject": "name: p\n",
         "conda.yaml": "dependencies: [torch>=2.4]\n",
         "pyproject.toml": "[tool.ruff]\n",
@@ -137,11 +137,11 @@ def test_an_edit_under_pipeline_changes_the_version_and_is_dirty_until_committed
     (project / "pipeline" / "core" / "model.py").write_text("layers = 3\n")
     edited = code.version_of(project)
     assert edited.version != before.version and edited.dirty and edited.commit == before.commit
-    assert edited.changed == ("pipeline/core/model.py",)
-    assert edited.described() == f"{edited.version} (commit {before.commit[:12]}, changed: pipeline/core/model.py)"
+    assert edited.changed == ("pipeline/core/model/vae.py",)
+    assert edited.described() == f"{edited.version} (commit {before.commit[:12]}, changed: pipeline/core/model/vae.py)"
     (project / "pipeline" / "core" / "model.py").write_text("layers = 4\n")
     assert code.version_of(project).version not in (before.version, edited.version)  # every edit is another
-    git(project, "add", "pipeline/core/model.py")
+    git(project, "add", "pipeline/core/model/vae.py")
     staged = code.version_of(project)
     assert staged.dirty and staged.version != edited.version  # staged, not committed: still dirty
     commit = commit_all(project, "four layers")

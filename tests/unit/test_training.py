@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.configs import TrainConfig
-from pipeline.core.training import DivergenceError
+from pipeline.core.model.training import DivergenceError
 from pipeline.steps.train import train
 
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from pipeline.core.model import VAE, loss_terms
-from pipeline.core.training import make_optimizer, train_epoch
+from pipeline.core.model.training import make_optimizer, train_epoch
+from pipeline.core.model.vae import VAE, loss_terms
 
 CPU = torch.device("cpu")
 

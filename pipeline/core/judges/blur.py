@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.core.quality import sharpness
+from pipeline.core.scores.quality import sharpness
 
 MAX_SIGMA = 8.0  # the kernel's half-width 3σ must stay below the 28-pixel side for a reflected border
 TOLERANCE = 0.01  # relative: the bisection stops within 1 % of the target sharpness

@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from pipeline.core.model import VAE, kl_to_standard_normal
+from pipeline.core.model.vae import VAE, kl_to_standard_normal
 from pipeline.core.seeding import seeded
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. 2016: a unit is active when Cov_x E_q[z_u|x] > 0.01

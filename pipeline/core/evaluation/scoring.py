@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from pipeline.core import classifier as classifiers
-from pipeline.core import likelihood, quality
-from pipeline.core.samplers import Sampler, draw_samples, needs_fit
-from pipeline.core.training import as_float_tensor
+from pipeline.core.judges import cnn
+from pipeline.core.model.samplers import Sampler, draw_samples, needs_fit
+from pipeline.core.model.training import as_float_tensor
+from pipeline.core.scores import likelihood, quality
 from pipeline.errors import InputError
 
 SAMPLER_METRICS = (
@@ -71,7 +71,7 @@ class Scored:
 class EvaluationContext:
     """What every sampler of one evaluation is measured against."""
 
-    classifier: classifiers.DigitClassifier
+    classifier: cnn.DigitClassifier
     splits: dict[str, torch.Tensor]  # flat float images per split, on the device
     reference: quality.Reference
     reference_split: str
@@ -89,14 +89,12 @@ class EvaluationContext:
     ) -> EvaluationContext:
         """Embed the reference split once and score a real train subset of n_samples images."""
         splits = {name: as_float_tensor(images, device) for name, (images, _) in prepared.splits.items()}
-        features, _ = classifiers.embed(classifier, splits[reference_split])
+        features, _ = cnn.embed(classifier, splits[reference_split])
         reference = quality.Reference.build(features, prepared.splits[reference_split][1])
         generator = np.random.default_rng(seed)
         subset = generator.choice(len(splits["train"]), size=min(n_samples, len(splits["train"])), replace=False)
         real_images = splits["train"][torch.from_numpy(np.sort(subset)).to(device)]
-        real_row, real_counts = quality.image_set_metrics(
-            real_images, *classifiers.embed(classifier, real_images), reference
-        )
+        real_row, real_counts = quality.image_set_metrics(real_images, *cnn.embed(classifier, real_images), reference)
         real = {
             "fid_floor": real_row["fid"],
             "sharpness_real": quality.sharpness(splits[reference_split]),
@@ -137,7 +135,7 @@ class EvaluationContext:
         """`score`, with the CNN's class of every image too (what the judges' dispute is made of)."""
         sampler = self.fit(model, sampler)
         images = draw_samples(model, sampler, n or self.n_samples, self.seed, self.reference.features.device)
-        features, probabilities = classifiers.embed(self.classifier, images)
+        features, probabilities = cnn.embed(self.classifier, images)
         metrics, counts = quality.image_set_metrics(images, features, probabilities, self.reference)
         return Scored(sampler, images, metrics, counts, probabilities.argmax(1).cpu().numpy())
 

@@ -122,7 +122,7 @@ def scores(
     """(metrics, dominant class, class counts) of the second judge on images the CNN counted as
     `counts`: the CNN's class metrics under SUFFIX, and judges_agree (1.0 or 0.0). `predicted`: the
     judge's classes of `images` when already known."""
-    from pipeline.core.quality import class_metrics
+    from pipeline.core.scores.quality import class_metrics
 
     predicted = judge.predict(images) if predicted is None else predicted
     counts_judge2 = np.bincount(predicted, minlength=len(counts))

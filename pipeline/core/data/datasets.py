@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.data.idx import read_idx_folder
 from pipeline.core.files import atomic_path
-from pipeline.core.idx import read_idx_folder
 from pipeline.errors import InputError, bad_parameter
 
 SPLITS = ("train", "val", "test")

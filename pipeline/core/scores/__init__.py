@@ -1,0 +1,1 @@
+"""Scores of samples and models: quality (FID, PRDC, sharpness), likelihood, spread over seeds."""
