@@ -134,12 +134,12 @@ def test_the_project_gitignore_lists_every_file_the_pipeline_writes_by_default(p
 
 def test_an_edit_under_pipeline_changes_the_version_and_is_dirty_until_committed(project):
     before = code.version_of(project)
-    (project / "pipeline" / "core" / "model.py").write_text("layers = 3\n")
+    (project / "pipeline" / "core" / "model" / "vae.py").write_text("layers = 3\n")
     edited = code.version_of(project)
     assert edited.version != before.version and edited.dirty and edited.commit == before.commit
     assert edited.changed == ("pipeline/core/model/vae.py",)
     assert edited.described() == f"{edited.version} (commit {before.commit[:12]}, changed: pipeline/core/model/vae.py)"
-    (project / "pipeline" / "core" / "model.py").write_text("layers = 4\n")
+    (project / "pipeline" / "core" / "model" / "vae.py").write_text("layers = 4\n")
     assert code.version_of(project).version not in (before.version, edited.version)  # every edit is another
     git(project, "add", "pipeline/core/model/vae.py")
     staged = code.version_of(project)
