@@ -117,7 +117,7 @@ def test_reuse_survives_a_search_notes_and_docs_commits_but_not_a_code_commit(tm
     git(clone, "commit", "-q", "-am", "README only")
     assert main_in(clone)[:2] == (0, STEPS)  # a notes file and a docs-only commit change nothing
 
-    with (clone / "pipeline" / "core" / "training.py").open("a") as code:
+    with (clone / "pipeline" / "core" / "model" / "training.py").open("a") as code:
         code.write("# a changed line\n")
     git(clone, "commit", "-q", "-am", "a change under pipeline/")
     ran, reused, tags = main_in(clone)
