@@ -23,7 +23,7 @@ SKIPPED_FOLDERS = {".venv", ".git", "node_modules", ".ruff_cache", ".pytest_cach
 # the one place outside the repository the docs may name: the team machines' copy of the full datasets
 DATA_OUTSIDE = "../shared/data"
 TOP_LEVEL = ("pipeline/", "analysis/", "tests/", "benchmarks/", "docs/", ".ci/")
-TOP_FILES = {"MLproject", "conda.yaml", "pyproject.toml", "README.md", "CONTRIBUTING.md"}
+TOP_FILES = {"MLproject", "conda.yaml", "pyproject.toml", "README.md", "CONTRIBUTING.md", "CHANGELOG.md", "LICENSE"}
 PLACEHOLDER = r"[A-Z_]+|\.\.\.|<[^>]*>"  # STEP, NAME, ..., <step>: a command pattern, not a command
 COMMAND = re.compile(r"(mlflow run\b|python3? -m (?:pipeline|analysis\.report)(?=\s))")
 
