@@ -12,18 +12,18 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 from pipeline.configs import STEP_CONFIGS
 from tests.conftest import REPO
+from tests.docs_examples import blocks, example
 
 SKIPPED_FOLDERS = {".venv", ".git", "node_modules", ".ruff_cache", ".pytest_cache", "mlruns"}
-# Paths the docs name as they will be once the other open branches have merged (issue 21 moves these
-# modules, issues 22 and 25 write these pages). The lead removes an entry when its branch has merged.
 # the one place outside the repository the docs may name: the team machines' copy of the full datasets
 DATA_OUTSIDE = "../shared/data"
 TOP_LEVEL = ("pipeline/", "analysis/", "tests/", "benchmarks/", "docs/", ".ci/")
-TOP_FILES = {"MLproject", "conda.yaml", "pyproject.toml", "README.md", "CONTRIBUTING.md"}
+TOP_FILES = {"MLproject", "conda.yaml", "pyproject.toml", "README.md", "CONTRIBUTING.md", "CHANGELOG.md", "LICENSE"}
 PLACEHOLDER = r"[A-Z_]+|\.\.\.|<[^>]*>"  # STEP, NAME, ..., <step>: a command pattern, not a command
 COMMAND = re.compile(r"(mlflow run\b|python3? -m (?:pipeline|analysis\.report)(?=\s))")
 
@@ -155,6 +155,9 @@ def test_the_docs_are_found_and_hold_commands():
         "docs/architecture.md",
         "docs/speed.md",
         "docs/results.md",
+        "docs/team.md",
+        "docs/reuse.md",
+        "CHANGELOG.md",
     } <= names
     readme = commands((REPO / "README.md").read_text())
     assert ["mlflow", "run", ".", "--env-manager", "local"] in readme  # the README's first command
@@ -210,3 +213,96 @@ def test_the_checks_catch_what_they_are_for():
         "path `pipeline/nope.py` is not in the repository",
         "path `../shared/EXPERIMENTS.md` lies outside the repository (a clone does not have it)",
     ]
+
+
+# The pages a reader runs commands from: each command block there is an example a test runs, or is
+# marked as one that cannot run on a test machine (tests/docs_examples.py).
+PAGES = ["README.md", "CONTRIBUTING.md", *sorted(f"docs/{path.name}" for path in (REPO / "docs").glob("*.md"))]
+COMMAND_LANGUAGES = {"bash", "sh", "console", "shell"}
+EXAMPLE_CALL = re.compile(r"""example\(\s*["']([^"']+)["']\s*,\s*["']([\w-]+)["']\s*\)""")
+
+
+def examples_read_by_tests() -> set[tuple[str, str]]:
+    """(page, name) of every `example("<page>", "<name>")` call in a test file under tests/."""
+    return {
+        (page, name) for path in (REPO / "tests").rglob("*.py") for page, name in EXAMPLE_CALL.findall(path.read_text())
+    }
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_block_has_a_language_and_every_command_block_a_marker(page):
+    problems = []
+    for block in blocks(page):
+        first = block.body.strip().splitlines()[0] if block.body.strip() else ""
+        if not block.lang:
+            problems.append(f"a block without a language tag: {first!r}")
+        elif block.lang in COMMAND_LANGUAGES and not (block.name or block.reason):
+            problems.append(
+                f"a {block.lang} block with neither <!-- example: NAME --> nor <!-- not run here: ... -->: {first!r}"
+            )
+    assert not problems, "\n".join(problems)
+
+
+def test_every_named_example_is_read_by_a_test():
+    named = {(page, block.name) for page in PAGES for block in blocks(page) if block.name}
+    assert {("README.md", "install-and-run"), ("README.md", "run-tests")} <= named
+    unread = sorted(named - examples_read_by_tests())
+    assert not unread, "examples no test reads: " + ", ".join(f'example("{p}", "{n}")' for p, n in unread)
+
+
+def test_ci_runs_the_readme_examples_verbatim_install_first():
+    ci = (REPO / ".ci" / "run").read_text()
+    install_and_run = example("README.md", "install-and-run").strip()
+    run_tests = example("README.md", "run-tests").strip()
+    assert install_and_run in ci and run_tests in ci
+    assert ci.index(install_and_run) < ci.index(run_tests)
+
+
+def test_the_readme_opens_with_requirements_and_the_two_commands_before_the_answer():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    first_table = readme.index("\n| ")
+    python = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert python.startswith(">=")
+    assert f"Python {python[2:]} or later" in readme[:first_table]
+    for needed in (
+        "A CPU is enough",
+        "`device=auto`",
+        "<!-- example: install-and-run -->",
+        "<!-- example: run-tests -->",
+    ):
+        assert needed in readme[:first_table], needed
+    assert readme.index("## The answer") > readme.index("<!-- example: run-tests -->")
+
+
+def test_every_finding_in_the_readme_answer_is_defined_there():
+    readme = (REPO / "README.md").read_text()
+    shown = set(re.findall(r"^\| (F\d|G) \| \*\*", readme, flags=re.M))
+    defined = set(re.findall(r"^- \*\*(F\d|G)\*\*: ", readme, flags=re.M))
+    assert shown == {f"F{i}" for i in range(1, 9)} | {"G"}
+    assert shown <= defined
+
+
+# Reference pages, not logs: no first person, no "this pass", no internal issue numbers.
+LOG_WORDS = re.compile(r"\b(I|we) (did|found|measured|left)|this pass|issue [0-9]+", re.I)
+# A password in a URL (scheme://USER:PASSWORD@HOST): `mlflow run` logs every -P value as a param.
+PASSWORD_IN_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@]+:[^@\s/]+@", re.I)
+READER_FILES = [
+    path for path in FILES if path.relative_to(REPO).as_posix() in {*PAGES, "CHANGELOG.md", "analysis/README.md"}
+]
+
+
+@pytest.mark.parametrize("path", READER_FILES, ids=lambda path: path.relative_to(REPO).as_posix())
+def test_the_docs_are_reference_pages_without_secrets(path):
+    text = path.read_text()
+    assert not LOG_WORDS.findall(text), [m.group(0) for m in LOG_WORDS.finditer(text)]
+    assert not PASSWORD_IN_URL.search(text), PASSWORD_IN_URL.search(text)
+
+
+def test_the_reference_checks_catch_what_they_are_for():
+    assert LOG_WORDS.search("a figure I measured") and LOG_WORDS.search("see issue 24")
+    assert LOG_WORDS.search("in this pass") and not LOG_WORDS.search("a measured figure")
+    assert PASSWORD_IN_URL.search("-P storage=postgresql://alice:secret@db:5432/optuna")
+    assert not PASSWORD_IN_URL.search("-P storage=postgresql://alice@db:5432/optuna")
+    assert not PASSWORD_IN_URL.search("http://127.0.0.1:5000/#/experiments/3")
+    assert EXAMPLE_CALL.findall("body = example('docs/page.md', 'a-name')") == [("docs/page.md", "a-name")]

@@ -50,3 +50,27 @@ def test_ci_runs_the_readme_commands():
     assert install_and_run in ci and run_tests in ci
     checks = "ruff check && ruff format --check && deptry . && lint-imports"
     assert ci.index(install_and_run) < ci.index(checks) < ci.index(run_tests)
+
+
+def test_the_license_is_apache_2_in_the_file_the_metadata_and_the_readme():
+    text = (REPO / "LICENSE").read_text()
+    assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    assert (
+        "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text and "END OF TERMS AND CONDITIONS" in text
+    )
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    assert "Licensed under the Apache License 2.0 ([LICENSE](LICENSE))" in (REPO / "README.md").read_text()
+
+
+def test_the_version_is_the_changelogs_newest_release():
+    """CHANGELOG.md (Keep a Changelog) has a release section per version, newest first, after Unreleased."""
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    releases = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2})$", changelog, flags=re.M)
+    assert re.search(r"^## \[Unreleased\]$", changelog, flags=re.M)
+    assert releases and releases[0][0] == version and version.startswith("0.")
+    versions = [tuple(int(part) for part in v.split(".")) for v, _ in releases]
+    dates = [date for _, date in releases]
+    assert versions == sorted(versions, reverse=True) and dates == sorted(dates, reverse=True)
+    assert "pipeline/core/{model,data,scores,judges,evaluation}/" in changelog
