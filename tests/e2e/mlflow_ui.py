@@ -14,6 +14,7 @@ from pathlib import Path
 
 from analysis.browser import CHROMEDRIVER, CHROMIUM, FLAGS, find_executable
 
+AGGREGATES = {"Average": "average", "Minimum": "min", "Maximum": "max"}  # menu item: the group row's suffix
 LOAD_LIMIT_S = 120  # a bound on the UI's first render on a loaded machine, not a measurement
 # (row index, run name, whether the row has the expander of a parent run), for every rendered row
 ROWS = """
@@ -107,7 +108,7 @@ class GroupView:
     label: str  # the tag's value ("Additional runs" for the runs without the tag)
     runs: int  # the group row's run count badge
     run_names: list[str] = field(default_factory=list)  # the run rows under the group row (expanded groups)
-    table_value: str = ""  # the group row's metric cell without its " (average)" suffix: every digit of a double
+    table_value: str = ""  # the group row's metric cell without its " (average)" suffix: every digit
     bar_label: str = ""  # the label on the group's bar in the chart view: two decimals
     tooltip_value: str = ""  # the value in the bar's hover tooltip: every digit
 
@@ -314,11 +315,11 @@ def _show_metric_column(driver, metric: str) -> None:
 def _groups(rows: list[dict], aggregate: str) -> dict[str, GroupView]:
     groups: dict[str, GroupView] = {}
     current = None
-    suffix = f" ({aggregate.lower()})"
+    suffix = f" ({AGGREGATES[aggregate]})"
     for row in rows:
         if "group" in row:
             value = row.get("value", "")
-            assert value.endswith(suffix), f"group {row['group']}: {value!r} is not an {aggregate.lower()}"
+            assert value.endswith(suffix), f"group {row['group']}: {value!r} does not end in {suffix!r}"
             current = groups[row["group"]] = GroupView(row["group"], row["count"], table_value=value[: -len(suffix)])
         elif "run" in row and current is not None:
             current.run_names.append(row["run"])
