@@ -70,7 +70,7 @@ def artifact_batch(artifact_path: str):
 
 def log_samples(images: torch.Tensor, key: str, n_singles: int, folder: str = "samples") -> None:
     """A grid of up to plots.GRID_SIZE images and `n_singles` single images under `{folder}/{key}/`."""
-    from pipeline.core import plots
+    from pipeline.core import plots  # lazily, as matplotlib: main starts without it (module docstring)
 
     with artifact_batch(f"{folder}/{key}") as batch:
         batch.image("grid.png", plots.grid_array(images[: plots.GRID_SIZE]))
@@ -79,7 +79,7 @@ def log_samples(images: torch.Tensor, key: str, n_singles: int, folder: str = "s
 
 
 def log_figure(figure, artifact_file: str) -> None:
-    from pipeline.core import plots
+    from pipeline.core import plots  # lazily, as matplotlib: main starts without it (module docstring)
 
     mlflow.log_figure(figure, artifact_file)
     plots.pyplot().close(figure)
@@ -92,7 +92,7 @@ def log_model(model: torch.nn.Module) -> None:
     Requirements pinned through `pip_requirements`, so MLflow does not infer them (inference loads
     the model again in a subprocess).
     """
-    import mlflow.pytorch
+    import mlflow.pytorch  # lazily, as torch: main starts without it (module docstring)
     import torch
 
     mlflow.pytorch.log_model(
@@ -106,7 +106,7 @@ def log_model(model: torch.nn.Module) -> None:
 
 def load_model(uri: str, device: torch.device, parameter: str = "model"):
     """A logged model on `device`, whichever device it was trained on."""
-    import mlflow.pytorch
+    import mlflow.pytorch  # lazily, as torch: main starts without it (module docstring)
 
     try:
         with tempfile.TemporaryDirectory(prefix="vae-model-") as tmp:  # MLflow's own download folder would stay
