@@ -17,8 +17,8 @@ from analysis import page, sources
 from analysis.sources import StudyRuns
 from analysis.stats import number
 from analysis.tables import Table
-from pipeline import tracking
 from pipeline.core.judges import knn
+from pipeline.tracking.code import CODE_TAG, COMMIT_TAG, DIRTY_TAG
 
 
 def short(run_id: str) -> str:
@@ -146,9 +146,7 @@ class Record:
         main = self.study.main
         day = datetime.fromtimestamp(main.info.start_time / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
         trained = Counter(version_text(run) for run in self.study.train.values())  # a main run without the tag
-        version = (
-            version_text(main) if main.data.tags.get(tracking.CODE_TAG) or not trained else trained.most_common(1)[0][0]
-        )
+        version = version_text(main) if main.data.tags.get(CODE_TAG) or not trained else trained.most_common(1)[0][0]
         return f"VAE study report: preset {self.study.plan.get('preset')}, {day}, code {version}"
 
 
@@ -160,15 +158,15 @@ def version_text(run: Run) -> str:
     """A run's code version, short: its content hash (7 characters) at its git commit (7), +dirty when the
     code differed from that commit (pipeline/tracking/code.py)."""
     tags = run.data.tags
-    version = tags.get(tracking.CODE_TAG)
+    version = tags.get(CODE_TAG)
     if version is None:
         return "not recorded"
     kind, _, value = version.partition(":")
     text = value[:7] if kind == "code" else f"{kind}:{value[:7]}"
-    commit = tags.get(tracking.COMMIT_TAG, "none")
+    commit = tags.get(COMMIT_TAG, "none")
     if commit != "none":
         text += f" at {commit[:7]}"
-    return text + ("+dirty" if tags.get(tracking.DIRTY_TAG) == "true" else "")
+    return text + ("+dirty" if tags.get(DIRTY_TAG) == "true" else "")
 
 
 def _short_settings(settings: str) -> str:

@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import tracking
 from pipeline.errors import InputError
+from pipeline.tracking.runs import finished_runs
 
 PLAN_ARTIFACT = "main/steps.json"
 MAIN_STEP = "main"
@@ -115,7 +116,7 @@ def find_main_run(source: str) -> Run:
             f"parameter 'source': got {source!r}, which is neither a run nor an experiment in "
             f"{mlflow.get_tracking_uri()}; allowed: a main run id | an experiment name | a search run id"
         )
-    for run in tracking.finished_runs(MAIN_STEP, experiment_ids=[experiment.experiment_id]):
+    for run in finished_runs(MAIN_STEP, experiment_ids=[experiment.experiment_id]):
         if _has_plan(client, run.info.run_id):
             return run
     raise InputError(

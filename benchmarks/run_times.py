@@ -16,6 +16,7 @@ import argparse
 import json
 from collections import defaultdict
 
+import mlflow
 from mlflow.tracking import MlflowClient
 
 from pipeline.tracking.runs import PARENT_TAG, STEP_TAG, search_all_runs
@@ -31,7 +32,7 @@ def metric_sum(client: MlflowClient, run_id: str, key: str) -> float:
 
 def descendants(client: MlflowClient, experiment_ids: list[str], root_id: str) -> list:
     """Every run below `root_id` (children, grandchildren: the classifier sits under an evaluation)."""
-    runs = search_all_runs(experiment_ids, "", client=client)
+    runs = search_all_runs(experiment_ids, "")
     children = defaultdict(list)
     for run in runs:
         children[run.data.tags.get(PARENT_TAG)].append(run)
@@ -103,7 +104,9 @@ def main() -> None:
     which.add_argument("--experiment", help="an experiment name: its newest finished main run")
     parser.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI, else MLflow's default")
     args = parser.parse_args()
-    client = MlflowClient(args.tracking_uri)
+    if args.tracking_uri:
+        mlflow.set_tracking_uri(args.tracking_uri)
+    client = MlflowClient()
     run = client.get_run(args.run) if args.run else newest_main(client, args.experiment)
     print(json.dumps(breakdown(client, run), indent=2))
 

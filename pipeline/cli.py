@@ -59,7 +59,7 @@ def run(function: Callable, config) -> int:
         return refuse(error)
     except Exception as error:
         from pipeline.core.model.training import DivergenceError
-        from pipeline.tracking import StepFailed
+        from pipeline.tracking.reuse import StepFailed
 
         if isinstance(error, (DivergenceError, StepFailed)):  # the run is FAILED and says why: no traceback
             print(f"error: {error}", file=sys.stderr)

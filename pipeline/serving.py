@@ -20,7 +20,6 @@ import mlflow.pyfunc
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, Schema
 
 from pipeline.errors import InputError
@@ -73,7 +72,7 @@ class Generator(mlflow.pyfunc.PythonModel):
                 total += count
                 requests.append((sampler, count, request_seed(row.get("seed"))))
         except InputError as error:
-            raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
+            raise MlflowException.invalid_parameter_value(str(error)) from None
         rows = []
         for sampler, count, seed in requests:
             for index, png in enumerate(generate_pngs(self.model, sampler, count, seed, self.device)):

@@ -7,11 +7,15 @@ called by whoever decides to.
 
 from __future__ import annotations
 
-import fcntl
+import ctypes
 import os
 import signal
-import threading
+import socket
+import sys
 from contextlib import contextmanager
+
+import filelock
+import psutil
 
 from pipeline.core.data import datasets
 
@@ -28,10 +32,6 @@ def usable_cores() -> int:
 
 def identity(pid: int) -> str:
     """`host:pid:start time` of a running process: unique even when the pid is reused later."""
-    import socket
-
-    import psutil
-
     return f"{socket.gethostname()}:{pid}:{psutil.Process(pid).create_time():.3f}"
 
 
@@ -41,8 +41,6 @@ def this_process() -> str:
 
 def worker_identity(pid: int) -> str:
     """`host:pid`, the identity a search worker writes on its trials."""
-    import socket
-
     return f"{socket.gethostname()}:{pid}"
 
 
@@ -52,10 +50,6 @@ def this_worker() -> str:
 
 def local_process(identity: str):
     """(known, psutil.Process or None) for a `host:pid:start time` identity; unknown on another host."""
-    import socket
-
-    import psutil
-
     host, _, rest = identity.partition(":")
     pid, _, started = rest.partition(":")
     if host != socket.gethostname():
@@ -70,8 +64,6 @@ def local_process(identity: str):
 
 def running(process) -> bool:
     """Alive and not a zombie (a killed process stays in the table until its parent reaps it)."""
-    import psutil
-
     try:
         return process is not None and process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
@@ -96,8 +88,6 @@ def orphaned(identity: str, driver: str | None) -> bool:
 
 def stop(identity: str) -> None:
     """SIGKILL the process `identity` if it runs on this machine (the same process: pid and start time)."""
-    import psutil
-
     _, process = local_process(identity)
     if process is not None:
         try:
@@ -108,25 +98,28 @@ def stop(identity: str) -> None:
 
 @contextmanager
 def machine_lock(name: str):
-    """An exclusive lock shared by every process on this machine (released if the holder dies)."""
+    """An exclusive lock shared by every process on this machine (released if the holder dies); says on
+    stderr what it waits for when another process holds it."""
     folder = datasets.cache_dir() / "locks"
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = filelock.FileLock(folder / f"{name}.lock")
+    try:
+        lock.acquire(blocking=False)
+    except filelock.Timeout:
+        print(f"waiting for {lock.lock_file}", file=sys.stderr, flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
-_ENVIRONMENT_LOCK = threading.Lock()
-
-
-def export(values: dict[str, str]) -> None:
-    """Set environment variables that every process this driver starts inherits (each step's share of
-    the cores, the driver's identity): the same values for all of a driver's steps."""
-    with _ENVIRONMENT_LOCK:
-        os.environ.update(values)
+def export_for_steps(values: dict[str, str]) -> None:
+    """Export, once, before a driver (main or search) launches any step, what every step it launches
+    inherits: `values` (each step's share of the cores) and the driver's identity (`DRIVER_ENV`).
+    `mlflow.projects.run` starts a step with this process's environment and takes no other, so this
+    is where the driver's environment changes, in its own thread, before its thread pool starts."""
+    os.environ.update({**values, DRIVER_ENV: this_process()})
 
 
 def exit_on_sigterm() -> None:
@@ -141,8 +134,6 @@ def exit_on_sigterm() -> None:
 def die_with_parent() -> None:
     """preexec_fn of worker processes (Linux): SIGTERM when the parent dies."""
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass

@@ -9,9 +9,14 @@ import sys
 
 from pipeline.process import collector
 
-collector.pause()
 
-from pipeline.search.workers import worker_main  # noqa: E402
+def main() -> int:
+    collector.pause()
+    from pipeline.search.workers import worker_main  # imported here: with the collector paused
 
-collector.resume_frozen()
-sys.exit(worker_main(sys.argv))
+    collector.resume_frozen()
+    return worker_main(sys.argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

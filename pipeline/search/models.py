@@ -7,7 +7,9 @@ import torch
 
 from pipeline import tracking
 from pipeline.configs import SearchConfig, TrainConfig
+from pipeline.process import processes
 from pipeline.search.storage import advisory_lock
+from pipeline.tracking.reuse import launch_step, reuse_or_launch
 
 
 def train_config(config: SearchConfig, latent_size: int) -> TrainConfig:
@@ -32,13 +34,14 @@ class Models:
     def __init__(self, config: SearchConfig, job, digest: str, device: torch.device):
         self.config, self.job, self.digest, self.device = config, job, digest, device
         self.loaded: dict[int, tuple[str, torch.nn.Module]] = {}
+        processes.export_for_steps({"OMP_NUM_THREADS": str(job.threads)})
 
     def run_id(self, latent_size: int) -> str:
         train = train_config(self.config, latent_size)
 
         def launch(resume: str | None) -> str:
             print(f"search: training the model for latent size {latent_size} ({self.config.epochs} epochs)", flush=True)
-            return tracking.launch_step(
+            return launch_step(
                 "train",
                 train,
                 self.job.search_run_id,
@@ -46,10 +49,9 @@ class Models:
                 name=f"train z{latent_size}",
                 env_manager="local",
                 extra={"resume": resume} if resume else {},
-                env={"OMP_NUM_THREADS": str(self.job.threads)},
             )
 
-        run_id, _ = tracking.reuse_or_launch(
+        run_id, _ = reuse_or_launch(
             "train",
             train,
             self.job.experiment_id,

@@ -7,8 +7,8 @@ import sys
 import optuna
 from optuna.trial import TrialState
 
-from pipeline import tracking
 from pipeline.search.study import RETRY_ATTR, RUN_ATTR, WORKER_ATTR
+from pipeline.tracking.runs import end_failed
 
 
 def end_trial_run(trial, reason: str) -> None:
@@ -17,7 +17,7 @@ def end_trial_run(trial, reason: str) -> None:
     if not run_id:
         return
     try:
-        tracking.end_failed(run_id, reason, only_if_running=True)
+        end_failed(run_id, reason, only_if_running=True)
     except Exception as error:  # the tracking server may be unreachable: the trial is failed all the same
         print(f"search: could not end run {run_id} of trial {trial.number}: {error}", file=sys.stderr)
 

@@ -11,6 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
+import sqlalchemy
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from sqlalchemy.engine import make_url
 
 from pipeline.configs import SearchConfig
 from pipeline.errors import InputError
@@ -30,8 +33,6 @@ class Storage:
         if self.kind == "journal":
             return f"journal:{self.url}"
         if self.kind == "postgresql":
-            from sqlalchemy.engine import make_url
-
             return make_url(self.url).render_as_string(hide_password=True)
         return self.url
 
@@ -88,8 +89,6 @@ def check_reachable(storage: Storage) -> None:
                 "not writable; allowed: a file in an existing, writable folder"
             )
         return
-    import sqlalchemy
-
     try:
         engine = sqlalchemy.create_engine(
             storage.url, poolclass=sqlalchemy.pool.NullPool, connect_args={"connect_timeout": 5}
@@ -124,8 +123,6 @@ def open_storage(storage: Storage, heartbeat: str | None = None, on_stale_trial=
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if storage.kind == "journal":
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
-
             return JournalStorage(JournalFileBackend(storage.url))
         options = {}
         if heartbeat:
@@ -148,8 +145,6 @@ def advisory_lock(storage: Storage, name: str):
     if storage.kind != "postgresql":
         yield
         return
-    import sqlalchemy
-
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     engine = sqlalchemy.create_engine(storage.url, poolclass=sqlalchemy.pool.NullPool, isolation_level="AUTOCOMMIT")
     try:

@@ -45,6 +45,8 @@ from pipeline.search.study import (
     suggest,
 )
 from pipeline.tracking.classifier_run import classifier_for
+from pipeline.tracking.code import PROJECT_ROOT
+from pipeline.tracking.runs import child_run
 
 TRIAL_STEP = "search_trial"
 REPORTED_METRICS = (
@@ -154,7 +156,7 @@ class Worker:
         for name in (RETRY_ATTR, "baseline"):
             if name in trial.user_attrs:
                 tags[name] = str(trial.user_attrs[name])
-        with tracking.child_run(
+        with child_run(
             TRIAL_STEP, f"trial {trial.number}", self.job.search_run_id, self.job.experiment_id, tags
         ) as run:
             trial.set_user_attr(RUN_ATTR, run.run_id)
@@ -240,7 +242,7 @@ def run_workers(job: Job, study: optuna.Study) -> list[str]:
     env = dict(os.environ)
     env.pop("MLFLOW_RUN_ID", None)
     env["OMP_NUM_THREADS"] = str(job.threads)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tracking.PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
     workers: dict[int, tuple[int, subprocess.Popen]] = {}
     next_index, replacements, notes = 0, 0, []
 

@@ -142,9 +142,9 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
     loss = tracking.run_param(train_run, "loss")
     model = tracking.load_model(f"runs:/{config.model}/model", device)
     experiment_id = tracking.use_experiment_of(train_run)
-    launched = tracking.launched_run_id()  # read before the classifier's own run, whose end clears it
+    launch = tracking.launch_context()
     classifier, classifier_run_id = classifier_for(
-        prepared, device, experiment_id or train_run.info.experiment_id, parent_run_id=launched or config.model
+        prepared, device, experiment_id or train_run.info.experiment_id, parent_run_id=launch.run_id or config.model
     )
     judge2 = judge_for(classifier_run_id, prepared)
     settings = settings_text(config, classifier_run_id)
@@ -163,7 +163,7 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
         parent_run_id=parent_run_id or config.model,
         experiment_id=experiment_id,
         tags=tags,
-        launched=launched,
+        launch=launch,
     ) as run:
         tracking.log_config(config)
         watch = Stopwatch()  # scoring (reference, samplers, both judges, likelihood) against the step's fixed costs

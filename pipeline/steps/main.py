@@ -34,7 +34,10 @@ from pipeline.core import study
 from pipeline.core.model.samplers import needs_fit, parse_sampler
 from pipeline.errors import bad_parameter
 from pipeline.process import processes
+from pipeline.tracking.artifacts import copy_artifacts
 from pipeline.tracking.registry import register_generator
+from pipeline.tracking.reuse import StepFailed, key_tags, launch_step, reusable_by, reuse_allowed, reuse_or_launch
+from pipeline.tracking.runs import newest_finished
 
 REPORT_INPUTS_TAG = "pipeline.report_inputs"
 SEARCH_TAG = "pipeline.search_run_id"  # the search run whose report the study's report links to
@@ -78,7 +81,8 @@ def resolve_search(value: str) -> str | None:
         return value
     if not re.match(r"^[A-Za-z0-9_.-]+$", value):  # what a study name may hold (the search's own rule)
         raise bad_parameter("search", value, allowed)
-    run = tracking.newest_finished("search", {"optuna.study_name": value})
+    tracking.sweep_stale_runs("search", {"optuna.study_name": value})
+    run = newest_finished("search", {"optuna.study_name": value})
     if run is None:
         raise bad_parameter("search", value, f"{allowed} (no finished search run of study {value!r})")
     return run.info.run_id
@@ -127,7 +131,7 @@ class Driver:
         self.main_run_id = main_run_id
         self.experiment_id = experiment_id
         self.backend_config = read_backend_config(config.backend_config)
-        self.env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        processes.export_for_steps({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
         self.records: list[dict] = []
         self._lock = threading.Lock()
 
@@ -135,7 +139,7 @@ class Driver:
         """The run id of a finished `step` with this configuration: reused, resumed or launched."""
 
         def launch(resume: str | None) -> str:
-            return tracking.launch_step(
+            return launch_step(
                 step,
                 step_config,
                 self.main_run_id,
@@ -145,11 +149,10 @@ class Driver:
                 backend=self.config.backend,
                 backend_config=self.backend_config,
                 extra={"resume": resume} if resume else {},
-                env=self.env,
                 tags={"pipeline.preset": self.config.preset, **(tags or {})},
             )
 
-        run_id, how = tracking.reuse_or_launch(step, step_config, self.experiment_id, self.config.reuse, launch)
+        run_id, how = reuse_or_launch(step, step_config, self.experiment_id, self.config.reuse, launch)
         with self._lock:
             self.records.append({"step": step, **record, "run_id": run_id, "reused": how == "reused", "how": how})
         print(f"main: {step} {' '.join(str(v) for v in record.values())}: {how} ({run_id})", flush=True)
@@ -216,10 +219,9 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
 
     check_step_settings(config, settings, cells, data)
     search_run_id = resolve_search(config.search)
-    experiment_ids = [tracking.current_experiment_id()]
-    tracking.fail_stale_runs(tracking.runs_with_key("main", config, experiment_ids))  # a killed earlier main
     tags = {"pipeline.preset": config.preset, **({SEARCH_TAG: search_run_id} if search_run_id else {})}
     with tracking.step_run("main", f"main {config.preset}", config, parent_run_id=parent_run_id, tags=tags) as run:
+        tracking.sweep_stale_runs("main", key_tags("main", config), [run.info.experiment_id])  # a killed earlier main
         tracking.log_config(config)
         mlflow.log_dict(settings, "main/settings.json")
         driver = Driver(config, run.info.run_id, run.info.experiment_id, threads)
@@ -282,7 +284,7 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
         mlflow.log_metrics({f"steps_{how}": n for how, n in counts.items()})
         if failures:
             mlflow.set_tag("failure_reason", "; ".join(failures))
-            raise tracking.StepFailed("steps failed: " + "; ".join(failures))
+            raise StepFailed("steps failed: " + "; ".join(failures))
         write_report(driver, config, search_run_id)
         print(
             f"main: done: {counts['ran']} steps ran, {counts['reused']} reused, {counts['resumed']} resumed; "
@@ -299,18 +301,15 @@ def write_report(driver: Driver, config: MainConfig, search_run_id: str | None =
     runs = ",".join(sorted(r["run_id"] for r in driver.records))
     linked = f";search={search_run_id}" if search_run_id else ""  # no link: the key stays what it was
     inputs = hashlib.sha256(f"{version};{runs}{linked}".encode()).hexdigest()[:32]
-    previous = tracking.newest_finished("report", {REPORT_INPUTS_TAG: inputs}, [driver.experiment_id])
+    tracking.sweep_stale_runs("report", {REPORT_INPUTS_TAG: inputs}, [driver.experiment_id])
+    previous = newest_finished("report", {REPORT_INPUTS_TAG: inputs}, [driver.experiment_id])
     output = tracking.local_path(config.report_dir)
-    if (
-        previous is not None
-        and tracking.reuse_allowed(config.reuse, "report")
-        and tracking.reusable_by(config.reuse, previous)
-    ):
-        tracking.copy_artifacts(previous.info.run_id, "report", driver.main_run_id, output)
+    if previous is not None and reuse_allowed(config.reuse, "report") and reusable_by(config.reuse, previous):
+        copy_artifacts(previous.info.run_id, "report", driver.main_run_id, output)
         print(f"main: report reused from run {previous.info.run_id}", flush=True)
         return
     report = ReportConfig(source=driver.main_run_id, output=str(output))
-    tracking.launch_step(
+    launch_step(
         "report",
         report,
         driver.main_run_id,
@@ -319,6 +318,5 @@ def write_report(driver: Driver, config: MainConfig, search_run_id: str | None =
         env_manager=config.env_manager,
         backend=config.backend,
         backend_config=driver.backend_config,
-        env=driver.env,
         tags={REPORT_INPUTS_TAG: inputs, "pipeline.preset": config.preset},
     )

@@ -83,7 +83,7 @@ def search(config: SearchConfig, parent_run_id: str | None = None) -> str:
         tracking.log_config(config)
         run_id, experiment_id = run.info.run_id, run.info.experiment_id
         for step in ("search", TRIAL_STEP):  # runs of a search killed earlier
-            tracking.fail_stale_runs_of([experiment_id], step)
+            tracking.sweep_stale_runs(step, experiment_ids=[experiment_id])
         classifier, classifier_run_id = classifier_for(prepared, device, experiment_id, run_id)
         mlflow.set_tag("classifier_run_id", classifier_run_id)
         study, notes = create_or_load(config, storage)

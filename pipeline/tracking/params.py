@@ -9,6 +9,7 @@ import shlex
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from pipeline.configs import STEP_CONFIGS
 from pipeline.errors import InputError
 from pipeline.tracking.runs import STEP_TAG
 
@@ -51,8 +52,6 @@ def normalized_params(run) -> dict[str, str]:
     `mlflow run -P lr=1e-3` logs '1e-3' and a quoted sampler list, `python -m pipeline` logs
     '0.001' and the canonical list: both come back here as the step's config would log them.
     """
-    from pipeline.configs import STEP_CONFIGS
-
     params = {name: _unquoted(value) for name, value in run.data.params.items()}
     config_class = STEP_CONFIGS.get(run.data.tags.get(STEP_TAG, ""))
     if config_class is not None:
@@ -61,5 +60,5 @@ def normalized_params(run) -> dict[str, str]:
             config = config_class(**{k: v for k, v in params.items() if k in names})
             params.update({k: str(v) for k, v in dataclasses.asdict(config).items()})
         except InputError:
-            pass  # a run of an older version: its params stay as logged
+            pass  # params this code refuses (the step refused them, or another version logged them): as logged
     return params

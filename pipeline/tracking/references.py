@@ -3,12 +3,16 @@ data a run used recorded as MLflow dataset inputs."""
 
 from __future__ import annotations
 
+import posixpath
 import re
 import time
 import warnings
 from pathlib import Path
+from urllib.parse import urlparse, urlunparse
 
 import mlflow
+from mlflow.data.http_dataset_source import HTTPDatasetSource
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline.core.data import datasets
@@ -35,21 +39,30 @@ def model_uri(reference: str, parameter: str = "model") -> tuple[str, str | None
     )
 
 
-def _registered_model_run_id(uri: str) -> str | None:
-    """The train run behind a models:/ URI (name/version, name@alias or a logged model id), if known."""
-    from mlflow.store.artifact.utils.models import _parse_model_uri, get_model_name_and_version
+# The documented forms of a registry URI: models:/NAME/VERSION, models:/NAME/STAGE (or `latest`),
+# models:/NAME@ALIAS, and MLflow 3's logged models, models:/MODEL_ID.
+MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))?/?$")
 
+
+def _registered_model_run_id(uri: str) -> str | None:
+    """The train run behind a models:/ URI (name/version, name/stage, name@alias or a logged model id), if known."""
+    match = MODELS_URI.match(uri)
+    if match is None:
+        return None
+    name, alias, version = match.group("name", "alias", "version")
     client = MlflowClient()
     try:
-        name, version = get_model_name_and_version(client, uri)
-        return client.get_model_version(name, version).run_id
-    except Exception:
-        pass
-    try:
-        parsed = _parse_model_uri(uri)
-        model_id = getattr(parsed, "model_id", None)
-        return mlflow.get_logged_model(model_id).source_run_id if model_id else None
-    except Exception:
+        if alias:
+            return client.get_model_version_by_alias(name, alias).run_id
+        if version is None:
+            return mlflow.get_logged_model(name).source_run_id
+        if version.isdigit():
+            return client.get_model_version(name, version).run_id
+        versions = client.search_model_versions(f"name = '{name}'")
+        if version.lower() != "latest":
+            versions = [v for v in versions if v.current_stage.lower() == version.lower()]
+        return max(versions, key=lambda v: int(v.version)).run_id if versions else None
+    except Exception:  # MlflowException for an unknown name, version, alias or model
         return None
 
 
@@ -78,16 +91,19 @@ def resolve_data(
 
 def data_source(reference: str, prepared: datasets.Prepared) -> str:
     """Where the data of a run came from, as a path or an artifact-store URI MLflow can resolve."""
-    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
-    from mlflow.tracking.artifact_utils import get_artifact_uri
-
     if datasets.is_dataset_name(reference):
         return str(datasets.cached_path(prepared.digest))
     if RUN_ID_PATTERN.match(reference):
-        return get_artifact_uri(reference, datasets.PREPARED_ARTIFACT)
-    if reference.startswith("runs:/"):
-        return RunsArtifactRepository.get_underlying_uri(reference)
+        return _artifact_uri(reference, datasets.PREPARED_ARTIFACT)
+    match = re.match(r"^runs:/([0-9a-f]{32})/(.*)$", reference)
+    if match:
+        return _artifact_uri(match.group(1), match.group(2))
     return reference
+
+
+def _artifact_uri(run_id: str, path: str) -> str:
+    """The artifact store's URI of `path` in run `run_id`: the run's artifact URI joined with the path."""
+    return posixpath.join(MlflowClient().get_run(run_id).info.artifact_uri, path)
 
 
 def dataset_source(source, tracking_uri: str | None = None):
@@ -97,10 +113,16 @@ def dataset_source(source, tracking_uri: str | None = None):
     fetches it) on `tracking_uri` (default: the current one)."""
     if not isinstance(source, str) or not source.startswith("mlflow-artifacts:"):
         return source
-    from mlflow.data.http_dataset_source import HTTPDatasetSource
-    from mlflow.store.artifact.mlflow_artifacts_repo import MlflowArtifactsRepository
+    return HTTPDatasetSource(proxied_artifact_url(source, tracking_uri or mlflow.get_tracking_uri()))
 
-    return HTTPDatasetSource(MlflowArtifactsRepository.resolve_uri(source, tracking_uri or mlflow.get_tracking_uri()))
+
+def proxied_artifact_url(artifact_uri: str, tracking_uri: str) -> str:
+    """The download URL of an `mlflow-artifacts:` URI on the tracking server that proxies it: MLflow's REST
+    path `/api/2.0/mlflow-artifacts/artifacts/<path>` under the tracking URI, on the host the URI names,
+    else the tracking server's."""
+    artifact, server = urlparse(artifact_uri), urlparse(tracking_uri)
+    path = re.sub("//+", "/", f"{server.path}/api/2.0/mlflow-artifacts/artifacts/{artifact.path}")
+    return urlunparse((server.scheme, artifact.netloc or server.netloc, path, "", "", "")).rstrip("/")
 
 
 def log_dataset_inputs(prepared: datasets.Prepared, name: str, source) -> None:
@@ -111,8 +133,6 @@ def log_dataset_inputs(prepared: datasets.Prepared, name: str, source) -> None:
     it: a unique-constraint error for one, from SQLite or from PostgreSQL behind a server); the
     loser tries again and then finds the dataset.
     """
-    from mlflow.exceptions import MlflowException
-
     source = dataset_source(source)
     for split, context in (("train", "training"), ("val", "validation"), ("test", "testing")):
         images, labels = prepared.splits[split]

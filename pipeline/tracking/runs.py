@@ -1,9 +1,9 @@
-"""Runs and their life: finding them (page by page, by tags), ending them with a status and a reason,
-failing stale ones whose process is gone, and child runs a process opens and ends itself (search trials)."""
+"""Runs and their life: finding them by tags (lookups only answer), ending them with a status and a reason,
+the one sweep of stale runs whose process is gone, and child runs a process opens and ends itself (search
+trials)."""
 
 from __future__ import annotations
 
-import os
 import re
 from contextlib import contextmanager
 
@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.errors import InputError
 from pipeline.process import processes
+from pipeline.tracking.launch import LaunchContext, launch_context
 
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 STEP_TAG = "pipeline.step"
@@ -34,12 +35,6 @@ def get_run(run_id: str, parameter: str):
         ) from None
 
 
-def current_experiment_id() -> str:
-    from mlflow.tracking.fluent import _get_experiment_id
-
-    return _get_experiment_id()
-
-
 def mark_training_experiment(experiment_id: str) -> None:
     """Tag the experiment `mlflow.experimentKind = custom_model_development` unless it has a kind already.
 
@@ -55,30 +50,16 @@ def mark_training_experiment(experiment_id: str) -> None:
     _MARKED.add(key)
 
 
-def launched_run_id() -> str | None:
-    """The run `mlflow run` created for this step's process, if it was launched that way."""
-    return os.environ.get("MLFLOW_RUN_ID")
+def use_experiment_of(run, launch: LaunchContext | None = None) -> str | None:
+    """The experiment of `run`, unless the user chose one (or `mlflow run` did) when the step was launched:
+    sample and evaluate runs then sit beside their train run."""
+    return None if (launch or launch_context()).experiment_chosen else run.info.experiment_id
 
 
-def use_experiment_of(run) -> str | None:
-    """The experiment of `run`, unless the user chose one (or `mlflow run` did): sample and evaluate
-    runs then sit beside their train run."""
-    chosen = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
-    return None if any(os.environ.get(name) for name in chosen) else run.info.experiment_id
-
-
-def search_all_runs(
-    experiment_ids: list[str], filter_string: str, order_by: list[str] | None = None, client: MlflowClient | None = None
-) -> list:
-    """Every run that matches, page by page (MLflow's multistep example stops at the newest 1,000);
-    from `client`'s tracking server, else the current one."""
-    client, runs, token = client or MlflowClient(), [], None
-    while True:
-        page = client.search_runs(experiment_ids, filter_string, max_results=1000, order_by=order_by, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
+def search_all_runs(experiment_ids: list[str], filter_string: str, order_by: list[str] | None = None) -> list:
+    """Every run that matches, up to MLflow's 100,000 (MLflow pages through them; its multistep example
+    stops at the newest 1,000)."""
+    return mlflow.search_runs(experiment_ids, filter_string, order_by=order_by, output_format="list")
 
 
 def process_alive(run) -> bool:
@@ -95,9 +76,9 @@ def end_failed(run_id: str, reason: str, only_if_running: bool = False) -> None:
     client.set_terminated(run_id, "FAILED")
 
 
-def fail_stale_runs(runs) -> list:
-    """Mark RUNNING runs whose process is gone as FAILED (an orphaned step, whose driver is gone, is stopped
-    first); returns the runs still truly running."""
+def end_stale_runs(runs) -> list:
+    """End FAILED the RUNNING runs among `runs` whose process is gone (an orphaned step, whose driver is
+    gone, is stopped first); returns the runs still truly running."""
     alive = []
     for run in runs:
         if run.info.status != "RUNNING":
@@ -114,16 +95,15 @@ def fail_stale_runs(runs) -> list:
     return alive
 
 
-def fail_stale_runs_of(experiment_ids: list[str] | None, step: str, tags: dict | None = None) -> None:
-    """Fail the RUNNING runs of `step` (with these tags; every experiment when `experiment_ids` is None)
-    whose process is gone."""
-    fail_stale_runs(_runs_of(experiment_ids, step, tags, "RUNNING"))
+def sweep_stale_runs(step: str, tags: dict | None = None, experiment_ids: list[str] | None = None) -> list:
+    """The one sweep of stale runs, called where a step or driver starts: the RUNNING runs of `step` with
+    these tags (every experiment when `experiment_ids` is None) whose process is gone end FAILED;
+    returns those still running. Lookups never do this."""
+    return end_stale_runs(_runs_of(experiment_ids, step, tags, "RUNNING"))
 
 
 def newest_finished(step: str, tags: dict, experiment_ids: list[str] | None = None):
-    """The newest FINISHED run of `step` with these tags (every experiment when `experiment_ids` is None),
-    or None; runs of it left RUNNING by a process that is gone are failed first."""
-    fail_stale_runs_of(experiment_ids, step, tags)
+    """The newest FINISHED run of `step` with these tags (every experiment when `experiment_ids` is None), or None."""
     runs = finished_runs(step, tags, experiment_ids)
     return runs[0] if runs else None
 
@@ -141,14 +121,12 @@ def _runs_of(experiment_ids: list[str] | None, step: str, tags: dict | None, sta
             f"attributes.status = '{status}'",
         ]
     )
+    order = ["attributes.start_time DESC"]
     if experiment_ids is None:
         return mlflow.search_runs(
-            search_all_experiments=True,
-            filter_string=match,
-            order_by=["attributes.start_time DESC"],
-            output_format="list",
+            search_all_experiments=True, filter_string=match, order_by=order, output_format="list"
         )
-    return search_all_runs(experiment_ids, match, order_by=["attributes.start_time DESC"])
+    return search_all_runs(experiment_ids, match, order_by=order)
 
 
 def children(parent_run_id: str, step: str, experiment_id: str, status: str = "FINISHED") -> list:
@@ -157,7 +135,7 @@ def children(parent_run_id: str, step: str, experiment_id: str, status: str = "F
 
 
 def process_tags() -> dict[str, str]:
-    """The tag that names this process, so `fail_stale_runs` can close a run whose process was
+    """The tag that names this process, so `sweep_stale_runs` can close a run whose process was
     killed (step runs get it through `reuse_tags`)."""
     return {PROCESS_TAG: processes.this_process()}
 

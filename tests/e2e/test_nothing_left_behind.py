@@ -74,12 +74,12 @@ def test_a_classifier_killed_while_training_is_failed_by_the_next_lookup(trackin
 
 LAUNCH = """
 import sys
-from pipeline import tracking
 from pipeline.configs import TrainConfig
+from pipeline.tracking.reuse import StepFailed, launch_step
 
 try:
-    tracking.launch_step("train", TrainConfig(data="0" * 32, epochs=1), sys.argv[1], sys.argv[2], name="train as launched")
-except tracking.StepFailed as error:
+    launch_step("train", TrainConfig(data="0" * 32, epochs=1), sys.argv[1], sys.argv[2], name="train as launched")
+except StepFailed as error:
     print("failed:", error)
 """
 

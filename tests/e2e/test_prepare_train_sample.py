@@ -104,7 +104,7 @@ def test_sample_from_a_model_uri_sits_beside_its_train_run(tracking, mlflow_run,
 
 
 def test_params_are_plain_and_the_same_whichever_launcher(tracking, trained_run_id):
-    from pipeline.tracking import normalized_params
+    from pipeline.tracking.params import normalized_params
 
     run = tracking.client.get_run(trained_run_id)
     assert run.data.params["samplers"] == "normal:0,1+normal:1,2+beta:0.25,0.25"  # no shell quotes in the UI

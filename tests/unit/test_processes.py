@@ -97,3 +97,32 @@ def test_steps_are_sized_from_the_cores_the_process_may_use():
         free.stdout.split("\n")[0]
         == f"{cores} ({min(cores, 6)}, {max(1, cores // min(cores, 6))}) (2, {max(1, cores // 2)})"
     )
+
+
+def test_a_machine_lock_says_what_it_waits_for_and_is_taken_once_released(tmp_path):
+    holder = (
+        "import sys\n"
+        "from pipeline.process import processes\n"
+        "with processes.machine_lock('held'):\n"
+        "    print('held', flush=True)\n"
+        "    sys.stdin.readline()\n"
+    )
+    waiter = (
+        "from pipeline.process import processes\nwith processes.machine_lock('held'):\n    print('taken', flush=True)\n"
+    )
+    env = {**os.environ, "VAE_PIPELINE_CACHE": str(tmp_path)}
+    first = subprocess.Popen(
+        [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert first.stdout.readline().strip() == "held"
+        second = subprocess.Popen(
+            [sys.executable, "-c", waiter], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        assert second.stderr.readline().strip() == f"waiting for {tmp_path / 'locks' / 'held.lock'}"
+        first.stdin.write("release\n")
+        first.stdin.flush()
+        assert second.stdout.readline().strip() == "taken" and second.wait(timeout=60) == 0
+        assert first.wait(timeout=60) == 0
+    finally:
+        first.kill()

@@ -1,10 +1,12 @@
-"""Registering generators: one version per run, the alias on the newest result."""
+"""Registering generators: one version per run, the alias on the newest result; a registry URI in each of
+its documented forms leads back to the run behind it."""
 
 import mlflow
 import torch
 
 from pipeline.core.model.vae import VAE
 from pipeline.serving import log_generator
+from pipeline.tracking.references import model_uri
 from pipeline.tracking.registry import register_generator
 
 
@@ -31,3 +33,8 @@ def test_same_run_twice_is_one_version_and_the_alias_moves_to_the_newest(trackin
     assert client.get_model_version("vae-generator-unit", v1.version).tags == {"sampler": "normal:0,1"}
     served = mlflow.pyfunc.load_model("models:/vae-generator-unit@best-beta")
     assert served.model_config == {"default_sampler": "normal:0,1"}
+    assert model_uri("models:/vae-generator-unit@best-beta") == ("models:/vae-generator-unit@best-beta", first)
+    assert model_uri(f"models:/vae-generator-unit/{v2.version}")[1] == second
+    assert model_uri("models:/vae-generator-unit/latest")[1] == second  # the newest version
+    assert model_uri("models:/vae-generator-unit@no-such-alias")[1] is None
+    assert model_uri("models:/no-such-model/1")[1] is None

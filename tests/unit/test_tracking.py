@@ -1,5 +1,6 @@
-"""Tracking owns every run's life: child runs opened and ended, runs ended FAILED with a reason, stale
-runs failed before a lookup, and one reuse-or-launch for main and search. Against a real SQLite store."""
+"""Tracking owns every run's life: child runs opened and ended, runs ended FAILED with a reason, lookups
+that only look, one explicit sweep of stale runs, and one reuse-or-launch for main and search. Against a
+real SQLite store."""
 
 from __future__ import annotations
 
@@ -11,6 +12,18 @@ import pytest
 from pipeline import tracking as pipeline_tracking
 from pipeline.configs import TrainConfig
 from pipeline.tracking import code
+from pipeline.tracking.launch import LaunchContext
+from pipeline.tracking.reuse import reuse_or_launch, reuse_tags
+from pipeline.tracking.runs import (
+    PROCESS_TAG,
+    STALE_REASON,
+    child_run,
+    end_failed,
+    finished_runs,
+    newest_finished,
+    process_tags,
+)
+from pipeline.tracking.step import side_run
 
 
 @pytest.fixture()
@@ -34,16 +47,16 @@ def gone_process() -> str:
 def test_a_child_run_is_named_tagged_and_ended_as_told(store):
     client, experiment_id = store
     parent = client.create_run(experiment_id, run_name="parent").info.run_id
-    with pipeline_tracking.child_run("search_trial", "trial 0", parent, experiment_id, {"x": "1"}) as run:
+    with child_run("search_trial", "trial 0", parent, experiment_id, {"x": "1"}) as run:
         assert client.get_run(run.run_id).info.status == "RUNNING"
         client.log_metric(run.run_id, "fid", 3.5)
     finished = client.get_run(run.run_id)
     assert finished.info.status == "FINISHED" and finished.info.run_name == "trial 0"
     assert finished.data.tags["mlflow.parentRunId"] == parent and finished.data.tags["pipeline.step"] == "search_trial"
-    assert finished.data.tags["x"] == "1" and finished.data.tags[pipeline_tracking.PROCESS_TAG]
+    assert finished.data.tags["x"] == "1" and finished.data.tags[PROCESS_TAG]
     assert finished.data.metrics == {"fid": 3.5}
 
-    with pipeline_tracking.child_run("search_trial", "trial 1", parent, experiment_id) as run:
+    with child_run("search_trial", "trial 1", parent, experiment_id) as run:
         run.end_as("KILLED", pruned="true")
     pruned = client.get_run(run.run_id)
     assert (pruned.info.status, pruned.data.tags["pruned"]) == ("KILLED", "true")
@@ -53,7 +66,7 @@ def test_a_child_run_whose_block_raises_ends_failed_with_the_reason(store):
     client, experiment_id = store
     parent = client.create_run(experiment_id).info.run_id
     with pytest.raises(ValueError, match="boom"):
-        with pipeline_tracking.child_run("search_trial", "trial 2", parent, experiment_id) as run:
+        with child_run("search_trial", "trial 2", parent, experiment_id) as run:
             raise ValueError("boom")
     failed = client.get_run(run.run_id)
     assert failed.info.status == "FAILED" and failed.data.tags["failure_reason"] == "ValueError: boom"
@@ -63,36 +76,52 @@ def test_end_failed_can_leave_an_ended_run_alone(store):
     client, experiment_id = store
     done = client.create_run(experiment_id).info.run_id
     client.set_terminated(done, "FINISHED")
-    pipeline_tracking.end_failed(done, "late", only_if_running=True)
+    end_failed(done, "late", only_if_running=True)
     assert client.get_run(done).info.status == "FINISHED" and "failure_reason" not in client.get_run(done).data.tags
     running = client.create_run(experiment_id).info.run_id
-    pipeline_tracking.end_failed(running, "its worker died", only_if_running=True)
+    end_failed(running, "its worker died", only_if_running=True)
     assert client.get_run(running).info.status == "FAILED"
     assert client.get_run(running).data.tags["failure_reason"] == "its worker died"
 
 
-def test_newest_finished_fails_stale_runs_first_and_finds_by_tags_in_any_experiment(store):
-    client, experiment_id = store
+def classifier_runs_with_a_stale_one(client, experiment_id):
+    """(stale, alive, older, newer) classifier runs of one digest: a RUNNING run whose process is gone, a
+    RUNNING one of this process, and two FINISHED ones started a second apart."""
     tags = {"pipeline.step": "classifier", "source_digest": "d" * 64}
-    assert pipeline_tracking.newest_finished("classifier", {"source_digest": "d" * 64}) is None
-    stale = client.create_run(experiment_id, tags={**tags, pipeline_tracking.PROCESS_TAG: gone_process()}).info.run_id
-    alive = client.create_run(experiment_id, tags={**tags, **pipeline_tracking.process_tags()}).info.run_id
-    older, newer = (client.create_run(experiment_id, tags=tags).info.run_id for _ in range(2))
-    for run_id in (older, newer):
-        client.set_terminated(run_id, "FINISHED")
-    other = client.create_run(experiment_id, tags={**tags, "source_digest": "e" * 64}).info.run_id
-    client.set_terminated(other, "FINISHED")
+    stale = client.create_run(experiment_id, start_time=1_000, tags={**tags, PROCESS_TAG: gone_process()})
+    alive = client.create_run(experiment_id, start_time=2_000, tags={**tags, **process_tags()})
+    older, newer = (client.create_run(experiment_id, start_time=t, tags=tags) for t in (3_000, 4_000))
+    for run in (older, newer):
+        client.set_terminated(run.info.run_id, "FINISHED")
+    other = client.create_run(experiment_id, start_time=5_000, tags={**tags, "source_digest": "e" * 64})
+    client.set_terminated(other.info.run_id, "FINISHED")
+    return (run.info.run_id for run in (stale, alive, older, newer))
 
-    found = pipeline_tracking.newest_finished("classifier", {"source_digest": "d" * 64})  # every experiment
-    assert found.info.run_id == newer
-    assert client.get_run(stale).info.status == "FAILED"
-    assert client.get_run(stale).data.tags["failure_reason"] == pipeline_tracking.STALE_REASON
-    assert client.get_run(alive).info.status == "RUNNING"  # this process: left alone
-    assert (
-        pipeline_tracking.newest_finished("classifier", {"source_digest": "d" * 64}, [experiment_id]).info.run_id
-        == newer
-    )
+
+def test_lookups_find_by_tags_and_leave_a_stale_run_as_it_is(store):
+    client, experiment_id = store
+    assert newest_finished("classifier", {"source_digest": "d" * 64}) is None
+    stale, alive, older, newer = classifier_runs_with_a_stale_one(client, experiment_id)
+    before = client.get_run(stale)
+
+    assert newest_finished("classifier", {"source_digest": "d" * 64}).info.run_id == newer  # every experiment
+    assert newest_finished("classifier", {"source_digest": "d" * 64}, [experiment_id]).info.run_id == newer
+    assert [r.info.run_id for r in finished_runs("classifier", {"source_digest": "d" * 64})] == [newer, older]
     assert [r.info.run_id for r in pipeline_tracking.children("x" * 32, "classifier", experiment_id)] == []
+    after = client.get_run(stale)
+    assert (after.info.status, after.info.end_time) == ("RUNNING", None)
+    assert after.data.tags == before.data.tags and "failure_reason" not in after.data.tags
+
+
+def test_the_sweep_ends_stale_runs_failed_and_leaves_live_ones_running(store):
+    client, experiment_id = store
+    stale, alive, older, newer = classifier_runs_with_a_stale_one(client, experiment_id)
+    running = pipeline_tracking.sweep_stale_runs("classifier", {"source_digest": "d" * 64}, [experiment_id])
+    assert [run.info.run_id for run in running] == [alive]
+    assert client.get_run(stale).info.status == "FAILED"
+    assert client.get_run(stale).data.tags["failure_reason"] == STALE_REASON
+    assert client.get_run(alive).info.status == "RUNNING"  # this process: left alone
+    assert {client.get_run(run_id).info.status for run_id in (older, newer)} == {"FINISHED"}
 
 
 def test_reuse_or_launch_reuses_resumes_or_launches(store, monkeypatch, tmp_path):
@@ -104,25 +133,23 @@ def test_reuse_or_launch_reuses_resumes_or_launches(store, monkeypatch, tmp_path
 
     def launch(resume):
         launched.append(resume)
-        run = client.create_run(experiment_id, tags=pipeline_tracking.reuse_tags("train", config))
+        run = client.create_run(experiment_id, tags=reuse_tags("train", config))
         client.set_terminated(run.info.run_id, "FINISHED")
         return run.info.run_id
 
-    failed = client.create_run(experiment_id, tags=pipeline_tracking.reuse_tags("train", config)).info.run_id
+    failed = client.create_run(experiment_id, tags=reuse_tags("train", config)).info.run_id
     checkpoint = tmp_path / "epoch_0001.pt"
     checkpoint.write_bytes(b"state")
     client.log_artifact(failed, str(checkpoint), "checkpoints")
     client.set_terminated(failed, "FAILED")
 
-    run_id, how = pipeline_tracking.reuse_or_launch("train", config, experiment_id, "clean", launch)
+    run_id, how = reuse_or_launch("train", config, experiment_id, "clean", launch)
     assert (how, launched) == (f"resumed from {failed}", [failed])  # an unfinished training with checkpoints
-    assert pipeline_tracking.reuse_or_launch("train", config, experiment_id, "clean", launch) == (run_id, "reused")
+    assert reuse_or_launch("train", config, experiment_id, "clean", launch) == (run_id, "reused")
     assert launched == [failed]  # reused: nothing launched
-    again, how = pipeline_tracking.reuse_or_launch(
-        "train", config, experiment_id, "clean", launch, accept=lambda run: False
-    )
+    again, how = reuse_or_launch("train", config, experiment_id, "clean", launch, accept=lambda run: False)
     assert how == f"resumed from {failed}" and again != run_id and len(launched) == 2  # refused: launched anew
-    _, how = pipeline_tracking.reuse_or_launch("train", config, experiment_id, "never", launch)
+    _, how = reuse_or_launch("train", config, experiment_id, "never", launch)
     assert how == "ran" and launched[-1] is None  # reuse=never: neither reused nor resumed
 
 
@@ -147,10 +174,9 @@ def test_main_checks_every_step_setting_without_loading_torch():
     assert result.stdout.strip() == "4 []"
 
 
-def test_an_artifact_batch_writes_what_mlflows_own_calls_write(store):
-    """The same table JSON, the same PNG pixels (arrays converted as mlflow.log_image converts them:
-    grey, RGB, a float grid) and the same `mlflow.loggedArtifacts` tag, however many batches log
-    tables; and MLflow reads the tables back as its own."""
+def test_an_artifact_batch_writes_the_pixels_mlflow_writes_and_logs_tables_as_mlflow_does(store):
+    """The same PNG pixels as `mlflow.log_image` (grey, RGB), the files in one folder, and tables that
+    MLflow lists in its `mlflow.loggedArtifacts` tag and reads back as its own."""
     import json
     from pathlib import Path
 
@@ -163,38 +189,54 @@ def test_an_artifact_batch_writes_what_mlflows_own_calls_write(store):
     images = {
         "grey.png": rng.integers(0, 256, (28, 56), dtype=np.uint8),
         "rgb.png": rng.integers(0, 256, (30, 40, 3), dtype=np.uint8),
-        "float.png": rng.random((12, 12)),
     }
-    tables = {
-        "a.json": {"class": [0, 1, 2], "count": [5, 0, 7], "share": [0.41667, 0.0, 0.58333]},
-        "b.json": {"class": [0, 1], "count": [1, 2], "share": [0.33333, 0.66667]},
-    }
-    runs = {}
-    for way in ("mlflow", "batch"):
-        with mlflow.start_run(experiment_id=experiment_id) as run:
-            for folder in ("first", "second"):
-                if way == "mlflow":
-                    for name, table in tables.items():
-                        mlflow.log_table(table, artifact_file=f"{folder}/{name}")
-                    for name, array in images.items():
-                        mlflow.log_image(array, artifact_file=f"{folder}/{name}")
-                else:
-                    with pipeline_tracking.artifact_batch(folder) as batch:
-                        for name, table in tables.items():
-                            batch.table(name, table)
-                        for name, array in images.items():
-                            batch.image(name, array)
-        runs[way] = run.info.run_id
-    mine, theirs = (Path(client.download_artifacts(runs[way], "")) for way in ("batch", "mlflow"))
-    files = sorted(str(path.relative_to(theirs)) for path in theirs.rglob("*") if path.is_file())
-    assert files == sorted(str(path.relative_to(mine)) for path in mine.rglob("*") if path.is_file())
-    assert len(files) == 10
-    for name in files:
-        if name.endswith(".json"):
-            assert (mine / name).read_bytes() == (theirs / name).read_bytes()
-        else:
-            assert np.array_equal(np.asarray(Image.open(mine / name)), np.asarray(Image.open(theirs / name)))
-    tags = [json.loads(client.get_run(runs[way]).data.tags["mlflow.loggedArtifacts"]) for way in ("batch", "mlflow")]
-    assert tags[0] == tags[1] and len(tags[0]) == 4
-    loaded = client.load_table(experiment_id, "second/a.json", run_ids=[runs["batch"]])
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        for name, array in images.items():
+            mlflow.log_image(array, artifact_file=f"theirs/{name}")
+        with pipeline_tracking.artifact_batch("mine") as batch:
+            batch.table("a.json", {"class": [0, 1, 2], "count": [5, 0, 7]})
+            for name, array in images.items():
+                batch.image(name, array)
+            batch.file("raw.bin", b"\x00\x01")
+            with pytest.raises(ValueError, match="uint8"):
+                batch.image("float.png", rng.random((4, 4)))
+    folder = Path(client.download_artifacts(run.info.run_id, ""))
+    assert sorted(p.name for p in (folder / "mine").iterdir()) == ["a.json", "grey.png", "raw.bin", "rgb.png"]
+    for name, array in images.items():
+        assert np.array_equal(np.asarray(Image.open(folder / "mine" / name)), array)
+        assert np.array_equal(
+            np.asarray(Image.open(folder / "mine" / name)), np.asarray(Image.open(folder / "theirs" / name))
+        )
+    assert (folder / "mine" / "raw.bin").read_bytes() == b"\x00\x01"
+    listed = json.loads(client.get_run(run.info.run_id).data.tags["mlflow.loggedArtifacts"])
+    assert listed == [{"path": "mine/a.json", "type": "table"}]
+    loaded = client.load_table(experiment_id, "mine/a.json", run_ids=[run.info.run_id])
     assert loaded["count"].tolist() == [5, 0, 7]
+
+
+def test_a_step_adopts_the_run_it_was_launched_with_after_a_side_run_has_ended(tracking, monkeypatch):
+    """As evaluate under `mlflow run`: the classifier's side run ends first, and MLflow then clears
+    MLFLOW_RUN_ID; the launch context read at the step's start still names the step's own run."""
+    import os
+
+    client, experiment_id = tracking.client, tracking.experiment_id  # the active experiment, as `mlflow run` sets it
+    launched = client.create_run(experiment_id).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", launched)
+    monkeypatch.setenv("VAE_PIPELINE_DRIVER", "elsewhere:1:2.000")
+    launch = pipeline_tracking.launch_context()
+    assert launch == LaunchContext(run_id=launched, driver="elsewhere:1:2.000", experiment_chosen=True)
+    with side_run("classifier", "classifier 0123", experiment_id, parent_run_id=launched) as side:
+        assert side.info.run_id != launched
+    assert "MLFLOW_RUN_ID" not in os.environ
+    with pipeline_tracking.step_run("evaluate", "evaluate x", launch=launch) as run:
+        assert run.info.run_id == launched
+    own, classifier = client.get_run(launched), client.get_run(side.info.run_id)
+    assert (own.info.status, own.info.run_name, own.data.tags["pipeline.step"]) == (
+        "FINISHED",
+        "evaluate x",
+        "evaluate",
+    )
+    assert classifier.data.tags["mlflow.parentRunId"] == launched and classifier.info.status == "FINISHED"
+    assert own.data.tags["pipeline.driver"] == classifier.data.tags["pipeline.driver"] == "elsewhere:1:2.000"
+    assert LaunchContext.of({}) == LaunchContext(run_id=None, driver=None, experiment_chosen=False)
+    assert LaunchContext.of({"MLFLOW_EXPERIMENT_NAME": "mine"}).experiment_chosen

@@ -14,7 +14,9 @@ import pytest
 
 from pipeline import tracking
 from pipeline.core.data import datasets
+from pipeline.tracking.artifacts import downloaded
 from pipeline.tracking.references import dataset_source, log_dataset_inputs
+from pipeline.tracking.runs import KIND_TAG, TRAINING_KIND, child_run
 
 
 @pytest.fixture()
@@ -30,7 +32,7 @@ def active(tracking):
 
 
 def kind(client, experiment_id: str) -> str | None:
-    return client.get_experiment(experiment_id).tags.get(tracking.KIND_TAG)
+    return client.get_experiment(experiment_id).tags.get(KIND_TAG)
 
 
 def test_a_step_run_marks_its_experiment_as_training(client, active, tmp_path):
@@ -39,26 +41,26 @@ def test_a_step_run_marks_its_experiment_as_training(client, active, tmp_path):
     active(experiment_id)
     with tracking.step_run("prepare_data", "a step") as run:
         assert run.info.experiment_id == experiment_id
-    assert kind(client, experiment_id) == "custom_model_development" == tracking.TRAINING_KIND
+    assert kind(client, experiment_id) == "custom_model_development" == TRAINING_KIND
 
 
 def test_a_child_run_marks_its_experiment_too(client, tmp_path):
     experiment_id = client.create_experiment(f"kind-child-{tmp_path.name}", artifact_location=tmp_path.as_uri())
     parent = client.create_run(experiment_id).info.run_id
-    with tracking.child_run("search_trial", "trial 0", parent, experiment_id):
+    with child_run("search_trial", "trial 0", parent, experiment_id):
         pass
-    assert kind(client, experiment_id) == tracking.TRAINING_KIND
+    assert kind(client, experiment_id) == TRAINING_KIND
 
 
 def test_a_kind_the_user_chose_is_never_overwritten(client, active, tmp_path):
     experiment_id = client.create_experiment(
-        f"kind-user-{tmp_path.name}", artifact_location=tmp_path.as_uri(), tags={tracking.KIND_TAG: "genai_development"}
+        f"kind-user-{tmp_path.name}", artifact_location=tmp_path.as_uri(), tags={KIND_TAG: "genai_development"}
     )
     active(experiment_id)
     with tracking.step_run("prepare_data", "a step"):
         pass
     parent = client.create_run(experiment_id).info.run_id
-    with tracking.child_run("search_trial", "trial 0", parent, experiment_id):
+    with child_run("search_trial", "trial 0", parent, experiment_id):
         pass
     assert kind(client, experiment_id) == "genai_development"
 
@@ -96,7 +98,7 @@ def test_a_download_is_a_copy_in_a_temporary_folder_removed_after_the_block(clie
     run_id = client.create_run(experiment_id).info.run_id
     (tmp_path / "data.npz").write_bytes(b"prepared")
     client.log_artifact(run_id, str(tmp_path / "data.npz"), "prepared")
-    with tracking.downloaded(run_id=run_id, artifact_path="prepared/data.npz") as local:
+    with downloaded(run_id=run_id, artifact_path="prepared/data.npz") as local:
         local = Path(local)
         assert local.read_bytes() == b"prepared" and local.parent.name.startswith("vae-download-")
     assert not local.exists() and not local.parent.exists()

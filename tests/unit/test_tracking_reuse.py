@@ -4,6 +4,7 @@ and lookups past MLflow's 1,000-run page."""
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -14,27 +15,29 @@ from pipeline import tracking
 from pipeline.configs import EvaluateConfig, TrainConfig
 from pipeline.process import processes
 from pipeline.tracking import code
+from pipeline.tracking.code import CODE_TAG, COMMIT_TAG, DIRTY_TAG
+from pipeline.tracking.local_files import local_folder
+from pipeline.tracking.reuse import config_key, key_tags, reusable_run, reuse_tags
+from pipeline.tracking.runs import DRIVER_TAG, PROCESS_TAG, STEP_TAG, search_all_runs, sweep_stale_runs
 from tests.conftest import REPO
 
 
 def test_the_key_is_the_normalized_configuration():
     base = TrainConfig(data="0" * 32, epochs=3)
-    assert tracking.config_key("train", TrainConfig(data="0" * 32, epochs="3", lr="1e-3")) == tracking.config_key(
-        "train", base
-    )
-    assert tracking.config_key(
+    assert config_key("train", TrainConfig(data="0" * 32, epochs="3", lr="1e-3")) == config_key("train", base)
+    assert config_key(
         "train", TrainConfig(data="0" * 32, epochs=3, samplers="normal:0,1;normal:1,2;beta:0.25,0.25")
-    ) == tracking.config_key("train", base)  # ';' or '+', one canonical list
-    assert tracking.config_key("train", TrainConfig(data="0" * 32, epochs=3, resume="1" * 32)) == tracking.config_key(
+    ) == config_key("train", base)  # ';' or '+', one canonical list
+    assert config_key("train", TrainConfig(data="0" * 32, epochs=3, resume="1" * 32)) == config_key(
         "train", base
     )  # a resumed training is the same step
-    assert tracking.config_key("train", TrainConfig(data="1" * 32, epochs=3)) != tracking.config_key("train", base)
-    assert tracking.config_key("train", TrainConfig(data="0" * 32, epochs=4)) != tracking.config_key("train", base)
+    assert config_key("train", TrainConfig(data="1" * 32, epochs=3)) != config_key("train", base)
+    assert config_key("train", TrainConfig(data="0" * 32, epochs=4)) != config_key("train", base)
     evaluate = EvaluateConfig(model="2" * 32)
-    assert tracking.config_key("evaluate", EvaluateConfig(model="2" * 32, copy_scores="skip")) == tracking.config_key(
+    assert config_key("evaluate", EvaluateConfig(model="2" * 32, copy_scores="skip")) == config_key(
         "evaluate", evaluate
     )
-    assert tracking.config_key("evaluate", EvaluateConfig(model="3" * 32)) != tracking.config_key("evaluate", evaluate)
+    assert config_key("evaluate", EvaluateConfig(model="3" * 32)) != config_key("evaluate", evaluate)
 
 
 def git(root, *args):
@@ -81,9 +84,9 @@ def test_a_committed_tree_is_clean_with_its_commit(project):
     assert version.commit == git(project, "rev-parse", "HEAD") and not version.dirty
     assert version.version.startswith("code:") and len(version.version) == len("code:") + 16
     assert version.tags() == {
-        tracking.CODE_TAG: version.version,
-        tracking.DIRTY_TAG: "false",
-        tracking.COMMIT_TAG: version.commit,
+        CODE_TAG: version.version,
+        DIRTY_TAG: "false",
+        COMMIT_TAG: version.commit,
     }
 
 
@@ -201,7 +204,7 @@ def test_outside_git_the_files_are_hashed_as_git_does_and_the_tree_is_dirty(proj
     (copy / "pipeline" / "__pycache__" / "step.cpython-311.pyc").write_bytes(b"bytecode")
     outside = code.version_of(copy)
     assert outside == code.CodeVersion(committed.version, True, "", (code.UNCOMMITTED,))
-    assert outside.tags()[tracking.COMMIT_TAG] == "none"
+    assert outside.tags()[COMMIT_TAG] == "none"
     assert outside.described() == f"{committed.version} (not a git checkout)"
 
 
@@ -228,12 +231,12 @@ def test_local_files_go_beside_the_local_tracking_database(tmp_path, monkeypatch
         str(tmp_path / "db" / "mlruns"),
     ):
         tracking_uri(uri)
-        assert tracking.local_folder() == tmp_path / "db", uri
+        assert local_folder() == tmp_path / "db", uri
         assert tracking.local_path("report") == tmp_path / "db" / "report"
     tracking_uri("sqlite:///relative/mlflow.db")
-    assert tracking.local_folder() == tmp_path / "relative"
+    assert local_folder() == tmp_path / "relative"
     tracking_uri("http://127.0.0.1:5000")  # a tracking server: the working directory
-    assert tracking.local_folder() == tmp_path
+    assert local_folder() == tmp_path
     assert tracking.local_path(tmp_path / "elsewhere") == tmp_path / "elsewhere"
 
 
@@ -243,7 +246,7 @@ def pin_code_version(monkeypatch, version: str, dirty: bool) -> None:
 
 
 def finished_run(client, experiment_id, step, config, **tags):
-    run = client.create_run(experiment_id, tags={**tracking.reuse_tags(step, config), **tags})
+    run = client.create_run(experiment_id, tags={**reuse_tags(step, config), **tags})
     client.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id
 
@@ -264,11 +267,11 @@ def test_which_finished_runs_are_reused(tracking_store, monkeypatch, dirty, reus
     pin_code_version(monkeypatch, "code:abc", dirty)
     config = TrainConfig(epochs=2, seed=11)
     run_id = finished_run(client, experiment_id, "train", config)
-    finished, unfinished = tracking.reusable_run("train", config, [experiment_id], reuse)
+    finished, unfinished = reusable_run("train", config, [experiment_id], reuse)
     assert (finished is not None and finished.info.run_id == run_id) is expected
     assert unfinished is None
     pin_code_version(monkeypatch, "code:other", False)  # other files: never the same step
-    assert tracking.reusable_run("train", config, [experiment_id], reuse) == (None, None)
+    assert reusable_run("train", config, [experiment_id], reuse) == (None, None)
 
 
 def test_clean_reuse_takes_runs_of_committed_code_only(tracking_store, monkeypatch):
@@ -278,13 +281,13 @@ def test_clean_reuse_takes_runs_of_committed_code_only(tracking_store, monkeypat
     pin_code_version(monkeypatch, "code:same", True)
     before_commit = finished_run(client, experiment_id, "train", config)
     pin_code_version(monkeypatch, "code:same", False)
-    assert tracking.reusable_run("train", config, [experiment_id], "clean") == (None, None)
-    assert tracking.reusable_run("train", config, [experiment_id], "dirty")[0].info.run_id == before_commit
+    assert reusable_run("train", config, [experiment_id], "clean") == (None, None)
+    assert reusable_run("train", config, [experiment_id], "dirty")[0].info.run_id == before_commit
     committed = finished_run(client, experiment_id, "train", config)
-    assert tracking.reusable_run("train", config, [experiment_id], "clean")[0].info.run_id == committed
+    assert reusable_run("train", config, [experiment_id], "clean")[0].info.run_id == committed
 
 
-def test_a_running_run_whose_process_is_gone_is_failed_and_offered_for_resume(tracking_store):
+def test_a_stale_run_is_left_by_the_lookup_then_swept_and_offered_for_resume(tracking_store):
     client, experiment_id = tracking_store
     config = TrainConfig(epochs=2, seed=12)
     gone = subprocess.Popen(
@@ -293,19 +296,22 @@ def test_a_running_run_whose_process_is_gone_is_failed_and_offered_for_resume(tr
         text=True,
     )
     started = float(gone.communicate()[0])
-    import socket
+    tags = {STEP_TAG: "train", **reuse_tags("train", config)}
+    dead = client.create_run(
+        experiment_id, tags={**tags, PROCESS_TAG: f"{socket.gethostname()}:{gone.pid}:{started:.3f}"}
+    ).info.run_id
+    alive = client.create_run(experiment_id, tags=tags).info.run_id  # this process
+    assert reusable_run("train", config, [experiment_id], "dirty") == (None, None)  # RUNNING: neither
+    assert client.get_run(dead).info.status == "RUNNING"  # the lookup only looked
+    assert "failure_reason" not in client.get_run(dead).data.tags
 
-    tags = {
-        **tracking.reuse_tags("train", config),
-        tracking.PROCESS_TAG: f"{socket.gethostname()}:{gone.pid}:{started:.3f}",
-    }
-    dead = client.create_run(experiment_id, tags=tags).info.run_id
-    alive = client.create_run(experiment_id, tags=tracking.reuse_tags("train", config)).info.run_id  # this process
-    finished, unfinished = tracking.reusable_run("train", config, [experiment_id], "dirty")
-    assert finished is None and unfinished.info.run_id == dead
+    still_running = sweep_stale_runs("train", key_tags("train", config), [experiment_id])
+    assert [run.info.run_id for run in still_running] == [alive]
     assert client.get_run(dead).info.status == "FAILED"
     assert "killed" in client.get_run(dead).data.tags["failure_reason"]
     assert client.get_run(alive).info.status == "RUNNING"  # its process lives: left alone
+    finished, unfinished = reusable_run("train", config, [experiment_id], "dirty")
+    assert finished is None and unfinished.info.run_id == dead
 
 
 @pytest.mark.slow
@@ -313,7 +319,7 @@ def test_lookups_see_past_the_first_thousand_runs(tracking_store):
     client, experiment_id = tracking_store
     for _ in range(1001):
         client.create_run(experiment_id, tags={"page": "test"})
-    assert len(tracking.search_all_runs([experiment_id], "tags.page = 'test'")) == 1001
+    assert len(search_all_runs([experiment_id], "tags.page = 'test'")) == 1001
 
 
 @pytest.fixture()
@@ -324,7 +330,7 @@ def tracking_store(tracking, tmp_path):
     return tracking.client, experiment_id
 
 
-def test_a_step_whose_driver_is_gone_is_killed_and_offered_for_resume(tracking_store):
+def test_a_step_whose_driver_is_gone_is_killed_by_the_sweep_and_offered_for_resume(tracking_store):
     """main was killed but its training lives on (steps run in sessions of their own): the rerun kills it."""
     client, experiment_id = tracking_store
     config = TrainConfig(epochs=2, seed=13)
@@ -332,16 +338,20 @@ def test_a_step_whose_driver_is_gone_is_killed_and_offered_for_resume(tracking_s
     orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
         tags = {
-            **tracking.reuse_tags("train", config),
-            tracking.PROCESS_TAG: processes.identity(orphan.pid),
-            tracking.DRIVER_TAG: processes.identity(driver.pid),
+            STEP_TAG: "train",
+            **reuse_tags("train", config),
+            PROCESS_TAG: processes.identity(orphan.pid),
+            DRIVER_TAG: processes.identity(driver.pid),
         }
         run_id = client.create_run(experiment_id, tags=tags).info.run_id
-        assert tracking.reusable_run("train", config, [experiment_id], "dirty") == (None, None)  # both alive
-        assert client.get_run(run_id).info.status == "RUNNING"
+        assert sweep_stale_runs("train", key_tags("train", config), [experiment_id])[0].info.run_id == run_id
+        assert client.get_run(run_id).info.status == "RUNNING"  # both alive
         driver.kill()
         driver.wait()
-        finished, unfinished = tracking.reusable_run("train", config, [experiment_id], "dirty")
+        assert reusable_run("train", config, [experiment_id], "dirty") == (None, None)  # a lookup kills nothing
+        assert orphan.poll() is None and client.get_run(run_id).info.status == "RUNNING"
+        assert sweep_stale_runs("train", key_tags("train", config), [experiment_id]) == []
+        finished, unfinished = reusable_run("train", config, [experiment_id], "dirty")
         assert unfinished.info.run_id == run_id and client.get_run(run_id).info.status == "FAILED"
         assert orphan.wait(timeout=60) == -9
     finally:
