@@ -1,5 +1,5 @@
-"""Nothing left behind by a kill (issue 11 §5), with real processes killed by SIGKILL: a classifier run
-killed while training is failed by the next lookup, a launched step that dies before naming itself
+"""Nothing left behind by a kill, with real processes killed by SIGKILL: a classifier run killed while
+training is failed by the sweep the next classifier lookup runs first, a launched step that dies before naming itself
 keeps the name it was created with, and resuming a killed training ends the killed run FAILED."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def classifier_runs(tracking, digest: str) -> list:
     )
 
 
-def test_a_classifier_killed_while_training_is_failed_by_the_next_lookup(tracking, tmp_path, monkeypatch):
+def test_a_classifier_killed_while_training_is_swept_by_the_next_lookup(tracking, tmp_path, monkeypatch):
     folder = write_idx_folder(tmp_path / "idx-killed-classifier", n_train=200, n_test=20, seed=5)
     prepared = datasets.prepare(f"idx:{folder}")
     needing = tracking.client.create_run(tracking.experiment_id, run_name="evaluation that needs it").info.run_id
