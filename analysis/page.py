@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 
-from analysis.stats import DIRECTIONS, Summary, spread_text
+from analysis.stats import DIRECTIONS
 from analysis.tables import REAL_METRICS, Row, Table
 from analysis.verdicts import Verdict
+from pipeline.core.scores.spread import Summary, spread_text
 
 IMAGE_FOLDER = "images"
 

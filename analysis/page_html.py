@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import json
 
-from analysis.disputes import PANELS_NOTE
+from analysis.dispute_panels import PANELS_NOTE
 from analysis.page import (
     APPENDIX_NOTE,
     COLUMN_NAMES,
@@ -19,8 +19,8 @@ from analysis.page import (
     model_value,
     real_line,
 )
-from analysis.stats import NUMBERS_RULE, spread_text
 from analysis.tables import HEADLINE, MODEL_METRICS, SAMPLER_METRICS, Table
+from pipeline.core.scores.spread import NUMBERS_RULE, spread_text
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:16px auto;max-width:1360px;color:#1b1b1b;

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from analysis.disputes import PANELS_NOTE
+from analysis.dispute_panels import PANELS_NOTE
 from analysis.page import (
     APPENDIX_NOTE,
     COLUMN_NAMES,
@@ -18,8 +18,8 @@ from analysis.page import (
     model_value,
     real_line,
 )
-from analysis.stats import NUMBERS_RULE, spread_text
 from analysis.tables import HEADLINE, MODEL_METRICS, SAMPLER_METRICS, Table
+from pipeline.core.scores.spread import NUMBERS_RULE, spread_text
 
 
 def _md(text) -> str:

@@ -147,7 +147,8 @@ def test_all_six_verdicts_are_on_the_page_with_their_numbers(tracking, study, re
 
 @pytest.mark.slow
 def test_the_verdicts_table_has_a_row_per_finding_and_a_marked_line_per_part(tracking, study, reported):
-    from analysis.stats import (
+    from analysis.verdicts import MARKS
+    from pipeline.core.scores.spread import (
         CLASSIFIER_DEPENDENT,
         CONTRADICTED,
         HOLDS,
@@ -156,7 +157,6 @@ def test_the_verdicts_table_has_a_row_per_finding_and_a_marked_line_per_part(tra
         both_judges,
         claim_outcome,
     )
-    from analysis.verdicts import MARKS
 
     html = reported["html"]
     assert re.findall(r"<tr data-finding='(F\d)'>", html) == list(rs.FINDINGS)  # the verdict table: one row each
