@@ -23,6 +23,7 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from analysis import browser, dispute_panels, figures, latent, page, search_report, sources, trainings
+from analysis.dominance import dominant_digits
 from analysis.figures import plt
 from analysis.page_html import render_html
 from analysis.page_markdown import render_markdown
@@ -30,7 +31,7 @@ from analysis.provenance import Record
 from analysis.provenance import short as _short
 from analysis.sources import StudyRuns
 from analysis.tables import Row, Table, build_tables
-from analysis.verdicts import dominant_digits, finding_verdicts
+from analysis.verdicts import finding_verdicts
 from pipeline import tracking
 from pipeline.configs import ReportConfig
 from pipeline.core.evaluation.two_judges import UNRELIABLE_BELOW

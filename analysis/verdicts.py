@@ -2,16 +2,15 @@
 
 Each finding is split into parts that a metric can test (e.g. "N(1,2) is less realistic than
 N(0,1)": FID higher, precision lower); each part compares two scores over seeds with the spread
-rule of pipeline/core/scores/spread.py, and the finding's word follows from its parts (spread.overall). Parts
-about class identity or coverage are asked of both judges (the CNN and the k-NN of
-pipeline/core/judges/knn.py) and hold or are contradicted only when both say so; realism and clarity
-stay on the CNN's features.
+rule of pipeline/core/scores/spread.py, and the finding's word follows from its parts
+(spread.overall). Parts about class identity or coverage are asked of both judges (the CNN and the
+k-NN of pipeline/core/judges/knn.py) and hold or are contradicted only when both say so; realism
+and clarity stay on the CNN's features.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -192,10 +191,6 @@ def threshold_part(text: str, row: Row | None, metric: str, threshold: float, ex
     )
 
 
-def _mean_text(values: list[float]) -> str:
-    return spread_text(Summary.of(values))
-
-
 def identity_part(make: Callable[[str], Part], rows: tuple = ()) -> Part:
     """A part about class identity or coverage, made once per judge (`make(metric suffix)`): it holds
     or is contradicted only when both judges say so, with both judges' numbers and, beside them, each
@@ -223,65 +218,6 @@ def identity_part(make: Callable[[str], Part], rows: tuple = ()) -> Part:
     part = _part(cnn.text, outcome, cnn.subject, numbers, min(margins, default=math.nan))
     part.rows = rows
     return part
-
-
-def dominance(
-    row: Row, shares_of: Callable[..., dict[int, np.ndarray]], reference: Row | None, suffix: str = ""
-) -> tuple[str, int | None]:
-    """Which class one judge finds dominant under `row` over its seeds, with its share against the
-    reference sampler's share of that class (F3, F6)."""
-    key = row.experiment["sampler_key"]
-    dominant = Counter(e.run.data.tags.get(f"max_class{suffix}/{key}") for e in row.evaluations)
-    dominant.pop(None, None)
-    if not dominant:
-        return "", None
-    digit, times = dominant.most_common(1)[0]
-    digit = int(digit)
-    own = [s[digit] for s in shares_of(row, suffix).values()]
-    text = (
-        f"{'the k-NN' if suffix else 'the CNN'}'s dominant digit is {digit} ({times} of {len(row.evaluations)} "
-        f"seeds), {_mean_text(own)} of the samples"
-    )
-    if reference is not None:
-        against = [s[digit] for s in shares_of(reference, suffix).values()]
-        text += f" ({_label(reference, reference.name)}: {_mean_text(against)})"
-    return text, digit
-
-
-def dominance_note(row: Row, shares_of: Callable[..., dict[int, np.ndarray]], reference: Row | None) -> str:
-    """Both judges' dominant digit under `row`, whether they agree, and how much of the CNN's
-    histogram rests on confident predictions: one line, said once on the page."""
-    cnn, _ = dominance(row, shares_of, reference)
-    if not cnn:
-        return ""
-    text = f"{_label(row, row.name)}: {cnn}"
-    second, _ = dominance(row, shares_of, reference, SUFFIX)
-    agree = row.score("judges_agree")
-    if second:
-        text += f"; {second}; same digit in {int(sum(agree.values))} of {agree.n} seeds"
-    else:
-        text += "; no second judge was logged for these evaluations"
-    confident, among = row.score("confident_share"), row.score("max_class_share_confident")
-    if not confident.n:  # no confident share logged for these evaluations
-        return text + "."
-    text += f". The CNN is confident (top probability ≥ 0.9) on {spread_text(confident)} of them"
-    if among.n:
-        text += f", and its dominant class holds {spread_text(among)} of those."
-    else:
-        text += ": its histogram rests entirely on guesses."
-    return text
-
-
-def dominant_digits(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list[str]:
-    """The dominant-digit line of every experiment F3 and F6 look at (E3, E4, E5), each once."""
-    reference = table.row(study_id="E1")
-    reference = reference if reference is not None and reference.evaluations else None
-    lines = []
-    for study_id in ("E3", "E4", "E5"):
-        row = table.row(study_id=study_id)
-        if row is not None and row.evaluations and (text := dominance_note(row, shares_of, reference)):
-            lines.append(text)
-    return lines
 
 
 def class_share_part(

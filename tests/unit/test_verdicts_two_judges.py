@@ -6,8 +6,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from analysis.dominance import dominant_digits
 from analysis.tables import Row, Table
-from analysis.verdicts import MOST_DIGITS, dominant_digits, finding_verdicts, identity_part, threshold_part
+from analysis.verdicts import MOST_DIGITS, finding_verdicts, identity_part, threshold_part
 from pipeline.core.scores.spread import CLASSIFIER_DEPENDENT, CONTRADICTED, HOLDS, Summary
 
 
