@@ -73,7 +73,7 @@ class SamplePanel:
     grid: np.ndarray | None = None  # evaluation/<key>/grid.png
     counts: np.ndarray | None = None  # evaluation/<key>/class_histogram.json
     reference: np.ndarray | None = None  # its test_share column
-    fallback: np.ndarray | None = None  # older runs without grid.png: their samples_and_classes.png
+    fallback: np.ndarray | None = None  # an evaluate run without grid.png: its samples_and_classes.png
     missing: str = "not evaluated"
 
 

@@ -1,5 +1,6 @@
 """The report as a page: one self-contained HTML file (images as data: URIs, inline CSS, no script,
-nothing fetched) and a Markdown file with the same content (images as PNG files beside it).
+nothing fetched) and a Markdown file with the same content (images as PNG files beside it), both
+laid out by the Jinja2 templates under analysis/templates/ from one `Content`.
 
 Both open with the answer: the title (preset, date, code version), one setup line, one convergence
 line and the verdict table, the first table of the page; then the samples picture; then the details,
@@ -9,11 +10,16 @@ and an appendix with every score.
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass, field
 
-from analysis.stats import DIRECTIONS, Summary, spread_text
-from analysis.tables import REAL_METRICS, Row, Table
+import jinja2
+
+from analysis.dispute_panels import PANELS_NOTE
+from analysis.stats import DIRECTIONS
+from analysis.tables import HEADLINE, MODEL_METRICS, REAL_METRICS, SAMPLER_METRICS, Row, Table
 from analysis.verdicts import Verdict
+from pipeline.core.scores.spread import NUMBERS_RULE, Summary, spread_text
 
 IMAGE_FOLDER = "images"
 
@@ -118,3 +124,123 @@ def real_line(table: Table) -> str:
         if by_run:
             parts.append(f"{metric} {spread_text(Summary.of(list(by_run.values())))}")
     return ", ".join(parts)
+
+
+@dataclass
+class Score:
+    """One cell of a metrics table."""
+
+    metric: str
+    text: str
+    best: bool = False
+
+
+@dataclass
+class MetricsRow:
+    """One experiment's row of a metrics table; the model's own scores are shown once per model cell."""
+
+    name: str
+    study: bool  # one of the write-up's experiments E1-E5
+    labels: tuple[str, str, str]  # experiment, cell, sampler
+    scores: list[Score]
+    model: list[Score]
+    first: bool  # the first row of its model cell: the one that shows `model`
+    span: int  # the rows of its model cell
+
+
+@dataclass
+class TableView:
+    """One evaluation setting's tables as the templates lay them out: headline, appendix, models."""
+
+    label: str
+    settings: str
+    real: str
+    headline: list[MetricsRow]
+    appendix: list[MetricsRow]
+    models: list[tuple[str, int, list[Score]]]  # (model cell, trainings, its scores)
+
+    @classmethod
+    def of(cls, table: Table, label: str) -> TableView:
+        models = [
+            (group[0].experiment["cell"], len(group[0].seeds), [Score(c, model_value(group, c)) for c in MODEL_METRICS])
+            for group in table.by_cell()
+        ]
+        return cls(
+            label,
+            table.settings,
+            real_line(table),
+            metrics_rows(table, HEADLINE[:-1], HEADLINE[-1:]),
+            metrics_rows(table, SAMPLER_METRICS, ()),
+            models,
+        )
+
+
+def metrics_rows(table: Table, columns: tuple[str, ...], model_columns: tuple[str, ...]) -> list[MetricsRow]:
+    """The rows grouped by model cell, so that a model's own scores can span its cell's rows."""
+    rows = []
+    for group in table.by_cell():
+        model = [Score(column, model_value(group, column)) for column in model_columns]
+        for index, row in enumerate(group):
+            scores = [Score(c, spread_text(row.scores[c]), row.name in table.best.get(c, set())) for c in columns]
+            rows.append(
+                MetricsRow(row.name, bool(row.study_id), experiment_cells(row), scores, model, index == 0, len(group))
+            )
+    return rows
+
+
+def headers(columns: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(heading, which way is best) per metric column."""
+    return [(COLUMN_NAMES.get(c, c), direction_text(c)) for c in columns]
+
+
+def word_class(word: str) -> str:
+    """The CSS class of a verdict's word."""
+    if word.startswith("holds"):
+        return "holds"
+    if word == "contradicted":
+        return "contradicted"
+    return "trade" if word.startswith("a trade") else "inconclusive"
+
+
+def markdown_cell(text) -> str:
+    """Text kept on one line of a Markdown table or list, its pipes escaped (the `cell` filter)."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+# HTML templates are autoescaped, Markdown ones are not (their table cells go through `cell`)
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("analysis", "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+TEMPLATES.filters.update(cell=markdown_cell, word_class=word_class)
+TEMPLATES.globals.update(IMAGE_FOLDER=IMAGE_FOLDER)
+
+
+def render(template: str, **context) -> str:
+    """One page from a template under analysis/templates/."""
+    return TEMPLATES.get_template(template).render(**context)
+
+
+def study_context(content: Content) -> dict:
+    """What report.html and report.md lay out: the content, its tables as rows of cells, the notes."""
+    return {
+        "c": content,
+        "title": content.title,
+        "tables": [TableView.of(table, label) for table, label in zip(content.tables, content.table_labels)],
+        "headline": headers(HEADLINE),
+        "appendix": headers(SAMPLER_METRICS),
+        "model_metrics": MODEL_METRICS,
+        "versions": any(version for _, _, version, _, _, _ in content.runs),
+        "settings_json": json.dumps(content.settings_json, indent=2),
+        "notes": {
+            "panels": PANELS_NOTE,
+            "numbers": NUMBERS_RULE,
+            "table": TABLE_NOTE,
+            "separate": SEPARATE_SETTINGS,
+            "appendix": APPENDIX_NOTE,
+        },
+    }

@@ -15,9 +15,9 @@ from mlflow.tracking import MlflowClient
 
 from analysis import page, sources
 from analysis.sources import StudyRuns
-from analysis.stats import number
 from analysis.tables import Table
 from pipeline.core.judges import knn
+from pipeline.core.scores.spread import number
 from pipeline.tracking.code import CODE_TAG, COMMIT_TAG, DIRTY_TAG
 
 
@@ -71,18 +71,32 @@ class Record:
 
     def provenance(self, tables: list[Table], labels: list[str], converged: dict) -> tuple[list, list]:
         """(label, value) rows, each hash and the evaluation settings stated once, and the runs table."""
-        study, main = self.study, self.study.main
-        runs = [(step, what, run) for step, what, run in study.runs()]
+        runs = [(step, what, run) for step, what, run in self.study.runs()]
         runs += [
             ("classifier", f"the judges, on source data {r.data.tags.get('source_digest', '?')[:12]}", r)
             for r in self.classifiers()
         ]
         versions = Counter(version_text(r) for _, _, r in runs)
+        settings = Counter(e.settings for e in self.study.evaluations)
+        label_of = dict(zip((t.settings for t in tables), labels))
+        rows = self._rows(len(runs), versions, settings, label_of)
+        if len(tables) > 1:
+            rows.append(("verdicts computed on", labels[0]))
+        if self.study.missing:
+            rows.append(
+                (
+                    "runs named by main/steps.json but missing on the server",
+                    ", ".join(short(r) for r in self.study.missing),
+                )
+            )
+        listed = self._runs_table(runs, len(versions) == 1, len(settings) > 1, label_of, converged)
+        return [(label, sources.public(value)) for label, value in rows], listed
+
+    def _rows(self, runs: int, versions: Counter, settings: Counter, label_of: dict) -> list[tuple[str, str]]:
+        study, main = self.study, self.study.main
         digests = Counter(r.data.params.get("data_digest", "?")[:12] for r in study.train.values())
         sources_ = Counter(e.run.data.tags.get("source_digest", "?")[:12] for e in study.evaluations)
-        settings = Counter(e.settings for e in study.evaluations)
-        label_of = dict(zip((t.settings for t in tables), labels))
-        rows = [
+        return [
             (
                 "main run",
                 (
@@ -92,7 +106,7 @@ class Record:
             ),
             ("report run", short(self.report_run_id)),
             ("tracking server", sources.public_uri(self.uri)),
-            ("code version", "; ".join(f"{v} on {n} of {len(runs)} runs" for v, n in versions.most_common())),
+            ("code version", "; ".join(f"{v} on {n} of {runs} runs" for v, n in versions.most_common())),
             ("data digest", "; ".join(f"{d} ({n} train runs)" for d, n in sorted(digests.items())) or "none"),
             (
                 "source data digest",
@@ -114,20 +128,18 @@ class Record:
                 ),
             ),
         ]
-        if len(tables) > 1:
-            rows.append(("verdicts computed on", labels[0]))
-        if study.missing:
-            rows.append(
-                ("runs named by main/steps.json but missing on the server", ", ".join(short(r) for r in study.missing))
-            )
+
+    def _runs_table(self, runs: list, one_version: bool, several_settings: bool, label_of: dict, converged: dict):
+        """(step, what, code version or "", status, convergence, link) per run."""
+        main = self.study.main
+        trained = {run.info.run_id: key for key, run in self.study.train.items()}
+        evaluated = {e.run_id: e.settings for e in self.study.evaluations}
         listed = []
-        trained = {run.info.run_id: key for key, run in study.train.items()}
-        evaluated = {e.run_id: e.settings for e in study.evaluations}
-        one_version = len(versions) == 1
         for step, what, run in runs:
             state = converged[trained[run.info.run_id]].text() if run.info.run_id in trained else ""
             if run.info.run_id in evaluated:
-                what = f"{what.split(';')[0]}{'; ' + label_of.get(evaluated[run.info.run_id], '') if len(settings) > 1 else ''}"
+                setting = label_of.get(evaluated[run.info.run_id], "")
+                what = f"{what.split(';')[0]}{'; ' + setting if several_settings else ''}"
             status = "wrote this report" if run is main and _running(main) else run.info.status
             listed.append(
                 (
@@ -139,7 +151,7 @@ class Record:
                     page.Link(short(run.info.run_id), sources.run_link(run, self.uri)),
                 )
             )
-        return [(label, sources.public(value)) for label, value in rows], listed
+        return listed
 
     def title(self) -> str:
         """The preset, the study's date (its main run's start, UTC) and the short code version."""

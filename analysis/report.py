@@ -22,23 +22,23 @@ import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from analysis import browser, disputes, figures, latent, page, search_report, sources, trainings
+from analysis import browser, dispute_panels, figures, latent, page, search_report, sources, trainings
+from analysis.dominance import dominant_digits
 from analysis.figures import plt
 from analysis.page_html import render_html
 from analysis.page_markdown import render_markdown
 from analysis.provenance import Record
 from analysis.provenance import short as _short
 from analysis.sources import StudyRuns
-from analysis.stats import SPREAD_RULE
 from analysis.tables import Row, Table, build_tables
-from analysis.verdicts import dominant_digits
-from analysis.verdicts import judge as judge_findings
+from analysis.verdicts import finding_verdicts
 from pipeline import tracking
 from pipeline.configs import ReportConfig
 from pipeline.core.evaluation.two_judges import UNRELIABLE_BELOW
 from pipeline.core.files import atomic_path
 from pipeline.core.judges import knn
 from pipeline.core.model import convergence
+from pipeline.core.scores.spread import SPREAD_RULE
 from pipeline.core.study import STUDY
 from pipeline.errors import InputError
 
@@ -98,7 +98,7 @@ class Builder:
                     histogram = sources.class_histogram(evaluation.run_id, experiment["sampler_key"], self.folder)
                     if histogram is not None:
                         panel.counts, panel.reference = histogram
-                else:  # evaluated before grid.png was logged
+                else:  # no plain grid: the evaluate step's grid-beside-histogram figure fills the column
                     old = sources.download(evaluation.run_id, f"{folder}/samples_and_classes.png", self.folder)
                     if old is not None:
                         panel.fallback = plt.imread(old)
@@ -192,14 +192,16 @@ class Builder:
         return latent_image, interpolation_image, note
 
     def dispute_panels(self, verdicts, table: Table) -> list[page.Image]:
-        """One disputed-digits panel per experiment the judges dispute (analysis/disputes.py)."""
+        """One disputed-digits panel per experiment the judges dispute (analysis/dispute_panels.py)."""
         images = []
-        for row in disputes.disputed_rows(verdicts, table):
-            drawn = disputes.panel(row, self.folder)
+        for row in dispute_panels.disputed_rows(verdicts, table):
+            drawn = dispute_panels.panel(row, self.folder)
             if drawn is not None:
                 png, caption = drawn
                 images.append(
-                    page.Image(disputes.file_name(row), f"digits the judges dispute under {row.name}", png, caption)
+                    page.Image(
+                        dispute_panels.file_name(row), f"digits the judges dispute under {row.name}", png, caption
+                    )
                 )
         return images
 
@@ -244,7 +246,7 @@ class Builder:
         tables = build_tables(study)
         labels = [f"settings {i + 1}" if len(tables) > 1 else "" for i in range(len(tables))]
         primary = tables[0] if tables else Table("no evaluations", [])
-        verdicts = judge_findings(primary, self.shares_of)
+        verdicts = finding_verdicts(primary, self.shares_of)
         converged = trainings.judge_trainings(self.histories())
         behind = trainings.mark_preliminary(verdicts, converged)
         samples, sample_headings, samples_note = self.samples(tables[0] if tables else None)
@@ -252,35 +254,6 @@ class Builder:
         provenance, runs = self.record.provenance(tables, labels, converged)
         self.linked_search(provenance, runs)
         warning = trainings.warning(verdicts, converged, behind)
-        verdict_key = (
-            "✓ holds: every measured part holds beyond the spread over seeds; contradicted: a part "
-            "measured the other way; inconclusive: seeds disagree or one seed; classifier-dependent: the "
-            "two judges of class identity disagree. Every part and the rules: “Verdicts part by part”."
-        )
-        if len(tables) > 1:
-            verdict_key += f" Verdicts use {labels[0]}."
-        rules = " ".join(
-            [
-                SPREAD_RULE,
-                (
-                    "A finding holds when every measured part holds, is contradicted when any part is "
-                    "contradicted, and is inconclusive otherwise. “Covers most digits” means at least 8 of 10 classes "
-                    "covered (a class is covered with at least half a uniform share of the samples). Parts about class "
-                    f"identity or coverage are judged by two classifiers, the CNN and a {knn.NAME}: they hold or are "
-                    "contradicted only when both judges say so, else they are classifier-dependent; realism and clarity "
-                    "rest on the CNN's features. Beside each such part: both judges' accuracy on real test digits blurred "
-                    f"to the sharpness of its samples; a judge under {UNRELIABLE_BELOW} there is marked unreliable, and a "
-                    "part whose two judges both are reads “judges unreliable at the samples' sharpness” instead of holding "
-                    "or being contradicted. Marks: ✓ holds, ✗ contradicted, ~ seeds disagree, ? classifier-dependent, "
-                    "! judges unreliable, · no spread, no difference or not measured. The verdict table shows the part that decides each word: "
-                    "a contradicted part, else the holding part closest to the spread, else the first part left open. A "
-                    "verdict is preliminary when a model behind it was still improving fast: its validation loss fell more "
-                    f"than {convergence.THRESHOLD:.0%} over the last tenth of its epochs (at least one epoch)."
-                ),
-            ]
-        )
-        if len(study.seeds) < 2:
-            rules += " This study has a single training seed: no spread is available, so no finding is decided."
         return page.Content(
             title=self.record.title(),
             setup=self.record.setup(),
@@ -288,7 +261,7 @@ class Builder:
             converged=not warning,
             verdicts=verdicts,
             disputes=dominant_digits(primary, self.shares_of),
-            verdict_key=verdict_key,
+            verdict_key=VERDICT_KEY + (f" Verdicts use {labels[0]}." if len(tables) > 1 else ""),
             samples=samples,
             sample_headings=sample_headings,
             samples_note=samples_note,
@@ -299,7 +272,7 @@ class Builder:
             latent=latent_image,
             interpolation=interpolation_image,
             latent_note=latent_note,
-            rules=rules,
+            rules=RULES + (SINGLE_SEED if len(study.seeds) < 2 else ""),
             provenance=provenance,
             runs=runs,
             dispute_panels=self.dispute_panels(verdicts, primary),
@@ -309,6 +282,34 @@ class Builder:
                 )
             ),
         )
+
+
+VERDICT_KEY = (
+    "✓ holds: every measured part holds beyond the spread over seeds; contradicted: a part "
+    "measured the other way; inconclusive: seeds disagree or one seed; classifier-dependent: the "
+    "two judges of class identity disagree. Every part and the rules: “Verdicts part by part”."
+)
+RULES = " ".join(
+    [
+        SPREAD_RULE,
+        (
+            "A finding holds when every measured part holds, is contradicted when any part is "
+            "contradicted, and is inconclusive otherwise. “Covers most digits” means at least 8 of 10 classes "
+            "covered (a class is covered with at least half a uniform share of the samples). Parts about class "
+            f"identity or coverage are judged by two classifiers, the CNN and a {knn.NAME}: they hold or are "
+            "contradicted only when both judges say so, else they are classifier-dependent; realism and clarity "
+            "rest on the CNN's features. Beside each such part: both judges' accuracy on real test digits blurred "
+            f"to the sharpness of its samples; a judge under {UNRELIABLE_BELOW} there is marked unreliable, and a "
+            "part whose two judges both are reads “judges unreliable at the samples' sharpness” instead of holding "
+            "or being contradicted. Marks: ✓ holds, ✗ contradicted, ~ seeds disagree, ? classifier-dependent, "
+            "! judges unreliable, · no spread, no difference or not measured. The verdict table shows the part that decides each word: "
+            "a contradicted part, else the holding part closest to the spread, else the first part left open. A "
+            "verdict is preliminary when a model behind it was still improving fast: its validation loss fell more "
+            f"than {convergence.THRESHOLD:.0%} over the last tenth of its epochs (at least one epoch)."
+        ),
+    ]
+)
+SINGLE_SEED = " This study has a single training seed: no spread is available, so no finding is decided."
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -5,12 +5,12 @@ first (F7, F8 and the distance to gmm:10, over the verify seeds by the seed-spre
 search logged them in verify/results.json), then the five verified samplers' sample grids side by
 side, their scores with both judges' accuracy at each sampler's sharpness, the trials' ranking of
 latent sizes for what it is (one search, one seed, validation FID), Optuna's plots (history,
-importances, the a/b contour: the matplotlib PNGs the search logged) and the provenance.
+importances, the a/b contour: the matplotlib PNGs the search logged) and the provenance. The pages
+are laid out by analysis/templates/search_report.html and search_report.md, with the study's CSS.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from dataclasses import dataclass, field
@@ -21,7 +21,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from analysis import figures, sources
+from analysis import figures, page, sources
 from analysis.figures import plt
 from analysis.page import IMAGE_FOLDER, Image
 from analysis.provenance import version_text
@@ -127,31 +127,14 @@ def grids_figure(record: dict, grids: dict[str, Path]):
 
 def content(run: Run, folder: Path) -> SearchContent:
     """Everything the search report shows, downloaded from `run` into `folder`."""
-    run_id = run.info.run_id
-    params, tags = run.data.params, run.data.tags
+    run_id, params, tags = run.info.run_id, run.data.params, run.data.tags
     study = tags.get("optuna.study_name", params.get("study_name", "?"))
     title = f"Search {study}: is there a Beta sampler better than N(0,1)?"
     local = sources.download(run_id, VERIFY_ARTIFACT, folder)
     record = json.loads(local.read_text()) if local is not None else None
-    setup = (
-        f"Data {params.get('data', '?')}, latent sizes {params.get('latent_sizes', '?')}, "
-        f"{int(run.data.metrics.get('trials', 0))} trials this run ({params.get('epochs', '?')} epochs per model, "
-        f"batch {params.get('batch_size', '?')}), objective {params.get('objective', '?')} on the validation split."
-    )
-    plots = []
-    for name, caption in OPTUNA_PLOTS:
-        path = sources.download(run_id, f"optuna/{name}.png", folder)
-        if path is not None:
-            plots.append(Image(f"optuna_{name}.png", caption, path.read_bytes(), caption))
-    provenance = [
-        ("search run", run_id),
-        ("code version", version_text(run)),  # content hash at commit, +dirty when edited
-        ("study", study),
-        ("storage", public_storage(tags.get("optuna.storage", "?"))),
-        ("best trial", f"{params.get('best_trial_number', '?')} ({tags.get('best_rule', '?')})"),
-        ("best sampler", tags.get("best_sampler", "?")),
-        ("tracking", sources.public_uri(mlflow.get_tracking_uri())),
-    ]
+    setup = setup_line(run)
+    plots = optuna_plots(run_id, folder)
+    provenance = provenance_rows(run, study)
     if record is None:
         missing = (
             "This search run has no verification (verify/results.json): it ran with verify_seeds=none, "
@@ -163,146 +146,98 @@ def content(run: Run, folder: Path) -> SearchContent:
         f"training seeds {', '.join(map(str, record['seeds']))} on the TEST split, {record['n_samples']} "
         "samples per sampler."
     )
-    grids = {}
-    for name in record["samplers"]:
-        path = sources.download(run_id, f"verify/{name}_grid.png", folder)
-        if path is not None:
-            grids[name] = path
-    image = Image(
-        "search_samples.png",
-        "sample grids of the five verified samplers",
-        figures.png_bytes(grids_figure(record, grids)),
-        f"64 samples of each sampler from the seed-{record['seeds'][0]} model; FID mean ± std over seeds.",
-    )
-    table = [["sampler", "spec", *(HEADINGS.get(c, c) for c in COLUMNS)]]
-    for name, spec in record["samplers"].items():
-        table.append([record["labels"][name], spec, *(spread_text(summary_of(record, name, c)) for c in COLUMNS)])
-    ranking = [["latent size", "trials (complete)", "best validation FID"]]
-    ranking += [
-        [str(e["latent_size"]), str(e["trials"]), f"{e['best_validation_fid']:.4g}"]
-        for e in record.get("latent_sizes", [])
-    ]
     provenance += [(f"model, seed {seed}", model) for seed, model in record["model_run_ids"].items()]
-    reliability = [line for line in (reliability_line(record, name) for name in record["samplers"]) if line]
     return SearchContent(
         title,
         setup,
         record["verdicts"],
-        image,
-        table,
-        reliability,
-        ranking,
+        grids_image(record, run_id, folder),
+        sampler_table(record),
+        [line for line in (reliability_line(record, name) for name in record["samplers"]) if line],
+        latent_size_ranking(record),
         record.get("latent_sizes_note", ""),
         plots,
         provenance,
     )
 
 
-# --- rendering ------------------------------------------------------------------------------------
-
-CSS = (
-    "body{font-family:system-ui,sans-serif;max-width:1400px;margin:1em auto;padding:0 1em}"
-    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}"
-    ".holds{background:#e6f4e6}.contradicted{background:#fbe3e3}.inconclusive,.trade{background:#fff6d6}"
-    ".note{color:#444;font-size:13px}.warn{color:#a33}img{max-width:100%}"
-)
-
-
-def _e(text) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _css(word: str) -> str:
+def setup_line(run: Run) -> str:
+    params = run.data.params
     return (
-        "holds"
-        if word.startswith("holds")
-        else "contradicted"
-        if word == "contradicted"
-        else "trade"
-        if word.startswith("a trade")
-        else "inconclusive"
+        f"Data {params.get('data', '?')}, latent sizes {params.get('latent_sizes', '?')}, "
+        f"{int(run.data.metrics.get('trials', 0))} trials this run ({params.get('epochs', '?')} epochs per model, "
+        f"batch {params.get('batch_size', '?')}), objective {params.get('objective', '?')} on the validation split."
     )
 
 
-def _html_table(rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{_e(cell)}</th>" for cell in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in rows[1:])
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def optuna_plots(run_id: str, folder: Path) -> list[Image]:
+    plots = []
+    for name, caption in OPTUNA_PLOTS:
+        path = sources.download(run_id, f"optuna/{name}.png", folder)
+        if path is not None:
+            plots.append(Image(f"optuna_{name}.png", caption, path.read_bytes(), caption))
+    return plots
+
+
+def provenance_rows(run: Run, study: str) -> list[tuple[str, str]]:
+    params, tags = run.data.params, run.data.tags
+    return [
+        ("search run", run.info.run_id),
+        ("code version", version_text(run)),  # content hash at commit, +dirty when edited
+        ("study", study),
+        ("storage", public_storage(tags.get("optuna.storage", "?"))),
+        ("best trial", f"{params.get('best_trial_number', '?')} ({tags.get('best_rule', '?')})"),
+        ("best sampler", tags.get("best_sampler", "?")),
+        ("tracking", sources.public_uri(mlflow.get_tracking_uri())),
+    ]
+
+
+def grids_image(record: dict, run_id: str, folder: Path) -> Image:
+    grids = {}
+    for name in record["samplers"]:
+        path = sources.download(run_id, f"verify/{name}_grid.png", folder)
+        if path is not None:
+            grids[name] = path
+    return Image(
+        "search_samples.png",
+        "sample grids of the five verified samplers",
+        figures.png_bytes(grids_figure(record, grids)),
+        f"64 samples of each sampler from the seed-{record['seeds'][0]} model; FID mean ± std over seeds.",
+    )
+
+
+def sampler_table(record: dict) -> list[list[str]]:
+    table = [["sampler", "spec", *(HEADINGS.get(c, c) for c in COLUMNS)]]
+    for name, spec in record["samplers"].items():
+        table.append([record["labels"][name], spec, *(spread_text(summary_of(record, name, c)) for c in COLUMNS)])
+    return table
+
+
+def latent_size_ranking(record: dict) -> list[list[str]]:
+    ranking = [["latent size", "trials (complete)", "best validation FID"]]
+    ranking += [
+        [str(e["latent_size"]), str(e["trials"]), f"{e['best_validation_fid']:.4g}"]
+        for e in record.get("latent_sizes", [])
+    ]
+    return ranking
 
 
 def render_html(c: SearchContent) -> str:
-    out = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{_e(c.title)}</title><style>{CSS}</style></head><body>",
-        f"<h1>{_e(c.title)}</h1>",
-        f"<p>{_e(c.setup)}</p>",
-        "<h2 id='verdicts'>1. Verdicts</h2>",
-    ]
-    if c.missing:
-        out.append(f"<p class='warn'>{_e(c.missing)}</p>")
-    else:
-        out.append(
-            "<table class='verdicts'><thead><tr><th>finding</th><th>claim</th><th>verdict</th>"
-            "<th>parts and the numbers that decide them</th></tr></thead><tbody>"
-        )
-        for v in c.verdicts:
-            parts = "<br>".join(_e(f"{p['text']}: {p['evidence']}: {p['outcome']}") for p in v["parts"])
-            notes = "".join(f"<br><i>{_e(note)}</i>" for note in v["notes"])
-            out.append(
-                f"<tr data-finding='{_e(v['finding'])}'><td><b>{_e(v['finding'])}</b></td><td>{_e(v['claim'])}</td>"
-                f"<td class='{_css(v['outcome'])}'>{_e(v['outcome'])}</td><td>{parts}{notes}</td></tr>"
-            )
-        out.append("</tbody></table>")
-        out.append(f"<p class='note'>{_e(SPREAD_RULE)}</p>")
-        out.append("<h2 id='samples'>2. The five samplers</h2>")
-        if c.grids is not None:
-            out.append(
-                f"<figure><img src='{c.grids.data_uri()}' alt='{_e(c.grids.alt)}'>"
-                f"<figcaption>{_e(c.grids.caption)}</figcaption></figure>"
-            )
-        out.append(_html_table(c.table))
-        out += [f"<p class='warn'>{_e(line)}</p>" for line in c.reliability]
-        out.append("<h2 id='latent-sizes'>3. Latent sizes</h2>")
-        out.append(f"<p class='note'>{_e(c.ranking_note)}</p>{_html_table(c.ranking)}")
-    out.append("<h2 id='optuna'>4. Optuna's plots</h2>")
-    out += [
-        f"<figure><img src='{p.data_uri()}' alt='{_e(p.alt)}'><figcaption>{_e(p.caption)}</figcaption></figure>"
-        for p in c.plots
-    ] or ["<p>No Optuna plots logged.</p>"]
-    out.append("<h2 id='provenance'>5. Provenance</h2>")
-    out.append(_html_table([["what", "value"], *[[label, value] for label, value in c.provenance]]))
-    out.append("</body></html>")
-    return "\n".join(out)
-
-
-def _md_cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(_md_cell(c) for c in rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    return lines + ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows[1:]] + [""]
+    return page.render("search_report.html", c=c, title=c.title, spread_rule=SPREAD_RULE)
 
 
 def render_markdown(c: SearchContent) -> str:
-    out = [f"# {c.title}", "", c.setup, "", "## 1. Verdicts", ""]
-    if c.missing:
-        out += [f"**{c.missing}**", ""]
-    else:
-        rows = [["finding", "claim", "verdict", "parts"]]
-        for v in c.verdicts:
-            parts = "; ".join(f"{p['text']}: {p['evidence']}: {p['outcome']}" for p in v["parts"])
-            rows.append([v["finding"], v["claim"], f"**{v['outcome']}**", " ".join([parts, *v["notes"]])])
-        out += _md_table(rows) + [SPREAD_RULE, "", "## 2. The five samplers", ""]
-        if c.grids is not None:
-            out += [f"![{c.grids.alt}]({IMAGE_FOLDER}/{c.grids.name})", "", c.grids.caption, ""]
-        out += _md_table(c.table) + [f"**{line}**\n" for line in c.reliability]
-        out += ["## 3. Latent sizes", "", c.ranking_note, ""] + _md_table(c.ranking)
-    out += ["## 4. Optuna's plots", ""]
-    for plot in c.plots:
-        out += [f"![{plot.alt}]({IMAGE_FOLDER}/{plot.name})", "", plot.caption, ""]
-    out += ["## 5. Provenance", ""] + _md_table([["what", "value"], *[[label, value] for label, value in c.provenance]])
-    return "\n".join(out)
+    """The Markdown page; a verdict's parts and notes share one table cell."""
+    verdict_rows = [
+        [
+            v["finding"],
+            v["claim"],
+            f"**{v['outcome']}**",
+            " ".join(["; ".join(f"{p['text']}: {p['evidence']}: {p['outcome']}" for p in v["parts"]), *v["notes"]]),
+        ]
+        for v in c.verdicts
+    ]
+    return page.render("search_report.md", c=c, verdict_rows=verdict_rows, spread_rule=SPREAD_RULE)
 
 
 def write_files(content: SearchContent, folder: Path, write) -> None:

@@ -1,33 +1,15 @@
-"""Numbers over seeds: the spread of a score, which row is best, and when a difference counts.
+"""Which way is better per metric, and which rows of a metrics table are best (the ★ marks).
 
-Plain Python and NumPy, no MLflow: the report's rules live here so that they can be tested on
-hand-made numbers and printed on the page exactly as they are applied. The spread rule itself is
-pipeline/core/scores/spread.py's (re-exported here), which the search's verification applies too.
+Plain Python, no MLflow, so the marks can be tested on hand-made numbers. The rule for when a
+difference over seeds counts is pipeline/core/scores/spread.py's, which the search's verification
+applies too.
 """
 
 from __future__ import annotations
 
 import math
 
-from pipeline.core.scores.spread import (  # noqa: F401  the rule itself, shared with the search's verification
-    CLASSIFIER_DEPENDENT,
-    CONTRADICTED,
-    DISAGREE,
-    HOLDS,
-    JUDGES_UNRELIABLE,
-    NO_DIFFERENCE,
-    NO_SPREAD,
-    NOT_MEASURED,
-    NUMBERS_RULE,
-    SPREAD_RULE,
-    Summary,
-    both_judges,
-    claim_outcome,
-    compare,
-    number,
-    overall,
-    spread_text,
-)
+from pipeline.core.scores.spread import Summary
 
 # Which way is better, per metric. "closer:<reference>" means: closer to the real data's value of
 # that reference metric (logged by the same evaluation), so a sampler cannot win by being noisier

@@ -12,10 +12,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from analysis.sources import Evaluation, StudyRuns
-from analysis.stats import DIRECTIONS, Summary, best_rows
+from analysis.stats import DIRECTIONS, best_rows
 from pipeline.core.evaluation import two_judges
 from pipeline.core.evaluation.scoring import MODEL_METRICS, REAL_METRICS, SAMPLER_METRICS
 from pipeline.core.judges import knn
+from pipeline.core.scores.spread import Summary
 
 COLUMNS = (*SAMPLER_METRICS, *MODEL_METRICS)
 # the metrics table's columns (the rest: the appendix); nll is the model's, shown once per model cell

@@ -2,23 +2,24 @@
 
 Each finding is split into parts that a metric can test (e.g. "N(1,2) is less realistic than
 N(0,1)": FID higher, precision lower); each part compares two scores over seeds with the spread
-rule of analysis/stats.py, and the finding's word follows from its parts (stats.overall). Parts
-about class identity or coverage are asked of both judges (the CNN and the k-NN of
-pipeline/core/judges/knn.py) and hold or are contradicted only when both say so; realism and clarity
-stay on the CNN's features.
+rule of pipeline/core/scores/spread.py, and the finding's word follows from its parts
+(spread.overall). Parts about class identity or coverage are asked of both judges (the CNN and the
+k-NN of pipeline/core/judges/knn.py) and hold or are contradicted only when both say so; realism
+and clarity stay on the CNN's features.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis.disputes import both_unreliable, judges_text
-from analysis.stats import (
+from analysis.dispute_panels import both_unreliable, judges_text
+from analysis.tables import Row, Table
+from pipeline.core.judges.knn import SUFFIX
+from pipeline.core.scores.spread import (
     CLASSIFIER_DEPENDENT,
     CONTRADICTED,
     DISAGREE,
@@ -34,8 +35,6 @@ from analysis.stats import (
     overall,
     spread_text,
 )
-from analysis.tables import Row, Table
-from pipeline.core.judges.knn import SUFFIX
 
 MOST_DIGITS = 7.5  # "covers most digits": at least 8 of the 10 classes covered
 FINDING_CLASS = 3  # the digit F6 names
@@ -192,15 +191,11 @@ def threshold_part(text: str, row: Row | None, metric: str, threshold: float, ex
     )
 
 
-def _mean_text(values: list[float]) -> str:
-    return spread_text(Summary.of(values))
-
-
 def identity_part(make: Callable[[str], Part], rows: tuple = ()) -> Part:
     """A part about class identity or coverage, made once per judge (`make(metric suffix)`): it holds
     or is contradicted only when both judges say so, with both judges' numbers and, beside them, each
     judge's accuracy on real digits as blurry as the samples of `rows`. When both judges are
-    unreliable there (analysis/disputes.py), the part says so instead of holding or being contradicted."""
+    unreliable there (analysis/dispute_panels.py), the part says so instead of holding or being contradicted."""
     rows = tuple(row for row in rows if row is not None)
     cnn, second = make(""), make(SUFFIX)
     if second.outcome == NOT_MEASURED and cnn.outcome != NOT_MEASURED:
@@ -225,65 +220,6 @@ def identity_part(make: Callable[[str], Part], rows: tuple = ()) -> Part:
     return part
 
 
-def dominance(
-    row: Row, shares_of: Callable[..., dict[int, np.ndarray]], reference: Row | None, suffix: str = ""
-) -> tuple[str, int | None]:
-    """Which class one judge finds dominant under `row` over its seeds, with its share against the
-    reference sampler's share of that class (F3, F6)."""
-    key = row.experiment["sampler_key"]
-    dominant = Counter(e.run.data.tags.get(f"max_class{suffix}/{key}") for e in row.evaluations)
-    dominant.pop(None, None)
-    if not dominant:
-        return "", None
-    digit, times = dominant.most_common(1)[0]
-    digit = int(digit)
-    own = [s[digit] for s in shares_of(row, suffix).values()]
-    text = (
-        f"{'the k-NN' if suffix else 'the CNN'}'s dominant digit is {digit} ({times} of {len(row.evaluations)} "
-        f"seeds), {_mean_text(own)} of the samples"
-    )
-    if reference is not None:
-        against = [s[digit] for s in shares_of(reference, suffix).values()]
-        text += f" ({_label(reference, reference.name)}: {_mean_text(against)})"
-    return text, digit
-
-
-def dominance_note(row: Row, shares_of: Callable[..., dict[int, np.ndarray]], reference: Row | None) -> str:
-    """Both judges' dominant digit under `row`, whether they agree, and how much of the CNN's
-    histogram rests on confident predictions: one line, said once on the page."""
-    cnn, _ = dominance(row, shares_of, reference)
-    if not cnn:
-        return ""
-    text = f"{_label(row, row.name)}: {cnn}"
-    second, _ = dominance(row, shares_of, reference, SUFFIX)
-    agree = row.score("judges_agree")
-    if second:
-        text += f"; {second}; same digit in {int(sum(agree.values))} of {agree.n} seeds"
-    else:
-        text += "; no second judge was logged for these evaluations"
-    confident, among = row.score("confident_share"), row.score("max_class_share_confident")
-    if not confident.n:  # evaluations from before the confident share was logged
-        return text + "."
-    text += f". The CNN is confident (top probability ≥ 0.9) on {spread_text(confident)} of them"
-    if among.n:
-        text += f", and its dominant class holds {spread_text(among)} of those."
-    else:
-        text += ": its histogram rests entirely on guesses."
-    return text
-
-
-def dominant_digits(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list[str]:
-    """The dominant-digit line of every experiment F3 and F6 look at (E3, E4, E5), each once."""
-    reference = table.row(study_id="E1")
-    reference = reference if reference is not None and reference.evaluations else None
-    lines = []
-    for study_id in ("E3", "E4", "E5"):
-        row = table.row(study_id=study_id)
-        if row is not None and row.evaluations and (text := dominance_note(row, shares_of, reference)):
-            lines.append(text)
-    return lines
-
-
 def class_share_part(
     name: str, row: Row | None, reference: Row | None, shares_of, digit: int = FINDING_CLASS, suffix: str = ""
 ) -> Part:
@@ -303,23 +239,34 @@ def class_share_part(
     )
 
 
-def judge(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list[Verdict]:
+def finding_verdicts(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list[Verdict]:
     """F1–F6 on the scores of one evaluation setting. `shares_of(row, suffix)` gives the class shares
-    per seed by the CNN (suffix "") or the second judge (judge.SUFFIX)."""
-    e1, e2, e3, e4, e5 = (table.row(study_id=f"E{i}") for i in range(1, 6))
-    mse_normal = table.row(cell="mse-standard", sampler="normal:0,1")
-    # a row with no evaluation under this setting counts as absent: its parts say "not measured"
-    e1, e2, e3, e4, e5, mse_normal = (
-        row if row and row.evaluations else None for row in (e1, e2, e3, e4, e5, mse_normal)
+    per seed by the CNN (suffix "") or the second judge (knn.SUFFIX)."""
+    e1, e2, e3, e4, e5, mse_normal = _measured_rows(table)
+    found = (
+        (f1_parts(e1), (e1,)),
+        (f2_parts(e1, e2), (e1, e2)),
+        (f3_parts(e1, e2, e3), (e1, e2, e3)),
+        (f4_parts(e3, e4, mse_normal), (e3, e4, mse_normal)),
+        (f5_parts(e1, e5), (e1, e5)),
+        (f6_parts(e1, e3, e4, e5, shares_of), (e1, e3, e4, e5)),
     )
-    verdicts = [Verdict(f"F{i}", CLAIMS[f"F{i}"]) for i in range(1, 7)]
-    f1, f2, f3, f4, f5, f6 = verdicts
+    return [
+        Verdict(f"F{i}", CLAIMS[f"F{i}"], parts, [row for row in rows if row is not None])
+        for i, (parts, rows) in enumerate(found, 1)
+    ]
 
-    for verdict, rows in zip(
-        verdicts, ((e1,), (e1, e2), (e1, e2, e3), (e3, e4, mse_normal), (e1, e5), (e1, e3, e4, e5))
-    ):
-        verdict.rows = [row for row in rows if row is not None]
-    f1.parts += [
+
+def _measured_rows(table: Table) -> list[Row | None]:
+    """E1–E5 and the MSE cell under N(0,1); a row with no evaluation under this setting counts as
+    absent, so that its parts say "not measured"."""
+    rows = [table.row(study_id=f"E{i}") for i in range(1, 6)]
+    rows.append(table.row(cell="mse-standard", sampler="normal:0,1"))
+    return [row if row and row.evaluations else None for row in rows]
+
+
+def f1_parts(e1: Row | None) -> list[Part]:
+    return [
         identity_part(
             lambda s: threshold_part(
                 "E1 covers most digits (at least 8 of 10 classes)", e1, f"classes_covered{s}", MOST_DIGITS, "greater"
@@ -345,7 +292,10 @@ def judge(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list
             b_metric="fid_floor",
         ),
     ]
-    f2.parts += [
+
+
+def f2_parts(e1: Row | None, e2: Row | None) -> list[Part]:
+    return [
         compare_part("E2 less realistic than E1 (FID higher)", e2, e1, "fid", "greater"),
         compare_part("E2 less realistic than E1 (precision lower)", e2, e1, "precision", "less"),
         identity_part(
@@ -355,12 +305,18 @@ def judge(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list
             (e2,),
         ),
     ]
-    f3.parts += [
+
+
+def f3_parts(e1: Row | None, e2: Row | None, e3: Row | None) -> list[Part]:
+    return [
         compare_part("E3 further from real digits than E1 (FID)", e3, e1, "fid", "greater"),
         compare_part("E3 further from real digits than E2 (FID)", e3, e2, "fid", "greater"),
         compare_part("E3 less clear than E1 (classifier confidence)", e3, e1, "confidence", "less"),
     ]
-    f4.parts += [
+
+
+def f4_parts(e3: Row | None, e4: Row | None, mse_normal: Row | None) -> list[Part]:
+    return [
         compare_part("E4 (MSE) sharper than E3 (BCE), both under Beta(0.25,0.25)", e4, e3, "sharpness", "greater"),
         compare_part(
             "MSE loses realism under Beta too (FID of E4 above MSE with N(0,1))",
@@ -371,13 +327,20 @@ def judge(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list
             b_label="mse-standard N(0,1)",
         ),
     ]
-    f5.parts += [
+
+
+def f5_parts(e1: Row | None, e5: Row | None) -> list[Part]:
+    return [
         compare_part("E5 less realistic than E1 (FID)", e5, e1, "fid", "greater"),
         compare_part("E5 less clear than E1 (classifier confidence)", e5, e1, "confidence", "less"),
         compare_part("E5 blurrier than E1 (sharpness)", e5, e1, "sharpness", "less"),
     ]
+
+
+def f6_parts(e1: Row | None, e3: Row | None, e4: Row | None, e5: Row | None, shares_of) -> list[Part]:
+    parts = []
     for name, row in (("E3", e3), ("E4", e4), ("E5", e5)):
-        f6.parts.append(
+        parts.append(
             identity_part(
                 lambda s, name=name, row=row: compare_part(
                     f"{name} less diverse than E1 (class entropy)", row, e1, f"class_entropy{s}", "less"
@@ -385,7 +348,7 @@ def judge(table: Table, shares_of: Callable[..., dict[int, np.ndarray]]) -> list
                 (row, e1),
             )
         )
-        f6.parts.append(
+        parts.append(
             identity_part(lambda s, name=name, row=row: class_share_part(name, row, e1, shares_of, suffix=s), (row, e1))
         )
-    return verdicts
+    return parts

@@ -131,7 +131,7 @@ def test_all_six_verdicts_are_on_the_page_with_their_numbers(tracking, study, re
             shares.append([count / sum(counts) for count in counts])  # exact, as the report reads them
         e3 = re.search(r"<li>E3: (.*?)</li>", disputes).group(1)
         dominant = re.search(
-            rf"{judge}&#x27;s dominant digit is (\d) \(\d of 2 seeds\), ([^ ]+(?: ± [^ ]+)?) of the", e3
+            rf"{judge}&#39;s dominant digit is (\d) \(\d of 2 seeds\), ([^ ]+(?: ± [^ ]+)?) of the", e3
         )
         assert dominant, (judge, e3)
         assert dominant.group(2) == rs.stats_text([s[int(dominant.group(1))] for s in shares])
@@ -147,7 +147,8 @@ def test_all_six_verdicts_are_on_the_page_with_their_numbers(tracking, study, re
 
 @pytest.mark.slow
 def test_the_verdicts_table_has_a_row_per_finding_and_a_marked_line_per_part(tracking, study, reported):
-    from analysis.stats import (
+    from analysis.verdicts import MARKS
+    from pipeline.core.scores.spread import (
         CLASSIFIER_DEPENDENT,
         CONTRADICTED,
         HOLDS,
@@ -156,7 +157,6 @@ def test_the_verdicts_table_has_a_row_per_finding_and_a_marked_line_per_part(tra
         both_judges,
         claim_outcome,
     )
-    from analysis.verdicts import MARKS
 
     html = reported["html"]
     assert re.findall(r"<tr data-finding='(F\d)'>", html) == list(rs.FINDINGS)  # the verdict table: one row each
@@ -181,7 +181,7 @@ def test_the_verdicts_table_has_a_row_per_finding_and_a_marked_line_per_part(tra
     marks = [" unreliable (under 0.8)" if sum(v) / len(v) < 0.8 else "" for v in weighed]
     assert line.endswith(
         f"classes_covered E1 (&gt; 7.5 expected): CNN {rs.stats_text(cnn)}; k-NN {rs.stats_text(second)} "
-        f"(judges&#x27; accuracy on real test digits as blurry as the samples: E1: CNN "
+        f"(judges&#39; accuracy on real test digits as blurry as the samples: E1: CNN "
         f"{rs.stats_text(weighed[0])}{marks[0]}, k-NN {rs.stats_text(weighed[1])}{marks[1]})"
     ), line
     outcome = both_judges(*(claim_outcome(Summary.of(v), Summary.constant(7.5), "greater") for v in (cnn, second)))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from analysis import trainings
-from analysis.stats import HOLDS
 from analysis.verdicts import PRELIMINARY, Part, Verdict
 from pipeline.core.model import convergence
+from pipeline.core.scores.spread import HOLDS
 
 
 @pytest.mark.parametrize("epochs, span", [(1, 1), (10, 1), (11, 2), (20, 2), (100, 10)])

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.stats import CLASSIFIER_DEPENDENT, CONTRADICTED, DISAGREE, HOLDS, NOT_MEASURED, both_judges
 from pipeline.core.judges import knn
+from pipeline.core.scores.spread import CLASSIFIER_DEPENDENT, CONTRADICTED, DISAGREE, HOLDS, NOT_MEASURED, both_judges
 
 
 @pytest.fixture(scope="module")

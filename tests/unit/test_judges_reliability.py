@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from analysis import disputes
-from analysis.stats import CLASSIFIER_DEPENDENT, HOLDS, JUDGES_UNRELIABLE, Summary, overall
+from analysis import dispute_panels
 from analysis.tables import Row, Table
-from analysis.verdicts import MOST_DIGITS, identity_part, judge, threshold_part
+from analysis.verdicts import MOST_DIGITS, finding_verdicts, identity_part, threshold_part
+from pipeline.core.scores.spread import CLASSIFIER_DEPENDENT, HOLDS, JUDGES_UNRELIABLE, Summary, overall
 
 
 def _row(study_id: str, sampler: str, dominant=(1, 1), **scores) -> Row:
@@ -91,10 +91,12 @@ def test_the_disputed_rows_are_those_the_judges_judge_differently_or_name_differ
         return {seed: [0.1] * 10 for seed in (0, 1)}
 
     table = Table("s", [e1, e2, e3])
-    verdicts = judge(table, shares_of)
+    verdicts = finding_verdicts(table, shares_of)
     f1 = next(v for v in verdicts if v.finding == "F1")
     assert f1.parts[0].outcome == CLASSIFIER_DEPENDENT  # E1's coverage: 10 classes by the CNN, 5 by the k-NN
-    assert [row.name for row in disputes.disputed_rows(verdicts, table)] == ["E1", "E3"]  # E3: digits 3 vs 8
+    assert [row.name for row in dispute_panels.disputed_rows(verdicts, table)] == ["E1", "E3"]  # E3: digits 3 vs 8
     assert (
-        disputes.file_name(e3) == "disputed_E3.png" and disputes.judges_dispute(e3) and not disputes.judges_dispute(e2)
+        dispute_panels.file_name(e3) == "disputed_E3.png"
+        and dispute_panels.judges_dispute(e3)
+        and not dispute_panels.judges_dispute(e2)
     )

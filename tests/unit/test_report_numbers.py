@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.stats import Summary, number, spread_text
+from pipeline.core.scores.spread import Summary, number, spread_text
 
 
 @pytest.mark.parametrize(

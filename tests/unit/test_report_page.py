@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from analysis import browser, page, page_html, page_markdown
-from analysis.stats import Summary
 from analysis.tables import HEADLINE, STARRED, Row, Table, best_rows
-from analysis.verdicts import judge
+from analysis.verdicts import finding_verdicts
 from pipeline.core.evaluation.scoring import SAMPLER_METRICS
+from pipeline.core.scores.spread import Summary
 
 SEEDS = (0, 1, 2)
 # (experiment, cell, sampler, per-metric values over the seeds); nll and neg_elbo are the model's
@@ -130,7 +130,7 @@ def _table() -> Table:
 
 def _content(converged: bool = True) -> page.Content:
     table = _table()
-    verdicts = judge(table, lambda row, suffix="": {seed: np.full(10, 0.1) for seed in SEEDS})
+    verdicts = finding_verdicts(table, lambda row, suffix="": {seed: np.full(10, 0.1) for seed in SEEDS})
     png = page.Image(
         "samples.png",
         "sample grids",

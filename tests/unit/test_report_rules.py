@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from analysis import browser
-from analysis.stats import (
+from analysis.stats import best_rows
+from analysis.tables import Row
+from analysis.verdicts import Verdict, compare_part
+from pipeline.core.scores.spread import (
     CONTRADICTED,
     DISAGREE,
     HOLDS,
@@ -17,13 +20,10 @@ from analysis.stats import (
     NO_SPREAD,
     NOT_MEASURED,
     Summary,
-    best_rows,
     claim_outcome,
     compare,
     overall,
 )
-from analysis.tables import Row
-from analysis.verdicts import Verdict, compare_part
 from tests.e2e.report_study import MIN_COLUMN_PX
 from tests.e2e.report_study import png_size as _png_size
 

@@ -6,9 +6,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from analysis.stats import CLASSIFIER_DEPENDENT, CONTRADICTED, HOLDS, Summary
+from analysis.dominance import dominant_digits
 from analysis.tables import Row, Table
-from analysis.verdicts import MOST_DIGITS, dominant_digits, identity_part, judge, threshold_part
+from analysis.verdicts import MOST_DIGITS, finding_verdicts, identity_part, threshold_part
+from pipeline.core.scores.spread import CLASSIFIER_DEPENDENT, CONTRADICTED, HOLDS, Summary
 
 
 def _row(study_id: str, cell: str, sampler: str, dominant: tuple[int, int] = (1, 1), **scores) -> Row:
@@ -62,7 +63,7 @@ def test_f6_is_classifier_dependent_when_the_judges_disagree_on_the_dominant_dig
     def shares_of(row, suffix=""):
         return {seed: (np.full(10, 0.1) if suffix else cnn[id(row)]) + 0.001 * seed for seed in (0, 1)}
 
-    f6 = next(v for v in judge(Table("s", [e1, e3]), shares_of) if v.finding == "F6")
+    f6 = next(v for v in finding_verdicts(Table("s", [e1, e3]), shares_of) if v.finding == "F6")
     entropy, digit3 = f6.parts[0], f6.parts[1]
     assert entropy.text == "E3 less diverse than E1 (class entropy)" and entropy.outcome == CLASSIFIER_DEPENDENT
     assert entropy.evidence == (

@@ -18,7 +18,7 @@ from analysis.sources import Evaluation
 from analysis.tables import Row
 from pipeline.core.evaluation.two_judges import CNN_ACCURACY, IN_DISPUTE, KNN_ACCURACY, UNRELIABLE_BELOW
 from pipeline.core.judges import disagreement
-from pipeline.core.scores.spread import Summary, spread_text
+from pipeline.core.scores.spread import CLASSIFIER_DEPENDENT, JUDGES_UNRELIABLE, Summary, spread_text
 
 JUDGES = ((CNN_ACCURACY, "CNN"), (KNN_ACCURACY, "k-NN"))
 
@@ -76,7 +76,7 @@ def most_disputed(row: Row) -> Evaluation | None:
 
 def panel(row: Row, folder: Path):
     """(PNG bytes, caption) of the row's disputed digits at its most disputed seed, or None when its
-    evaluations kept none (older runs)."""
+    evaluations kept none."""
     evaluation = most_disputed(row)
     if evaluation is None:
         return None
@@ -102,8 +102,6 @@ def disputed_rows(verdicts, table) -> list[Row]:
     """The rows to show disputed digits for, each once: the row an identity part is about when the
     judges judge it differently (or are both unreliable there), and every study experiment whose
     judges name different dominant digits."""
-    from pipeline.core.scores.spread import CLASSIFIER_DEPENDENT, JUDGES_UNRELIABLE
-
     rows: list[Row] = []
     for verdict in verdicts:
         for part in verdict.parts:
