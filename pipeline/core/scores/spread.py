@@ -1,6 +1,6 @@
 """The seed-spread rule: when a difference between two scores over seeds counts, and how it is said.
 
-Plain Python and NumPy. The report (analysis/stats.py, analysis/verdicts.py) and the search's
+Plain Python and NumPy. The report (analysis/verdicts.py, analysis/tables.py) and the search's
 verification of its best trial (pipeline/search/verify.py) apply the very same rule, so it lives
 in the core, which both may import.
 """
