@@ -337,7 +337,7 @@ def write_report(driver: Driver, config: MainConfig, search_run_id: str | None =
     run over exactly the same step runs, linked search and code version (under the same reuse rule as steps)."""
     version = tracking.code_version("report").version
     runs = ",".join(sorted(r["run_id"] for r in driver.records))
-    linked = f";search={search_run_id}" if search_run_id else ""  # no link: the key stays what it was
+    linked = f";search={search_run_id}" if search_run_id else ""  # only a linked search adds to the key
     inputs = hashlib.sha256(f"{version};{runs}{linked}".encode()).hexdigest()[:32]
     previous = tracking.newest_finished("report", {REPORT_INPUTS_TAG: inputs}, [driver.experiment_id])
     output = tracking.local_path(config.report_dir)
