@@ -58,8 +58,8 @@ def run(function: Callable, config) -> int:
     except InputError as error:
         return refuse(error)
     except Exception as error:
-        from pipeline.core.model.training import DivergenceError
-        from pipeline.tracking.reuse import StepFailed
+        from pipeline.core.model.training import DivergenceError  # late, as the next: torch and MLflow
+        from pipeline.tracking.reuse import StepFailed  # load with the step, after the command line is checked
 
         if isinstance(error, (DivergenceError, StepFailed)):  # the run is FAILED and says why: no traceback
             print(f"error: {error}", file=sys.stderr)

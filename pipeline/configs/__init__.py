@@ -33,6 +33,7 @@ from pipeline.configs.fields import (
     param,
 )
 from pipeline.configs.search import SEARCH_OBJECTIVES, STORAGE_FORMS, SearchConfig
+from pipeline.core.study import PRESETS, select
 from pipeline.errors import bad_parameter
 
 __all__ = [
@@ -71,7 +72,7 @@ class PrepareDataConfig:
         coerce(self)
         check_seed(self)
         check_val_fraction(self)
-        from pipeline.core.data.datasets import check_dataset_name  # late import: datasets imports torchvision
+        from pipeline.core.data.datasets import check_dataset_name  # late: numpy stays out of the CLI's parsing
 
         check_dataset_name(self.dataset)
 
@@ -161,23 +162,47 @@ class EvaluateConfig(_DrawingConfig):
         at_least(self, "iwae_k", 1)
 
 
+def preset_values(name: str) -> str:
+    """A setting's value in the presets, for its help: ' (100)' where they agree, else ' (quick: 50, study: 100)'."""
+    values = {preset: _shown(getattr(settings, name)) for preset, settings in PRESETS.items()}
+    if len(set(values.values())) == 1:
+        return f" ({next(iter(values.values()))})"
+    return " (" + ", ".join(f"{preset}: {value}" for preset, value in values.items()) + ")"
+
+
+def preset_summary(preset: str) -> str:
+    """One preset in a line, for the `preset` parameter's help."""
+    settings = PRESETS[preset]
+    return (
+        f"{preset}: {settings.experiments} experiments on {settings.data}, {settings.epochs} epochs, "
+        f"{len(settings.seeds)} seeds"
+    )
+
+
+def _shown(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
 @dataclass(frozen=True)
 class MainConfig:
     """main: the whole study (prepare_data, then train -> evaluate per experiment and seed, then the report)."""
 
-    preset: str = param(
-        "quick", "quick: E1-E5 on mnist-5k, 50 epochs, 2 seeds | study: E1-E5 as written", ("quick", "study")
+    preset: str = param("quick", " | ".join(map(preset_summary, PRESETS)), tuple(PRESETS))
+    experiments: str = param(
+        PRESET_VALUE,
+        "grid | study | a comma list of E1-E5 and cells such as mse-standard" + preset_values("experiments"),
     )
-    experiments: str = param(PRESET_VALUE, "grid | study | a comma list of E1-E5 and cells such as mse-standard")
-    data: str = param(PRESET_VALUE, f"{DATASET_CHOICES} (quick: mnist-5k, study: mnist)")
-    seeds: str = param(PRESET_VALUE, "comma list of seeds, one training per experiment and seed")
-    epochs: str = param(PRESET_VALUE, "training epochs (quick: 50, study: 100)")
-    latent_size: str = param(PRESET_VALUE, "latent dimensions (100)")
-    hidden_size: str = param(PRESET_VALUE, "hidden units (392)")
-    batch_size: str = param(PRESET_VALUE, "images per optimizer step (quick: 64, study: 128)")
-    lr: str = param(PRESET_VALUE, "Adam learning rate (0.001)")
-    n_samples: str = param(PRESET_VALUE, "generated images per sampler in evaluate (quick: 1000, study: 10000)")
-    iwae_k: str = param(PRESET_VALUE, "importance samples for the NLL (quick: 50, study: 100)")
+    data: str = param(PRESET_VALUE, DATASET_CHOICES + preset_values("data"))
+    seeds: str = param(
+        PRESET_VALUE, "comma list of seeds, one training per experiment and seed" + preset_values("seeds")
+    )
+    epochs: str = param(PRESET_VALUE, "training epochs" + preset_values("epochs"))
+    latent_size: str = param(PRESET_VALUE, "latent dimensions" + preset_values("latent_size"))
+    hidden_size: str = param(PRESET_VALUE, "hidden units" + preset_values("hidden_size"))
+    batch_size: str = param(PRESET_VALUE, "images per optimizer step" + preset_values("batch_size"))
+    lr: str = param(PRESET_VALUE, "Adam learning rate" + preset_values("lr"))
+    n_samples: str = param(PRESET_VALUE, "generated images per sampler in evaluate" + preset_values("n_samples"))
+    iwae_k: str = param(PRESET_VALUE, "importance samples for the NLL" + preset_values("iwae_k"))
     data_root: str = param("data", "torchvision root when `data` is mnist or fashion-mnist")
     device: str = device_param()
     max_parallel: str = param("auto", "steps run at once (auto: one per core, at least 1)")
@@ -204,8 +229,6 @@ class MainConfig:
         if self.max_parallel != "auto" and not (self.max_parallel.isdigit() and int(self.max_parallel) >= 1):
             raise bad_parameter("max_parallel", self.max_parallel, "an integer >= 1 | auto")
         if self.experiments != PRESET_VALUE:
-            from pipeline.core.study import select
-
             try:
                 select(self.experiments)
             except ValueError as error:
@@ -233,7 +256,7 @@ class MainConfig:
                         name, value, f"{'an integer' if kind is int else 'a number'} | preset"
                     ) from None
         if self.data != PRESET_VALUE:
-            from pipeline.core.data.datasets import is_dataset_name
+            from pipeline.core.data.datasets import is_dataset_name  # late: numpy stays out of the CLI's parsing
 
             if not is_dataset_name(self.data) and not re.match(r"^[0-9a-f]{32}$", self.data):
                 raise bad_parameter("data", self.data, f"{DATASET_CHOICES} | a prepare_data run id | preset")

@@ -7,6 +7,7 @@ import dataclasses
 import re
 from dataclasses import field
 
+from pipeline.core.model.samplers import join_specs, needs_fit, parse_samplers
 from pipeline.errors import bad_parameter
 
 # '+' separates samplers: a value made of letters, digits and `+:,.-_` needs no shell quoting, so
@@ -77,8 +78,6 @@ def check_samplers(cfg, fitted_allowed: bool = False) -> None:
     """
     if cfg.samplers == "auto":
         return
-    from pipeline.core.model.samplers import join_specs, needs_fit, parse_samplers  # late: samplers imports torch
-
     samplers = parse_samplers(cfg.samplers)
     fitted = [s.spec for s in samplers if needs_fit(s)]
     if fitted and not fitted_allowed:

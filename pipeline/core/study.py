@@ -6,6 +6,7 @@ with one sampler. Experiments that differ only in the sampler share one trained 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from pipeline.core.model.samplers import parse_sampler
@@ -75,7 +76,26 @@ def grid() -> list[Experiment]:
     ]
 
 
-# Settings of each preset; every one can be overridden by a `main` parameter of the same name.
+@dataclass(frozen=True)
+class Settings:
+    """What a preset of `main` fixes, typed; `main`'s parameter of the same name overrides each one."""
+
+    experiments: str  # for `select`: grid | study | a comma list of study ids and cells
+    data: str  # a dataset name or a prepare_data run id
+    epochs: int
+    seeds: tuple[int, ...]  # one training per cell and seed
+    latent_size: int
+    hidden_size: int
+    batch_size: int
+    lr: float
+    n_samples: int  # generated images per sampler in evaluate
+    iwae_k: int  # importance samples per test image for the NLL
+
+    def as_record(self) -> dict:
+        """The settings as main's plan records them (main/settings.json, main/steps.json)."""
+        return {**dataclasses.asdict(self), "seeds": list(self.seeds)}
+
+
 # quick: E1-E5 on the 5,000 bundled digits, chosen by measurement (README, "How the quick preset
 # was chosen"): on 3,600 training images progress follows optimizer steps, and batch 64 for 50
 # epochs passes what batch 128 reaches in 80 (E1's N(0,1): FID 190 against 151 at convergence,
@@ -83,30 +103,30 @@ def grid() -> list[Experiment]:
 # seeds: the report's spread rule needs two a side.
 # Both presets run `study`: E1-E5 and the BASELINES.
 PRESETS = {
-    "quick": {
-        "experiments": "study",
-        "data": "mnist-5k",
-        "epochs": 50,
-        "seeds": "0,1",
-        "latent_size": 100,
-        "hidden_size": 392,
-        "batch_size": 64,
-        "lr": 0.001,
-        "n_samples": 1000,
-        "iwae_k": 50,
-    },
-    "study": {
-        "experiments": "study",
-        "data": "mnist",
-        "epochs": 100,
-        "seeds": "0,1,2",
-        "latent_size": 100,
-        "hidden_size": 392,
-        "batch_size": 128,
-        "lr": 0.001,
-        "n_samples": 10000,
-        "iwae_k": 100,
-    },
+    "quick": Settings(
+        experiments="study",
+        data="mnist-5k",
+        epochs=50,
+        seeds=(0, 1),
+        latent_size=100,
+        hidden_size=392,
+        batch_size=64,
+        lr=0.001,
+        n_samples=1000,
+        iwae_k=50,
+    ),
+    "study": Settings(
+        experiments="study",
+        data="mnist",
+        epochs=100,
+        seeds=(0, 1, 2),
+        latent_size=100,
+        hidden_size=392,
+        batch_size=128,
+        lr=0.001,
+        n_samples=10000,
+        iwae_k=100,
+    ),
 }
 
 

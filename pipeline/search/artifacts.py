@@ -12,6 +12,8 @@ import shlex
 import tempfile
 from pathlib import Path
 
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
 from pipeline.configs import SearchConfig
 from pipeline.errors import InputError
 from pipeline.search.storage import Storage, _storage_folder
@@ -52,8 +54,6 @@ def dashboard_command(storage: Storage, folder: Path) -> str:
 
 def upload_grid(trial, png: bytes, folder: Path) -> str:
     """Store a trial's sample grid (PNG bytes) in the artifact store; returns the artifact id."""
-    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vae-trial-grid-") as scratch:
         path = Path(scratch) / GRID_FILE  # the dashboard shows the file's name

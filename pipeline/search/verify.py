@@ -24,6 +24,7 @@ import dataclasses
 import math
 
 import mlflow
+from optuna.trial import TrialState
 
 from pipeline import tracking
 from pipeline.core import plots, search_space
@@ -162,8 +163,6 @@ def verdict_text(found: list[dict], header: str) -> str:
 
 def latent_ranking(study) -> list[dict]:
     """Per latent size, the trials' best validation FID: one search, one seed (what the ranking rests on)."""
-    from optuna.trial import TrialState
-
     best: dict[int, dict] = {}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         size, fid = int(trial.params["latent_size"]), float(trial.values[0])
@@ -198,27 +197,11 @@ def verify(study, config, job, classifier, classifier_run_id: str, prepared, dev
     models: dict[str, str] = {}
     for seed in seeds:
         models[str(seed)], model = model_for(config, job, latent_size, seed, device)
-        for name, sampler in samplers.items():
-            scored = context.scored(model, sampler)
-            both = two_judges.judge_samples(context, judge2, scored, digits)
-            metrics = {
-                **{m: float(scored.metrics[m]) for m in SAMPLER_METRICS},
-                **both.metrics,
-                "max_class": scored.metrics["max_class"],
-                f"max_class{knn.SUFFIX}": both.dominant,
-            }
+        scored = score_seed(context, judge2, digits, model, samplers, seed, with_grids=seed == seeds[0])
+        for name, metrics in scored.items():
             results[name][str(seed)] = metrics
-            if seed == seeds[0]:  # the five grids side by side in the report: one seed's samples
-                mlflow.log_image(plots.grid_array(scored.images[: plots.GRID_SIZE]), artifact_file=grid_path(name))
-            mlflow.log_metrics({f"verify_{m}/{name}": float(v) for m, v in metrics.items() if m in METRICS}, step=seed)
     found = verdicts(results)
-    spread = {
-        f"verify_{m}_{stat}/{name}": getattr(summary(results, name, m), stat)
-        for name in samplers
-        for m in ("fid", "precision", "recall")
-        for stat in ("mean", "std")
-    }
-    mlflow.log_metrics({k: v for k, v in spread.items() if math.isfinite(v)})
+    log_spread(results, list(samplers))
     mlflow.set_tags({f"verdict_{v['finding']}": v["outcome"] for v in found})
     record = {
         "best_trial": best.number,
@@ -246,6 +229,37 @@ def verify(study, config, job, classifier, classifier_run_id: str, prepared, dev
     mlflow.log_text(text, "verify/verdicts.txt")
     print(text, flush=True)
     return record
+
+
+def score_seed(context, judge2, digits, model, samplers: dict[str, Sampler], seed: int, with_grids: bool) -> dict:
+    """{sampler name: its metrics} with one seed's model, logged with the seed as their step; and, `with_grids`,
+    each sampler's sample grid (the five side by side in the report: one seed's samples)."""
+    scores = {}
+    for name, sampler in samplers.items():
+        scored = context.scored(model, sampler)
+        both = two_judges.judge_samples(context, judge2, scored, digits)
+        metrics = {
+            **{m: float(scored.metrics[m]) for m in SAMPLER_METRICS},
+            **both.metrics,
+            "max_class": scored.metrics["max_class"],
+            f"max_class{knn.SUFFIX}": both.dominant,
+        }
+        scores[name] = metrics
+        if with_grids:
+            mlflow.log_image(plots.grid_array(scored.images[: plots.GRID_SIZE]), artifact_file=grid_path(name))
+        mlflow.log_metrics({f"verify_{m}/{name}": float(v) for m, v in metrics.items() if m in METRICS}, step=seed)
+    return scores
+
+
+def log_spread(results: dict, names: list[str]) -> None:
+    """Each sampler's mean and standard deviation over the seeds of FID, precision and recall."""
+    spread = {
+        f"verify_{m}_{stat}/{name}": getattr(summary(results, name, m), stat)
+        for name in names
+        for m in ("fid", "precision", "recall")
+        for stat in ("mean", "std")
+    }
+    mlflow.log_metrics({k: v for k, v in spread.items() if math.isfinite(v)})
 
 
 def model_for(config, job, latent_size: int, seed: int, device):

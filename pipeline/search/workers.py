@@ -234,31 +234,49 @@ def worker_main(argv: list[str]) -> int:
     return 0
 
 
+def worker_env(job: Job) -> dict[str, str]:
+    """A worker process's environment: this one's, outside the search run, with the job's threads and this
+    checkout importable."""
+    env = dict(os.environ)
+    env.pop("MLFLOW_RUN_ID", None)
+    env["OMP_NUM_THREADS"] = str(job.threads)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def start_worker(job: Job, index: int, env: dict[str, str], workers: dict[int, tuple[int, subprocess.Popen]]) -> None:
+    """Start worker `index` as a process that dies with this one, and add it to `workers` by its pid."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.search", "--worker", dataclasses.replace(job, worker_index=index).to_json()],
+        env=env,
+        preexec_fn=processes.die_with_parent,
+    )
+    workers[process.pid] = (index, process)
+
+
+def stop_workers(study: optuna.Study, workers: dict[int, tuple[int, subprocess.Popen]]) -> None:
+    """Terminate the workers still running (killed after 30 s) and fail what they were running."""
+    for _, process in workers.values():
+        process.terminate()
+    for pid, (_, process) in workers.items():
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        recover_worker(study, processes.worker_identity(pid), "the search stopped its worker")
+
+
 def run_workers(job: Job, study: optuna.Study) -> list[str]:
     """Start n_workers processes and watch them: a worker that dies has its RUNNING trials failed,
     their runs ended FAILED and each re-enqueued once, and a replacement takes its place while this
     invocation still needs trials (at most n_workers replacements). Returns notes for the log."""
     config = SearchConfig(**job.config)
-    env = dict(os.environ)
-    env.pop("MLFLOW_RUN_ID", None)
-    env["OMP_NUM_THREADS"] = str(job.threads)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
-    workers: dict[int, tuple[int, subprocess.Popen]] = {}
-    next_index, replacements, notes = 0, 0, []
-
-    def start() -> None:
-        nonlocal next_index
-        worker_job = dataclasses.replace(job, worker_index=next_index)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.search", "--worker", worker_job.to_json()],
-            env=env,
-            preexec_fn=processes.die_with_parent,
-        )
-        workers[process.pid] = (next_index, process)
-        next_index += 1
-
-    for _ in range(config.n_workers):
-        start()
+    env = worker_env(job)
+    workers: dict[int, tuple[int, subprocess.Popen]] = {}  # pid: (worker index, process)
+    for index in range(config.n_workers):
+        start_worker(job, index, env, workers)
+    next_index, replacements, notes = config.n_workers, 0, []
     try:
         while workers:
             time.sleep(0.5)
@@ -276,24 +294,14 @@ def run_workers(job: Job, study: optuna.Study) -> list[str]:
                     f"{recovered or 'none'} failed, runs ended FAILED, re-enqueued once"
                 )
                 timed_out = job.deadline is not None and time.time() >= job.deadline
-                if (
-                    counted(study, job.search_run_id) < config.n_trials
-                    and not timed_out
-                    and replacements < config.n_workers
-                ):
+                needed = counted(study, job.search_run_id) < config.n_trials and not timed_out
+                if needed and replacements < config.n_workers:
                     replacements += 1
-                    start()
+                    start_worker(job, next_index, env, workers)
+                    next_index += 1
                     note += "; a replacement worker started"
                 print(f"search: {note}", flush=True)
                 notes.append(note)
     finally:
-        for _, process in workers.values():  # the search itself is stopping: stop the workers
-            process.terminate()
-        for pid, (_, process) in workers.items():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            recover_worker(study, processes.worker_identity(pid), "the search stopped its worker")
+        stop_workers(study, workers)  # the search itself is stopping: stop the workers
     return notes

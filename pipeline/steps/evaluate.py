@@ -8,6 +8,8 @@ all samplers (pipeline/core/evaluation/scoring.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import mlflow
 import numpy as np
 from tqdm.auto import tqdm
@@ -15,6 +17,7 @@ from tqdm.auto import tqdm
 from pipeline import tracking
 from pipeline.configs import DEFAULT_SAMPLERS, EvaluateConfig
 from pipeline.core import plots
+from pipeline.core.data import datasets
 from pipeline.core.devices import resolve_device
 from pipeline.core.evaluation import two_judges
 from pipeline.core.evaluation.scoring import (
@@ -46,8 +49,6 @@ def sampler_specs(config: EvaluateConfig, train_run) -> list[Sampler]:
 
 def train_run_data(run):
     """The prepared data the train run used, found by digest (cache) or rebuilt from its params."""
-    from pipeline.core.data import datasets
-
     missing = [name for name in ("data", "data_digest", "loss") if name not in run.data.params]
     if missing:
         raise InputError(
@@ -127,19 +128,67 @@ def settings_text(config: EvaluateConfig, classifier_run_id: str) -> str:
     return f"n_samples={config.n_samples} iwae_k={config.iwae_k} seed={config.seed} classifier={classifier_run_id}"
 
 
-def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
-    """Run the `evaluate` step as a child of the train run; returns the evaluation's MLflow run id."""
-    if not tracking.RUN_ID_PATTERN.match(config.model):
-        raise InputError(f"parameter 'model': got {config.model!r}; allowed: a train run id (32 hex digits)")
-    train_run = tracking.get_run(config.model, "model")
+def checked_train_run(model: str):
+    """The train run `model` names; an InputError naming `model` for anything else."""
+    if not tracking.RUN_ID_PATTERN.match(model):
+        raise InputError(f"parameter 'model': got {model!r}; allowed: a train run id (32 hex digits)")
+    train_run = tracking.get_run(model, "model")
     step = train_run.data.tags.get(tracking.STEP_TAG, "train")
     if step != "train":
-        raise InputError(f"parameter 'model': run {config.model} is a {step!r} run; allowed: the id of a train run")
+        raise InputError(f"parameter 'model': run {model} is a {step!r} run; allowed: the id of a train run")
+    return train_run
+
+
+@dataclass
+class Scores:
+    """Every sampler's scores by sampler key: the metrics, the second judge's metrics and dominant digit; and
+    the gmm:K fitted on the way, which the logged generator keeps."""
+
+    rows: dict[str, dict] = field(default_factory=dict)
+    judged: dict[str, dict] = field(default_factory=dict)
+    dominant: dict[str, str] = field(default_factory=dict)
+    mixtures: list[GaussianMixtureSampler] = field(default_factory=list)
+
+    def flat(self, model_metrics: dict, real: dict) -> tuple[dict[str, float], dict[str, str]]:
+        """(metrics, max-class tags) by their logged names, as copied onto the train run."""
+        values = {f"{name}/{key}": float(row[name]) for key, row in self.rows.items() for name in SAMPLER_METRICS}
+        values.update({f"{name}/{key}": value for key, row in self.judged.items() for name, value in row.items()})
+        values.update(model_metrics)
+        values.update(real)
+        max_classes = {f"max_class/{key}": str(row["max_class"]) for key, row in self.rows.items()}
+        max_classes.update({f"max_class{knn.SUFFIX}/{key}": digit for key, digit in self.dominant.items()})
+        return values, max_classes
+
+
+def score_samplers(context: EvaluationContext, model, samplers: list[Sampler], judge2, watch: Stopwatch) -> Scores:
+    """Score each sampler's images, have both judges classify them, and log its metrics and pictures."""
+    scores = Scores()
+    shares = context.reference.label_shares
+    panels = plots.SamplerPanels(knn.NAME, shares)
+    digits = two_judges.real_digits(context)  # blurred to each sampler's sharpness: the judges' accuracy there
+    for sampler in tqdm(samplers, desc="evaluate", unit="sampler"):
+        with watch("scoring"):
+            scored = context.scored(model, sampler)
+            both = two_judges.judge_samples(context, judge2, scored, digits, watch)
+        key, metrics = scored.sampler.key, scored.metrics
+        scores.rows[key], scores.judged[key], scores.dominant[key] = metrics, both.metrics, str(both.dominant)
+        if isinstance(scored.sampler, GaussianMixtureSampler):
+            scores.mixtures.append(scored.sampler)
+        mlflow.log_metrics({f"{name}/{key}": float(metrics[name]) for name in SAMPLER_METRICS})
+        mlflow.set_tag(f"max_class/{key}", str(metrics["max_class"]))
+        log_judge2(key, both.metrics, both.dominant)
+        log_sampler_artifacts(panels, key, scored.images, scored.counts, both.counts, shares, both.dispute)
+    panels.close()
+    return scores
+
+
+def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
+    """Run the `evaluate` step as a child of the train run; returns the evaluation's MLflow run id."""
+    train_run = checked_train_run(config.model)
     samplers = sampler_specs(config, train_run)
     device = resolve_device(config.device)
     prepared = train_run_data(train_run)
     check_fittable(samplers, prepared.counts()["train"])
-    loss = tracking.run_param(train_run, "loss")
     model = tracking.load_model(f"runs:/{config.model}/model", device)
     experiment_id = tracking.use_experiment_of(train_run)
     launch = tracking.launch_context()
@@ -170,48 +219,21 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
         with watch("scoring"):
             context = EvaluationContext.build(classifier, prepared, device, config.n_samples, config.seed)
         mlflow.log_param("fid_floor_size", min(config.n_samples, prepared.counts()["train"]))
-
-        rows: dict[str, dict] = {}
-        judged: dict[str, dict] = {}
-        dominant: dict[str, str] = {}
-        mixtures = []  # the gmm:K fitted here: the generator logged below keeps them
-        shares = context.reference.label_shares
-        panels = plots.SamplerPanels(knn.NAME, shares)
-        digits = two_judges.real_digits(context)  # blurred to each sampler's sharpness: the judges' accuracy there
-        for sampler in tqdm(samplers, desc="evaluate", unit="sampler"):
-            with watch("scoring"):
-                scored = context.scored(model, sampler)
-                both = two_judges.judge_samples(context, judge2, scored, digits, watch)
-            sampler, images, metrics, counts = scored.sampler, scored.images, scored.metrics, scored.counts
-            judged[sampler.key], digit, counts_judge2 = both.metrics, both.dominant, both.counts
-            rows[sampler.key], dominant[sampler.key] = metrics, str(digit)
-            if isinstance(sampler, GaussianMixtureSampler):
-                mixtures.append(sampler)
-            mlflow.log_metrics({f"{name}/{sampler.key}": float(metrics[name]) for name in SAMPLER_METRICS})
-            mlflow.set_tag(f"max_class/{sampler.key}", str(metrics["max_class"]))
-            log_judge2(sampler.key, judged[sampler.key], digit)
-            log_sampler_artifacts(panels, sampler.key, images, counts, counts_judge2, shares, both.dispute)
-        panels.close()
-
+        scores = score_samplers(context, model, samplers, judge2, watch)
         with watch("scoring"):
-            model_metrics = context.model_metrics(model, loss, config.iwae_k)
+            model_metrics = context.model_metrics(model, tracking.run_param(train_run, "loss"), config.iwae_k)
         mlflow.log_metrics({**model_metrics, **context.real, **watch.metrics()})
-        scores = {f"{name}/{key}": float(row[name]) for key, row in rows.items() for name in SAMPLER_METRICS}
-        scores.update({f"{name}/{key}": value for key, row in judged.items() for name, value in row.items()})
-        scores.update(model_metrics)
-        scores.update(context.real)
-        max_classes = {f"max_class/{key}": str(row["max_class"]) for key, row in rows.items()}
-        max_classes.update({f"max_class{knn.SUFFIX}/{key}": digit for key, digit in dominant.items()})
+        values, max_classes = scores.flat(model_metrics, context.real)
         outcome = tracking.copy_scores(
-            config.model, scores, max_classes, settings, run.info.run_id, config.copy_scores, is_score
+            config.model, values, max_classes, settings, run.info.run_id, config.copy_scores, is_score
         )
         mlflow.set_tag("scores_on_train_run", outcome)
-        table = format_table({**rows, REAL_ROW: context.real_row}, {**context.real, **model_metrics})
+        table = format_table({**scores.rows, REAL_ROW: context.real_row}, {**context.real, **model_metrics})
         mlflow.log_text(table, "evaluation/summary.txt")
         print(f"evaluation run {run.info.run_id} of train run {config.model} ({settings}):")
         print(table)
         print(f"scores on the train run: {outcome}")
-        from pipeline.serving import log_generator
+        from pipeline.serving import log_generator  # mlflow.pyfunc: paid only here, at the end
 
-        log_generator(model, samplers[0].spec, mixtures)
+        log_generator(model, samplers[0].spec, scores.mixtures)
         return run.info.run_id

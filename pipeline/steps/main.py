@@ -10,12 +10,15 @@ docs/reuse.md); a training that was interrupted resumes from its last checkpoint
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import re
 import threading
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -43,21 +46,129 @@ REPORT_INPUTS_TAG = "pipeline.report_inputs"
 SEARCH_TAG = "pipeline.search_run_id"  # the search run whose report the study's report links to
 GENERATOR_NAME = "vae-generator"  # each cell's as vae-generator-<cell>, alias @main: the newest main's
 REGISTRY_ALIAS = "main"
-INT_SETTINGS = ("epochs", "latent_size", "hidden_size", "batch_size", "n_samples", "iwae_k")
+STEP_ORDER = ("prepare_data", "train", "evaluate")  # of the steps in main/steps.json
+STAND_IN = "0" * 32  # a run id not known yet, where a step configuration is only checked
 
 
-def resolve_settings(config: MainConfig) -> dict:
+@dataclass(frozen=True)
+class Cell:
+    """One trained model configuration and the samplers its experiments draw with."""
+
+    loss: str
+    forward: str
+    samplers: tuple[str, ...]
+    experiments: tuple[str, ...]  # their names: E1-E5 or "cell sampler"
+    trained_samplers: tuple[str, ...]  # those the train step draws grids with
+
+    @property
+    def name(self) -> str:
+        return study.cell_name(self.loss, self.forward)
+
+
+def cells_of(experiments: list[study.Experiment]) -> list[Cell]:
+    """The experiments' cells, in order of first appearance, each with its experiments' samplers."""
+    by_cell: dict[str, list[study.Experiment]] = {}
+    for experiment in experiments:
+        by_cell.setdefault(experiment.cell, []).append(experiment)
+    return [
+        Cell(
+            group[0].loss,
+            group[0].forward,
+            samplers=tuple(e.sampler for e in group),
+            experiments=tuple(e.name for e in group),
+            trained_samplers=tuple(e.sampler for e in group if not e.evaluate_only),
+        )
+        for group in by_cell.values()
+    ]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What main runs, decided before its run opens: the preset's settings with the user's overrides,
+    the experiments, their cells, and the step configurations built from them."""
+
+    preset: str
+    settings: study.Settings
+    experiments: tuple[study.Experiment, ...]
+    cells: tuple[Cell, ...]
+    prepare: PrepareDataConfig | None  # None when `data` names a prepare_data run
+    device: str
+    data_root: str
+
+    @property
+    def trainings(self) -> list[tuple[Cell, int]]:
+        """Every (cell, seed) to train and evaluate."""
+        return [(cell, seed) for cell in self.cells for seed in self.settings.seeds]
+
+    def train_config(self, cell: Cell, seed: int, data: str) -> TrainConfig:
+        """The train step of one cell and seed (its samplers: the cell's that need no fitting, less those it
+        is only evaluated with, so that adding such a sampler reuses the training)."""
+        samplers = [s for s in cell.trained_samplers if not needs_fit(parse_sampler(s))] or ["normal:0,1"]
+        settings = self.settings
+        return TrainConfig(
+            data=data,
+            loss=cell.loss,
+            forward=cell.forward,
+            latent_size=settings.latent_size,
+            hidden_size=settings.hidden_size,
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            lr=settings.lr,
+            seed=seed,
+            device=self.device,
+            samplers="+".join(samplers),
+            data_root=self.data_root,
+        )
+
+    def evaluate_config(self, cell: Cell, train_run_id: str) -> EvaluateConfig:
+        return EvaluateConfig(
+            model=train_run_id,
+            samplers="+".join(cell.samplers),
+            n_samples=self.settings.n_samples,
+            iwae_k=self.settings.iwae_k,
+            seed=0,
+            device=self.device,
+        )
+
+    def record(self, steps: list[dict]) -> dict:
+        """main/steps.json: what the report reads back."""
+        return {
+            "preset": self.preset,
+            "settings": self.settings.as_record(),
+            "experiments": [e.plan_entry() for e in self.experiments],
+            "steps": sorted(steps, key=lambda r: STEP_ORDER.index(r["step"])),
+        }
+
+
+def settings_of(config: MainConfig, preset: study.Settings) -> study.Settings:
     """The preset's settings with every parameter the user gave instead of `preset`, typed."""
-    settings = dict(study.PRESETS[config.preset])
-    for name in settings:
-        value = getattr(config, name)
-        if value != PRESET_VALUE:
-            settings[name] = value
-    for name in INT_SETTINGS:
-        settings[name] = int(settings[name])
-    settings["lr"] = float(settings["lr"])
-    settings["seeds"] = [int(seed) for seed in str(settings["seeds"]).split(",")]
-    return settings
+    parse = {"experiments": str, "data": str, "lr": float, "seeds": lambda v: tuple(int(s) for s in v.split(","))}
+    given = {
+        f.name: parse.get(f.name, int)(getattr(config, f.name))
+        for f in dataclasses.fields(study.Settings)
+        if getattr(config, f.name) != PRESET_VALUE
+    }
+    return dataclasses.replace(preset, **given)
+
+
+def make_plan(config: MainConfig, preset: study.Settings) -> Plan:
+    """main's plan, from its config and its preset's settings. Every step configuration it will launch is
+    built now, with stand-in run ids for the references not known yet, so the step's own dataclass checks
+    each setting before main's run opens (`-P epochs=0` exits 2 at once, not after the data is prepared)."""
+    settings = settings_of(config, preset)
+    experiments = tuple(study.select(settings.experiments))
+    prepare = None
+    if not tracking.RUN_ID_PATTERN.match(settings.data):
+        prepare = PrepareDataConfig(dataset=settings.data, seed=0, data_root=config.data_root)
+    cells = tuple(cells_of(list(experiments)))
+    plan = Plan(config.preset, settings, experiments, cells, prepare, config.device, config.data_root)
+    data = settings.data if prepare is None else STAND_IN
+    for cell, seed in plan.trainings:
+        plan.train_config(cell, seed, data)
+    for cell in plan.cells:
+        plan.evaluate_config(cell, STAND_IN)
+    ReportConfig(source=STAND_IN, output=config.report_dir)
+    return plan
 
 
 def parallel_slots(config: MainConfig, independent: int) -> tuple[int, int]:
@@ -97,46 +208,21 @@ def read_backend_config(value: str) -> dict | None:
         raise bad_parameter("backend_config", value, f"a readable JSON file | none ({error})") from None
 
 
-@dataclass
-class Cell:
-    """One trained model configuration and the samplers its experiments draw with."""
-
-    loss: str
-    forward: str
-    samplers: list[str] = field(default_factory=list)
-    experiments: list[str] = field(default_factory=list)  # their names: E1-E5 or "cell sampler"
-    trained_samplers: list[str] = field(default_factory=list)  # those the train step draws grids with
-
-    @property
-    def name(self) -> str:
-        return study.cell_name(self.loss, self.forward)
-
-
-def cells_of(experiments: list[study.Experiment]) -> list[Cell]:
-    cells: dict[str, Cell] = {}
-    for experiment in experiments:
-        cell = cells.setdefault(experiment.cell, Cell(experiment.loss, experiment.forward))
-        cell.samplers.append(experiment.sampler)
-        cell.experiments.append(experiment.name)
-        if not experiment.evaluate_only:
-            cell.trained_samplers.append(experiment.sampler)
-    return list(cells.values())
-
-
 class Driver:
     """Launches steps under the main run, reusing finished ones, and records what it used."""
 
-    def __init__(self, config: MainConfig, main_run_id: str, experiment_id: str, threads: int):
+    def __init__(self, config: MainConfig, main_run_id: str, experiment_id: str, threads: int, backend_config):
         self.config = config
         self.main_run_id = main_run_id
         self.experiment_id = experiment_id
-        self.backend_config = read_backend_config(config.backend_config)
+        self.backend_config = backend_config
         processes.export_for_steps({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
         self.records: list[dict] = []
         self._lock = threading.Lock()
 
-    def run(self, step: str, step_config, record: dict, tags: dict | None = None) -> str:
-        """The run id of a finished `step` with this configuration: reused, resumed or launched."""
+    def run(self, step: str, step_config, name: str, labels: dict, tags: dict | None = None) -> str:
+        """The run id of a finished `step` with this configuration: reused, resumed or launched as run `name`;
+        recorded in main's plan with its `labels`."""
 
         def launch(resume: str | None) -> str:
             return launch_step(
@@ -144,7 +230,7 @@ class Driver:
                 step_config,
                 self.main_run_id,
                 self.experiment_id,
-                name=" ".join([step, *(str(v) for k, v in record.items() if k != "train_run_id")]),
+                name=name,
                 env_manager=self.config.env_manager,
                 backend=self.config.backend,
                 backend_config=self.backend_config,
@@ -154,133 +240,87 @@ class Driver:
 
         run_id, how = reuse_or_launch(step, step_config, self.experiment_id, self.config.reuse, launch)
         with self._lock:
-            self.records.append({"step": step, **record, "run_id": run_id, "reused": how == "reused", "how": how})
-        print(f"main: {step} {' '.join(str(v) for v in record.values())}: {how} ({run_id})", flush=True)
+            self.records.append({"step": step, **labels, "run_id": run_id, "reused": how == "reused", "how": how})
+        print(f"main: {name}: {how} ({run_id})", flush=True)
         return run_id
 
+    def counts(self) -> dict[str, int]:
+        """Steps that ran, were reused and were resumed."""
+        return {how: sum(r["how"].startswith(how) for r in self.records) for how in ("ran", "reused", "resumed")}
 
-def train_config(config: MainConfig, settings: dict, cell: Cell, seed: int, data: str) -> TrainConfig:
-    """The train step of one cell and seed (its samplers: the cell's that need no fitting, less those it is
-    only evaluated with, so that adding such a sampler reuses the training)."""
-    train_samplers = [s for s in cell.trained_samplers if not needs_fit(parse_sampler(s))] or ["normal:0,1"]
-    return TrainConfig(
-        data=data,
-        loss=cell.loss,
-        forward=cell.forward,
-        latent_size=settings["latent_size"],
-        hidden_size=settings["hidden_size"],
-        epochs=settings["epochs"],
-        batch_size=settings["batch_size"],
-        lr=settings["lr"],
-        seed=seed,
-        device=config.device,
-        samplers="+".join(train_samplers),
-        data_root=config.data_root,
+
+def train_then_evaluate(driver: Driver, plan: Plan, cell: Cell, seed: int, data: str) -> None:
+    """One cell and seed: train, evaluate, and register the lowest seed's generator (evaluate's: the
+    decoder and the cell's gmm:K fits)."""
+    labels = {"cell": cell.name, "seed": seed}
+    tags = {
+        "pipeline.cell": cell.name,
+        "pipeline.experiments": ", ".join(cell.experiments),
+        "pipeline.samplers": "+".join(cell.samplers),
+        "pipeline.seed": str(seed),
+    }
+    name = f"{cell.name} {seed}"
+    train_id = driver.run("train", plan.train_config(cell, seed, data), f"train {name}", labels, tags)
+    evaluate = plan.evaluate_config(cell, train_id)
+    evaluate_id = driver.run("evaluate", evaluate, f"evaluate {name}", {**labels, "train_run_id": train_id}, tags)
+    if seed == min(plan.settings.seeds):
+        register_generator(
+            evaluate_id,
+            f"{GENERATOR_NAME}-{cell.name}",
+            REGISTRY_ALIAS,
+            tags={"main_run_id": driver.main_run_id, "train_run_id": train_id, "seed": str(seed)},
+        )
+
+
+def run_concurrently(slots: int, jobs: dict[str, Callable[[], None]]) -> list[str]:
+    """Run the jobs, `slots` at a time, each to its end; the failures as 'label: error'."""
+    with ThreadPoolExecutor(max_workers=slots) as pool:
+        futures = {pool.submit(job): label for label, job in jobs.items()}
+        return [f"{futures[f]}: {f.exception()}" for f in as_completed(futures) if f.exception() is not None]
+
+
+def announce(plan: Plan, slots: int, threads: int, reuse: str) -> None:
+    """What main is about to do, and the code version its steps' reuse keys hold."""
+    print(
+        f"main: {len(plan.experiments)} experiments in {len(plan.cells)} cells x {len(plan.settings.seeds)} seeds, "
+        f"{slots} steps at once with {threads} threads each",
+        flush=True,
     )
-
-
-def evaluate_config(config: MainConfig, settings: dict, cell: Cell, train_run_id: str) -> EvaluateConfig:
-    return EvaluateConfig(
-        model=train_run_id,
-        samplers="+".join(cell.samplers),
-        n_samples=settings["n_samples"],
-        iwae_k=settings["iwae_k"],
-        seed=0,
-        device=config.device,
-    )
-
-
-def check_step_settings(config: MainConfig, settings: dict, cells: list[Cell], data: str) -> None:
-    """Build every step configuration main will launch, with stand-in run ids for the references
-    not known yet, so each setting is checked by the step's own dataclass before main's run opens
-    (`-P epochs=0` or `-P n_samples=-10` exit 2 at once, not after the data is prepared)."""
-    stand_in = "0" * 32
-    data = data if tracking.RUN_ID_PATTERN.match(data) else stand_in
-    for cell in cells:
-        for seed in settings["seeds"]:
-            train_config(config, settings, cell, seed, data)
-        evaluate_config(config, settings, cell, stand_in)
-    ReportConfig(source=stand_in, output=str(tracking.local_path(config.report_dir)))
+    code = tracking.code_version()
+    print(f"main: code version {code.described()}", flush=True)
+    if reuse == "clean" and code.dirty:
+        print(
+            "main: reuse=clean reuses runs of committed code only, and these files are not committed: every "
+            "step runs (commit them, or pass -P reuse=dirty to reuse runs of this very code)",
+            flush=True,
+        )
 
 
 def main(config: MainConfig, parent_run_id: str | None = None) -> str:
     """Run the study; returns the main run's id."""
-    settings = resolve_settings(config)
-    experiments = study.select(settings["experiments"])
-    cells = cells_of(experiments)
-    slots, threads = parallel_slots(config, len(cells) * len(settings["seeds"]))
-    read_backend_config(config.backend_config)  # refuse a bad file before the run opens
-    data = settings["data"]
-    prepare = None
-    if not tracking.RUN_ID_PATTERN.match(data):
-        prepare = PrepareDataConfig(dataset=data, seed=0, data_root=config.data_root)
-    else:
-        tracking.get_run(data, "data")
-
-    check_step_settings(config, settings, cells, data)
+    plan = make_plan(config, study.PRESETS[config.preset])
+    slots, threads = parallel_slots(config, len(plan.trainings))
+    backend_config = read_backend_config(config.backend_config)
+    if plan.prepare is None:
+        tracking.get_run(plan.settings.data, "data")
     search_run_id = resolve_search(config.search)
     tags = {"pipeline.preset": config.preset, **({SEARCH_TAG: search_run_id} if search_run_id else {})}
     with tracking.step_run("main", f"main {config.preset}", config, parent_run_id=parent_run_id, tags=tags) as run:
         tracking.sweep_stale_runs("main", key_tags("main", config), [run.info.experiment_id])  # a killed earlier main
         tracking.log_config(config)
-        mlflow.log_dict(settings, "main/settings.json")
-        driver = Driver(config, run.info.run_id, run.info.experiment_id, threads)
-        print(
-            f"main: {len(experiments)} experiments in {len(cells)} cells x {len(settings['seeds'])} seeds, "
-            f"{slots} steps at once with {threads} threads each",
-            flush=True,
-        )
-        code = tracking.code_version()
-        print(f"main: code version {code.described()}", flush=True)
-        if config.reuse == "clean" and code.dirty:
-            print(
-                "main: reuse=clean reuses runs of committed code only, and these files are not committed: every "
-                "step runs (commit them, or pass -P reuse=dirty to reuse runs of this very code)",
-                flush=True,
-            )
-        if prepare is not None:
-            data = driver.run("prepare_data", prepare, {"dataset": prepare.dataset})
-
-        def train_then_evaluate(cell: Cell, seed: int) -> None:
-            labels = {"cell": cell.name, "seed": seed}
-            tags = {
-                "pipeline.cell": cell.name,
-                "pipeline.experiments": ", ".join(cell.experiments),
-                "pipeline.samplers": "+".join(cell.samplers),
-                "pipeline.seed": str(seed),
-            }
-            train_id = driver.run("train", train_config(config, settings, cell, seed, data), labels, tags=tags)
-            evaluate = evaluate_config(config, settings, cell, train_id)
-            evaluate_id = driver.run("evaluate", evaluate, {**labels, "train_run_id": train_id}, tags=tags)
-            if seed == min(settings["seeds"]):  # evaluate's generator: the decoder and the cell's gmm:K fits
-                register_generator(
-                    evaluate_id,
-                    f"{GENERATOR_NAME}-{cell.name}",
-                    REGISTRY_ALIAS,
-                    tags={"main_run_id": run.info.run_id, "train_run_id": train_id, "seed": str(seed)},
-                )
-
-        failures = []
-        with ThreadPoolExecutor(max_workers=slots) as pool:
-            futures = {
-                pool.submit(train_then_evaluate, cell, seed): (cell.name, seed)
-                for cell in cells
-                for seed in settings["seeds"]
-            }
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    if future.exception() is not None:
-                        failures.append(f"{futures[future][0]} seed {futures[future][1]}: {future.exception()}")
-        plan = {
-            "preset": config.preset,
-            "settings": settings,
-            "experiments": [e.plan_entry() for e in experiments],
-            "steps": sorted(driver.records, key=lambda r: ("prepare_data", "train", "evaluate").index(r["step"])),
+        mlflow.log_dict(plan.settings.as_record(), "main/settings.json")
+        driver = Driver(config, run.info.run_id, run.info.experiment_id, threads, backend_config)
+        announce(plan, slots, threads, config.reuse)
+        data = plan.settings.data
+        if plan.prepare is not None:
+            data = driver.run("prepare_data", plan.prepare, f"prepare_data {data}", {"dataset": data})
+        jobs = {
+            f"{cell.name} seed {seed}": functools.partial(train_then_evaluate, driver, plan, cell, seed, data)
+            for cell, seed in plan.trainings
         }
-        mlflow.log_dict(plan, "main/steps.json")
-        counts = {how: sum(r["how"].startswith(how) for r in driver.records) for how in ("ran", "reused", "resumed")}
+        failures = run_concurrently(slots, jobs)
+        mlflow.log_dict(plan.record(driver.records), "main/steps.json")
+        counts = driver.counts()
         mlflow.log_metrics({f"steps_{how}": n for how, n in counts.items()})
         if failures:
             mlflow.set_tag("failure_reason", "; ".join(failures))
@@ -299,7 +339,7 @@ def write_report(driver: Driver, config: MainConfig, search_run_id: str | None =
     run over exactly the same step runs, linked search and code version (under the same reuse rule as steps)."""
     version = tracking.code_version("report").version
     runs = ",".join(sorted(r["run_id"] for r in driver.records))
-    linked = f";search={search_run_id}" if search_run_id else ""  # no link: the key stays what it was
+    linked = f";search={search_run_id}" if search_run_id else ""  # only a linked search adds to the key
     inputs = hashlib.sha256(f"{version};{runs}{linked}".encode()).hexdigest()[:32]
     tracking.sweep_stale_runs("report", {REPORT_INPUTS_TAG: inputs}, [driver.experiment_id])
     previous = newest_finished("report", {REPORT_INPUTS_TAG: inputs}, [driver.experiment_id])

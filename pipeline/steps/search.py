@@ -87,17 +87,7 @@ def search(config: SearchConfig, parent_run_id: str | None = None) -> str:
         classifier, classifier_run_id = classifier_for(prepared, device, experiment_id, run_id)
         mlflow.set_tag("classifier_run_id", classifier_run_id)
         study, notes = create_or_load(config, storage)
-        if config.objective != "fid":
-            notes.append(
-                "pruning is off: Optuna cannot prune multi-objective studies (trial.report raises); each "
-                "trial is scored once, at the largest sample count"
-            )
-            mlflow.set_tag("pruning", "off (two objectives: Optuna cannot prune multi-objective studies)")
-        else:
-            mlflow.set_tag(
-                "pruning",
-                f"MedianPruner(n_startup_trials={MEDIAN_STARTUP_TRIALS})" if config.pruner == "median" else "none",
-            )
+        notes += log_pruning(config)
         for note in notes:
             print(f"search: {note}", flush=True)
         trials_before = len([t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING])
@@ -120,15 +110,33 @@ def search(config: SearchConfig, parent_run_id: str | None = None) -> str:
         if notes:
             mlflow.log_text("\n".join(notes), "search_log.txt")
         summarize(study, config, storage, run_id, experiment_id, elapsed, classifier, prepared, device)
-        finished = sum(is_mine(t, run_id) for t in study.get_trials(deepcopy=False, states=FINISHED))
-        if finished < config.n_trials and (job.deadline is None or time.time() < job.deadline):
-            mlflow.set_tag("failure_reason", f"{finished} of {config.n_trials} trials finished: workers failed")
-            raise RuntimeError(
-                f"search: only {finished} of n_trials={config.n_trials} trials finished; the workers "
-                f"failed (see their output above and search_log.txt on run {run_id})"
-            )
+        check_all_finished(study, config, job)
         verify(study, config, job, classifier, classifier_run_id, prepared, device)  # F7, F8 over verify_seeds
         return run_id
+
+
+def log_pruning(config: SearchConfig) -> list[str]:
+    """Tag the search run with its pruner; the note for the log when there is none to be had."""
+    if config.objective == "fid":
+        median = f"MedianPruner(n_startup_trials={MEDIAN_STARTUP_TRIALS})"
+        mlflow.set_tag("pruning", median if config.pruner == "median" else "none")
+        return []
+    mlflow.set_tag("pruning", "off (two objectives: Optuna cannot prune multi-objective studies)")
+    return [
+        "pruning is off: Optuna cannot prune multi-objective studies (trial.report raises); each "
+        "trial is scored once, at the largest sample count"
+    ]
+
+
+def check_all_finished(study: optuna.Study, config: SearchConfig, job: Job) -> None:
+    """Fail the search run, saying why, when fewer than n_trials of its trials finished before the deadline."""
+    finished = sum(is_mine(t, job.search_run_id) for t in study.get_trials(deepcopy=False, states=FINISHED))
+    if finished < config.n_trials and (job.deadline is None or time.time() < job.deadline):
+        mlflow.set_tag("failure_reason", f"{finished} of {config.n_trials} trials finished: workers failed")
+        raise RuntimeError(
+            f"search: only {finished} of n_trials={config.n_trials} trials finished; the workers "
+            f"failed (see their output above and search_log.txt on run {job.search_run_id})"
+        )
 
 
 def summarize(study, config, storage, run_id, experiment_id, elapsed, classifier, prepared, device) -> None:
@@ -239,7 +247,7 @@ def plot_specs(study: optuna.Study, config: SearchConfig) -> list[tuple[str, str
 def log_plots(study: optuna.Study, config: SearchConfig) -> None:
     """Optuna's plots as PNG (matplotlib) and all of them on one interactive HTML page that opens
     offline (plotly.js inside the page, once; MLflow's log_figure of plotly loads it from a CDN)."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # late, as the next two: plotly and pyplot load only when plots are drawn
     import optuna.visualization as interactive
     import optuna.visualization.matplotlib as static
 

@@ -1,35 +1,117 @@
-"""What main plans: F4's second part (E4 against the MSE model sampled from N(0,1))
-is measured by one more evaluation of E4's model, with no new training; and the search its report
-links to."""
+"""What main plans: the preset's settings, typed, with the user's overrides; the step configurations
+built from them; F4's second part (E4 against the MSE model sampled from N(0,1)) measured by one more
+evaluation of E4's model, with no new training; and the search its report links to."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from pipeline.configs import MainConfig
+from pipeline.configs import EvaluateConfig, MainConfig, PrepareDataConfig, TrainConfig
 from pipeline.core import study
+from pipeline.errors import InputError
 from pipeline.steps import main
+
+
+def test_the_plan_is_the_presets_settings_typed_with_the_users_overrides():
+    plan = main.make_plan(MainConfig(preset="quick", epochs="7", seeds="3,1", lr="1e-2"), study.PRESETS["quick"])
+    assert plan.settings == study.Settings(
+        experiments="study",
+        data="mnist-5k",
+        epochs=7,
+        seeds=(3, 1),
+        latent_size=100,
+        hidden_size=392,
+        batch_size=64,
+        lr=0.01,
+        n_samples=1000,
+        iwae_k=50,
+    )
+    assert plan.prepare == PrepareDataConfig(dataset="mnist-5k", seed=0, data_root="data")
+    assert [(cell.name, seed) for cell, seed in plan.trainings] == [
+        ("bce-standard", 3),
+        ("bce-standard", 1),
+        ("mse-standard", 3),
+        ("mse-standard", 1),
+        ("bce-sampled-params", 3),
+        ("bce-sampled-params", 1),
+    ]
+    bce = plan.cells[0]
+    assert plan.train_config(bce, 3, "d" * 32) == TrainConfig(
+        data="d" * 32,
+        loss="bce",
+        forward="standard",
+        latent_size=100,
+        hidden_size=392,
+        epochs=7,
+        batch_size=64,
+        lr=0.01,
+        seed=3,
+        samplers="normal:0,1+normal:1,2+beta:0.25,0.25",
+    )
+    assert plan.evaluate_config(bce, "t" * 32) == EvaluateConfig(
+        model="t" * 32, samplers="normal:0,1+normal:1,2+beta:0.25,0.25", n_samples=1000, iwae_k=50, seed=0
+    )
+    record = plan.record([{"step": "evaluate"}, {"step": "train"}, {"step": "prepare_data"}])
+    assert record["preset"] == "quick" and [r["step"] for r in record["steps"]] == ["prepare_data", "train", "evaluate"]
+    assert record["settings"] == {
+        "experiments": "study",
+        "data": "mnist-5k",
+        "epochs": 7,
+        "seeds": [3, 1],
+        "latent_size": 100,
+        "hidden_size": 392,
+        "batch_size": 64,
+        "lr": 0.01,
+        "n_samples": 1000,
+        "iwae_k": 50,
+    }
+
+
+def test_a_prepare_data_run_id_as_data_needs_no_prepare_step_and_the_study_preset_is_its_own():
+    plan = main.make_plan(MainConfig(preset="study", data="a" * 32), study.PRESETS["study"])
+    assert plan.prepare is None and plan.settings.data == "a" * 32
+    assert (plan.settings.epochs, plan.settings.seeds, plan.settings.batch_size, plan.settings.n_samples) == (
+        100,
+        (0, 1, 2),
+        128,
+        10000,
+    )
+    assert plan.train_config(plan.cells[0], 2, plan.settings.data).data == "a" * 32
+
+
+def test_a_setting_no_step_accepts_is_refused_by_the_plan():
+    with pytest.raises(InputError, match="parameter 'epochs': got 0; allowed: >= 1"):
+        main.make_plan(MainConfig(epochs="0"), study.PRESETS["quick"])
+    with pytest.raises(InputError, match="parameter 'n_samples': got 5; allowed: >= 10"):
+        main.make_plan(MainConfig(n_samples="5"), study.PRESETS["quick"])
+
+
+def test_the_help_states_each_presets_value():
+    helps = {f.name: f.metadata["help"] for f in dataclasses.fields(MainConfig)}
+    assert helps["epochs"] == "training epochs (quick: 50, study: 100)"
+    assert helps["latent_size"] == "latent dimensions (100)"
+    assert helps["seeds"].endswith("(quick: 0,1, study: 0,1,2)")
+    assert helps["preset"] == (
+        "quick: study experiments on mnist-5k, 50 epochs, 2 seeds | study: study experiments on mnist, 100 epochs, 3 seeds"
+    )
 
 
 @pytest.mark.parametrize("preset", ["quick", "study"])
 def test_both_presets_evaluate_the_mse_model_with_n01_without_training_it_again(preset):
-    config = MainConfig(preset=preset)
-    settings = main.resolve_settings(config)
-    experiments = study.select(settings["experiments"])
-    assert [e.study_id for e in experiments if e.study_id] == ["E1", "E2", "E3", "E4", "E5"]
-    assert [(e.cell, e.sampler) for e in experiments if not e.study_id] == [("mse-standard", "normal:0,1")]
-    cells = {cell.name: cell for cell in main.cells_of(experiments)}
+    plan = main.make_plan(MainConfig(preset=preset), study.PRESETS[preset])
+    assert [e.study_id for e in plan.experiments if e.study_id] == ["E1", "E2", "E3", "E4", "E5"]
+    assert [(e.cell, e.sampler) for e in plan.experiments if not e.study_id] == [("mse-standard", "normal:0,1")]
+    cells = {cell.name: cell for cell in plan.cells}
     assert sorted(cells) == ["bce-sampled-params", "bce-standard", "mse-standard"]
     mse = cells["mse-standard"]
-    assert mse.samplers == ["beta:0.25,0.25", "normal:0,1"]  # Beta first: the cell's generator keeps E4's sampler
+    assert mse.samplers == ("beta:0.25,0.25", "normal:0,1")  # Beta first: the cell's generator keeps E4's sampler
     stand_in = "0" * 32
     # the training is E4's as before (the same reuse key), the evaluation adds the N(0,1) sampler
-    assert main.train_config(config, settings, mse, 0, stand_in).samplers == "beta:0.25,0.25"
-    assert main.evaluate_config(config, settings, mse, stand_in).samplers == "beta:0.25,0.25+normal:0,1"
-    assert (
-        main.train_config(config, settings, cells["bce-standard"], 0, stand_in).samplers
-        == "normal:0,1+normal:1,2+beta:0.25,0.25"
-    )
+    assert plan.train_config(mse, 0, stand_in).samplers == "beta:0.25,0.25"
+    assert plan.evaluate_config(mse, stand_in).samplers == "beta:0.25,0.25+normal:0,1"
+    assert plan.train_config(cells["bce-standard"], 0, stand_in).samplers == "normal:0,1+normal:1,2+beta:0.25,0.25"
 
 
 def test_a_list_of_study_ids_is_exactly_those_and_the_grid_trains_every_sampler():
@@ -37,7 +119,7 @@ def test_a_list_of_study_ids_is_exactly_those_and_the_grid_trains_every_sampler(
     grid = study.select("grid")
     assert not any(e.evaluate_only for e in grid) and len(grid) == 16
     cells = {cell.name: cell for cell in main.cells_of(grid)}
-    assert cells["mse-standard"].trained_samplers == list(study.GRID_SAMPLERS)
+    assert cells["mse-standard"].trained_samplers == study.GRID_SAMPLERS
 
 
 def test_main_links_a_search_by_run_id_or_study_name_and_refuses_anything_else(tracking, capsys):

@@ -165,9 +165,7 @@ def test_main_checks_every_step_setting_without_loading_torch():
         "from pipeline.steps import main\n"
         "for preset in ('quick', 'study'):\n"
         "    config = MainConfig(preset=preset, experiments='grid')\n"
-        "    settings = main.resolve_settings(config)\n"
-        "    cells = main.cells_of(study.select(settings['experiments']))\n"
-        "    main.check_step_settings(config, settings, cells, settings['data'])\n"
+        "    cells = main.make_plan(config, study.PRESETS[preset]).cells\n"
         "print(len(cells), sorted(m for m in ('torch', 'matplotlib', 'torchvision', 'sklearn') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
