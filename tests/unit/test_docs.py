@@ -28,8 +28,15 @@ PLACEHOLDER = r"[A-Z_]+|\.\.\.|<[^>]*>"  # STEP, NAME, ..., <step>: a command pa
 COMMAND = re.compile(r"(mlflow run\b|python3? -m (?:pipeline|analysis\.report)(?=\s))")
 
 
+TEMPLATES = REPO / "analysis" / "templates"  # Jinja2 templates of the report pages: code, not docs
+
+
 def markdown_files() -> list[Path]:
-    return sorted(path for path in REPO.rglob("*.md") if not SKIPPED_FOLDERS & set(path.relative_to(REPO).parts[:-1]))
+    return sorted(
+        path
+        for path in REPO.rglob("*.md")
+        if not SKIPPED_FOLDERS & set(path.relative_to(REPO).parts[:-1]) and not path.is_relative_to(TEMPLATES)
+    )
 
 
 def entry_points() -> dict[str, set[str]]:
