@@ -21,12 +21,16 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
 
 from pipeline.errors import InputError
 
 ARTIFACT = "generator"  # the model's artifact path in a run, and its file's key in the model's artifacts
+# `n` and `seed` are declared Any, not long: the scoring server casts a request to the signature's types
+# before predict sees it, and a cast to long truncates ("n": 2.5 would draw 2 images). The generator checks
+# they are whole numbers (pipeline/core/model/generation.py) and answers 400 naming the column.
 SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec("string", "sampler", required=False), ColSpec("long", "n"), ColSpec("long", "seed")]),
+    inputs=Schema([ColSpec("string", "sampler", required=False), ColSpec(AnyType(), "n"), ColSpec(AnyType(), "seed")]),
     outputs=Schema(
         [ColSpec("string", "sampler"), ColSpec("long", "index"), ColSpec("long", "seed"), ColSpec("string", "png")]
     ),

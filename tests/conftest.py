@@ -51,11 +51,13 @@ def pytest_configure(config):
 # with one long file running while the other worker idles.
 LONGEST_FIRST = (
     "e2e/test_team_server.py",
+    "e2e/test_docs_examples.py",
     "e2e/test_evaluate.py",
     "e2e/test_report.py",
     "e2e/test_main.py",
     "e2e/test_reuse_clone.py",
     "e2e/test_search.py",
+    "e2e/test_no_secrets.py",
     "e2e/test_prepare_train_sample.py",
     "e2e/test_report_convergence.py",
     "unit/test_training.py",

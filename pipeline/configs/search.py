@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pipeline.configs.fields import (
     DATASET_CHOICES,
@@ -20,6 +21,10 @@ from pipeline.errors import bad_parameter
 
 SEARCH_OBJECTIVES = ("fid", "fid,class_entropy")
 STORAGE_FORMS = "auto | sqlite:///PATH | postgresql://USER@HOST:PORT/DB | journal:PATH"
+PASSWORD_SOURCES = (
+    "a URL without a password, postgresql://USER@HOST:PORT/DB, with the password in PGPASSWORD, "
+    "~/.pgpass or a libpq service file (PGSERVICE); `mlflow run` logs every -P value as a param"
+)
 
 
 def check_range(cfg, low_name: str, high_name: str, logarithmic: bool) -> None:
@@ -129,15 +134,19 @@ class SearchConfig:
 
 
 def check_storage_form(storage: str) -> None:
-    """The storage's form only; whether it can be reached is checked by the step before any trial."""
+    """The storage's form only; whether it can be reached is checked by the step before any trial.
+
+    A password in the URL is refused: the storage is a logged param, and a message never repeats it."""
     if storage == "auto":
         return
     if storage.startswith("journal:") and len(storage) > len("journal:"):
         return
     if re.match(r"^sqlite:///.+", storage):
         return
-    match = re.match(r"^postgresql(\+[a-z0-9]+)?://(?P<rest>.+)$", storage)
-    if match:
+    postgresql = re.match(r"^postgresql(\+[a-z0-9]+)?://.+$", storage)
+    if postgresql and has_password(storage):
+        raise bad_parameter("storage", hide_password(storage), PASSWORD_SOURCES)
+    if postgresql:
         from sqlalchemy.engine import make_url
 
         try:
@@ -147,4 +156,29 @@ def check_storage_form(storage: str) -> None:
             url, port_ok = None, False
         if url is not None and port_ok and url.host and url.database:
             return
-    raise bad_parameter("storage", storage, STORAGE_FORMS)
+    raise bad_parameter("storage", hide_password(storage), STORAGE_FORMS)
+
+
+def has_password(url: str) -> bool:
+    """A password in the URL's user part or in its query (libpq reads `?password=` too)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed host: say nothing of it rather than guess
+        return "@" in url
+    return parts.password is not None or any(key == "password" for key, _ in parse_qsl(parts.query))
+
+
+def hide_password(url: str) -> str:
+    """The URL with every password replaced by *** (unchanged when it has none), for messages."""
+    if not has_password(url):
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.partition("://")[0] + "://***"
+    netloc = parts.netloc
+    if parts.password is not None:
+        user_info, _, host = netloc.rpartition("@")
+        netloc = f"{user_info.partition(':')[0]}:***@{host}"
+    query = [(key, "***" if key == "password" else value) for key, value in parse_qsl(parts.query)]
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))

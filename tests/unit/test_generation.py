@@ -109,3 +109,16 @@ def test_request_count_and_seed_limits():
     for bad in (-1, 1.5, None):
         with pytest.raises(InputError, match=r"^column 'seed': got .*; allowed: a whole number from 0 to"):
             request_seed(bad)
+
+
+@pytest.mark.parametrize("bad", [2.5, np.float64(2.5), 1e-9 + 3, True, np.bool_(True), "2", float("nan")])
+def test_a_count_or_seed_that_is_not_a_whole_number_is_refused_naming_the_column(bad):
+    with pytest.raises(InputError, match=r"^column 'n': got "):
+        request_count(bad)
+    with pytest.raises(InputError, match=r"^column 'seed': got "):
+        request_seed(bad)
+
+
+def test_a_whole_float_count_and_seed_are_taken_as_integers():
+    assert request_count(np.float64(8.0)) == 8 and type(request_count(np.float64(8.0))) is int
+    assert request_seed(1e18) == 10**18

@@ -111,6 +111,9 @@ def _given(spec) -> bool:
 
 
 def _whole(value) -> bool:
+    """An integer, or a float with no fractional part; not a bool (JSON's true is no count)."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
     return isinstance(value, (int, np.integer)) or (
         isinstance(value, (float, np.floating)) and float(value).is_integer()
     )
