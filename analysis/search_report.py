@@ -3,10 +3,11 @@
 `report --source <search run id>` writes the same kind of report as for a study: the verdicts
 first (F7, F8 and the distance to gmm:10, over the verify seeds by the seed-spread rule, as the
 search logged them in verify/results.json), then the five verified samplers' sample grids side by
-side, their scores with both judges' accuracy at each sampler's sharpness, the trials' ranking of
+side, their scores (read from the verification's child runs, one per sampler and seed) with both judges' accuracy at each sampler's sharpness, the trials' ranking of
 latent sizes for what it is (one search, one seed, validation FID), Optuna's plots (history,
 importances, the a/b contour: the matplotlib PNGs the search logged) and the provenance. The pages
 are laid out by analysis/templates/search_report.html and search_report.md, with the study's CSS.
+Once the report is logged on the search run, `describe` points the run's description at it.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from analysis.provenance import version_text
 from pipeline import tracking
 from pipeline.core.evaluation.two_judges import CNN_ACCURACY, KNN_ACCURACY, UNRELIABLE_BELOW
 from pipeline.core.scores.spread import SPREAD_RULE, Summary, spread_text
+from pipeline.tracking.verification import describe_search, verification_results
 
 VERIFY_ARTIFACT = "verify/results.json"
+VERDICTS_ARTIFACT = "verify/verdicts.txt"
+REPORT_ARTIFACT = "report/report.html"  # where the report step logs the search's report on the search run
 LINK_TAG = "pipeline.search_run_id"  # on a main run: the search its report links to (main -P search=)
 OPTUNA_PLOTS = (
     ("optimization_history", "Optimization history: each trial's validation FID and the best so far"),
@@ -88,6 +92,7 @@ def public_storage(storage: str) -> str:
 
 
 def summary_of(record: dict, name: str, metric: str) -> Summary:
+    """One sampler's metric over the verify seeds (`record["results"]`: read from the verification runs)."""
     per_seed = record["results"].get(name, {})
     seeds = sorted(per_seed, key=int)
     return Summary.of([per_seed[seed].get(metric, math.nan) for seed in seeds], seeds)
@@ -132,6 +137,8 @@ def content(run: Run, folder: Path) -> SearchContent:
     title = f"Search {study}: is there a Beta sampler better than N(0,1)?"
     local = sources.download(run_id, VERIFY_ARTIFACT, folder)
     record = json.loads(local.read_text()) if local is not None else None
+    if record is not None:  # the scores: the verification's child runs, the one source of them
+        record["results"] = verification_results(run_id, run.info.experiment_id)
     setup = setup_line(run)
     plots = optuna_plots(run_id, folder)
     provenance = provenance_rows(run, study)
@@ -246,3 +253,15 @@ def write_files(content: SearchContent, folder: Path, write) -> None:
     write(folder / "report.md", render_markdown(content).encode("utf-8"))
     for image in content.images():
         write(folder / IMAGE_FOLDER / image.name, image.png)
+
+
+def describe(run: Run, folder: Path) -> None:
+    """The search run's description (its verdict table) linking the search report when one is logged on
+    the run, else the verdicts file; nothing for a search without verification."""
+    run_id = run.info.run_id
+    local = sources.download(run_id, VERIFY_ARTIFACT, folder)
+    if local is None:
+        return
+    logged = {item.path for item in MlflowClient().list_artifacts(run_id, REPORT_ARTIFACT.split("/")[0])}
+    artifact = REPORT_ARTIFACT if REPORT_ARTIFACT in logged else VERDICTS_ARTIFACT
+    describe_search(run_id, run.info.experiment_id, json.loads(local.read_text()), artifact)

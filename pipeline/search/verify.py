@@ -13,9 +13,12 @@ the report's seed-spread rule (pipeline/core/scores/spread.py):
 - F8: the study's Beta(0.25,0.25) is worse than N(0,1) at the searched latent size;
 - G: how far the searched Beta is from gmm:10 (a prior fitted on the encoded training data).
 
-The search run gets `verify_<metric>/<sampler>` per seed (the seed as the metric's step), their
-mean and spread, `verify/results.json` (what `report` reads back), `verify/verdicts.txt` and each
-sampler's sample grid of the first verify seed.
+Each (sampler, seed) is a child run of the search run (pipeline/tracking/verification.py) with the
+plain metric names of the study's per-sampler runs and tags `verification`, `sampler`, `sampler_name`,
+`seed`, `latent_size`: the one source of the scores, which the verdicts and the search report read
+back. The search run gets the verdicts as tags and as its description (the table on its page in the
+UI), `verify/results.json` (the setup and the verdicts), `verify/verdicts.txt` and each sampler's
+sample grid of the first verify seed.
 """
 
 from __future__ import annotations
@@ -45,8 +48,10 @@ from pipeline.core.scores.spread import (
 from pipeline.search.models import Models, train_config
 from pipeline.search.study import best_trial, sample_counts
 from pipeline.tracking.classifier_run import judge_for
+from pipeline.tracking.verification import describe_search, log_scores, verification_results, verification_run
 
 ARTIFACT = "verify/results.json"
+VERDICTS = "verify/verdicts.txt"
 
 
 LABELS = {
@@ -177,7 +182,8 @@ def latent_ranking(study) -> list[dict]:
 
 def verify(study, config, job, classifier, classifier_run_id: str, prepared, device) -> dict | None:
     """Train (or reuse) the best latent size per verify seed, score the five samplers on the test split,
-    log the results and the verdicts on the active search run; returns the results (None: nothing to do)."""
+    each (sampler, seed) its own child run of the search run; the verdicts, read back from those runs, on
+    the search run (tags, description, files); returns the record (None: nothing to do)."""
     seeds = seeds_of(config)
     best, rule = best_trial(study, config)
     if not seeds or best is None:
@@ -192,16 +198,13 @@ def verify(study, config, job, classifier, classifier_run_id: str, prepared, dev
         flush=True,
     )
     context = EvaluationContext.build(classifier, prepared, device, count, config.seed, reference_split="test")
-    judge2, digits = judge_for(classifier_run_id, prepared), two_judges.real_digits(context)
-    results: dict[str, dict[str, dict]] = {name: {} for name in samplers}
+    judges = (judge_for(classifier_run_id, prepared), two_judges.real_digits(context))
     models: dict[str, str] = {}
     for seed in seeds:
         models[str(seed)], model = model_for(config, job, latent_size, seed, device)
-        scored = score_seed(context, judge2, digits, model, samplers, seed, with_grids=seed == seeds[0])
-        for name, metrics in scored.items():
-            results[name][str(seed)] = metrics
-    found = verdicts(results)
-    log_spread(results, list(samplers))
+        tags = {"latent_size": str(latent_size), "model_run_id": models[str(seed)]}
+        score_seed(context, judges, model, samplers, seed, job, tags, with_grids=seed == seeds[0])
+    found = verdicts(verification_results(job.search_run_id, job.experiment_id))
     mlflow.set_tags({f"verdict_{v['finding']}": v["outcome"] for v in found})
     record = {
         "best_trial": best.number,
@@ -213,7 +216,6 @@ def verify(study, config, job, classifier, classifier_run_id: str, prepared, dev
         "model_run_ids": models,
         "samplers": {name: sampler.spec for name, sampler in samplers.items()},
         "labels": LABELS,
-        "results": results,
         "verdicts": found,
         "spread_rule": SPREAD_RULE,
         "real": context.real,
@@ -226,40 +228,28 @@ def verify(study, config, job, classifier, classifier_run_id: str, prepared, dev
         f"seeds {config.verify_seeds}; test split, {count} samples per sampler"
     )
     text = verdict_text(found, header)
-    mlflow.log_text(text, "verify/verdicts.txt")
+    mlflow.log_text(text, VERDICTS)
+    describe_search(job.search_run_id, job.experiment_id, record, VERDICTS)
     print(text, flush=True)
     return record
 
 
-def score_seed(context, judge2, digits, model, samplers: dict[str, Sampler], seed: int, with_grids: bool) -> dict:
-    """{sampler name: its metrics} with one seed's model, logged with the seed as their step; and, `with_grids`,
-    each sampler's sample grid (the five side by side in the report: one seed's samples)."""
-    scores = {}
+def score_seed(context, judges, model, samplers: dict[str, Sampler], seed: int, job, tags: dict, with_grids: bool):
+    """Each sampler scored with one seed's model, each in its own verification run under the search run
+    (plain metric names, as the study's per-sampler runs); the first verify seed's sample grids also on
+    the search run (the five side by side in the report)."""
+    judge2, digits = judges
     for name, sampler in samplers.items():
-        scored = context.scored(model, sampler)
-        both = two_judges.judge_samples(context, judge2, scored, digits)
-        metrics = {
-            **{m: float(scored.metrics[m]) for m in SAMPLER_METRICS},
-            **both.metrics,
-            "max_class": scored.metrics["max_class"],
-            f"max_class{knn.SUFFIX}": both.dominant,
-        }
-        scores[name] = metrics
+        with verification_run(
+            job.search_run_id, job.experiment_id, name, LABELS[name], sampler.spec, seed, tags
+        ) as run_id:
+            scored = context.scored(model, sampler)
+            both = two_judges.judge_samples(context, judge2, scored, digits)
+            metrics = {**{m: float(scored.metrics[m]) for m in SAMPLER_METRICS}, **both.metrics}
+            classes = {"max_class": str(scored.metrics["max_class"]), f"max_class{knn.SUFFIX}": str(both.dominant)}
+            log_scores(run_id, {m: v for m, v in metrics.items() if m in METRICS}, classes)
         if with_grids:
             mlflow.log_image(plots.grid_array(scored.images[: plots.GRID_SIZE]), artifact_file=grid_path(name))
-        mlflow.log_metrics({f"verify_{m}/{name}": float(v) for m, v in metrics.items() if m in METRICS}, step=seed)
-    return scores
-
-
-def log_spread(results: dict, names: list[str]) -> None:
-    """Each sampler's mean and standard deviation over the seeds of FID, precision and recall."""
-    spread = {
-        f"verify_{m}_{stat}/{name}": getattr(summary(results, name, m), stat)
-        for name in names
-        for m in ("fid", "precision", "recall")
-        for stat in ("mean", "std")
-    }
-    mlflow.log_metrics({k: v for k, v in spread.items() if math.isfinite(v)})
 
 
 def model_for(config, job, latent_size: int, seed: int, device):

@@ -5,7 +5,8 @@ deviation (the placement z = loc + scale * Beta(a, b) is derived: pipeline/core/
 and scores the sampler's FID against the VALIDATION split on growing sample counts, so the pruner
 stops hopeless trials early. The test split is kept for the end: the best trial's sampler is
 measured there beside the same model's N(0, 1) and gmm:10 samplers, then verified over the
-training seeds `verify_seeds` with the F7/F8 verdicts (pipeline/search/verify.py).
+training seeds `verify_seeds` with the F7/F8 verdicts (pipeline/search/verify.py), each sampler and
+seed its own child run, the verdicts as the search run's description.
 
 Tracking: the search is a parent run; every training is a child `train` run (launched as a real
 MLflow project step, reused by training configuration and data digest across trials, workers and
@@ -60,6 +61,7 @@ from pipeline.search.workers import REPORTED_METRICS, TRIAL_STEP, Job, Worker, r
 from pipeline.serving import log_generator
 from pipeline.tracking.classifier_run import classifier_for
 from pipeline.tracking.registry import register_generator
+from pipeline.tracking.verification import VERIFY_STEP
 
 REFERENCE_SAMPLERS = (("normal_0_1", "normal:0,1"), ("gmm_10", "gmm:10"))
 BEST_GENERATOR, BEST_ALIAS = "vae-generator", "best-beta"  # models:/vae-generator@best-beta: the newest search's best
@@ -82,7 +84,7 @@ def search(config: SearchConfig, parent_run_id: str | None = None) -> str:
     ) as run:
         tracking.log_config(config)
         run_id, experiment_id = run.info.run_id, run.info.experiment_id
-        for step in ("search", TRIAL_STEP):  # runs of a search killed earlier
+        for step in ("search", TRIAL_STEP, VERIFY_STEP):  # runs of a search killed earlier
             tracking.sweep_stale_runs(step, experiment_ids=[experiment_id])
         classifier, classifier_run_id = classifier_for(prepared, device, experiment_id, run_id)
         mlflow.set_tag("classifier_run_id", classifier_run_id)

@@ -18,7 +18,10 @@ from pathlib import Path
 import optuna
 import pytest
 
+from analysis import search_report
+from pipeline.core.scores.spread import Summary, spread_text
 from pipeline.process.pause import PAUSE_ENV
+from pipeline.search import verify
 
 pytestmark = pytest.mark.slow
 
@@ -298,14 +301,30 @@ def test_the_best_trial_is_verified_over_seeds_on_the_test_split(tracking):
     names = ["best_beta", "normal_like_beta", "normal_0_1", "study_beta", "gmm_10"]
     assert list(record["samplers"]) == names and record["samplers"]["study_beta"] == "beta:0.25,0.25"
     assert record["samplers"]["best_beta"] == run.data.tags["best_sampler"]
-    for name in names:
-        history = tracking.client.get_metric_history(parent, f"verify_fid/{name}")
-        assert sorted(m.step for m in history) == [0, 1]
-        assert {m.step: m.value for m in history} == {s: record["results"][name][str(s)]["fid"] for s in (0, 1)}
-        for metric in ("judge_acc_at_sample_sharpness", "judge2_acc_at_sample_sharpness", "precision", "recall"):
-            assert 0 <= run.data.metrics[f"verify_{metric}/{name}"] <= 1
+    runs = children(tracking, parent, "verify")  # one child run per (sampler, seed), the one source of scores
+    assert sorted((r.data.tags["sampler_name"], r.data.tags["seed"]) for r in runs) == sorted(
+        (name, seed) for name in names for seed in ("0", "1")
+    )
+    assert len({frozenset(r.data.metrics) for r in runs}) == 1  # identical metric names
+    assert {"fid", "precision", "recall", "class_entropy_judge2", "judge_acc_at_sample_sharpness"} <= set(
+        runs[0].data.metrics
+    )
+    results = {}
+    for r in runs:
+        tags = r.data.tags
+        assert r.info.status == "FINISHED" and tags["verification"] == "true"
+        assert tags["sampler"] == record["samplers"][tags["sampler_name"]]
+        assert tags["latent_size"] == str(best.params["latent_size"])
+        assert tags["model_run_id"] == record["model_run_ids"][tags["seed"]]
+        label = {"normal_0_1": "N(0,1)", "best_beta": "searched Beta"}.get(tags["sampler_name"])
+        if label:
+            assert r.info.run_name == f"verify {label} seed {tags['seed']}"
+        results.setdefault(tags["sampler_name"], {})[tags["seed"]] = r.data.metrics
+    assert not [key for key in run.data.metrics if key.startswith("verify_")]  # no second copy on the search run
+    # the verdicts are those of the child runs' numbers
+    assert record["verdicts"] == json.loads(json.dumps(verify.verdicts(results)))
     # seed 0's best Beta on the test split is what the search's own test figures measured
-    assert record["results"]["best_beta"]["0"]["fid"] == pytest.approx(run.data.metrics["test_fid/best_beta"])
+    assert results["best_beta"]["0"]["fid"] == pytest.approx(run.data.metrics["test_fid/best_beta"])
     found = {v["finding"]: v for v in record["verdicts"]}
     assert list(found) == ["F7", "F8", "G"]
     for finding, verdict in found.items():
@@ -317,6 +336,13 @@ def test_the_best_trial_is_verified_over_seeds_on_the_test_split(tracking):
     text = Path(tracking.client.download_artifacts(parent, "verify/verdicts.txt")).read_text()
     assert "seeds 0,1; test split" in text and "F7: The searched Beta is more realistic than N(0,1)" in text
     assert record["latent_sizes"] and record["latent_sizes"][0]["best_validation_fid"] == pytest.approx(best.value)
+    # the answer on the run page: the verdict table as the run's description, linking the verdicts file
+    note = run.data.tags["mlflow.note.content"].splitlines()
+    assert note[2] == "| finding | claim | verdict |"
+    for finding, verdict in found.items():
+        assert f"| {finding} | {verdict['claim']} | **{verdict['outcome']}** |" in note
+    link = f"#/experiments/{tracking.experiment_id}/runs/{parent}/artifacts/verify/verdicts.txt"
+    assert note[-1] == f"Details: [verify/verdicts.txt]({link}?workflowType=machine_learning)"
 
     # the search's report: verdicts first, then the five grids, then Optuna's plots; logged on the search run
     import html
@@ -335,3 +361,10 @@ def test_the_best_trial_is_verified_over_seeds_on_the_test_split(tracking):
     for text in (page, markdown):  # the storage and tracking URIs without the machine's folders
         assert str(tracking.root) not in text and "/tmp/" not in text and str(Path.home()) + "/" not in text
     assert "report/report.html" in artifact_paths(tracking.client, parent)
+    fid = re.search(r"<td[^>]*>searched Beta</td><td[^>]*>[^<]*</td><td[^>]*>([^<]*)</td>", page).group(1)
+    values = [results["best_beta"][seed]["fid"] for seed in ("0", "1")]
+    assert fid == spread_text(Summary.of(values, ["0", "1"]))  # the report's numbers: the child runs'
+    search_report.describe(tracking.client.get_run(parent), tracking.root / "describe")
+    note = tracking.client.get_run(parent).data.tags["mlflow.note.content"]
+    link = f"#/experiments/{tracking.experiment_id}/runs/{parent}/artifacts/report/report.html"
+    assert note.endswith(f"Details: [report/report.html]({link}?workflowType=machine_learning)")

@@ -81,3 +81,44 @@ def test_verify_seeds_none_means_no_verification():
 
     assert verify.seeds_of(SearchConfig(verify_seeds="none")) == []
     assert verify.seeds_of(SearchConfig(verify_seeds="2,0")) == [2, 0]
+
+
+def test_links_open_the_run_or_its_artifact_in_the_model_training_view():
+    from pipeline.tracking import descriptions
+
+    run = "ab" * 16
+    assert descriptions.run_page("7", run, tracking_uri="sqlite:///mlflow.db") == (
+        f"#/experiments/7/runs/{run}?workflowType=machine_learning"
+    )
+    assert descriptions.run_page("7", run, "verify/verdicts.txt", "https://mlflow.example.org/") == (
+        f"https://mlflow.example.org/#/experiments/7/runs/{run}/artifacts/verify/verdicts.txt"
+        "?workflowType=machine_learning"
+    )
+
+
+def test_the_search_runs_description_is_its_verdict_table_with_a_link():
+    from pipeline.tracking.verification import search_description
+
+    record = {
+        "best_trial": 4,
+        "latent_size": 10,
+        "seeds": [0, 1],
+        "samplers": {"best_beta": "beta:2,3,-1,2"},
+        "verdicts": [
+            {"finding": "F7", "claim": "The searched Beta is better.", "outcome": "a trade: FID | lower holds"},
+            {"finding": "F8", "claim": "Beta(0.25,0.25) is worse.", "outcome": HOLDS},
+        ],
+    }
+    text = search_description("c" * 32, "3", record, "report/report.html")
+    lines = text.splitlines()
+    assert lines[0].startswith("**Does a Beta sampler beat N(0,1)?** Best trial 4 at latent size 10 (beta:2,3,-1,2)")
+    assert lines[2:6] == [
+        "| finding | claim | verdict |",
+        "|---|---|---|",
+        "| F7 | The searched Beta is better. | **a trade: FID \\| lower holds** |",
+        f"| F8 | Beta(0.25,0.25) is worse. | **{HOLDS}** |",
+    ]
+    assert lines[-1] == (
+        f"Details: [report/report.html](#/experiments/3/runs/{'c' * 32}/artifacts/report/report.html"
+        "?workflowType=machine_learning)"
+    )
