@@ -141,13 +141,6 @@ class Page(HTMLParser):
             self._row[self._cell[0]] = (text + data, best)
 
 
-def artifacts(client, run_id: str, path: str = "") -> set[str]:
-    found = set()
-    for item in client.list_artifacts(run_id, path):
-        found |= artifacts(client, run_id, item.path) if item.is_dir else {item.path}
-    return found
-
-
 def stats_text(values: list[float]) -> str:
     """mean ± sample std to the precision the spread supports, written the way a reader would check
     it (independently of analysis.stats); a NaN score (e.g. no confident prediction at all) is not measured."""

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from scipy.stats import entropy
 
+from tests.helpers import artifact_paths
+
 pytestmark = pytest.mark.slow
 
 SAMPLER_METRICS = (
@@ -26,13 +28,6 @@ SAMPLER_METRICS = (
     "sharpness",
 )
 KEYS = ("normal_0_1", "normal_1_2", "beta_0.25_0.25", "gmm_10")  # the train run's samplers plus gmm:10
-
-
-def artifact_paths(client, run_id, path=""):
-    paths = []
-    for item in client.list_artifacts(run_id, path):
-        paths += artifact_paths(client, run_id, item.path) if item.is_dir else [item.path]
-    return paths
 
 
 def same_metrics(a: dict, b: dict) -> bool:

@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.e2e import report_study as rs
+from tests.helpers import artifact_paths
 
 # --- a tiny real study --------------------------------------------------------------------------
 
@@ -49,7 +50,7 @@ def test_report_run_writes_and_logs_the_files_on_both_runs(tracking, study, repo
         assert (output / name).stat().st_size > 0
     assert (output / "report.png").read_bytes().startswith(b"\x89PNG")
     for run_id in (reported["run_id"], study["main"]):
-        logged = rs.artifacts(client, run_id, "report")
+        logged = set(artifact_paths(client, run_id, "report"))
         assert {"report/report.html", "report/report.md", "report/report.png"} <= logged, run_id
         assert any(path.startswith("report/images/") for path in logged)
     logged_html = Path(client.download_artifacts(study["main"], "report/report.html")).read_text()
@@ -270,7 +271,7 @@ def test_the_samples_are_one_figure_with_a_column_per_experiment(tracking, study
 
     client = tracking.client
     for evaluate, _ in study["evaluations"].values():
-        paths = rs.artifacts(client, evaluate, "evaluation")
+        paths = artifact_paths(client, evaluate, "evaluation")
         for experiment in rs.experiments():
             assert f"evaluation/{experiment['sampler_key']}/grid.png" in paths, (evaluate, experiment["sampler_key"])
     page = reported["page"]
@@ -393,4 +394,4 @@ def test_unlike_settings_land_in_separate_tables_and_a_source_can_be_an_experime
     html = (tmp_path / "out" / "report.html").read_text()
     assert "never averaged or ranked together" in html
     assert "no spread available" in html  # one seed per setting: no verdict is drawn
-    assert "report/report.html" in rs.artifacts(client, expected, "report")
+    assert "report/report.html" in artifact_paths(client, expected, "report")

@@ -19,10 +19,11 @@ import optuna
 import pytest
 
 from pipeline.process.pause import PAUSE_ENV
+from tests.helpers import TINY_SEARCH, artifact_paths
 
 pytestmark = pytest.mark.slow
 
-TINY = {"latent_sizes": "2,4", "hidden_size": 32, "epochs": 1, "n_samples": "100,200,400", "verify_seeds": "none"}
+TINY = TINY_SEARCH
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
@@ -45,13 +46,6 @@ def children(tracking, parent: str, step: str) -> list:
 
 def sqlite_study(tracking, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{tracking.root / 'optuna.db'}")
-
-
-def artifact_paths(client, run_id: str, path: str = "") -> dict[str, int]:
-    found = {}
-    for item in client.list_artifacts(run_id, path):
-        found.update(artifact_paths(client, run_id, item.path) if item.is_dir else {item.path: item.file_size})
-    return found
 
 
 def check_trial_runs(tracking, study: optuna.Study, parent: str) -> list:

@@ -15,6 +15,7 @@ from pipeline.configs import EvaluateConfig, TrainConfig
 from pipeline.process import processes
 from pipeline.tracking import code
 from tests.conftest import REPO
+from tests.helpers import git
 
 
 def test_the_key_is_the_normalized_configuration():
@@ -35,16 +36,6 @@ def test_the_key_is_the_normalized_configuration():
         "evaluate", evaluate
     )
     assert tracking.config_key("evaluate", EvaluateConfig(model="3" * 32)) != tracking.config_key("evaluate", evaluate)
-
-
-def git(root, *args):
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 def commit_all(root, message="c"):
@@ -128,7 +119,7 @@ def test_the_project_gitignore_lists_every_file_the_pipeline_writes_by_default(p
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         (project / name).write_bytes(b"x")
     before = code.version_of(project)
-    assert git(project, "status", "--porcelain", "--untracked-files=all") == "M .gitignore"
+    assert git(project, "status", "--porcelain", "--untracked-files=all") == " M .gitignore"
     assert code.version_of(project) == before and not before.dirty
 
 
