@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -77,7 +78,9 @@ def test_newest_finished_fails_stale_runs_first_and_finds_by_tags_in_any_experim
     assert pipeline_tracking.newest_finished("classifier", {"source_digest": "d" * 64}) is None
     stale = client.create_run(experiment_id, tags={**tags, pipeline_tracking.PROCESS_TAG: gone_process()}).info.run_id
     alive = client.create_run(experiment_id, tags={**tags, **pipeline_tracking.process_tags()}).info.run_id
-    older, newer = (client.create_run(experiment_id, tags=tags).info.run_id for _ in range(2))
+    # a second apart: runs that start in the same millisecond are ordered by MLflow's random run id
+    now = int(time.time() * 1000)
+    older, newer = (client.create_run(experiment_id, start_time=now + ms, tags=tags).info.run_id for ms in (0, 1000))
     for run_id in (older, newer):
         client.set_terminated(run_id, "FINISHED")
     other = client.create_run(experiment_id, tags={**tags, "source_digest": "e" * 64}).info.run_id
