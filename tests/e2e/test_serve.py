@@ -58,23 +58,50 @@ def test_a_row_without_sampler_gets_the_default_and_rows_come_back_in_order(serv
     assert [r["sampler"] for r in body["predictions"]] == ["beta:0.5,0.5,-1,2"] * 2 + ["normal:0,1"]
 
 
+SPEC_FORMS = "normal:LOC,SCALE | beta:A,B | beta:A,B,LOC,SCALE | gmm:K"
+COUNT_ALLOWED = f"allowed: a whole number from 1 to {MAX_IMAGES} (at most {MAX_IMAGES} images per request)"
+SEED_ALLOWED = "allowed: a whole number from 0 to 9223372036854775807"
+
+
 @pytest.mark.parametrize(
-    "row, column, says",
+    "rows, message",
     [
-        ({"sampler": "uniform:0,1", "n": 4, "seed": 0}, "sampler", "allowed forms: normal:LOC,SCALE"),
-        ({"sampler": "gmm:10", "n": 4, "seed": 0}, "sampler", "no fitted mixture"),
-        ({"sampler": "normal:0,1", "n": 0, "seed": 0}, "n", f"from 1 to {MAX_IMAGES}"),
-        ({"sampler": "normal:0,1", "n": MAX_IMAGES + 1, "seed": 0}, "n", f"from 1 to {MAX_IMAGES}"),
+        (
+            [{"sampler": "uniform:0,1", "n": 4, "seed": 0}],
+            "column 'sampler': sampler spec 'uniform:0,1': unknown kind 'uniform'; "
+            f"allowed forms: {SPEC_FORMS} (gmm:K only as fitted: none)",
+        ),
+        (
+            [{"sampler": "gmm:10", "n": 4, "seed": 0}],
+            "column 'sampler': got 'gmm:10', but this generator holds no fitted mixture for it; "
+            f"allowed forms: {SPEC_FORMS} (gmm:K only as fitted: none)",
+        ),
+        ([{"sampler": "normal:0,1", "n": 0, "seed": 0}], f"column 'n': got 0; {COUNT_ALLOWED}"),
+        ([{"sampler": "normal:0,1", "n": MAX_IMAGES + 1, "seed": 0}], f"column 'n': got 1025; {COUNT_ALLOWED}"),
+        (  # the limit is per request: rows together
+            [{"n": 1000, "seed": 0}, {"n": 25, "seed": 1}],
+            f"column 'n': got 25 after 1000 images in earlier rows; {COUNT_ALLOWED}",
+        ),
+        ([{"sampler": "normal:0,1", "n": 1, "seed": -1}], f"column 'seed': got -1; {SEED_ALLOWED}"),
     ],
 )
-def test_bad_requests_get_400_naming_the_column_without_a_traceback(served, row, column, says):
-    status, body = invoke(served, row)
+def test_bad_requests_get_400_naming_the_column_and_what_is_allowed_without_a_traceback(served, rows, message):
+    status, body = invoke(served, *rows)
     assert status == 400, body
     assert body["error_code"] == "INVALID_PARAMETER_VALUE"
-    assert f"column '{column}'" in body["message"] and says in body["message"]
+    assert body["message"].endswith(f"Error: {message}")  # the scoring server quotes the request before it
     assert "Traceback" not in str(body) and "stack_trace" not in body
 
 
-def test_a_request_the_signature_refuses_is_a_4xx_too(served):
-    status, body = invoke(served, {"sampler": "normal:0,1", "n": "four", "seed": 0})
-    assert 400 <= status < 500 and "n" in body.get("message", ""), body
+def test_a_request_of_exactly_the_limit_is_answered(served):
+    status, body = invoke(served, {"n": 1000, "seed": 0}, {"sampler": "normal:0,1", "n": MAX_IMAGES - 1000, "seed": 1})
+    assert status == 200, body
+    assert len(body["predictions"]) == MAX_IMAGES == 1024
+
+
+@pytest.mark.parametrize("field, value", [("n", "four"), ("seed", "zero")])
+def test_a_request_the_signature_refuses_is_a_400_naming_the_column(served, field, value):
+    status, body = invoke(served, {"sampler": "normal:0,1", "n": 4, "seed": 0, field: value})
+    assert status == 400, body
+    assert body["error_code"] == "BAD_REQUEST", body
+    assert f"Failed to convert column {field} to type 'int64'" in body["message"], body  # MLflow's words
