@@ -15,6 +15,11 @@ TINY_SEARCH = {
     "verify_seeds": "none",
 }
 
+# What the generator's requests allow, as its error messages say it (pyfunc and HTTP alike), written out by hand.
+SAMPLER_FORMS = "normal:LOC,SCALE | beta:A,B | beta:A,B,LOC,SCALE | gmm:K"
+COUNT_ALLOWED = "allowed: a whole number from 1 to 1024 (at most 1024 images per request)"
+SEED_ALLOWED = "allowed: a whole number from 0 to 9223372036854775807"
+
 
 def git(root: Path, *args: str) -> str:
     """`git ARGS` in `root` with a throwaway identity; its output without the final newline."""

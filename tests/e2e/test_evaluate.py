@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.stats import entropy
 
-from tests.helpers import artifact_paths
+from tests.helpers import SAMPLER_FORMS, artifact_paths
 
 pytestmark = pytest.mark.slow
 
@@ -215,7 +215,7 @@ def test_a_bad_sampler_spec_exits_2_naming_the_parameter_and_the_forms(tracking,
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1] == (
         "error: parameter 'samplers': sampler spec 'gmm:0': gmm takes one whole number K >= 1 (components); "
-        "allowed forms: normal:LOC,SCALE | beta:A,B | beta:A,B,LOC,SCALE | gmm:K"
+        f"allowed forms: {SAMPLER_FORMS}"
     )
 
 

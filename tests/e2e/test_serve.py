@@ -13,6 +13,7 @@ from PIL import Image
 from pipeline.core.model.generation import MAX_IMAGES
 from pipeline.tracking.registry import register_generator
 from tests.e2e.servers import free_port, post_json, serve_command, server
+from tests.helpers import COUNT_ALLOWED, SAMPLER_FORMS, SEED_ALLOWED
 
 pytestmark = pytest.mark.slow
 
@@ -58,23 +59,18 @@ def test_a_row_without_sampler_gets_the_default_and_rows_come_back_in_order(serv
     assert [r["sampler"] for r in body["predictions"]] == ["beta:0.5,0.5,-1,2"] * 2 + ["normal:0,1"]
 
 
-SPEC_FORMS = "normal:LOC,SCALE | beta:A,B | beta:A,B,LOC,SCALE | gmm:K"
-COUNT_ALLOWED = f"allowed: a whole number from 1 to {MAX_IMAGES} (at most {MAX_IMAGES} images per request)"
-SEED_ALLOWED = "allowed: a whole number from 0 to 9223372036854775807"
-
-
 @pytest.mark.parametrize(
     "rows, message",
     [
         (
             [{"sampler": "uniform:0,1", "n": 4, "seed": 0}],
             "column 'sampler': sampler spec 'uniform:0,1': unknown kind 'uniform'; "
-            f"allowed forms: {SPEC_FORMS} (gmm:K only as fitted: none)",
+            f"allowed forms: {SAMPLER_FORMS} (gmm:K only as fitted: none)",
         ),
         (
             [{"sampler": "gmm:10", "n": 4, "seed": 0}],
             "column 'sampler': got 'gmm:10', but this generator holds no fitted mixture for it; "
-            f"allowed forms: {SPEC_FORMS} (gmm:K only as fitted: none)",
+            f"allowed forms: {SAMPLER_FORMS} (gmm:K only as fitted: none)",
         ),
         ([{"sampler": "normal:0,1", "n": 0, "seed": 0}], f"column 'n': got 0; {COUNT_ALLOWED}"),
         ([{"sampler": "normal:0,1", "n": MAX_IMAGES + 1, "seed": 0}], f"column 'n': got 1025; {COUNT_ALLOWED}"),

@@ -19,6 +19,7 @@ from pipeline.core.model.samplers import parse_sampler
 from pipeline.core.model.vae import VAE
 from pipeline.errors import InputError
 from pipeline.serving import log_generator
+from tests.helpers import COUNT_ALLOWED, SAMPLER_FORMS, SEED_ALLOWED
 
 
 @pytest.fixture(scope="module")
@@ -70,22 +71,18 @@ def test_predict_returns_a_png_row_per_image_seeded(logged):
     assert other["png"].tolist() != out["png"].tolist()[:3]
 
 
-SPEC_FORMS = "normal:LOC,SCALE | beta:A,B | beta:A,B,LOC,SCALE | gmm:K"
-COUNT_ALLOWED = "allowed: a whole number from 1 to 1024 (at most 1024 images per request)"
-
-
 @pytest.mark.parametrize(
     "rows, message",
     [
         (
             [{"sampler": "uniform:0,1", "n": 2, "seed": 0}],
             "column 'sampler': sampler spec 'uniform:0,1': unknown kind 'uniform'; "
-            f"allowed forms: {SPEC_FORMS} (gmm:K only as fitted: gmm:2)",
+            f"allowed forms: {SAMPLER_FORMS} (gmm:K only as fitted: gmm:2)",
         ),
         (
             [{"sampler": "gmm:10", "n": 2, "seed": 0}],
             "column 'sampler': got 'gmm:10', but this generator holds no fitted mixture for it; "
-            f"allowed forms: {SPEC_FORMS} (gmm:K only as fitted: gmm:2)",
+            f"allowed forms: {SAMPLER_FORMS} (gmm:K only as fitted: gmm:2)",
         ),
         ([{"sampler": "normal:0,1", "n": 0, "seed": 0}], f"column 'n': got 0; {COUNT_ALLOWED}"),
         ([{"sampler": "normal:0,1", "n": 1025, "seed": 0}], f"column 'n': got 1025; {COUNT_ALLOWED}"),
@@ -95,7 +92,7 @@ COUNT_ALLOWED = "allowed: a whole number from 1 to 1024 (at most 1024 images per
         ),
         (
             [{"sampler": "normal:0,1", "n": 2, "seed": -1}],
-            "column 'seed': got -1; allowed: a whole number from 0 to 9223372036854775807",
+            f"column 'seed': got -1; {SEED_ALLOWED}",
         ),
     ],
 )
