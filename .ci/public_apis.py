@@ -47,6 +47,7 @@ DOCUMENTED_MLFLOW = frozenset(
         "mlflow.system_metrics",
         "mlflow.tracking",
         "mlflow.types",
+        "mlflow.types.schema",  # the API reference's mlflow.types page documents its AnyType, Array, Map, Object
     }
 )
 

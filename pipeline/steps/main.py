@@ -171,10 +171,9 @@ def make_plan(config: MainConfig, preset: study.Settings) -> Plan:
     return plan
 
 
-def parallel_slots(config: MainConfig, independent: int) -> tuple[int, int]:
-    """(steps at once, threads per step): by default one step per core, never more steps than cores'
-    worth of threads, since two processes with 2 OpenMP threads each on 2 cores crawl."""
-    cores = processes.usable_cores()
+def parallel_slots(config: MainConfig, independent: int, cores: int) -> tuple[int, int]:
+    """(steps at once, threads per step) on `cores` usable cores: by default one step per core, never more
+    steps than cores' worth of threads, since two processes with 2 OpenMP threads each on 2 cores crawl."""
     slots = min(cores, independent) if config.max_parallel == "auto" else int(config.max_parallel)
     return max(1, slots), max(1, cores // max(1, slots))
 
@@ -299,7 +298,7 @@ def announce(plan: Plan, slots: int, threads: int, reuse: str) -> None:
 def main(config: MainConfig, parent_run_id: str | None = None) -> str:
     """Run the study; returns the main run's id."""
     plan = make_plan(config, study.PRESETS[config.preset])
-    slots, threads = parallel_slots(config, len(plan.trainings))
+    slots, threads = parallel_slots(config, len(plan.trainings), processes.usable_cores())
     backend_config = read_backend_config(config.backend_config)
     if plan.prepare is None:
         tracking.get_run(plan.settings.data, "data")

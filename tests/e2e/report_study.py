@@ -57,8 +57,18 @@ def experiments() -> list[dict]:
     return [e.plan_entry() for e in select(EXPERIMENTS)]  # as main's plan records them
 
 
+def main_plan(config, steps: list[dict]) -> dict:
+    """main/steps.json for `config` and these step records, built by main's own plan (its settings resolved
+    from the preset, its experiments' plan entries): the one place that follows how main records it."""
+    from pipeline.core import study
+    from pipeline.steps.main import make_plan
+
+    return make_plan(config, study.PRESETS[config.preset]).record(steps)
+
+
 def write_main_run(client, experiment_id: str, steps: list[dict], name: str = "main quick") -> str:
-    """A finished main run holding main/steps.json exactly as the main step writes it."""
+    """A finished main run of the tiny study under preset quick, holding main/steps.json as the main step
+    writes it; `steps` are records as main's driver keeps them (step, cell, seed, run_id, reused, how)."""
     from pipeline.configs import MainConfig
 
     config = MainConfig(
@@ -67,6 +77,7 @@ def write_main_run(client, experiment_id: str, steps: list[dict], name: str = "m
         epochs="2",
         latent_size="8",
         hidden_size="32",
+        batch_size="128",  # TINY_TRAIN leaves train's default, where preset quick would give 64
         n_samples=str(SETTINGS["n_samples"]),
         iwae_k=str(SETTINGS["iwae_k"]),
     )
@@ -74,25 +85,16 @@ def write_main_run(client, experiment_id: str, steps: list[dict], name: str = "m
     run_id = run.info.run_id
     for key, value in vars(config).items():
         client.log_param(run_id, key, value)
-    plan = {
-        "preset": "quick",
-        "settings": {
-            "data": "mnist-5k",
-            "epochs": 2,
-            "seeds": list(SEEDS),
-            "latent_size": 8,
-            "hidden_size": 32,
-            "batch_size": 128,
-            "lr": 0.001,
-            **SETTINGS,
-            "experiments": EXPERIMENTS,
-        },
-        "experiments": experiments(),
-        "steps": steps,
-    }
+    plan = main_plan(config, steps)
+    client.log_dict(run_id, plan["settings"], "main/settings.json")
     client.log_dict(run_id, plan, "main/steps.json")
     client.set_terminated(run_id, "FINISHED")
     return run_id
+
+
+def step_record(step: str, run_id: str, **labels) -> dict:
+    """One step as main's driver records it: a step that ran here, neither reused nor resumed."""
+    return {"step": step, **labels, "run_id": run_id, "reused": False, "how": "ran"}
 
 
 class Page(HTMLParser):
@@ -141,13 +143,6 @@ class Page(HTMLParser):
             self._row[self._cell[0]] = (text + data, best)
 
 
-def artifacts(client, run_id: str, path: str = "") -> set[str]:
-    found = set()
-    for item in client.list_artifacts(run_id, path):
-        found |= artifacts(client, run_id, item.path) if item.is_dir else {item.path}
-    return found
-
-
 def stats_text(values: list[float]) -> str:
     """mean ± sample std to the precision the spread supports, written the way a reader would check
     it (independently of analysis.stats); a NaN score (e.g. no confident prediction at all) is not measured."""
@@ -172,6 +167,24 @@ def verdict_words(html: str) -> dict[str, str]:
     return dict(re.findall(r"<tr data-finding='(F\d)'>.*?<td class='name word [a-z]+'>(.*?)</td>", html, flags=re.S))
 
 
+def threshold_mark(cnn: list[float], knn: list[float], threshold: float, both_unreliable: bool) -> str:
+    """The part-by-part table's mark for "above `threshold`" measured over seeds by each judge, by the rules
+    the page states: a side holds (✓) or is contradicted (✗) when |mean − threshold| exceeds the sample
+    std (a threshold has no spread), else the seeds disagree (~); both judges must agree on a decided
+    outcome, or it is classifier-dependent (?); both judges unreliable on such samples: (!)."""
+
+    def outcome(values: list[float]) -> str:
+        mean = float(np.mean(values))
+        std = 0.0 if len(set(values)) == 1 else float(np.std(values, ddof=1))
+        if abs(mean - threshold) > std:
+            return "✓" if mean > threshold else "✗"
+        return "·" if mean == threshold and std == 0 else "~"
+
+    first, second = outcome(cnn), outcome(knn)
+    mark = first if first == second or not {first, second} & {"✓", "✗"} else "?"
+    return "!" if both_unreliable and mark in "✓✗?" else mark
+
+
 def evaluate(tracking, train: str, settings: dict, *extra: str) -> str:
     """An evaluate run of `train` under the study's samplers with `settings` (n_samples, iwae_k), seed 0, CPU."""
     args = ["--model", train, "--samplers", SAMPLERS, "--seed", "0", "--device", "cpu", *extra]
@@ -182,17 +195,16 @@ def evaluate(tracking, train: str, settings: dict, *extra: str) -> str:
 def build_study(tracking) -> dict:
     """prepare_data, then 2 cells x 2 seeds of train (2 epochs, latent 8) and evaluate, and the main run."""
     prepare = run_id(tracking.python_step("prepare_data"))
-    steps = [{"step": "prepare_data", "run_id": prepare, "reused": False}]
+    steps = [step_record("prepare_data", prepare, dataset="mnist-5k")]
     evaluations = {}
     for loss, forward in CELLS:
         cell = f"{loss}-{forward}"
         for seed in SEEDS:
             args = ("--data", prepare, "--loss", loss, "--forward", forward, "--seed", str(seed), *TINY_TRAIN)
             train = run_id(tracking.python_step("train", *args))
-            steps.append({"step": "train", "cell": cell, "seed": seed, "run_id": train, "reused": False})
+            steps.append(step_record("train", train, cell=cell, seed=seed))
             evaluations[(cell, seed)] = (evaluate(tracking, train, SETTINGS), train)
     for (cell, seed), (evaluation, train) in evaluations.items():
-        step = {"step": "evaluate", "cell": cell, "seed": seed, "run_id": evaluation, "train_run_id": train}
-        steps.append({**step, "reused": False})
+        steps.append(step_record("evaluate", evaluation, cell=cell, seed=seed, train_run_id=train))
     main = write_main_run(tracking.client, tracking.experiment_id, steps)
     return {"main": main, "steps": steps, "evaluations": evaluations, "prepare": prepare}

@@ -93,3 +93,35 @@ def test_a_prepared_file_whose_metadata_lacks_a_digest(tracking, capsys, tmp_pat
 )
 def test_main_refuses_bad_input_before_any_step(tracking, capsys, argv, expected):
     refused(tracking, capsys, ["main", *argv], expected)
+
+
+def test_sample_zero_images(tracking, capsys):
+    refused(tracking, capsys, ["sample", "--model", "0" * 32, "--n", "0"], "parameter 'n': got 0; allowed: >= 1")
+
+
+def test_an_unknown_copy_scores_choice(tracking, capsys):
+    refused(
+        tracking,
+        capsys,
+        ["evaluate", "--model", "0" * 32, "--copy_scores", "always"],
+        "parameter 'copy_scores': got 'always'; allowed: auto | replace | skip",
+    )
+
+
+@pytest.mark.parametrize("where", ["a file", "inside a file"])
+def test_a_report_output_that_cannot_be_a_folder(tracking, capsys, tmp_path, where):
+    """Refused before the report run opens (and before the report is built), not at the end with a traceback."""
+    client = tracking.client
+    main_run = client.create_run(tracking.experiment_id, tags={"pipeline.step": "main"}).info.run_id
+    client.log_dict(main_run, {"preset": "quick", "settings": {}, "experiments": [], "steps": []}, "main/steps.json")
+    client.set_terminated(main_run, "FINISHED")
+    blocker = tmp_path / "report.html"
+    blocker.write_text("a file where the report folder would go")
+    output = blocker if where == "a file" else blocker / "report"
+    refused(
+        tracking,
+        capsys,
+        ["report", "--source", main_run, "--output", str(output)],
+        f"parameter 'output': got {str(output)!r}; allowed: a folder that exists or can be created, and can be "
+        f"written ({blocker} is a file)",
+    )

@@ -18,19 +18,11 @@ from PIL import Image
 
 from tests.conftest import VENV_BIN
 from tests.e2e.servers import free_port, get_json, server
+from tests.helpers import TINY_SEARCH
 
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "latent_sizes": "2,4",
-    "hidden_size": 32,
-    "epochs": 1,
-    "n_samples": "100,200,400",
-    "n_trials": 3,
-    "study_name": "dashboard-e2e",
-    "pruner": "none",
-    "verify_seeds": "none",
-}
+TINY = {**TINY_SEARCH, "n_trials": 3, "study_name": "dashboard-e2e", "pruner": "none"}
 
 
 @pytest.fixture(scope="module")

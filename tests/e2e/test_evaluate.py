@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from scipy.stats import entropy
 
+from tests.helpers import SAMPLER_FORMS, artifact_paths
+
 pytestmark = pytest.mark.slow
 
 SAMPLER_METRICS = (
@@ -26,13 +28,6 @@ SAMPLER_METRICS = (
     "sharpness",
 )
 KEYS = ("normal_0_1", "normal_1_2", "beta_0.25_0.25", "gmm_10")  # the train run's samplers plus gmm:10
-
-
-def artifact_paths(client, run_id, path=""):
-    paths = []
-    for item in client.list_artifacts(run_id, path):
-        paths += artifact_paths(client, run_id, item.path) if item.is_dir else [item.path]
-    return paths
 
 
 def same_metrics(a: dict, b: dict) -> bool:
@@ -110,7 +105,7 @@ def test_both_judges_are_weighed_at_each_samplers_sharpness_and_the_disputed_dig
     metrics, tags = run.data.metrics, run.data.tags
     assert metrics["time_judges_at_sample_sharpness_s"] > 0
     for key in KEYS:
-        for name in ("judge_acc_at_sample_sharpness", "judge2_acc_at_sample_sharpness", "samples_in_dispute"):
+        for name in ("judge_acc_at_sample_sharpness", "judge2_acc_at_sample_sharpness"):  # shares of 2,000 digits
             assert 0.0 <= metrics[f"{name}/{key}"] <= 1.0, f"{name}/{key}"
         sigma = metrics[f"blur_sigma_at_sample_sharpness/{key}"]
         assert 0.0 <= sigma <= 8.0
@@ -202,17 +197,26 @@ def test_classifier_is_logged_once_and_reused_by_digest(tracking, trained_run_id
 
 
 @pytest.mark.parametrize(
-    "args, named",
+    "args, message",
     [
-        (["--n_samples", "3"], "n_samples"),
-        (["--iwae_k", "0"], "iwae_k"),
-        (["--samplers", "gmm:0"], "gmm"),
+        (["--n_samples", "3"], "parameter 'n_samples': got 3; allowed: >= 10"),
+        (["--iwae_k", "0"], "parameter 'iwae_k': got 0; allowed: >= 1"),
+        (["--copy_scores", "always"], "parameter 'copy_scores': got 'always'; allowed: auto | replace | skip"),
     ],
 )
-def test_bad_input_exits_2_naming_the_parameter(tracking, trained_run_id, args, named):
+def test_bad_input_exits_2_naming_the_parameter_and_what_is_allowed(tracking, trained_run_id, args, message):
     result = tracking.python_step("evaluate", "--model", trained_run_id, *args)
     assert result.returncode == 2, result.stderr[-2000:]
-    assert named in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
+
+
+def test_a_bad_sampler_spec_exits_2_naming_the_parameter_and_the_forms(tracking, trained_run_id):
+    result = tracking.python_step("evaluate", "--model", trained_run_id, "--samplers", "normal:0,1+gmm:0")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: parameter 'samplers': sampler spec 'gmm:0': gmm takes one whole number K >= 1 (components); "
+        f"allowed forms: {SAMPLER_FORMS}"
+    )
 
 
 def test_unknown_or_wrong_kind_of_run_exits_2(tracking, prepared_run_id):
@@ -235,20 +239,22 @@ def test_scores_of_other_settings_never_silently_replace_those_on_the_train_run(
     assert after.tags["scores.settings"] == before.tags["scores.settings"]
     assert after.tags["evaluation_run_id"] == first_id
 
-    replaced_id, _ = tracking.mlflow_run(
-        "evaluate",
-        {"model": trained_run_id, "samplers": "normal:0,1", "n_samples": 40, "iwae_k": 2, "copy_scores": "replace"},
-    )
-    replaced = tracking.client.get_run(trained_run_id).data
-    measured = tracking.client.get_run(replaced_id).data.metrics
-    assert replaced.tags["scores.settings"].startswith("n_samples=40 iwae_k=2 seed=0")
-    assert replaced.metrics["fid/normal_0_1"] == measured["fid/normal_0_1"]
-    assert math.isnan(replaced.metrics["fid/gmm_10"])  # not measured under these settings: no mixed column
-    assert "max_class/gmm_10" not in replaced.tags
-    assert replaced.metrics["train_loss"] == before.metrics["train_loss"]  # the train run's own metrics stay
-
-    # put the 300-sample scores back for the tests that read them
-    tracking.mlflow_run("evaluate", {"model": trained_run_id, "n_samples": 300, "iwae_k": 5, "copy_scores": "replace"})
+    try:  # the session's train run gets other scores for a moment: they are put back whatever happens
+        replaced_id, _ = tracking.mlflow_run(
+            "evaluate",
+            {"model": trained_run_id, "samplers": "normal:0,1", "n_samples": 40, "iwae_k": 2, "copy_scores": "replace"},
+        )
+        replaced = tracking.client.get_run(trained_run_id).data
+        measured = tracking.client.get_run(replaced_id).data.metrics
+        assert replaced.tags["scores.settings"].startswith("n_samples=40 iwae_k=2 seed=0")
+        assert replaced.metrics["fid/normal_0_1"] == measured["fid/normal_0_1"]
+        assert math.isnan(replaced.metrics["fid/gmm_10"])  # not measured under these settings: no mixed column
+        assert "max_class/gmm_10" not in replaced.tags
+        assert replaced.metrics["train_loss"] == before.metrics["train_loss"]  # the train run's own metrics stay
+    finally:  # the 300-sample scores, for the tests that read them
+        restore = {"model": trained_run_id, "n_samples": 300, "iwae_k": 5, "copy_scores": "replace"}
+        tracking.mlflow_run("evaluate", restore)
+    assert same_metrics(tracking.client.get_run(trained_run_id).data.metrics, before.metrics)
 
 
 def test_the_same_evaluation_twice_gives_identical_metrics(tracking, trained_run_id, evaluated):

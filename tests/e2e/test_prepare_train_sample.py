@@ -3,16 +3,11 @@
 import numpy as np
 import pytest
 
+from tests.helpers import artifact_paths
+
 pytestmark = pytest.mark.slow
 
 SAMPLER_KEYS = ("normal_0_1", "normal_1_2", "beta_0.25_0.25")
-
-
-def artifact_paths(client, run_id, path=""):
-    paths = []
-    for item in client.list_artifacts(run_id, path):
-        paths += artifact_paths(client, run_id, item.path) if item.is_dir else [item.path]
-    return paths
 
 
 def test_prepare_data_logs_the_prepared_file_and_dataset_inputs(tracking, prepared_run_id):

@@ -17,10 +17,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO, RUN_ID_IN_OUTPUT, VENV_BIN, mlflow_run_command
+from tests.helpers import TINY_SEARCH, git
 
 pytestmark = pytest.mark.slow
 
-SEARCH = {"n_trials": 2, "latent_sizes": 2, "hidden_size": 32, "epochs": 1, "n_samples": 200, "verify_seeds": "none"}
+SEARCH = {**TINY_SEARCH, "n_trials": 2, "latent_sizes": 2, "n_samples": 200}
 MAIN = {
     "experiments": "E1",
     "seeds": 0,
@@ -33,16 +34,6 @@ MAIN = {
 }  # reuse: the default, clean
 STEPS = 3  # prepare_data, train, evaluate (the report is reused or built apart from these)
 DONE = re.compile(r"main: done: (\d+) steps ran, (\d+) reused, (\d+) resumed")
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
 
 
 def clone_of_the_project(root: Path) -> Path:
@@ -99,7 +90,7 @@ def untracked_or_changed(clone: Path) -> str:
 
 def test_reuse_survives_a_search_notes_and_docs_commits_but_not_a_code_commit(tmp_path):
     clone = clone_of_the_project(tmp_path / "project")
-    commit = git(clone, "rev-parse", "HEAD").strip()
+    commit = git(clone, "rev-parse", "HEAD")
 
     mlflow_run(clone, ".", "search", SEARCH)
     assert (clone / "optuna.db").is_file() and (clone / "optuna-artifacts").is_dir()
@@ -123,7 +114,7 @@ def test_reuse_survives_a_search_notes_and_docs_commits_but_not_a_code_commit(tm
     ran, reused, tags = main_in(clone)
     assert (ran, reused) == (STEPS, 0)  # the code changed: every step runs again
     assert tags["pipeline.code_version"] != first_version and tags["pipeline.code_dirty"] == "false"
-    assert tags["pipeline.code_commit"] == git(clone, "rev-parse", "HEAD").strip()
+    assert tags["pipeline.code_commit"] == git(clone, "rev-parse", "HEAD")
 
     # Started from another folder, with MLflow's default tracking there: the tracking database and the
     # report land where the user typed the command, not in the project.

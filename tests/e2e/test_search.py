@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -22,10 +23,11 @@ from analysis import search_report
 from pipeline.core.scores.spread import Summary, spread_text
 from pipeline.process.pause import PAUSE_ENV
 from pipeline.search import verify
+from tests.helpers import TINY_SEARCH, artifact_paths
 
 pytestmark = pytest.mark.slow
 
-TINY = {"latent_sizes": "2,4", "hidden_size": 32, "epochs": 1, "n_samples": "100,200,400", "verify_seeds": "none"}
+TINY = TINY_SEARCH
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
@@ -48,13 +50,6 @@ def children(tracking, parent: str, step: str) -> list:
 
 def sqlite_study(tracking, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{tracking.root / 'optuna.db'}")
-
-
-def artifact_paths(client, run_id: str, path: str = "") -> dict[str, int]:
-    found = {}
-    for item in client.list_artifacts(run_id, path):
-        found.update(artifact_paths(client, run_id, item.path) if item.is_dir else {item.path: item.file_size})
-    return found
 
 
 def check_trial_runs(tracking, study: optuna.Study, parent: str) -> list:
@@ -179,9 +174,45 @@ def run_search(tracking, params: dict, **env_extra) -> subprocess.CompletedProce
     )
 
 
-def start_search(
-    tracking, params: dict, pause_trial: int | None = None, **env_extra
-) -> tuple[subprocess.Popen, list[str]]:
+class Output:
+    """A background process's output, read line by line on a thread as it comes."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.process, self.lines, self._new = process, [], queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in iter(self.process.stdout.readline, ""):
+            self._new.put(line)
+        self._new.put(None)  # the process closed its output
+
+    def wait_for(self, pattern: str, limit_s: float = 400) -> re.Match:
+        """The first line (from here on) matching `pattern`; fails when the process ends or `limit_s` passes first."""
+        deadline = time.monotonic() + limit_s
+        while True:
+            try:
+                line = self._new.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.process.kill()
+                raise AssertionError(f"no line matching {pattern!r}:\n" + self.text()[-4000:]) from None
+            assert line is not None, f"ended before {pattern!r}:\n" + self.text()[-4000:]
+            self.lines.append(line)
+            match = re.search(pattern, line)
+            if match:
+                return match
+
+    def text(self) -> str:
+        """Everything it printed so far; all of it once the process has ended (the reader is joined)."""
+        if self.process.poll() is not None:
+            self._reader.join(timeout=60)
+        while not self._new.empty():
+            line = self._new.get()
+            self.lines += [line] if line is not None else []
+        return "".join(self.lines)
+
+
+def start_search(tracking, params: dict, pause_trial: int | None = None, **env_extra) -> Output:
     """`python -m pipeline search` in the background; its output lines are collected as they come."""
     env = tracking.env()
     env.update({"OMP_NUM_THREADS": "1", **env_extra})
@@ -195,33 +226,21 @@ def start_search(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True).start()
-    return process, lines
+    return Output(process)
 
 
-def wait_for_pause(process, lines: list[str], trial: int, limit_s: float = 400) -> int:
+def wait_for_pause(output: Output, trial: int) -> int:
     """The pid of the process paused in `trial` (it says so and waits to be killed)."""
-    deadline = time.time() + limit_s
-    while time.time() < deadline:
-        for line in list(lines):
-            match = re.search(rf"paused at search\.trial\.{trial} \(pid (\d+)\)", line)
-            if match:
-                return int(match.group(1))
-        assert process.poll() is None, "".join(lines)[-4000:]
-        time.sleep(0.5)
-    process.kill()
-    raise AssertionError("no pause:\n" + "".join(lines)[-4000:])
+    return int(output.wait_for(rf"paused at search\.trial\.{trial} \(pid (\d+)\)").group(1))
 
 
 def test_a_worker_killed_mid_search_is_recovered_exactly(tracking, tmp_path):
     journal = tmp_path / "journal.log"
     params = {**TINY, "n_trials": 4, "n_workers": 2, "study_name": "kill", "storage": f"journal:{journal}"}
-    process, lines = start_search(tracking, params, pause_trial=2)
-    os.kill(wait_for_pause(process, lines, 2), signal.SIGKILL)
-    assert process.wait(timeout=400) == 0, "".join(lines)[-4000:]
-    time.sleep(0.5)  # the reader thread takes the last lines
-    output = "".join(lines)
+    search = start_search(tracking, params, pause_trial=2)
+    os.kill(wait_for_pause(search, 2), signal.SIGKILL)
+    assert search.process.wait(timeout=400) == 0, search.text()[-4000:]
+    output = search.text()
     parent = re.findall(r"run id: ([0-9a-f]{32})", output)[-1]
     assert re.search(r"worker \d \(pid \d+\) ended with status -9; its running trials \[2\] failed", output)
 
@@ -251,11 +270,10 @@ def test_a_killed_search_is_resumed_through_heartbeats(tracking):
     """One worker on SQLite: the whole search is SIGKILLed inside a trial; the rerun's heartbeat check
     fails that trial, ends its MLflow run FAILED and retries it once; the dead search run ends FAILED."""
     params = {**TINY, "n_trials": 2, "study_name": "heartbeat", "heartbeat": "1,2"}
-    process, lines = start_search(tracking, params, pause_trial=1)
-    pid = wait_for_pause(process, lines, 1)
-    assert pid == process.pid
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
+    search = start_search(tracking, params, pause_trial=1)
+    assert wait_for_pause(search, 1) == search.process.pid
+    search.process.send_signal(signal.SIGKILL)
+    search.process.wait(timeout=60)
     dead_parent = tracking.client.search_runs([tracking.experiment_id], "tags.`optuna.study_name` = 'heartbeat'")[0]
     assert dead_parent.info.status == "RUNNING"
     time.sleep(3)  # past the grace period (2 s) of the last heartbeat

@@ -13,6 +13,7 @@ from PIL import Image
 from pipeline.core.model.generation import MAX_IMAGES
 from pipeline.tracking.registry import register_generator
 from tests.e2e.servers import free_port, post_json, serve_command, server
+from tests.helpers import COUNT_ALLOWED, SAMPLER_FORMS, SEED_ALLOWED
 
 pytestmark = pytest.mark.slow
 
@@ -59,22 +60,44 @@ def test_a_row_without_sampler_gets_the_default_and_rows_come_back_in_order(serv
 
 
 @pytest.mark.parametrize(
-    "row, column, says",
+    "rows, message",
     [
-        ({"sampler": "uniform:0,1", "n": 4, "seed": 0}, "sampler", "allowed forms: normal:LOC,SCALE"),
-        ({"sampler": "gmm:10", "n": 4, "seed": 0}, "sampler", "no fitted mixture"),
-        ({"sampler": "normal:0,1", "n": 0, "seed": 0}, "n", f"from 1 to {MAX_IMAGES}"),
-        ({"sampler": "normal:0,1", "n": MAX_IMAGES + 1, "seed": 0}, "n", f"from 1 to {MAX_IMAGES}"),
+        (
+            [{"sampler": "uniform:0,1", "n": 4, "seed": 0}],
+            "column 'sampler': sampler spec 'uniform:0,1': unknown kind 'uniform'; "
+            f"allowed forms: {SAMPLER_FORMS} (gmm:K only as fitted: none)",
+        ),
+        (
+            [{"sampler": "gmm:10", "n": 4, "seed": 0}],
+            "column 'sampler': got 'gmm:10', but this generator holds no fitted mixture for it; "
+            f"allowed forms: {SAMPLER_FORMS} (gmm:K only as fitted: none)",
+        ),
+        ([{"sampler": "normal:0,1", "n": 0, "seed": 0}], f"column 'n': got 0; {COUNT_ALLOWED}"),
+        ([{"sampler": "normal:0,1", "n": MAX_IMAGES + 1, "seed": 0}], f"column 'n': got 1025; {COUNT_ALLOWED}"),
+        (  # the limit is per request: rows together
+            [{"n": 1000, "seed": 0}, {"n": 25, "seed": 1}],
+            f"column 'n': got 25 after 1000 images in earlier rows; {COUNT_ALLOWED}",
+        ),
+        ([{"sampler": "normal:0,1", "n": 1, "seed": -1}], f"column 'seed': got -1; {SEED_ALLOWED}"),
     ],
 )
-def test_bad_requests_get_400_naming_the_column_without_a_traceback(served, row, column, says):
-    status, body = invoke(served, row)
+def test_bad_requests_get_400_naming_the_column_and_what_is_allowed_without_a_traceback(served, rows, message):
+    status, body = invoke(served, *rows)
     assert status == 400, body
     assert body["error_code"] == "INVALID_PARAMETER_VALUE"
-    assert f"column '{column}'" in body["message"] and says in body["message"]
+    assert body["message"].endswith(f"Error: {message}")  # the scoring server quotes the request before it
     assert "Traceback" not in str(body) and "stack_trace" not in body
 
 
-def test_a_request_the_signature_refuses_is_a_4xx_too(served):
-    status, body = invoke(served, {"sampler": "normal:0,1", "n": "four", "seed": 0})
-    assert 400 <= status < 500 and "n" in body.get("message", ""), body
+def test_a_request_of_exactly_the_limit_is_answered(served):
+    status, body = invoke(served, {"n": 1000, "seed": 0}, {"sampler": "normal:0,1", "n": MAX_IMAGES - 1000, "seed": 1})
+    assert status == 200, body
+    assert len(body["predictions"]) == MAX_IMAGES == 1024
+
+
+@pytest.mark.parametrize("field, value", [("n", "four"), ("seed", "zero")])
+def test_a_request_the_signature_refuses_is_a_400_naming_the_column(served, field, value):
+    status, body = invoke(served, {"sampler": "normal:0,1", "n": 4, "seed": 0, field: value})
+    assert status == 400, body
+    assert body["error_code"] == "BAD_REQUEST", body
+    assert f"Failed to convert column {field} to type 'int64'" in body["message"], body  # MLflow's words

@@ -22,16 +22,10 @@ from PIL import Image
 
 from tests.conftest import REPO, RUN_ID_IN_OUTPUT, VENV_BIN, mlflow_run_command
 from tests.e2e.servers import free_port, post_json, serve_command, server
+from tests.helpers import TINY_SEARCH
 
 pytestmark = pytest.mark.slow
 
-SEARCH_TINY = {
-    "latent_sizes": "2,4",
-    "hidden_size": 32,
-    "epochs": 1,
-    "n_samples": "100,200,400",
-    "verify_seeds": "none",
-}
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 WORKERS, TRIALS_EACH = 3, 2
 # One cell, one seed, one epoch: what main does over HTTP, not what it learns.
@@ -71,7 +65,7 @@ def test_three_workers_on_postgresql_share_one_study(postgres, mlflow_server, tm
     env = server_env(mlflow_server, MLFLOW_EXPERIMENT_ID=experiment_id)
     args = [
         f"--{k}={v}"
-        for k, v in {**SEARCH_TINY, "n_trials": TRIALS_EACH, "study_name": "shared", "storage": storage}.items()
+        for k, v in {**TINY_SEARCH, "n_trials": TRIALS_EACH, "study_name": "shared", "storage": storage}.items()
     ]
     with ExitStack() as stack:
         logs = [stack.enter_context(open(tmp_path / f"worker{i}.log", "w+")) for i in range(WORKERS)]

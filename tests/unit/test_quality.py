@@ -137,12 +137,17 @@ def test_far_apart_sets_have_precision_and_recall_zero():
 
 
 def test_half_the_generated_set_off_the_real_manifold_gives_precision_one_half():
+    import prdc
+
     generator = torch.Generator().manual_seed(0)
     real = torch.randn(400, 16, generator=generator)
     fake = torch.cat([real[:200], real[200:] + 100.0])
     precision, recall = quality.precision_recall(real, fake)
     assert precision == 0.5
-    assert 0.5 <= recall < 1.0  # the kept half, plus real points inside their (wider) generated k-NN balls
+    # recall: the kept half, plus real points inside their (wider) generated k-NN balls: the authors' count
+    # (no distance here equals a radius, so their `<` and the `<=` here agree; see the prdc tests below)
+    expected = prdc.compute_prdc(real.numpy(), fake.numpy(), nearest_k=quality.PR_K)["recall"]
+    assert 0.5 < expected < 1.0 and round(recall * 400) == round(expected * 400)
 
 
 def test_mode_collapse_keeps_precision_but_loses_recall():
@@ -257,3 +262,67 @@ def test_one_real_outlier_with_a_huge_ball_fools_precision_but_not_density():
     metrics = quality.manifold_metrics(real, noise)
     assert metrics["precision"] == 1.0
     assert metrics["density"] == pytest.approx(1 / 3) and metrics["coverage"] == pytest.approx(1 / 300)
+
+
+# --- precision, recall, density, coverage against the authors' prdc (Naeem et al. 2020) -----------
+# The boundary convention: a point at exactly the k-th-neighbour distance from a ball's centre is inside
+# the ball here (`<=`, the closed ball of Kynkäänniemi et al. 2019's f(φ, Φ)), outside it in prdc
+# (`distance < radius`). Between continuous random features no distance equals a radius, so there the two
+# count the same points; where one does (a hand-made tie), they differ as the conventions say.
+
+
+def counts(metrics: dict, n: int, k: int = quality.PR_K) -> dict[str, int]:
+    """The metrics as the whole numbers they are shares of: points (precision, recall, coverage) and
+    ball memberships (density: their mean over n generated points, over k)."""
+    return {name: round(float(value) * n * (k if name == "density" else 1)) for name, value in metrics.items()}
+
+
+@pytest.mark.parametrize("seed, dims, scale, shift", [(0, 16, 1.0, 0.0), (1, 16, 1.2, 0.5), (2, 32, 0.7, 0.3)])
+def test_manifold_metrics_above_one_distance_chunk_match_prdc(seed, dims, scale, shift):
+    """2,500 points a set: every distance loop runs a full chunk of 2,048 rows and a partial one (the study
+    scores 10,000), and the real radii come both ways, computed here and precomputed as the study passes them."""
+    import prdc
+
+    n = 2500
+    assert quality.DISTANCE_CHUNK < n < 2 * quality.DISTANCE_CHUNK
+    generator = torch.Generator().manual_seed(seed)
+    real = torch.randn(n, dims, generator=generator)
+    fake = torch.randn(n, dims, generator=generator) * scale + shift
+    theirs = counts(prdc.compute_prdc(real.numpy(), fake.numpy(), nearest_k=quality.PR_K), n)
+    assert 0 < theirs["precision"] < n and 0 < theirs["coverage"] < n  # a case that tells wrong counts apart
+    reference = quality.Reference.build(real, np.arange(n) % 10)
+    for ours in (
+        quality.manifold_metrics(real, fake),
+        quality.manifold_metrics(real, fake, real_radii=reference.radii(n)),
+    ):
+        # float32 distances (torch.cdist) against prdc's float64 (scikit-learn) may put a point that lies a
+        # rounding error from a radius on the other side: 1 in 10,000 counted points or memberships, at least 1
+        found = counts(ours, n)
+        assert all(abs(found[m] - theirs[m]) <= max(1, theirs[m] // 10_000) for m in theirs), (found, theirs)
+
+
+def test_kth_neighbour_radii_above_one_chunk_are_scikit_learns():
+    from sklearn.neighbors import NearestNeighbors
+
+    features = torch.randn(2500, 16, generator=torch.Generator().manual_seed(3))
+    distances, _ = NearestNeighbors(n_neighbors=quality.PR_K + 1).fit(features.numpy()).kneighbors(features.numpy())
+    expected = torch.from_numpy(distances[:, -1]).float()  # the point itself is its own nearest neighbour
+    assert torch.allclose(quality.kth_neighbour_radii(features), expected, rtol=1e-5)
+
+
+def test_a_point_on_a_balls_boundary_is_inside_here_and_outside_in_prdc():
+    """On a line, k = 1: real 0, 1, 4 have balls of radius 1, 1, 3; generated -1 sits exactly on the
+    boundary of 0's ball and in no other; generated 10 and 20 are in none. Each generated point's own
+    ball (radius 11, 10, 10) holds every real point, so recall is 1 either way."""
+    import prdc
+
+    real, fake = torch.tensor([[0.0], [1.0], [4.0]]), torch.tensor([[-1.0], [10.0], [20.0]])
+    ours = quality.manifold_metrics(real, fake, k=1)
+    theirs = prdc.compute_prdc(real.numpy(), fake.numpy(), nearest_k=1)
+    assert ours == pytest.approx({"precision": 1 / 3, "recall": 1.0, "density": 1 / 3, "coverage": 1 / 3})
+    assert {name: float(value) for name, value in theirs.items()} == {
+        "precision": 0.0,
+        "recall": 1.0,
+        "density": 0.0,
+        "coverage": 0.0,
+    }

@@ -200,10 +200,16 @@ def test_the_verdict_table_is_the_first_table_of_the_html_and_the_markdown(conve
 def test_each_verdict_is_said_once_with_the_numbers_that_decide_it():
     content = _content()
     html, markdown = page_html.render_html(content), page_markdown.render_markdown(content)
-    f1 = next(v for v in content.verdicts if v.finding == "F1")
-    # F1 holds on all three parts; the one closest to its spread decides: fid E1 vs the real floor is
-    # far (142 vs 1.688), sharpness 0.066 vs 0.158 too; coverage 10 vs 7.5 has no spread at all
-    assert f1.outcome == "holds" and f1.deciding_text() in _first_table_html(html)
+    # F1 holds on all three parts; the one closest to its spread decides: fid E1 (140, 142, 150: 144 ± 5)
+    # is (144 - 1.688) / 5.3 = 27 spreads above the real floor, sharpness (0.066, 0.066, 0.0665) is
+    # (0.1582 - 0.0662) / 0.0003 = 320 below the real digits', and coverage (10 on every seed, both
+    # judges) has no spread at all against its fixed 7.5
+    f1 = re.search(r"<tr data-finding='F1'>(.*?)</tr>", _first_table_html(html), flags=re.DOTALL).group(1)
+    assert re.findall(r"<td[^>]*>(.*?)</td>", f1)[2:] == ["holds", "fid E1 vs real train subset: 144 ± 5 vs 1.688"]
+    assert (
+        "| **F1** | N(0,1): most digits, noisy and blurry | **holds** | fid E1 vs real train subset: 144 ± 5 vs 1.688 |"
+        in _first_table_markdown(markdown)
+    )
     for verdict in content.verdicts:
         assert markdown.count(verdict.claim) == 1, verdict.finding  # the full claim: the definitions table only
         assert verdict.short_claim in _first_table_html(html)

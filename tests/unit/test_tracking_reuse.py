@@ -20,6 +20,7 @@ from pipeline.tracking.local_files import local_folder
 from pipeline.tracking.reuse import config_key, key_tags, reusable_run, reuse_tags
 from pipeline.tracking.runs import DRIVER_TAG, PROCESS_TAG, STEP_TAG, search_all_runs, sweep_stale_runs
 from tests.conftest import REPO
+from tests.helpers import git
 
 
 def test_the_key_is_the_normalized_configuration():
@@ -38,16 +39,6 @@ def test_the_key_is_the_normalized_configuration():
         "evaluate", evaluate
     )
     assert config_key("evaluate", EvaluateConfig(model="3" * 32)) != config_key("evaluate", evaluate)
-
-
-def git(root, *args):
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 def commit_all(root, message="c"):
@@ -131,7 +122,7 @@ def test_the_project_gitignore_lists_every_file_the_pipeline_writes_by_default(p
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         (project / name).write_bytes(b"x")
     before = code.version_of(project)
-    assert git(project, "status", "--porcelain", "--untracked-files=all") == "M .gitignore"
+    assert git(project, "status", "--porcelain", "--untracked-files=all") == " M .gitignore"
     assert code.version_of(project) == before and not before.dirty
 
 
