@@ -27,7 +27,8 @@ from PIL import Image
 from tests.conftest import REPO, RUN_ID_IN_OUTPUT, VENV_BIN
 from tests.docs_examples import command_lines, example, words
 from tests.e2e.servers import free_port, post_json, server
-from tests.e2e.test_team_server import MAIN_TINY, SEARCH_TINY, server_env
+from tests.e2e.test_team_server import MAIN_TINY, server_env
+from tests.helpers import TINY_SEARCH
 
 pytestmark = pytest.mark.slow
 
@@ -187,7 +188,7 @@ def test_a_count_or_seed_that_is_not_a_whole_number_gets_400_naming_the_column(s
 @pytest.fixture(scope="module")
 def team_search(postgres, mlflow_server, tmp_path_factory):
     """The team-search example on the team server and its PostgreSQL (USER: the server's own role, trust
-    auth here), at SEARCH_TINY's settings and 2 trials; returns (client, search run id, URL)."""
+    auth here), at TINY_SEARCH's settings and 2 trials; returns (client, search run id, URL)."""
     client = MlflowClient(mlflow_server)
     experiment = client.create_experiment("docs-team-search")
     work = tmp_path_factory.mktemp("docs-search")
@@ -197,7 +198,7 @@ def team_search(postgres, mlflow_server, tmp_path_factory):
         {"USER": address.username, "DBHOST:5432": address.netloc.split("@")[1]},
         server_env(mlflow_server, MLFLOW_EXPERIMENT_ID=experiment),
         work,
-        {**SEARCH_TINY, "n_trials": 2},
+        {**TINY_SEARCH, "n_trials": 2},
     )
     return client, run_id, mlflow_server
 

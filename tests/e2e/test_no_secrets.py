@@ -13,7 +13,8 @@ import pytest
 import sqlalchemy
 
 from tests.conftest import mlflow_run_command
-from tests.e2e.test_search import TINY, artifact_paths
+from tests.helpers import TINY_SEARCH as TINY
+from tests.helpers import artifact_paths
 
 pytestmark = pytest.mark.slow
 
