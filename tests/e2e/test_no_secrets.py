@@ -71,6 +71,9 @@ def test_the_role_needs_its_password(role_storage):
 def test_the_password_is_in_no_param_tag_artifact_or_log_line(tracking, role_storage, searched, tmp_path):
     experiment, output = searched
     runs = tracking.client.search_runs([experiment], max_results=1000)
+    (search,) = [run for run in runs if run.data.tags.get("pipeline.step") == "search"]
+    judge = tracking.client.get_run(search.data.tags["classifier_run_id"])  # made here, or found by digest
+    runs = [*runs, *([] if judge.info.experiment_id == experiment else [judge])]
     steps = sorted({run.data.tags.get("pipeline.step") for run in runs})
     assert steps == ["classifier", "search", "search_trial", "train"], steps  # its judge, trials and models
     assert SECRET not in output

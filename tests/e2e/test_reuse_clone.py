@@ -123,4 +123,4 @@ def test_reuse_survives_a_search_notes_and_docs_commits_but_not_a_code_commit(tm
     shutil.copy2(clone / "mlflow.db", elsewhere / "mlflow.db")  # the same runs (their artifacts stay where they are)
     assert main_in(elsewhere, str(clone))[:2] == (0, STEPS)
     assert (elsewhere / "report" / "report.html").is_file()
-    assert untracked_or_changed(clone) == "?? notes.txt\n"
+    assert untracked_or_changed(clone) == "?? notes.txt"

@@ -95,9 +95,13 @@ def test_a_request_of_exactly_the_limit_is_answered(served):
     assert len(body["predictions"]) == MAX_IMAGES == 1024
 
 
-@pytest.mark.parametrize("field, value", [("n", "four"), ("seed", "zero")])
-def test_a_request_the_signature_refuses_is_a_400_naming_the_column(served, field, value):
+@pytest.mark.parametrize(
+    "field, value, allowed", [("n", "four", COUNT_ALLOWED), ("n", 2.5, COUNT_ALLOWED), ("seed", "zero", SEED_ALLOWED)]
+)
+def test_a_value_that_is_not_a_whole_number_is_a_400_naming_the_column(served, field, value, allowed):
+    """`n` and `seed` are declared `any` in the signature, so the generator sees the value as sent (a cast to
+    long would have truncated 2.5 to 2) and refuses it by name."""
     status, body = invoke(served, {"sampler": "normal:0,1", "n": 4, "seed": 0, field: value})
     assert status == 400, body
-    assert body["error_code"] == "BAD_REQUEST", body
-    assert f"Failed to convert column {field} to type 'int64'" in body["message"], body  # MLflow's words
+    assert body["error_code"] == "INVALID_PARAMETER_VALUE", body
+    assert body["message"].endswith(f"Error: column '{field}': got {value!r}; {allowed}"), body
