@@ -40,7 +40,7 @@ from pipeline.process import processes
 from pipeline.tracking.artifacts import copy_artifacts
 from pipeline.tracking.registry import register_generator
 from pipeline.tracking.reuse import StepFailed, key_tags, launch_step, reusable_by, reuse_allowed, reuse_or_launch
-from pipeline.tracking.runs import newest_finished
+from pipeline.tracking.runs import newest_finished, run_page
 
 REPORT_INPUTS_TAG = "pipeline.report_inputs"
 SEARCH_TAG = "pipeline.search_run_id"  # the search run whose report the study's report links to
@@ -331,6 +331,8 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
             f"report in {tracking.local_path(config.report_dir)}/",
             flush=True,
         )
+        page = run_page(run.info.experiment_id, run.info.run_id, mlflow.get_tracking_uri())
+        print(f"main: the verdicts on the run's page in the MLflow UI: {page}", flush=True)
         return run.info.run_id
 
 
