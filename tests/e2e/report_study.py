@@ -57,7 +57,9 @@ def experiments() -> list[dict]:
     return [e.plan_entry() for e in select(EXPERIMENTS)]  # as main's plan records them
 
 
-def write_main_run(client, experiment_id: str, steps: list[dict], name: str = "main quick") -> str:
+def write_main_run(
+    client, experiment_id: str, steps: list[dict], name: str = "main quick", planned: list[dict] | None = None
+) -> str:
     """A finished main run holding main/steps.json exactly as the main step writes it."""
     from pipeline.configs import MainConfig
 
@@ -87,7 +89,7 @@ def write_main_run(client, experiment_id: str, steps: list[dict], name: str = "m
             **SETTINGS,
             "experiments": EXPERIMENTS,
         },
-        "experiments": experiments(),
+        "experiments": experiments() if planned is None else planned,
         "steps": steps,
     }
     client.log_dict(run_id, plan, "main/steps.json")
@@ -170,6 +172,17 @@ def stats_text(values: list[float]) -> str:
 def verdict_words(html: str) -> dict[str, str]:
     """Each finding's verdict word as the report's verdict table shows it."""
     return dict(re.findall(r"<tr data-finding='(F\d)'>.*?<td class='name word [a-z]+'>(.*?)</td>", html, flags=re.S))
+
+
+def sampler_data(client, evaluate_run_id: str, sampler_key: str):
+    """The metrics and tags (RunData) of one sampler's child run of an evaluate run."""
+    experiment_id = client.get_run(evaluate_run_id).info.experiment_id
+    found = client.search_runs(
+        [experiment_id],
+        f"tags.`mlflow.parentRunId` = '{evaluate_run_id}' and tags.sampler_key = '{sampler_key}'",
+    )
+    assert len(found) == 1, (evaluate_run_id, sampler_key, len(found))
+    return found[0].data
 
 
 def evaluate(tracking, train: str, settings: dict, *extra: str) -> str:
