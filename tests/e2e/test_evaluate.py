@@ -64,13 +64,14 @@ def evaluated(tracking, trained_run_id):
 
 
 def test_each_sampler_is_a_child_run_with_the_same_metric_names_and_tags_that_say_what_it_is(tracking, evaluated):
-    from pipeline.core.evaluation import two_judges
+    from pipeline.core.evaluation import scoring, two_judges
     from pipeline.core.judges import knn
 
     run_id, _ = evaluated
     children = sampler_runs(tracking.client, run_id)
     assert sorted(children) == sorted(KEYS)
-    names = {*SAMPLER_METRICS, *knn.SAMPLER_METRICS, *two_judges.METRICS}
+    names = {*scoring.SAMPLER_METRICS, *knn.SAMPLER_METRICS, *two_judges.METRICS}
+    assert set(SAMPLER_METRICS) < names
     specs = {
         "normal_0_1": "normal:0,1",
         "normal_1_2": "normal:1,2",
