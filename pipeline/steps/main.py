@@ -40,7 +40,7 @@ from pipeline.process import processes
 from pipeline.tracking.artifacts import copy_artifacts
 from pipeline.tracking.registry import register_generator
 from pipeline.tracking.reuse import StepFailed, key_tags, launch_step, reusable_by, reuse_allowed, reuse_or_launch
-from pipeline.tracking.runs import newest_finished, run_page
+from pipeline.tracking.runs import copy_description, newest_finished, run_page
 
 REPORT_INPUTS_TAG = "pipeline.report_inputs"
 SEARCH_TAG = "pipeline.search_run_id"  # the search run whose report the study's report links to
@@ -348,6 +348,7 @@ def write_report(driver: Driver, config: MainConfig, search_run_id: str | None =
     output = tracking.local_path(config.report_dir)
     if previous is not None and reuse_allowed(config.reuse, "report") and reusable_by(config.reuse, previous):
         copy_artifacts(previous.info.run_id, "report", driver.main_run_id, output)
+        copy_description(previous.data.tags["source_run_id"], driver.main_run_id)  # the verdicts on the run page
         print(f"main: report reused from run {previous.info.run_id}", flush=True)
         return
     report = ReportConfig(source=driver.main_run_id, output=str(output))

@@ -61,6 +61,14 @@ def describe_run(run_id: str, markdown: str) -> None:
     MlflowClient().set_tag(run_id, NOTE_TAG, markdown)
 
 
+def copy_description(source_run_id: str, target_run_id: str) -> None:
+    """Give `target_run_id` the description of `source_run_id`, if it has one (a reused report's verdicts)."""
+    client = MlflowClient()
+    note = client.get_run(source_run_id).data.tags.get(NOTE_TAG)
+    if note is not None:
+        client.set_tag(target_run_id, NOTE_TAG, note)
+
+
 def run_page(experiment_id: str, run_id: str, tracking_uri: str, artifact: str = "") -> str:
     """The run's page in the MLflow UI (opened at `artifact` when given), in its model-training view:
     absolute under an http(s) server, else the UI's relative route (what `mlflow ui` serves on that store)."""

@@ -159,6 +159,9 @@ def test_a_second_main_starts_no_step_and_registers_nothing(tracking, study_expe
     assert client.get_run(run_id).data.metrics["steps_reused"] == 9
     assert (tmp_path / "report.html").read_text() == (Path(first_main[2]) / "report.html").read_text()
     assert "report/report.html" in {a.path for a in client.list_artifacts(run_id, "report")}
+    note = client.get_run(run_id).data.tags["mlflow.note.content"]  # the reused report's verdicts on its page
+    assert note == client.get_run(first_main[0]).data.tags["mlflow.note.content"]
+    assert note.startswith("| finding | the write-up says | verdict | decided by |")
 
 
 def test_main_killed_during_a_training_redoes_only_what_did_not_finish(tracking, tmp_path):
