@@ -17,7 +17,7 @@ from analysis import figures, sources
 from analysis.sources import Evaluation
 from analysis.tables import Row
 from pipeline.core.evaluation.two_judges import CNN_ACCURACY, IN_DISPUTE, KNN_ACCURACY, UNRELIABLE_BELOW
-from pipeline.core.judges import disagreement
+from pipeline.core.judges import disagreement, knn
 from pipeline.core.scores.spread import CLASSIFIER_DEPENDENT, JUDGES_UNRELIABLE, Summary, spread_text
 
 JUDGES = ((CNN_ACCURACY, "CNN"), (KNN_ACCURACY, "k-NN"))
@@ -58,8 +58,8 @@ def judges_dispute(row: Row) -> bool:
     """The two judges name different dominant digits under this row in some seed."""
     key = row.experiment["sampler_key"]
     return any(
-        e.run.data.tags.get(f"max_class/{key}") != e.run.data.tags.get(f"max_class_judge2/{key}")
-        and e.run.data.tags.get(f"max_class_judge2/{key}") is not None
+        e.sampler_tag(key, "max_class") != e.sampler_tag(key, f"max_class{knn.SUFFIX}")
+        and e.sampler_tag(key, f"max_class{knn.SUFFIX}") is not None
         for e in row.evaluations
     )
 
@@ -67,7 +67,7 @@ def judges_dispute(row: Row) -> bool:
 def most_disputed(row: Row) -> Evaluation | None:
     """The evaluation (training seed) of this row with the largest share of samples in dispute."""
     key = row.experiment["sampler_key"]
-    scored = [(e.metric(f"{IN_DISPUTE}/{key}"), e.seed, e) for e in row.evaluations]
+    scored = [(e.sampler_metric(key, IN_DISPUTE), e.seed, e) for e in row.evaluations]
     scored = [item for item in scored if item[0] is not None]
     if not scored:
         return None

@@ -32,7 +32,7 @@ def dominance(
     """Which class one judge finds dominant under `row` over its seeds, with its share against the
     reference sampler's share of that class (F3, F6)."""
     key = row.experiment["sampler_key"]
-    dominant = Counter(e.run.data.tags.get(f"max_class{suffix}/{key}") for e in row.evaluations)
+    dominant = Counter(e.sampler_tag(key, f"max_class{suffix}") for e in row.evaluations)
     dominant.pop(None, None)
     if not dominant:
         return "", None

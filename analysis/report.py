@@ -11,11 +11,9 @@ search run's id as the source it writes the search's report instead (analysis/se
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 from collections import defaultdict
-from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -26,7 +24,7 @@ from analysis import browser, dispute_panels, figures, latent, page, search_repo
 from analysis.dominance import dominant_digits
 from analysis.figures import plt
 from analysis.page_html import render_html
-from analysis.page_markdown import render_markdown
+from analysis.page_markdown import render_markdown, run_description
 from analysis.provenance import Record
 from analysis.provenance import short as _short
 from analysis.sources import StudyRuns
@@ -41,6 +39,7 @@ from pipeline.core.model import convergence
 from pipeline.core.scores.spread import SPREAD_RULE
 from pipeline.core.study import STUDY
 from pipeline.errors import InputError
+from pipeline.tracking.runs import describe_run
 
 BROWSER_TAG = "report.browser_check"
 FILES = ("report.html", "report.md", "report.png")
@@ -337,22 +336,9 @@ def publish(staged: Path, output: Path) -> None:
         (output / "report.png").unlink(missing_ok=True)
 
 
-@contextmanager
-def _quiet_downloads():
-    """No progress bar per artifact download: the report fetches dozens of small files."""
-    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    saved = os.environ.get(name)
-    os.environ.setdefault(name, "false")
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(name, None)
-
-
 def report(config: ReportConfig, parent_run_id: str | None = None) -> str:
     """Run the `report` step; returns the report run's id. The source is checked before any run opens."""
-    with _quiet_downloads():
+    with sources.quiet_downloads():
         return _report(config, parent_run_id)
 
 
@@ -384,6 +370,9 @@ def _report(config: ReportConfig, parent_run_id: str | None) -> str:
             mlflow.set_tag(BROWSER_TAG, check.summary())
             mlflow.log_artifacts(str(staged), "report")
             MlflowClient().log_artifacts(source_id, str(staged), "report")
+            if not searched:  # the answer on the main run's page in the UI
+                link = sources.run_link(run, mlflow.get_tracking_uri(), "report/report.html")
+                describe_run(source_id, run_description((staged / "report.md").read_text(), link))
             print(
                 f"report: {output / 'report.html'}, {output / 'report.md'}"
                 f"{', ' + str(output / 'report.png') if check.screenshot else ''}; browser check {check.summary()}"

@@ -11,6 +11,7 @@ import math
 import os
 import re
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,20 +22,29 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import tracking
 from pipeline.errors import InputError
-from pipeline.tracking.runs import finished_runs
+from pipeline.tracking.runs import children_of, finished_runs, run_page
 
 PLAN_ARTIFACT = "main/steps.json"
 MAIN_STEP = "main"
 
 
+SAMPLER_STEP = "evaluate_sampler"  # the step tag of a sampler's child run of an evaluate run
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
 @dataclass
 class Evaluation:
-    """One evaluate run of one trained model (cell, seed), as main recorded it."""
+    """One evaluate run of one trained model (cell, seed), as main recorded it, with its samplers' child
+    runs by sampler key: the model's figures are the evaluate run's metrics, a sampler's its child's."""
 
     cell: str
     seed: int
     run: Run
     train_run_id: str
+    samplers: dict[str, Run] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -46,8 +56,18 @@ class Evaluation:
         return self.run.data.tags.get(tracking.SETTINGS_TAG, "settings not recorded")
 
     def metric(self, name: str) -> float | None:
-        value = self.run.data.metrics.get(name)
-        return None if value is None or not math.isfinite(value) else float(value)
+        """A model-level metric of the evaluate run (nll, fid_floor, ...)."""
+        return _finite(self.run.data.metrics.get(name))
+
+    def sampler_metric(self, sampler_key: str, name: str) -> float | None:
+        """A metric of the sampler's child run (fid, precision, ...); None when it was not scored."""
+        child = self.samplers.get(sampler_key)
+        return None if child is None else _finite(child.data.metrics.get(name))
+
+    def sampler_tag(self, sampler_key: str, name: str) -> str | None:
+        """A tag of the sampler's child run (max_class, max_class_judge2, ...)."""
+        child = self.samplers.get(sampler_key)
+        return None if child is None else child.data.tags.get(name)
 
 
 @dataclass
@@ -152,9 +172,32 @@ def collect(main: Run, folder: Path) -> StudyRuns:
             study.train[(step["cell"], int(step["seed"]))] = run
         elif step["step"] == "evaluate":
             study.evaluations.append(Evaluation(step["cell"], int(step["seed"]), run, step.get("train_run_id", "")))
+    attach_samplers(study.evaluations)
     if study.missing:
         warnings.warn(f"runs named by {PLAN_ARTIFACT} but not on the server: {', '.join(study.missing)}", stacklevel=2)
     return study
+
+
+def attach_samplers(evaluations: list[Evaluation]) -> None:
+    """Each evaluation's finished sampler runs by sampler key, fetched in one search for the whole study."""
+    found = children_of([e.run for e in evaluations], SAMPLER_STEP)
+    for evaluation in evaluations:
+        for child in sorted(found.get(evaluation.run_id, []), key=lambda run: run.info.start_time):
+            if child.info.status == "FINISHED":
+                evaluation.samplers[child.data.tags.get("sampler_key", "")] = child
+
+
+@contextmanager
+def quiet_downloads():
+    """No progress bar per artifact download: the report fetches dozens of small files."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    saved = os.environ.get(name)
+    os.environ.setdefault(name, "false")
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
 
 
 def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
@@ -197,12 +240,10 @@ def class_counts(run_id: str, sampler_key: str, folder: Path, suffix: str = "") 
     return None if found is None else found[0]
 
 
-def run_link(run: Run, tracking_uri: str) -> str:
-    """The run's page in the MLflow UI: absolute under an http(s) server, else the UI's relative route."""
-    route = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
-    if tracking_uri.startswith(("http://", "https://")):
-        return f"{tracking_uri.rstrip('/')}/{route}"
-    return route
+def run_link(run: Run, tracking_uri: str, artifact: str = "") -> str:
+    """The run's page (or one of its artifacts) in the MLflow UI's model-training view: absolute under an
+    http(s) server, else the UI's relative route."""
+    return run_page(run.info.experiment_id, run.info.run_id, tracking_uri, artifact)
 
 
 # --- what the page may say about the machine it was built on ------------------------------------

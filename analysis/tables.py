@@ -99,8 +99,7 @@ class Table:
 
 
 def _value(evaluation: Evaluation, metric: str, sampler_key: str) -> float | None:
-    name = f"{metric}/{sampler_key}" if metric in PER_SAMPLER else metric
-    return evaluation.metric(name)
+    return evaluation.sampler_metric(sampler_key, metric) if metric in PER_SAMPLER else evaluation.metric(metric)
 
 
 def _summary(evaluations: list[Evaluation], metric: str, sampler_key: str) -> Summary:

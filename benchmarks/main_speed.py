@@ -75,14 +75,10 @@ def cold_breakdown(folder: Path) -> dict:
 def quality_floor(client, experiment_ids: list[str]) -> dict:
     """Issue 11's floor for the quick preset, from the same cold run: E1's N(0,1) samples cover at
     least 8 of 10 classes with recall at least 0.3, in every training seed."""
-    evaluations = client.search_runs(
-        experiment_ids, "tags.`pipeline.step` = 'evaluate' and tags.`pipeline.cell` = 'bce-standard'"
-    )
+    e1 = client.search_runs(experiment_ids, "tags.`pipeline.step` = 'evaluate_sampler' and tags.experiment = 'E1'")
     seeds = {
-        run.data.tags.get("pipeline.seed"): {
-            name: run.data.metrics.get(f"{name}/normal_0_1") for name in ("classes_covered", "recall", "fid")
-        }
-        for run in evaluations
+        run.data.tags.get("seed"): {name: run.data.metrics.get(name) for name in ("classes_covered", "recall", "fid")}
+        for run in e1
     }
     met = bool(seeds) and all((m["classes_covered"] or 0) >= 8 and (m["recall"] or 0) >= 0.3 for m in seeds.values())
     return {"E1_normal_0_1_by_seed": seeds, "floor": "classes_covered >= 8 and recall >= 0.3", "met": met}

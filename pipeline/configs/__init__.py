@@ -152,8 +152,8 @@ class EvaluateConfig(_DrawingConfig):
     iwae_k: int = param(100, "importance samples per test image for the NLL estimate")
     copy_scores: str = param(
         "auto",
-        "put the scores on the train run too: auto (unless it holds scores measured "
-        "with other settings) | replace | skip",
+        "put the model-level scores (not the samplers': those are the evaluate run's child runs) on the "
+        "train run too: auto (unless it holds scores measured with other settings) | replace | skip",
         ("auto", "replace", "skip"),
     )
 

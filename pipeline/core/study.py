@@ -59,6 +59,18 @@ STUDY = (
     Experiment("bce", "sampled-params", "normal:0,1", "E5"),
 )
 STUDY_IDS = {e.study_id: e for e in STUDY}
+
+
+def experiment_of(loss: str, forward: str, sampler: str) -> str | None:
+    """The study's id (E1-E5) of a model cell sampled with `sampler`, or None when it is none of them;
+    samplers compare by key, so `normal:0,1` and `normal:0.0,1.0` are one."""
+    key = parse_sampler(sampler).key
+    for experiment in STUDY:
+        if (experiment.loss, experiment.forward, parse_sampler(experiment.sampler).key) == (loss, forward, key):
+            return experiment.study_id
+    return None
+
+
 # What the findings compare with beyond E1-E5: F4's second part reads E4's FID against the MSE model
 # sampled from N(0,1). The model is E4's: one more evaluation, no training (its train step's
 # samplers, and so its reuse key, stay E4's).

@@ -1,13 +1,16 @@
 """The `evaluate` step: generation quality per sampler and the likelihood of one trained model.
 
-It turns the study's by-eye judgements (../shared/EXPERIMENTS.md, F1–F6) into metrics named
-`{metric}/{sampler key}` (e.g. `fid/normal_0_1`), identical across runs so the MLflow compare
-view lines them up. The context (classifier, real reference, floor) is built once and shared by
-all samplers (pipeline/core/evaluation/scoring.py).
+It turns the study's by-eye judgements (../shared/EXPERIMENTS.md, F1–F6) into metrics. Each sampler's
+scores go to a child run of the evaluate run with the same metric names for every sampler (`fid`,
+`precision`, ...) and tags that say which experiment, cell, sampler and training seed it is, so the
+MLflow UI can group and compare what the report compares; the model's own figures stay on the evaluate
+run. The context (classifier, real reference, floor) is built once and shared by all samplers
+(pipeline/core/evaluation/scoring.py).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import mlflow
@@ -16,7 +19,7 @@ from tqdm.auto import tqdm
 
 from pipeline import tracking
 from pipeline.configs import DEFAULT_SAMPLERS, EvaluateConfig
-from pipeline.core import plots
+from pipeline.core import plots, study
 from pipeline.core.data import datasets
 from pipeline.core.devices import resolve_device
 from pipeline.core.evaluation import two_judges
@@ -34,6 +37,7 @@ from pipeline.core.model.samplers import GaussianMixtureSampler, Sampler, parse_
 from pipeline.core.stopwatch import Stopwatch
 from pipeline.errors import InputError
 from pipeline.tracking.classifier_run import classifier_for, judge_for
+from pipeline.tracking.runs import child_run
 
 REFERENCE_SAMPLER = "gmm:10"
 
@@ -107,14 +111,41 @@ def histogram_table(counts: np.ndarray, reference_shares: np.ndarray) -> dict:
     }
 
 
-def log_judge2(key: str, metrics: dict, dominant: int) -> None:
-    """The second judge's class metrics and dominant class of one sampler's images."""
-    mlflow.log_metrics({f"{name}/{key}": value for name, value in metrics.items()})
-    mlflow.set_tag(f"max_class{knn.SUFFIX}/{key}", str(dominant))
+SAMPLER_STEP = "evaluate_sampler"  # the step tag of a sampler's child run
+
+
+@dataclass(frozen=True)
+class ScoredModel:
+    """What every sampler's child run says of the model it scored: the evaluate run it sits under and the
+    training (cell, seed, loss and forward pass)."""
+
+    parent_run_id: str
+    experiment_id: str
+    loss: str
+    forward: str
+    seed: str
+
+    @classmethod
+    def of(cls, run, train_run) -> ScoredModel:
+        param = functools.partial(tracking.run_param, train_run)
+        return cls(
+            run.info.run_id, run.info.experiment_id, param("loss"), param("forward", "standard"), param("seed", "0")
+        )
+
+    def sampler_run(self, sampler: Sampler) -> tuple[str, dict[str, str]]:
+        """(run name, tags) of the sampler's child run: `E1 normal:0,1 seed 0`, or the cell for a sampler
+        outside the study's experiments."""
+        cell = study.cell_name(self.loss, self.forward)
+        experiment = study.experiment_of(self.loss, self.forward, sampler.spec)
+        tags = {"sampler": sampler.spec, "sampler_key": sampler.key, "cell": cell, "seed": self.seed}
+        if experiment is not None:
+            tags["experiment"] = experiment
+        return f"{experiment or cell} {sampler.spec} seed {self.seed}", tags
 
 
 def is_score(name: str) -> bool:
-    """Whether a metric or tag name is one of evaluate's scores (as copied onto a train run)."""
+    """Whether a metric or tag name is one of evaluate's scores, model-level or a sampler's under its key, so
+    that copy_scores=replace clears every one measured under other settings from the train run."""
     return (
         name.split("/")[0]
         in (*SAMPLER_METRICS, *knn.SAMPLER_METRICS, *two_judges.METRICS, "max_class", f"max_class{knn.SUFFIX}")
@@ -141,27 +172,18 @@ def checked_train_run(model: str):
 
 @dataclass
 class Scores:
-    """Every sampler's scores by sampler key: the metrics, the second judge's metrics and dominant digit; and
-    the gmm:K fitted on the way, which the logged generator keeps."""
+    """Every sampler's scores by sampler key (the summary table's rows), and the gmm:K fitted on the way,
+    which the logged generator keeps."""
 
     rows: dict[str, dict] = field(default_factory=dict)
-    judged: dict[str, dict] = field(default_factory=dict)
-    dominant: dict[str, str] = field(default_factory=dict)
     mixtures: list[GaussianMixtureSampler] = field(default_factory=list)
 
-    def flat(self, model_metrics: dict, real: dict) -> tuple[dict[str, float], dict[str, str]]:
-        """(metrics, max-class tags) by their logged names, as copied onto the train run."""
-        values = {f"{name}/{key}": float(row[name]) for key, row in self.rows.items() for name in SAMPLER_METRICS}
-        values.update({f"{name}/{key}": value for key, row in self.judged.items() for name, value in row.items()})
-        values.update(model_metrics)
-        values.update(real)
-        max_classes = {f"max_class/{key}": str(row["max_class"]) for key, row in self.rows.items()}
-        max_classes.update({f"max_class{knn.SUFFIX}/{key}": digit for key, digit in self.dominant.items()})
-        return values, max_classes
 
-
-def score_samplers(context: EvaluationContext, model, samplers: list[Sampler], judge2, watch: Stopwatch) -> Scores:
-    """Score each sampler's images, have both judges classify them, and log its metrics and pictures."""
+def score_samplers(
+    context: EvaluationContext, model, samplers: list[Sampler], judge2, watch: Stopwatch, scored_model: ScoredModel
+) -> Scores:
+    """Score each sampler's images, have both judges classify them, log its metrics into its own child run
+    and its pictures under evaluation/<key>/ of the evaluate run."""
     scores = Scores()
     shares = context.reference.label_shares
     panels = plots.SamplerPanels(knn.NAME, shares)
@@ -171,12 +193,13 @@ def score_samplers(context: EvaluationContext, model, samplers: list[Sampler], j
             scored = context.scored(model, sampler)
             both = two_judges.judge_samples(context, judge2, scored, digits, watch)
         key, metrics = scored.sampler.key, scored.metrics
-        scores.rows[key], scores.judged[key], scores.dominant[key] = metrics, both.metrics, str(both.dominant)
+        scores.rows[key] = metrics
         if isinstance(scored.sampler, GaussianMixtureSampler):
             scores.mixtures.append(scored.sampler)
-        mlflow.log_metrics({f"{name}/{key}": float(metrics[name]) for name in SAMPLER_METRICS})
-        mlflow.set_tag(f"max_class/{key}", str(metrics["max_class"]))
-        log_judge2(key, both.metrics, both.dominant)
+        name, tags = scored_model.sampler_run(scored.sampler)
+        with child_run(SAMPLER_STEP, name, scored_model.parent_run_id, scored_model.experiment_id, tags) as run:
+            dominant = {"max_class": str(metrics["max_class"]), f"max_class{knn.SUFFIX}": str(both.dominant)}
+            run.log({**{n: metrics[n] for n in SAMPLER_METRICS}, **both.metrics}, dominant)
         log_sampler_artifacts(panels, key, scored.images, scored.counts, both.counts, shares, both.dispute)
     panels.close()
     return scores
@@ -219,13 +242,12 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
         with watch("scoring"):
             context = EvaluationContext.build(classifier, prepared, device, config.n_samples, config.seed)
         mlflow.log_param("fid_floor_size", min(config.n_samples, prepared.counts()["train"]))
-        scores = score_samplers(context, model, samplers, judge2, watch)
+        scores = score_samplers(context, model, samplers, judge2, watch, ScoredModel.of(run, train_run))
         with watch("scoring"):
             model_metrics = context.model_metrics(model, tracking.run_param(train_run, "loss"), config.iwae_k)
         mlflow.log_metrics({**model_metrics, **context.real, **watch.metrics()})
-        values, max_classes = scores.flat(model_metrics, context.real)
         outcome = tracking.copy_scores(
-            config.model, values, max_classes, settings, run.info.run_id, config.copy_scores, is_score
+            config.model, {**model_metrics, **context.real}, {}, settings, run.info.run_id, config.copy_scores, is_score
         )
         mlflow.set_tag("scores_on_train_run", outcome)
         table = format_table({**scores.rows, REAL_ROW: context.real_row}, {**context.real, **model_metrics})

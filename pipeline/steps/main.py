@@ -40,7 +40,7 @@ from pipeline.process import processes
 from pipeline.tracking.artifacts import copy_artifacts
 from pipeline.tracking.registry import register_generator
 from pipeline.tracking.reuse import StepFailed, key_tags, launch_step, reusable_by, reuse_allowed, reuse_or_launch
-from pipeline.tracking.runs import newest_finished
+from pipeline.tracking.runs import copy_description, newest_finished, run_page
 
 REPORT_INPUTS_TAG = "pipeline.report_inputs"
 SEARCH_TAG = "pipeline.search_run_id"  # the search run whose report the study's report links to
@@ -330,6 +330,8 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
             f"report in {tracking.local_path(config.report_dir)}/",
             flush=True,
         )
+        page = run_page(run.info.experiment_id, run.info.run_id, mlflow.get_tracking_uri())
+        print(f"main: the verdicts on the run's page in the MLflow UI: {page}", flush=True)
         return run.info.run_id
 
 
@@ -345,6 +347,7 @@ def write_report(driver: Driver, config: MainConfig, search_run_id: str | None =
     output = tracking.local_path(config.report_dir)
     if previous is not None and reuse_allowed(config.reuse, "report") and reusable_by(config.reuse, previous):
         copy_artifacts(previous.info.run_id, "report", driver.main_run_id, output)
+        copy_description(previous.data.tags["source_run_id"], driver.main_run_id)  # the verdicts on the run page
         print(f"main: report reused from run {previous.info.run_id}", flush=True)
         return
     report = ReportConfig(source=driver.main_run_id, output=str(output))

@@ -185,7 +185,9 @@ def copy_scores(
     mode: str,
     score_key,
 ) -> str:
-    """Put an evaluation's scores on its train run too, so train runs line up in the compare view.
+    """Put an evaluation's model-level scores (likelihood, reconstruction, the real data's figures) on its
+    train run too, so train runs line up in the compare view; each sampler's scores live in its own child
+    run of the evaluation, not here.
 
     A train run holds scores of one evaluation setting only (tag `scores.settings`: sample count,
     importance samples, seed, classifier): with `mode=auto` scores under other settings are not

@@ -1,13 +1,15 @@
 """Runs and their life: finding them by tags (lookups only answer), ending them with a status and a reason,
-the one sweep of stale runs whose process is gone, and child runs a process opens and ends itself (search
-trials)."""
+the one sweep of stale runs whose process is gone, child runs a process opens and ends itself (search
+trials, one evaluation of one sampler), a run's description, and links to a run's page in the UI."""
 
 from __future__ import annotations
 
 import re
+import time
 from contextlib import contextmanager
 
 import mlflow
+from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 
 from pipeline.errors import InputError
@@ -22,6 +24,9 @@ DRIVER_TAG = "pipeline.driver"  # host:pid:start time of the main or search proc
 STALE_REASON = "its process ended without closing the run (killed?)"
 KIND_TAG = "mlflow.experimentKind"  # what MLflow 3's UI opens an experiment as (GenAI or training view)
 TRAINING_KIND = "custom_model_development"
+NOTE_TAG = "mlflow.note.content"  # the run's description, rendered as Markdown on its page in the UI
+# MLflow 3's UI opens a link with this query in its model-training view, whatever view the browser remembers
+TRAINING_VIEW = "workflowType=machine_learning"
 _MARKED: set[tuple[str, str]] = set()  # (tracking URI, experiment id) marked by this process
 
 
@@ -48,6 +53,29 @@ def mark_training_experiment(experiment_id: str) -> None:
     if KIND_TAG not in client.get_experiment(experiment_id).tags:
         client.set_experiment_tag(experiment_id, KIND_TAG, TRAINING_KIND)
     _MARKED.add(key)
+
+
+def describe_run(run_id: str, markdown: str) -> None:
+    """Set a run's description (its page in the UI renders it as Markdown), also of a run other than the
+    active one, as the report does for the main run it reports on."""
+    MlflowClient().set_tag(run_id, NOTE_TAG, markdown)
+
+
+def copy_description(source_run_id: str, target_run_id: str) -> None:
+    """Give `target_run_id` the description of `source_run_id`, if it has one (a reused report's verdicts)."""
+    client = MlflowClient()
+    note = client.get_run(source_run_id).data.tags.get(NOTE_TAG)
+    if note is not None:
+        client.set_tag(target_run_id, NOTE_TAG, note)
+
+
+def run_page(experiment_id: str, run_id: str, tracking_uri: str, artifact: str = "") -> str:
+    """The run's page in the MLflow UI (opened at `artifact` when given), in its model-training view:
+    absolute under an http(s) server, else the UI's relative route (what `mlflow ui` serves on that store)."""
+    route = f"#/experiments/{experiment_id}/runs/{run_id}{f'/artifacts/{artifact}' if artifact else ''}?{TRAINING_VIEW}"
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"{tracking_uri.rstrip('/')}/{route}"
+    return route
 
 
 def use_experiment_of(run, launch: LaunchContext | None = None) -> str | None:
@@ -134,6 +162,21 @@ def children(parent_run_id: str, step: str, experiment_id: str, status: str = "F
     return _runs_of([experiment_id], step, {PARENT_TAG: parent_run_id}, status)
 
 
+def children_of(parents: list, step: str) -> dict[str, list]:
+    """The runs of `step` under each of `parents` (runs), by parent run id, in one search: MLflow's filter
+    has no IN for tags, so it asks for `step`'s runs started since the first parent, in their experiments."""
+    if not parents:
+        return {}
+    wanted = {run.info.run_id: [] for run in parents}
+    since = min(run.info.start_time for run in parents)
+    match = f"tags.`{STEP_TAG}` = '{step}' and attributes.start_time >= {since}"
+    for run in search_all_runs(sorted({run.info.experiment_id for run in parents}), match):
+        found = wanted.get(run.data.tags.get(PARENT_TAG, ""))
+        if found is not None:
+            found.append(run)
+    return wanted
+
+
 def process_tags() -> dict[str, str]:
     """The tag that names this process, so `sweep_stale_runs` can close a run whose process was
     killed (step runs get it through `reuse_tags`)."""
@@ -148,6 +191,15 @@ class OpenRun:
 
     def end_as(self, status: str, **tags: str) -> None:
         self.status, self.tags = status, tags
+
+    def log(self, metrics: dict[str, float], tags: dict[str, str] | None = None) -> None:
+        """Log metrics (step 0) and tags into this run by its id, in one batch."""
+        now = int(time.time() * 1000)
+        MlflowClient().log_batch(
+            self.run_id,
+            metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+            tags=[RunTag(key, str(value)) for key, value in (tags or {}).items()],
+        )
 
 
 @contextmanager

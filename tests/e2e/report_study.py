@@ -66,9 +66,10 @@ def main_plan(config, steps: list[dict]) -> dict:
     return make_plan(config, study.PRESETS[config.preset]).record(steps)
 
 
-def write_main_run(client, experiment_id: str, steps: list[dict], name: str = "main quick") -> str:
-    """A finished main run of the tiny study under preset quick, holding main/steps.json as the main step
-    writes it; `steps` are records as main's driver keeps them (step, cell, seed, run_id, reused, how)."""
+def write_main_run(
+    client, experiment_id: str, steps: list[dict], name: str = "main quick", planned: list[dict] | None = None
+) -> str:
+    """A finished main run holding main/steps.json exactly as the main step writes it."""
     from pipeline.configs import MainConfig
 
     config = MainConfig(
@@ -86,6 +87,8 @@ def write_main_run(client, experiment_id: str, steps: list[dict], name: str = "m
     for key, value in vars(config).items():
         client.log_param(run_id, key, value)
     plan = main_plan(config, steps)
+    if planned is not None:  # a study whose plan names other experiments than the tiny study's own
+        plan["experiments"] = planned
     client.log_dict(run_id, plan["settings"], "main/settings.json")
     client.log_dict(run_id, plan, "main/steps.json")
     client.set_terminated(run_id, "FINISHED")
@@ -183,6 +186,17 @@ def threshold_mark(cnn: list[float], knn: list[float], threshold: float, both_un
     first, second = outcome(cnn), outcome(knn)
     mark = first if first == second or not {first, second} & {"✓", "✗"} else "?"
     return "!" if both_unreliable and mark in "✓✗?" else mark
+
+
+def sampler_data(client, evaluate_run_id: str, sampler_key: str):
+    """The metrics and tags (RunData) of one sampler's child run of an evaluate run."""
+    experiment_id = client.get_run(evaluate_run_id).info.experiment_id
+    found = client.search_runs(
+        [experiment_id],
+        f"tags.`mlflow.parentRunId` = '{evaluate_run_id}' and tags.sampler_key = '{sampler_key}'",
+    )
+    assert len(found) == 1, (evaluate_run_id, sampler_key, len(found))
+    return found[0].data
 
 
 def evaluate(tracking, train: str, settings: dict, *extra: str) -> str:

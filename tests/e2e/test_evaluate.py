@@ -28,6 +28,20 @@ SAMPLER_METRICS = (
     "sharpness",
 )
 KEYS = ("normal_0_1", "normal_1_2", "beta_0.25_0.25", "gmm_10")  # the train run's samplers plus gmm:10
+# each sampler's child run of an evaluation of the bce-standard seed-0 model: its name and experiment tag
+NAMES = {
+    "normal_0_1": ("E1 normal:0,1 seed 0", "E1"),
+    "normal_1_2": ("E2 normal:1,2 seed 0", "E2"),
+    "beta_0.25_0.25": ("E3 beta:0.25,0.25 seed 0", "E3"),
+    "gmm_10": ("bce-standard gmm:10 seed 0", None),
+}
+
+
+def sampler_runs(client, run_id: str) -> dict:
+    """The evaluate run's child runs, one per sampler, by sampler key."""
+    experiment_id = client.get_run(run_id).info.experiment_id
+    found = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'")
+    return {run.data.tags["sampler_key"]: run for run in found if run.data.tags["pipeline.step"] == "evaluate_sampler"}
 
 
 def same_metrics(a: dict, b: dict) -> bool:
@@ -44,6 +58,37 @@ def evaluated(tracking, trained_run_id):
     return run_id, output
 
 
+def test_each_sampler_is_a_child_run_with_the_same_metric_names_and_tags_that_say_what_it_is(tracking, evaluated):
+    from pipeline.core.evaluation import scoring, two_judges
+    from pipeline.core.judges import knn
+
+    run_id, _ = evaluated
+    children = sampler_runs(tracking.client, run_id)
+    assert sorted(children) == sorted(KEYS)
+    names = {*scoring.SAMPLER_METRICS, *knn.SAMPLER_METRICS, *two_judges.METRICS}
+    assert set(SAMPLER_METRICS) < names
+    specs = {
+        "normal_0_1": "normal:0,1",
+        "normal_1_2": "normal:1,2",
+        "beta_0.25_0.25": "beta:0.25,0.25",
+        "gmm_10": "gmm:10",
+    }
+    for key, child in children.items():
+        assert child.info.status == "FINISHED" and child.info.run_name == NAMES[key][0]
+        assert set(child.data.metrics) == names
+        tags = child.data.tags
+        assert (tags["sampler"], tags["cell"], tags["seed"], tags.get("experiment")) == (
+            specs[key],
+            "bce-standard",
+            "0",
+            NAMES[key][1],
+        )
+        assert {tags["max_class"], tags["max_class_judge2"]} <= {str(d) for d in range(10)}
+    evaluation = tracking.client.get_run(run_id).data
+    assert not [name for name in evaluation.metrics if "/" in name]  # one source of truth: the child runs
+    assert not [name for name in evaluation.tags if name.startswith("max_class")]
+
+
 def test_evaluate_logs_every_metric_per_sampler_as_a_child_of_the_train_run(tracking, trained_run_id, evaluated):
     run_id, output = evaluated
     client = tracking.client
@@ -53,9 +98,9 @@ def test_evaluate_logs_every_metric_per_sampler_as_a_child_of_the_train_run(trac
     assert tags["pipeline.step"] == "evaluate"
     assert tags["mlflow.parentRunId"] == trained_run_id and tags["source_run_id"] == trained_run_id
     metrics = run.data.metrics
+    children = sampler_runs(client, run_id)
     for key in KEYS:
-        for name in SAMPLER_METRICS:
-            assert f"{name}/{key}" in metrics, f"{name}/{key}"
+        scores, sampler_tags = children[key].data.metrics, children[key].data.tags
         # The class scores must be those of the logged histogram, which must hold n_samples images.
         table = json.loads(
             Path(client.download_artifacts(run_id, f"evaluation/{key}/class_histogram.json")).read_text()
@@ -63,11 +108,11 @@ def test_evaluate_logs_every_metric_per_sampler_as_a_child_of_the_train_run(trac
         counts = np.array([row[table["columns"].index("count")] for row in table["data"]])
         assert counts.sum() == 300
         shares = counts / counts.sum()
-        assert metrics[f"class_entropy/{key}"] == pytest.approx(float(entropy(shares)), abs=1e-9)
-        assert metrics[f"classes_covered/{key}"] == int((shares >= 0.05).sum())
-        assert metrics[f"max_class_share/{key}"] == pytest.approx(float(shares.max()), abs=1e-9)
-        assert tags[f"max_class/{key}"] == str(int(shares.argmax()))
-        assert metrics[f"fid/{key}"] > metrics["fid_floor"] >= 0.0
+        assert scores["class_entropy"] == pytest.approx(float(entropy(shares)), abs=1e-9)
+        assert scores["classes_covered"] == int((shares >= 0.05).sum())
+        assert scores["max_class_share"] == pytest.approx(float(shares.max()), abs=1e-9)
+        assert sampler_tags["max_class"] == str(int(shares.argmax()))
+        assert scores["fid"] > metrics["fid_floor"] >= 0.0
     assert metrics["class_entropy_real"] == pytest.approx(math.log(10), abs=1e-3)  # mnist-5k is balanced
     assert metrics["sharpness_real"] > 0
     assert metrics["nll"] < metrics["neg_elbo"]  # the IWAE bound is at least as tight as the ELBO
@@ -102,46 +147,45 @@ def test_both_judges_are_weighed_at_each_samplers_sharpness_and_the_disputed_dig
 
     run_id, _ = evaluated
     run = tracking.client.get_run(run_id)
-    metrics, tags = run.data.metrics, run.data.tags
-    assert metrics["time_judges_at_sample_sharpness_s"] > 0
+    assert run.data.metrics["time_judges_at_sample_sharpness_s"] > 0
+    children = sampler_runs(tracking.client, run_id)
     for key in KEYS:
-        for name in ("judge_acc_at_sample_sharpness", "judge2_acc_at_sample_sharpness"):  # shares of 2,000 digits
-            assert 0.0 <= metrics[f"{name}/{key}"] <= 1.0, f"{name}/{key}"
-        sigma = metrics[f"blur_sigma_at_sample_sharpness/{key}"]
+        metrics, tags = children[key].data.metrics, children[key].data.tags
+        for name in ("judge_acc_at_sample_sharpness", "judge2_acc_at_sample_sharpness", "samples_in_dispute"):
+            assert 0.0 <= metrics[name] <= 1.0, f"{name}/{key}"
+        sigma = metrics["blur_sigma_at_sample_sharpness"]
         assert 0.0 <= sigma <= 8.0
         if sigma > 0:  # blurrier than real digits: the real ones were blurred, and the judges lose accuracy
-            assert metrics[f"sharpness/{key}"] < metrics["sharpness_real"]
+            assert metrics["sharpness"] < run.data.metrics["sharpness_real"]
         data = Path(
             tracking.client.download_artifacts(run_id, f"evaluation/{key}/{disagreement.ARTIFACT}")
         ).read_bytes()
         disputed = disagreement.Dispute.from_bytes(data)
         assert disputed.total == 300
-        assert (str(disputed.cnn_digit), str(disputed.knn_digit)) == (
-            tags[f"max_class/{key}"],
-            tags[f"max_class_judge2/{key}"],
-        )
-        assert disputed.share_in_dispute == pytest.approx(metrics[f"samples_in_dispute/{key}"])
+        assert (str(disputed.cnn_digit), str(disputed.knn_digit)) == (tags["max_class"], tags["max_class_judge2"])
+        assert disputed.share_in_dispute == pytest.approx(metrics["samples_in_dispute"])
         assert len(disputed.cnn_images) == min(32, disputed.cnn_count) and disputed.cnn_images.shape[1:] == (28, 28)
 
 
 def test_evaluate_logs_the_second_judge_beside_the_cnn_for_every_sampler(tracking, evaluated):
     run_id, _ = evaluated
     client = tracking.client
-    run = client.get_run(run_id)
-    metrics, tags = run.data.metrics, run.data.tags
+    tags = client.get_run(run_id).data.tags
     paths = artifact_paths(client, run_id, "evaluation")
+    children = sampler_runs(client, run_id)
     for key in KEYS:
+        metrics, judged = children[key].data.metrics, children[key].data.tags
         path = client.download_artifacts(run_id, f"evaluation/{key}/class_histogram_judge2.json")
         table = json.loads(Path(path).read_text())
         counts = np.array([row[table["columns"].index("count")] for row in table["data"]])
         shares = counts / counts.sum()
         assert counts.sum() == 300
-        assert tags[f"max_class_judge2/{key}"] == str(int(np.argmax(counts)))
-        assert metrics[f"max_class_share_judge2/{key}"] == pytest.approx(shares.max())
-        assert metrics[f"classes_covered_judge2/{key}"] == (shares >= 0.05).sum()
+        assert judged["max_class_judge2"] == str(int(np.argmax(counts)))
+        assert metrics["max_class_share_judge2"] == pytest.approx(shares.max())
+        assert metrics["classes_covered_judge2"] == (shares >= 0.05).sum()
         covered = shares[shares > 0]
-        assert metrics[f"class_entropy_judge2/{key}"] == pytest.approx(-(covered * np.log(covered)).sum())
-        assert metrics[f"judges_agree/{key}"] == float(tags[f"max_class/{key}"] == tags[f"max_class_judge2/{key}"])
+        assert metrics["class_entropy_judge2"] == pytest.approx(-(covered * np.log(covered)).sum())
+        assert metrics["judges_agree"] == float(judged["max_class"] == judged["max_class_judge2"])
         assert f"evaluation/{key}/class_histogram_judge2.png" in paths
     classifier = client.get_run(tags["classifier_run_id"])  # the judge lives in the classifier run, fitted once
     assert classifier.data.metrics["judge2_test_accuracy"] >= 0.93  # measured 0.945 on mnist-5k's test split
@@ -149,14 +193,14 @@ def test_evaluate_logs_the_second_judge_beside_the_cnn_for_every_sampler(trackin
     assert "judge2/knn_pca.npz" in artifact_paths(client, classifier.info.run_id)
 
 
-def test_scores_are_copied_onto_the_train_run(tracking, trained_run_id, evaluated):
+def test_the_model_level_scores_are_copied_onto_the_train_run(tracking, trained_run_id, evaluated):
     run_id, _ = evaluated
     train = tracking.client.get_run(trained_run_id)
     evaluation = tracking.client.get_run(run_id)
-    for key in KEYS:
-        assert train.data.metrics[f"fid/{key}"] == evaluation.data.metrics[f"fid/{key}"]
-        assert train.data.tags[f"max_class/{key}"] == evaluation.data.tags[f"max_class/{key}"]
-    assert train.data.metrics["nll"] == evaluation.data.metrics["nll"]
+    for name in ("nll", "neg_elbo", "active_units", "fid_floor"):
+        assert train.data.metrics[name] == evaluation.data.metrics[name]
+    assert not [name for name in train.data.metrics if name.startswith("fid/")]  # the samplers' are child runs'
+    assert not [name for name in train.data.tags if name.startswith("max_class")]
     assert train.data.tags["evaluation_run_id"] == run_id
     settings = evaluation.data.tags["scores.settings"]
     assert train.data.tags["scores.settings"] == settings
@@ -189,7 +233,7 @@ def test_classifier_is_logged_once_and_reused_by_digest(tracking, trained_run_id
 
     second = tracking.client.get_run(quick_evaluation[1])
     assert second.data.tags["classifier_run_id"] == classifier_id
-    assert "fid/normal_0_1" in second.data.metrics and "fid/gmm_10" not in second.data.metrics
+    assert list(sampler_runs(tracking.client, second.info.run_id)) == ["normal_0_1"]
     found = tracking.client.search_runs(
         [tracking.experiment_id], f"tags.source_digest = '{digest}' and tags.`pipeline.step` = 'classifier'"
     )
@@ -247,9 +291,7 @@ def test_scores_of_other_settings_never_silently_replace_those_on_the_train_run(
         replaced = tracking.client.get_run(trained_run_id).data
         measured = tracking.client.get_run(replaced_id).data.metrics
         assert replaced.tags["scores.settings"].startswith("n_samples=40 iwae_k=2 seed=0")
-        assert replaced.metrics["fid/normal_0_1"] == measured["fid/normal_0_1"]
-        assert math.isnan(replaced.metrics["fid/gmm_10"])  # not measured under these settings: no mixed column
-        assert "max_class/gmm_10" not in replaced.tags
+        assert replaced.metrics["nll"] == measured["nll"]
         assert replaced.metrics["train_loss"] == before.metrics["train_loss"]  # the train run's own metrics stay
     finally:  # the 300-sample scores, for the tests that read them
         restore = {"model": trained_run_id, "n_samples": 300, "iwae_k": 5, "copy_scores": "replace"}
@@ -264,6 +306,8 @@ def test_the_same_evaluation_twice_gives_identical_metrics(tracking, trained_run
     again_id = again.stdout.strip().splitlines()[-1].removeprefix("run id: ")
     assert again_id != first_id
     assert same_metrics(tracking.client.get_run(again_id).data.metrics, tracking.client.get_run(first_id).data.metrics)
+    first, second = sampler_runs(tracking.client, first_id), sampler_runs(tracking.client, again_id)
+    assert all(same_metrics(first[key].data.metrics, second[key].data.metrics) for key in KEYS)
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +331,7 @@ def test_mse_and_sampled_params_models_of_other_seeds_are_evaluated_with_the_sam
         assert run.info.status == "FINISHED" and run.data.tags["classifier_run_id"] == classifier_id
         metrics = run.data.metrics
         assert metrics["nll"] < metrics["neg_elbo"]
-        assert all(f"fid/{key}" in metrics for key in KEYS)
+        assert sorted(sampler_runs(tracking.client, run_id)) == sorted(KEYS)
         digests.add(tracking.client.get_run(model).data.params["data_digest"])
     digests.add(tracking.client.get_run(trained_run_id).data.params["data_digest"])
     assert len(digests) == 3  # three seeds, three validation splits, one classifier

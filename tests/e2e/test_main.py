@@ -81,12 +81,16 @@ def test_main_runs_every_step_as_a_finished_child_and_writes_the_report(tracking
     plan = steps_json(client, main_id)
     assert [r["step"] for r in plan["steps"]].count("evaluate") == 4 and not any(r["reused"] for r in plan["steps"])
     assert {e["name"] for e in plan["experiments"]} == {"E1", "E2", "E3", "bce-standard gmm:10", "E4"}
-    for run in by_step["evaluate"]:  # each cell is evaluated with its experiments' samplers
+    samplers = [r for r in children(client, study_experiment) if r.data.tags["pipeline.step"] == "evaluate_sampler"]
+    for run in by_step["evaluate"]:  # each cell is evaluated with its experiments' samplers, one child run each
         cell = client.get_run(run.data.tags["source_run_id"]).data.tags["pipeline.cell"]
-        keys = {k.split("/")[1] for k in run.data.metrics if k.startswith("fid/")}
-        assert keys == (
+        own = [r for r in samplers if r.data.tags["mlflow.parentRunId"] == run.info.run_id]
+        assert {r.data.tags["sampler_key"] for r in own} == (
             {"normal_0_1", "normal_1_2", "beta_0.25_0.25", "gmm_10"} if cell == "bce-standard" else {"beta_0.25_0.25"}
         )
+        assert all(r.data.tags["cell"] == cell and "fid" in r.data.metrics for r in own)
+    page = f"#/experiments/{study_experiment}/runs/{main_id}?workflowType=machine_learning"
+    assert f"main: the verdicts on the run's page in the MLflow UI: {page}" in output
     assert main.data.metrics["steps_ran"] == 9 and main.data.metrics["steps_reused"] == 0
 
     artifacts = {a.path for a in client.list_artifacts(main_id, "report")}
@@ -155,6 +159,9 @@ def test_a_second_main_starts_no_step_and_registers_nothing(tracking, study_expe
     assert client.get_run(run_id).data.metrics["steps_reused"] == 9
     assert (tmp_path / "report.html").read_text() == (Path(first_main[2]) / "report.html").read_text()
     assert "report/report.html" in {a.path for a in client.list_artifacts(run_id, "report")}
+    note = client.get_run(run_id).data.tags["mlflow.note.content"]  # the reused report's verdicts on its page
+    assert note == client.get_run(first_main[0]).data.tags["mlflow.note.content"]
+    assert note.startswith("| finding | the write-up says | verdict | decided by |")
 
 
 def test_main_killed_during_a_training_redoes_only_what_did_not_finish(tracking, tmp_path):

@@ -58,6 +58,19 @@ def test_report_run_writes_and_logs_the_files_on_both_runs(tracking, study, repo
 
 
 @pytest.mark.slow
+def test_the_main_runs_page_shows_the_verdict_table_and_links_the_report(tracking, study, reported):
+    """The main run's description (the UI renders it as Markdown on the run's page) is the report's verdict
+    table, as report.md has it, and a link to report/report.html in the UI's model-training view."""
+    note = tracking.client.get_run(study["main"]).data.tags["mlflow.note.content"]
+    table, link = note.strip().split("\n\n")
+    assert table.splitlines()[0] == "| finding | the write-up says | verdict | decided by |"
+    assert [line.split(" | ")[0] for line in table.splitlines()[2:]] == [f"| **{f}**" for f in rs.FINDINGS]
+    assert table in (reported["output"] / "report.md").read_text()
+    route = f"#/experiments/{tracking.experiment_id}/runs/{reported['run_id']}/artifacts/report/report.html"
+    assert link.endswith(f"[report/report.html]({route}?workflowType=machine_learning)")
+
+
+@pytest.mark.slow
 def test_the_table_holds_every_experiment_with_mean_and_std_from_the_evaluate_runs(tracking, study, reported):
     page = reported["page"]
     assert len(page.tables) == 1
@@ -67,14 +80,17 @@ def test_the_table_holds_every_experiment_with_mean_and_std_from_the_evaluate_ru
     assert {"E1", "E2", "E3", "E4", "bce-standard gmm:10", "mse-standard normal:0,1"} <= set(table["rows"])
     client = tracking.client
     runs = {key: client.get_run(evaluate).data for key, (evaluate, _) in study["evaluations"].items()}
+    evaluations = {key: evaluate for key, (evaluate, _) in study["evaluations"].items()}
     assert table["settings"] == runs[("bce-standard", 0)].tags["scores.settings"]
     appendix = page.appendix[0]
     assert len(page.appendix) == 1 and appendix["settings"] == table["settings"] and set(appendix["rows"]) == set(names)
     for experiment in rs.experiments():
         shown_in = {"fid": table, "precision": table, "class_entropy": table, "sharpness": table}
         for metric, shown in {**shown_in, "coverage": appendix, "max_class_share_confident": appendix}.items():
+            key = experiment["sampler_key"]
             values = [
-                runs[(experiment["cell"], seed)].metrics[f"{metric}/{experiment['sampler_key']}"] for seed in rs.SEEDS
+                rs.sampler_data(client, evaluations[(experiment["cell"], seed)], key).metrics[metric]
+                for seed in rs.SEEDS
             ]
             text, _ = shown["rows"][experiment["name"]][metric]
             assert text.removesuffix(" ★") == rs.stats_text(values), (experiment["name"], metric)
@@ -89,10 +105,15 @@ def test_the_table_holds_every_experiment_with_mean_and_std_from_the_evaluate_ru
 def test_the_best_mark_is_on_the_real_best_mean(tracking, study, reported):
     table = reported["page"].tables[0]
     client = tracking.client
-    runs = {key: client.get_run(evaluate).data.metrics for key, (evaluate, _) in study["evaluations"].items()}
+    runs = {
+        (cell, seed, e["sampler_key"]): rs.sampler_data(client, evaluate, e["sampler_key"]).metrics
+        for (cell, seed), (evaluate, _) in study["evaluations"].items()
+        for e in rs.experiments()
+        if e["cell"] == cell
+    }
 
     def mean(experiment, metric):
-        return np.mean([runs[(experiment["cell"], s)][f"{metric}/{experiment['sampler_key']}"] for s in rs.SEEDS])
+        return np.mean([runs[(experiment["cell"], s, experiment["sampler_key"])][metric] for s in rs.SEEDS])
 
     experiments = rs.experiments()
     appendix = reported["page"].appendix[0]
@@ -139,7 +160,7 @@ def test_all_six_verdicts_are_on_the_page_with_their_numbers(tracking, study, re
     assert re.search(r"same digit in [0-2] of 2 seeds", disputes)
     f4 = re.search(r"<tr id='F4'>(.*?)</tr>", html, flags=re.S).group(1)
     e3 = [
-        client.get_run(study["evaluations"][("bce-standard", s)][0]).data.metrics["sharpness/beta_0.25_0.25"]
+        rs.sampler_data(client, study["evaluations"][("bce-standard", s)][0], "beta_0.25_0.25").metrics["sharpness"]
         for s in rs.SEEDS
     ]
     assert rs.stats_text(e3) in f4
@@ -160,13 +181,13 @@ def test_the_verdicts_table_has_a_row_per_finding_and_a_marked_line_per_part(tra
         assert lines and all(line[0] in "✓✗~?·!" for line in lines), (finding, lines)
     # F1's coverage part: both judges' numbers, and a mark only both judges' outcomes give
     client = tracking.client
-    runs = [client.get_run(study["evaluations"][("bce-standard", seed)][0]).data.metrics for seed in rs.SEEDS]
-    cnn = [m["classes_covered/normal_0_1"] for m in runs]
-    second = [m["classes_covered_judge2/normal_0_1"] for m in runs]
-    weighed = [
-        [m[f"{name}/normal_0_1"] for m in runs]
-        for name in ("judge_acc_at_sample_sharpness", "judge2_acc_at_sample_sharpness")
+    runs = [
+        rs.sampler_data(client, study["evaluations"][("bce-standard", seed)][0], "normal_0_1").metrics
+        for seed in rs.SEEDS
     ]
+    cnn = [m["classes_covered"] for m in runs]
+    second = [m["classes_covered_judge2"] for m in runs]
+    weighed = [[m[name] for m in runs] for name in ("judge_acc_at_sample_sharpness", "judge2_acc_at_sample_sharpness")]
     line = next(line for line in parts["F1"] if "E1 covers most digits" in line)
     marks = [" unreliable (under 0.8)" if sum(v) / len(v) < 0.8 else "" for v in weighed]
     assert line.endswith(
@@ -234,8 +255,8 @@ def test_the_disputed_digits_are_those_of_the_seed_with_the_most_samples_in_disp
     for name, spec, seed, share, _total in captions:
         key = parse_sampler(spec).key
         disputed = {
-            s: tracking.client.get_run(study["evaluations"][(cells[name], s)][0]).data.metrics[
-                f"samples_in_dispute/{key}"
+            s: rs.sampler_data(tracking.client, study["evaluations"][(cells[name], s)][0], key).metrics[
+                "samples_in_dispute"
             ]
             for s in rs.SEEDS
         }
@@ -245,9 +266,12 @@ def test_the_disputed_digits_are_those_of_the_seed_with_the_most_samples_in_disp
             and (reported["output"] / "images" / f"disputed_{name}.png").exists()
         )
     keys = {"E1": "normal_0_1", "E2": "normal_1_2", "E3": "beta_0.25_0.25", "E4": "beta_0.25_0.25"}
-    evaluations = {(name, s): study["evaluations"][(cells[name], s)][0] for name in keys for s in rs.SEEDS}
-    tags = {labels: tracking.client.get_run(run_id).data.tags for labels, run_id in evaluations.items()}
-    disputed = {n for (n, _), t in tags.items() if t[f"max_class/{keys[n]}"] != t[f"max_class_judge2/{keys[n]}"]}
+    tags = {
+        (name, s): rs.sampler_data(tracking.client, study["evaluations"][(cells[name], s)][0], key).tags
+        for name, key in keys.items()
+        for s in rs.SEEDS
+    }
+    disputed = {n for (n, _), t in tags.items() if t["max_class"] != t["max_class_judge2"]}
     assert disputed <= {name for name, *_ in captions}  # judges naming different dominant digits: a panel
 
 
@@ -371,8 +395,8 @@ def test_unlike_settings_land_in_separate_tables_and_a_source_can_be_an_experime
         f"n_samples={rs.OTHER_SETTINGS['n_samples']} iwae_k={rs.OTHER_SETTINGS['iwae_k']} seed=0"
     )
     assert settings[0].startswith(f"n_samples={rs.SETTINGS['n_samples']} iwae_k={rs.SETTINGS['iwae_k']} seed=0")
-    seed0 = client.get_run(study["evaluations"][("bce-standard", 0)][0]).data.metrics["fid/normal_0_1"]
-    seed1 = client.get_run(other["bce-standard"]).data.metrics["fid/normal_0_1"]
+    seed0 = rs.sampler_data(client, study["evaluations"][("bce-standard", 0)][0], "normal_0_1").metrics["fid"]
+    seed1 = rs.sampler_data(client, other["bce-standard"], "normal_0_1").metrics["fid"]
     assert page.tables[0]["rows"]["E1"]["fid"][0].removesuffix(" ★") == f"{seed0:.4g} (1 seed)"
     assert page.tables[1]["rows"]["E1"]["fid"][0].removesuffix(" ★") == f"{seed1:.4g} (1 seed)"
     html = (tmp_path / "out" / "report.html").read_text()

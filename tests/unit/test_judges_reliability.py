@@ -7,6 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from analysis import dispute_panels
+from analysis.sources import Evaluation
 from analysis.tables import Row, Table
 from analysis.verdicts import MOST_DIGITS, finding_verdicts, identity_part, threshold_part
 from pipeline.core.scores.spread import CLASSIFIER_DEPENDENT, HOLDS, JUDGES_UNRELIABLE, Summary, overall
@@ -21,11 +22,10 @@ def _row(study_id: str, sampler: str, dominant=(1, 1), **scores) -> Row:
         "sampler": sampler,
         "sampler_key": key,
     }
-    tags = {f"max_class/{key}": str(dominant[0]), f"max_class_judge2/{key}": str(dominant[1])}
-    evaluations = [
-        SimpleNamespace(cell="bce-standard", seed=seed, run=SimpleNamespace(data=SimpleNamespace(tags=tags)))
-        for seed in (0, 1)
-    ]
+    child = SimpleNamespace(
+        data=SimpleNamespace(tags={"max_class": str(dominant[0]), "max_class_judge2": str(dominant[1])})
+    )
+    evaluations = [Evaluation("bce-standard", seed, None, "", {key: child}) for seed in (0, 1)]
     real = {name: Summary(()) for name in ("fid_floor", "sharpness_real", "class_entropy_real")}
     return Row(experiment, evaluations, {k: Summary.of(v) for k, v in scores.items()}, real)
 

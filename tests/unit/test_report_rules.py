@@ -152,16 +152,18 @@ def test_best_marks_follow_each_metrics_direction():
     assert best_rows(column, None) == set()
 
 
-def test_run_links_are_absolute_under_an_http_server_and_relative_otherwise():
+def test_run_links_open_the_training_view_absolute_under_an_http_server_and_relative_otherwise():
+    """MLflow 3's UI reads `workflowType=machine_learning` after the route and opens its model-training view."""
     from mlflow.entities import Run, RunData, RunInfo
 
     from analysis.sources import run_link
 
     run = Run(RunInfo("ab" * 16, "7", "user", "FINISHED", 0, 1, "active"), RunData())
     assert (
-        run_link(run, "https://mlflow.example.org/") == f"https://mlflow.example.org/#/experiments/7/runs/{'ab' * 16}"
+        run_link(run, "https://mlflow.example.org/")
+        == f"https://mlflow.example.org/#/experiments/7/runs/{'ab' * 16}?workflowType=machine_learning"
     )
-    assert run_link(run, "sqlite:///mlflow.db") == f"#/experiments/7/runs/{'ab' * 16}"
+    assert run_link(run, "sqlite:///mlflow.db") == f"#/experiments/7/runs/{'ab' * 16}?workflowType=machine_learning"
 
 
 def test_the_browser_check_catches_a_broken_image_and_a_console_error(tmp_path):

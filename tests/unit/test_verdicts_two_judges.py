@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from analysis.dominance import dominant_digits
+from analysis.sources import Evaluation
 from analysis.tables import Row, Table
 from analysis.verdicts import MOST_DIGITS, finding_verdicts, identity_part, threshold_part
 from pipeline.core.scores.spread import CLASSIFIER_DEPENDENT, CONTRADICTED, HOLDS, Summary
@@ -16,10 +17,10 @@ def _row(study_id: str, cell: str, sampler: str, dominant: tuple[int, int] = (1,
     """A row evaluated at seeds 0 and 1 whose CNN and k-NN name the `dominant` classes."""
     key = sampler.replace(":", "_").replace(",", "_")
     experiment = {"name": study_id, "study_id": study_id, "cell": cell, "sampler": sampler, "sampler_key": key}
-    tags = {f"max_class/{key}": str(dominant[0]), f"max_class_judge2/{key}": str(dominant[1])}
-    evaluations = [
-        SimpleNamespace(cell=cell, seed=seed, run=SimpleNamespace(data=SimpleNamespace(tags=tags))) for seed in (0, 1)
-    ]
+    child = SimpleNamespace(
+        data=SimpleNamespace(tags={"max_class": str(dominant[0]), "max_class_judge2": str(dominant[1])})
+    )
+    evaluations = [Evaluation(cell, seed, None, "", {key: child}) for seed in (0, 1)]
     real = {name: Summary(()) for name in ("fid_floor", "sharpness_real", "class_entropy_real")}
     return Row(experiment, evaluations, {k: Summary.of(v) for k, v in scores.items()}, real)
 

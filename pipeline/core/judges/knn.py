@@ -22,7 +22,7 @@ WEIGHTS = "distance"
 PREDICT_CHUNK = 2048  # queries per distance matrix (x pool size floats)
 NAME = f"k-NN (k={NEIGHBOURS}, {WEIGHTS}-weighted) on PCA-{COMPONENTS} of pixels"
 ARTIFACT = "judge2/knn_pca.npz"
-SUFFIX = "_judge2"  # metric names: class_entropy_judge2/<key>, ...
+SUFFIX = "_judge2"  # metric and tag names: class_entropy_judge2, max_class_judge2, ...
 JUDGED = ("class_entropy", "classes_covered", "max_class_share")  # the CNN's class metrics, asked again
 SAMPLER_METRICS = (*(name + SUFFIX for name in JUDGED), "judges_agree")
 
