@@ -367,7 +367,9 @@ def _read_bars(driver, metric: str, groups: dict[str, GroupView]) -> None:
         head, line = wait.until(lambda d, index=index: tooltip(d, index))[:2]
         read.add(head)
         name, value = head.removesuffix(f" ({metric})"), line.removeprefix(f"{metric}:").strip()
-        groups[name].bar_label, groups[name].tooltip_value = label, value
+        # runs without the tag but with the metric: the table's "Additional runs", the chart's "Unassigned"
+        group = groups.setdefault(name, GroupView(name, 0))
+        group.bar_label, group.tooltip_value = label, value
     ActionChains(driver).move_to_element(title).perform()  # the tooltip goes, for the screenshot
     wait.until(lambda d: not any(t.text for t in d.find_elements(By.CSS_SELECTOR, '[data-testid="tooltip-container"]')))
 
