@@ -39,7 +39,7 @@ from pipeline.core.model import convergence
 from pipeline.core.scores.spread import SPREAD_RULE
 from pipeline.core.study import STUDY
 from pipeline.errors import InputError
-from pipeline.tracking.runs import describe_run
+from pipeline.tracking.descriptions import describe_run
 
 BROWSER_TAG = "report.browser_check"
 FILES = ("report.html", "report.md", "report.png")
@@ -370,7 +370,9 @@ def _report(config: ReportConfig, parent_run_id: str | None) -> str:
             mlflow.set_tag(BROWSER_TAG, check.summary())
             mlflow.log_artifacts(str(staged), "report")
             MlflowClient().log_artifacts(source_id, str(staged), "report")
-            if not searched:  # the answer on the main run's page in the UI
+            if searched:  # the answer on the run's page in the UI, linking the report just logged there
+                search_report.describe(searched, downloads)
+            else:
                 link = sources.run_link(run, mlflow.get_tracking_uri(), "report/report.html")
                 describe_run(source_id, run_description((staged / "report.md").read_text(), link))
             print(

@@ -22,7 +22,8 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import tracking
 from pipeline.errors import InputError
-from pipeline.tracking.runs import children_of, finished_runs, run_page
+from pipeline.tracking.descriptions import run_page
+from pipeline.tracking.runs import children_of, finished_runs
 
 PLAN_ARTIFACT = "main/steps.json"
 MAIN_STEP = "main"
@@ -243,7 +244,7 @@ def class_counts(run_id: str, sampler_key: str, folder: Path, suffix: str = "") 
 def run_link(run: Run, tracking_uri: str, artifact: str = "") -> str:
     """The run's page (or one of its artifacts) in the MLflow UI's model-training view: absolute under an
     http(s) server, else the UI's relative route."""
-    return run_page(run.info.experiment_id, run.info.run_id, tracking_uri, artifact)
+    return run_page(run.info.experiment_id, run.info.run_id, tracking_uri, artifact=artifact)
 
 
 # --- what the page may say about the machine it was built on ------------------------------------

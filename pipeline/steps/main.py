@@ -38,9 +38,10 @@ from pipeline.core.model.samplers import needs_fit, parse_sampler
 from pipeline.errors import bad_parameter
 from pipeline.process import processes
 from pipeline.tracking.artifacts import copy_artifacts
+from pipeline.tracking.descriptions import copy_description, run_page
 from pipeline.tracking.registry import register_generator
 from pipeline.tracking.reuse import StepFailed, key_tags, launch_step, reusable_by, reuse_allowed, reuse_or_launch
-from pipeline.tracking.runs import copy_description, newest_finished, run_page
+from pipeline.tracking.runs import newest_finished
 
 REPORT_INPUTS_TAG = "pipeline.report_inputs"
 SEARCH_TAG = "pipeline.search_run_id"  # the search run whose report the study's report links to

@@ -10,9 +10,9 @@ DESCRIPTION_TAG = "mlflow.note.content"
 TRAINING_VIEW = "workflowType=machine_learning"  # MLflow 3's UI opens its GenAI view without it
 
 
-def run_page(experiment_id: str, run_id: str, artifact: str = "", tracking_uri: str | None = None) -> str:
+def run_page(experiment_id: str, run_id: str, tracking_uri: str | None = None, artifact: str = "") -> str:
     """The run's page (or one of its artifacts) in the UI's model-training view: absolute under an http(s)
-    server, else the UI's route relative to wherever the UI is served."""
+    server, else the UI's route relative to wherever the UI is served (what `mlflow ui` serves on that store)."""
     route = f"#/experiments/{experiment_id}/runs/{run_id}" + (f"/artifacts/{artifact}" if artifact else "")
     route += f"?{TRAINING_VIEW}"
     uri = tracking_uri or mlflow.get_tracking_uri()
@@ -31,6 +31,15 @@ def verdict_table(heading: str, rows: list[tuple[str, str, str]], link_text: str
     return "\n".join([*lines, "", f"Details: [{link_text}]({link})"])
 
 
-def describe(run_id: str, markdown: str) -> None:
-    """Set the run's description, shown rendered on its page in the UI."""
+def describe_run(run_id: str, markdown: str) -> None:
+    """Set a run's description (its page in the UI renders it as Markdown), also of a run other than the
+    active one, as the report does for the main run it reports on."""
     MlflowClient().set_tag(run_id, DESCRIPTION_TAG, markdown)
+
+
+def copy_description(source_run_id: str, target_run_id: str) -> None:
+    """Give `target_run_id` the description of `source_run_id`, if it has one (a reused report's verdicts)."""
+    client = MlflowClient()
+    note = client.get_run(source_run_id).data.tags.get(DESCRIPTION_TAG)
+    if note is not None:
+        client.set_tag(target_run_id, DESCRIPTION_TAG, note)

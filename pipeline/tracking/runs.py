@@ -24,9 +24,6 @@ DRIVER_TAG = "pipeline.driver"  # host:pid:start time of the main or search proc
 STALE_REASON = "its process ended without closing the run (killed?)"
 KIND_TAG = "mlflow.experimentKind"  # what MLflow 3's UI opens an experiment as (GenAI or training view)
 TRAINING_KIND = "custom_model_development"
-NOTE_TAG = "mlflow.note.content"  # the run's description, rendered as Markdown on its page in the UI
-# MLflow 3's UI opens a link with this query in its model-training view, whatever view the browser remembers
-TRAINING_VIEW = "workflowType=machine_learning"
 _MARKED: set[tuple[str, str]] = set()  # (tracking URI, experiment id) marked by this process
 
 
@@ -53,29 +50,6 @@ def mark_training_experiment(experiment_id: str) -> None:
     if KIND_TAG not in client.get_experiment(experiment_id).tags:
         client.set_experiment_tag(experiment_id, KIND_TAG, TRAINING_KIND)
     _MARKED.add(key)
-
-
-def describe_run(run_id: str, markdown: str) -> None:
-    """Set a run's description (its page in the UI renders it as Markdown), also of a run other than the
-    active one, as the report does for the main run it reports on."""
-    MlflowClient().set_tag(run_id, NOTE_TAG, markdown)
-
-
-def copy_description(source_run_id: str, target_run_id: str) -> None:
-    """Give `target_run_id` the description of `source_run_id`, if it has one (a reused report's verdicts)."""
-    client = MlflowClient()
-    note = client.get_run(source_run_id).data.tags.get(NOTE_TAG)
-    if note is not None:
-        client.set_tag(target_run_id, NOTE_TAG, note)
-
-
-def run_page(experiment_id: str, run_id: str, tracking_uri: str, artifact: str = "") -> str:
-    """The run's page in the MLflow UI (opened at `artifact` when given), in its model-training view:
-    absolute under an http(s) server, else the UI's relative route (what `mlflow ui` serves on that store)."""
-    route = f"#/experiments/{experiment_id}/runs/{run_id}{f'/artifacts/{artifact}' if artifact else ''}?{TRAINING_VIEW}"
-    if tracking_uri.startswith(("http://", "https://")):
-        return f"{tracking_uri.rstrip('/')}/{route}"
-    return route
 
 
 def use_experiment_of(run, launch: LaunchContext | None = None) -> str | None:

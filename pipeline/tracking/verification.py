@@ -60,10 +60,10 @@ def search_description(search_run_id: str, experiment_id: str, record: dict, art
         f"{', '.join(map(str, record['seeds']))} on the test split."
     )
     rows = [(v["finding"], v["claim"], v["outcome"]) for v in record["verdicts"]]
-    link = descriptions.run_page(experiment_id, search_run_id, artifact)
+    link = descriptions.run_page(experiment_id, search_run_id, artifact=artifact)
     return descriptions.verdict_table(heading, rows, artifact, link)
 
 
 def describe_search(search_run_id: str, experiment_id: str, record: dict, artifact: str) -> None:
     """Show the verdicts on the search run's page in the UI, linking `artifact` for the details."""
-    descriptions.describe(search_run_id, search_description(search_run_id, experiment_id, record, artifact))
+    descriptions.describe_run(search_run_id, search_description(search_run_id, experiment_id, record, artifact))

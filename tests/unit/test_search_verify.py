@@ -90,7 +90,7 @@ def test_links_open_the_run_or_its_artifact_in_the_model_training_view():
     assert descriptions.run_page("7", run, tracking_uri="sqlite:///mlflow.db") == (
         f"#/experiments/7/runs/{run}?workflowType=machine_learning"
     )
-    assert descriptions.run_page("7", run, "verify/verdicts.txt", "https://mlflow.example.org/") == (
+    assert descriptions.run_page("7", run, "https://mlflow.example.org/", artifact="verify/verdicts.txt") == (
         f"https://mlflow.example.org/#/experiments/7/runs/{run}/artifacts/verify/verdicts.txt"
         "?workflowType=machine_learning"
     )
