@@ -16,7 +16,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from pipeline.configs import SearchConfig
 from pipeline.errors import InputError
-from pipeline.search.storage import Storage, _storage_folder
+from pipeline.search.storage import Storage, storage_folder
 
 FOLDER = "optuna-artifacts"
 GRID_FILE = "samples_grid.png"
@@ -29,7 +29,7 @@ def artifact_folder(config: SearchConfig, storage: Storage) -> Path:
     if storage.kind in ("sqlite", "journal"):
         path = Path(storage.url[len("sqlite:///") :] if storage.kind == "sqlite" else storage.url)
         return path.expanduser().resolve().parent / FOLDER
-    return _storage_folder().resolve() / FOLDER
+    return storage_folder().resolve() / FOLDER
 
 
 def checked_folder(config: SearchConfig, storage: Storage) -> Path:

@@ -50,7 +50,7 @@ def parse_storage(text: str) -> Storage:
     return Storage("postgresql", text)
 
 
-def _storage_folder() -> Path:
+def storage_folder() -> Path:
     """Beside the local MLflow database (where `mlflow run` was started), else the working directory."""
     return local_folder()
 
@@ -65,7 +65,7 @@ def resolve_storage(config: SearchConfig) -> Storage:
     if config.storage != "auto":
         storage = parse_storage(config.storage)
     else:
-        folder = _storage_folder()
+        folder = storage_folder()
         journal, sqlite = folder / "optuna-journal.log", folder / "optuna.db"
         storage = Storage("journal", str(journal)) if config.n_workers > 1 else Storage("sqlite", f"sqlite:///{sqlite}")
         for path, candidate in (
