@@ -1,0 +1,47 @@
+"""How a part's numbers are written: both sides of a comparison rounded alike, differences signed."""
+
+from __future__ import annotations
+
+import math
+
+from pipeline.core.scores.spread import Summary, number
+
+
+def decimals_for(spread: float) -> int:
+    """Decimal places that keep one significant digit of a spread (two when it starts with a 1)."""
+    rounded = float(f"{spread:.1g}")
+    exponent = math.floor(math.log10(rounded))
+    return -exponent + (1 if round(rounded / 10**exponent) == 1 else 0)
+
+
+def _shared_decimals(*groups) -> int | None:
+    """The finest decimals any group's spread needs (None: no group has a spread)."""
+    found = [decimals_for(float(Summary.of(g).std)) for g in groups if len(g) > 1 and Summary.of(g).std > 0]
+    return max(found) if found else None
+
+
+def _side(values, decimals: int | None) -> str:
+    summary = Summary.of(values)
+    if summary.n == 0:
+        return "–"
+    if decimals is None:
+        return number(summary.mean)
+    places = max(decimals, 0)
+    mean = f"{round(summary.mean, decimals):.{places}f}"
+    return mean if not summary.std > 0 else f"{mean} ± {round(summary.std, decimals):.{places}f}"
+
+
+def pair_text(a, b) -> str:
+    """'mean ± sd vs mean ± sd' over seeds, both sides to the same decimals (a level: one value)."""
+    decimals = _shared_decimals(a, b)
+    return f"{_side(a, decimals)} vs {_side(b, decimals)}"
+
+
+def signed(value: float, interval) -> str:
+    """A difference with its sign, to the decimals of the interval's sides."""
+    decimals = _shared_decimals(interval.a, interval.b)
+    if not math.isfinite(value):
+        return "–"
+    if decimals is None:
+        return f"{value:+.4g}"
+    return f"{round(value, decimals):+.{max(decimals, 0)}f}"
