@@ -170,22 +170,22 @@ def verdict_words(html: str) -> dict[str, str]:
     return dict(re.findall(r"<tr data-finding='(F\d)'>.*?<td class='name word [a-z]+'>(.*?)</td>", html, flags=re.S))
 
 
-def threshold_mark(cnn: list[float], knn: list[float], threshold: float, both_unreliable: bool) -> str:
-    """The part-by-part table's mark for "above `threshold`" measured over seeds by each judge, by the rules
-    the page states: a side holds (✓) or is contradicted (✗) when |mean − threshold| exceeds the sample
-    std (a threshold has no spread), else the seeds disagree (~); both judges must agree on a decided
-    outcome, or it is classifier-dependent (?); both judges unreliable on such samples: (!)."""
+def decimals_of(*groups: list[float]) -> int:
+    """The decimals both sides of a part are printed to: the finest any side's spread needs, one
+    significant digit of it (two when it starts with a 1), written independently of the report's code."""
+    found = []
+    for values in groups:
+        std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        if std > 0:
+            first = f"{std:.0e}"
+            found.append(-int(first.split("e")[1]) + (first[0] == "1"))
+    return max(found) if found else 4
 
-    def outcome(values: list[float]) -> str:
-        mean = float(np.mean(values))
-        std = 0.0 if len(set(values)) == 1 else float(np.std(values, ddof=1))
-        if abs(mean - threshold) > std:
-            return "✓" if mean > threshold else "✗"
-        return "·" if mean == threshold and std == 0 else "~"
 
-    first, second = outcome(cnn), outcome(knn)
-    mark = first if first == second or not {first, second} & {"✓", "✗"} else "?"
-    return "!" if both_unreliable and mark in "✓✗?" else mark
+def means_text(a: list[float], b: list[float]) -> str:
+    """'mean vs mean', both to the same decimals (a decided part's numbers in the verdict table)."""
+    places = decimals_of(a, b)
+    return " vs ".join(f"{round(float(np.mean(v)), places):.{max(places, 0)}f}" for v in (a, b))
 
 
 def sampler_data(client, evaluate_run_id: str, sampler_key: str):

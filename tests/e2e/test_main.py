@@ -110,7 +110,7 @@ def test_a_one_epoch_main_opens_its_report_with_the_warning_and_its_verdicts_are
             assert f"{cell} seed {seed}: still improving (too short to tell: 1 epoch)" in warning
     assert html.count("<td class='name'>still improving (too short to tell: 1 epoch)</td>") == 4
     words = verdict_words(html)
-    measured = {finding: word for finding, word in words.items() if word != "not measured in this run"}
+    measured = {finding: word for finding, word in words.items() if word != "not measured"}
     assert set(words) == set(VERDICTS) and "F1" in measured, words
     assert all(word.endswith(" — preliminary: models still improving") for word in measured.values()), words
     assert f"The verdicts on {', '.join(sorted(measured))} are preliminary" in warning
@@ -161,7 +161,7 @@ def test_a_second_main_starts_no_step_and_registers_nothing(tracking, study_expe
     assert "report/report.html" in {a.path for a in client.list_artifacts(run_id, "report")}
     note = client.get_run(run_id).data.tags["mlflow.note.content"]  # the reused report's verdicts on its page
     assert note == client.get_run(first_main[0]).data.tags["mlflow.note.content"]
-    assert note.startswith("| finding | the write-up says | verdict | decided by |")
+    assert note.startswith("| finding | the write-up says | verdict | the numbers, clause by clause |")
 
 
 def test_main_killed_during_a_training_redoes_only_what_did_not_finish(tracking, tmp_path):

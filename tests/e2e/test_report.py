@@ -4,7 +4,6 @@ the tables against the evaluate runs, the verdicts on two judges, the convergenc
 from __future__ import annotations
 
 import base64
-import json
 import math
 import re
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from tests.conftest import REPO
 from tests.e2e import report_study as rs
@@ -63,7 +63,7 @@ def test_the_main_runs_page_shows_the_verdict_table_and_links_the_report(trackin
     table, as report.md has it, and a link to report/report.html in the UI's model-training view."""
     note = tracking.client.get_run(study["main"]).data.tags["mlflow.note.content"]
     table, link = note.strip().split("\n\n")
-    assert table.splitlines()[0] == "| finding | the write-up says | verdict | decided by |"
+    assert table.splitlines()[0] == "| finding | the write-up says | verdict | the numbers, clause by clause |"
     assert [line.split(" | ")[0] for line in table.splitlines()[2:]] == [f"| **{f}**" for f in rs.FINDINGS]
     assert table in (reported["output"] / "report.md").read_text()
     route = f"#/experiments/{tracking.experiment_id}/runs/{reported['run_id']}/artifacts/report/report.html"
@@ -134,70 +134,77 @@ def test_all_six_verdicts_are_on_the_page_with_their_numbers(tracking, study, re
     html = reported["html"]
     for finding in rs.FINDINGS:
         assert f"id='{finding}'" in html, finding
-    f5 = re.search(r"<tr id='F5'>(.*?)</tr>", html, flags=re.S).group(1)
-    assert "not measured in this run" in f5.lower()  # no sampled-params cell in this study
-    f6 = re.search(r"<tr id='F6'>(.*?)</tr>", html, flags=re.S).group(1)
-    assert "E5 less diverse than E1 (class entropy): not measured" in f6
-    disputes = re.search(r"<ul class='disputes'>(.*?)</ul>", html, flags=re.S).group(1)
-    assert disputes.count("<li>E3: ") == 1 and disputes.count("<li>E4: ") == 1  # each said once
-    assert "The CNN is confident (top probability ≥ 0.9) on" in disputes
-    # the E3 share of each judge's dominant class in the verdict is that judge's logged class histogram's
+    words = rs.verdict_words(html)
+    assert words["F5"] == "not measured"  # no sampled-params cell in this study
+    f6 = re.search(r"<tr data-finding='F6'>(.*?)</tr>", html, flags=re.S).group(1)
+    assert "E5 less diverse than E1: recall not measured" in f6
+    # the one vocabulary, qualified by the undecided parts, each judge's word or the models' convergence
+    heads = {re.split(r";| \(| —", word)[0] for word in words.values()}
+    assert heads <= {"holds", "contradicted", "mixed", "unsettled", "judge-dependent", "not measured"}, words
+    f4 = re.search(r"<tr data-finding='F4'>(.*?)</tr>", html, flags=re.S).group(1)
     client = tracking.client
-    for judge, suffix in (("the CNN", ""), ("the k-NN", "_judge2")):
-        shares = []
-        for seed in rs.SEEDS:
-            evaluate = study["evaluations"][("bce-standard", seed)][0]
-            path = f"evaluation/beta_0.25_0.25/class_histogram{suffix}.json"
-            table = json.loads(Path(client.download_artifacts(evaluate, path)).read_text())
-            counts = [row[table["columns"].index("count")] for row in table["data"]]
-            shares.append([count / sum(counts) for count in counts])  # exact, as the report reads them
-        e3 = re.search(r"<li>E3: (.*?)</li>", disputes).group(1)
-        dominant = re.search(
-            rf"{judge}&#39;s dominant digit is (\d) \(\d of 2 seeds\), ([^ ]+(?: ± [^ ]+)?) of the", e3
-        )
-        assert dominant, (judge, e3)
-        assert dominant.group(2) == rs.stats_text([s[int(dominant.group(1))] for s in shares])
-    assert re.search(r"same digit in [0-2] of 2 seeds", disputes)
-    f4 = re.search(r"<tr id='F4'>(.*?)</tr>", html, flags=re.S).group(1)
     e3 = [
         rs.sampler_data(client, study["evaluations"][("bce-standard", s)][0], "beta_0.25_0.25").metrics["sharpness"]
         for s in rs.SEEDS
     ]
-    assert rs.stats_text(e3) in f4
-    assert "|mean(A) − mean(B)| &gt; std(A) + std(B)" in html  # the rule is written on the page
+    e4 = [
+        rs.sampler_data(client, study["evaluations"][("mse-standard", s)][0], "beta_0.25_0.25").metrics["sharpness"]
+        for s in rs.SEEDS
+    ]
+    m4, m3 = rs.means_text(e4, e3).split(" vs ")  # the means, rounded alike (± sd beside an unsettled part's)
+    assert re.search(
+        rf"MSE clearer than BCE under Beta\(0.25,0.25\): sharpness [^(]*\({re.escape(m4)}( ± [\d.]+)? vs {re.escape(m3)}",
+        f4,
+    ), f4
+    assert "paired, seed by seed (scipy.stats.ttest_rel)" in html  # the rule is written on the page
+
+
+def _interval(text: str) -> tuple[float, float, float]:
+    """(difference, low, high) of a part's '±d [95 % CI ±l, ±h], …' line."""
+    found = re.match(r"([+-][\d.]+) \[95 % CI ([+-][\d.]+), ([+-][\d.]+)\]", text)
+    assert found, text
+    return tuple(float(v) for v in found.groups())
 
 
 @pytest.mark.slow
-def test_the_verdicts_table_has_a_row_per_finding_and_a_marked_line_per_part(tracking, study, reported):
+def test_each_part_gives_its_difference_and_95_percent_interval_as_scipy_computes_it(tracking, study, reported):
     html = reported["html"]
-    assert re.findall(r"<tr data-finding='(F\d)'>", html) == list(rs.FINDINGS)  # the verdict table: one row each
-    rows = dict(re.findall(r"<tr id='(F\d)'>(.*?)</tr>", html, flags=re.S))  # the part-by-part table
-    assert sorted(rows) == list(rs.FINDINGS)
-    parts = {
-        finding: re.search(r"<td class='name wrap'>(.*)</td>", row, flags=re.S).group(1).split("<br>")
-        for finding, row in rows.items()
-    }
-    for finding, lines in parts.items():
-        assert lines and all(line[0] in "✓✗~?·!" for line in lines), (finding, lines)
-    # F1's coverage part: both judges' numbers, and a mark only both judges' outcomes give
+    table = re.search(r"<table class='parts'>(.*?)</table>", html, flags=re.S).group(1)
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S) for row in re.findall(r"<tr.*?</tr>", table, re.S)]
+    rows = [row for row in rows if row]
+    assert all(row[1][0] in "✓✗~?·" for row in rows)
+    assert re.findall(r"<tr id='(F\d)'>", table) == list(rs.FINDINGS)  # each finding's first part row
     client = tracking.client
-    runs = [
-        rs.sampler_data(client, study["evaluations"][("bce-standard", seed)][0], "normal_0_1").metrics
-        for seed in rs.SEEDS
-    ]
-    cnn = [m["classes_covered"] for m in runs]
-    second = [m["classes_covered_judge2"] for m in runs]
-    weighed = [[m[name] for m in runs] for name in ("judge_acc_at_sample_sharpness", "judge2_acc_at_sample_sharpness")]
-    line = next(line for line in parts["F1"] if "E1 covers most digits" in line)
-    marks = [" unreliable (under 0.8)" if sum(v) / len(v) < 0.8 else "" for v in weighed]
-    assert line.endswith(
-        f"classes_covered E1 (&gt; 7.5 expected): CNN {rs.stats_text(cnn)}; k-NN {rs.stats_text(second)} "
-        f"(judges&#39; accuracy on real test digits as blurry as the samples: E1: CNN "
-        f"{rs.stats_text(weighed[0])}{marks[0]}, k-NN {rs.stats_text(weighed[1])}{marks[1]})"
-    ), line
-    assert line.lstrip()[0] == rs.threshold_mark(cnn, second, 7.5, all(marks)), line
+
+    def values(cell, key, metric):
+        return [rs.sampler_data(client, study["evaluations"][(cell, s)][0], key).metrics[metric] for s in rs.SEEDS]
+
+    # F1, E1 covers most digits, by the CNN: a one-sample t against 7.5
+    covered = next(row for row in rows if "E1 covers most digits" in row[1] and row[2] == "classes covered (CNN)")
+    cnn = values("bce-standard", "normal_0_1", "classes_covered")
+    difference, low, high = _interval(covered[4])
+    expected = np.mean(cnn) - 7.5
+    assert difference == pytest.approx(expected, abs=0.05 + 1e-9)
+    if np.std(cnn) > 0:
+        scipy_low, scipy_high = stats.ttest_1samp(cnn, 7.5).confidence_interval(0.95)
+        assert (low, high) == pytest.approx((scipy_low - 7.5, scipy_high - 7.5), abs=0.05)
+    # F2, E2 against E1 on FID: one model cell, so paired seed by seed
+    fid = next(row for row in rows if "E2 less realistic than E1" in row[1] and row[2].startswith("FID"))
+    e2, e1 = values("bce-standard", "normal_1_2", "fid"), values("bce-standard", "normal_0_1", "fid")
+    scipy_low, scipy_high = stats.ttest_rel(e2, e1).confidence_interval(0.95)
+    difference, low, high = _interval(fid[4])
+    spread = float(np.std(np.subtract(e2, e1), ddof=1))
+    step = 10.0 ** -rs.decimals_of(e2, e1)  # the printed rounding
+    assert difference == pytest.approx(np.mean(e2) - np.mean(e1), abs=step)
+    assert (low, high) == pytest.approx((scipy_low, scipy_high), abs=step), spread
+    assert "paired t, df 1" in fid[4]
+    # F4 under N(0,1): two model cells, so Welch's t
+    welch = next(row for row in rows if "MSE clearer than BCE under N(0,1)" in row[1] and row[2] == "sharpness")
+    assert "Welch t" in welch[4]
     markdown = (reported["output"] / "report.md").read_text()
-    assert "| finding | verdict | measured parts and their numbers |" in markdown
+    assert (
+        "| finding | clause | metric | A vs B (mean ± sd over seeds) | A − B [95 % CI], test, df: outcome |" in markdown
+    )
     assert sum(line.startswith(f"| **{f}** |") for f in rs.FINDINGS for line in markdown.splitlines()) == 2 * 6
 
 
@@ -346,7 +353,7 @@ def test_the_verdict_table_opens_the_page_and_the_screenshot(tracking, reported)
     lines = markdown.splitlines()
     assert lines[0].startswith("# VAE study report: preset quick, ") and lines[2].startswith("Setup: data mnist-5k")
     first_table = next(line for line in lines if line.startswith("|"))
-    assert first_table == "| finding | the write-up says | verdict | decided by |"
+    assert first_table == "| finding | the write-up says | verdict | the numbers, clause by clause |"
     checked = browser.check(reported["output"] / "report.html")
     assert checked.passed, checked.summary()
     assert checked.first_table["id"] == "verdict-table" and checked.first_table["bottom"] <= 1000, checked.first_table
