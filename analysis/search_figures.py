@@ -33,8 +33,17 @@ def temperature_figure(sigmas: list[float], curve: dict[str, list[Summary]], mar
         for metric, style in zip(metrics, ("-", "--")):
             judge = " (k-NN)" if metric.endswith(JUDGE2) else ""
             means, spreads = mean_and_sd(curve[metric])
+            hollow = "none" if judge else "C0"  # the k-NN's points open, the CNN's filled
             axis.errorbar(
-                sigmas, means, yerr=spreads, fmt="o", linestyle=style, color="C0", capsize=3, label=f"N(0, σ²){judge}"
+                sigmas,
+                means,
+                yerr=spreads,
+                fmt="o",
+                linestyle=style,
+                color="C0",
+                mfc=hollow,
+                capsize=3,
+                label=f"N(0, σ²){judge}",
             )
             for (label, scores), (marker, colour, size) in zip(marks.items(), MARKS):
                 mean, spread = mean_and_sd([scores[metric]])
