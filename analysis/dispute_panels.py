@@ -18,7 +18,7 @@ from analysis.sources import Evaluation
 from analysis.tables import Row
 from pipeline.core.evaluation.two_judges import CNN_ACCURACY, IN_DISPUTE, KNN_ACCURACY, UNRELIABLE_BELOW
 from pipeline.core.judges import disagreement, knn
-from pipeline.core.scores.spread import CLASSIFIER_DEPENDENT, JUDGES_UNRELIABLE, Summary, spread_text
+from pipeline.core.scores.spread import Summary, spread_text
 
 JUDGES = ((CNN_ACCURACY, "CNN"), (KNN_ACCURACY, "k-NN"))
 
@@ -98,20 +98,10 @@ def panel(row: Row, folder: Path):
     return figures.png_bytes(disagreement.panel_figure(disputed, title)), caption
 
 
-def disputed_rows(verdicts, table) -> list[Row]:
-    """The rows to show disputed digits for, each once: the row an identity part is about when the
-    judges judge it differently (or are both unreliable there), and every study experiment whose
-    judges name different dominant digits."""
-    rows: list[Row] = []
-    for verdict in verdicts:
-        for part in verdict.parts:
-            if part.outcome in (CLASSIFIER_DEPENDENT, JUDGES_UNRELIABLE) and part.rows:
-                rows.append(part.rows[0])
-    rows += [row for row in table.rows if row.study_id and row.evaluations and judges_dispute(row)]
-    unique: dict[str, Row] = {}
-    for row in rows:
-        unique.setdefault(row.name, row)
-    return list(unique.values())
+def disputed_rows(table) -> list[Row]:
+    """The rows to show disputed digits for: every study experiment whose judges name different
+    dominant digits in some seed."""
+    return [row for row in table.rows if row.study_id and row.evaluations and judges_dispute(row)]
 
 
 def file_name(row: Row) -> str:

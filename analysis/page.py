@@ -197,9 +197,9 @@ def word_class(word: str) -> str:
     """The CSS class of a verdict's word."""
     if word.startswith("holds"):
         return "holds"
-    if word == "contradicted":
+    if word.startswith("contradicted"):
         return "contradicted"
-    return "trade" if word.startswith("a trade") else "inconclusive"
+    return "trade" if word.startswith("mixed") else "inconclusive"
 
 
 def markdown_cell(text) -> str:

@@ -29,14 +29,13 @@ from analysis.provenance import Record
 from analysis.provenance import short as _short
 from analysis.sources import StudyRuns
 from analysis.tables import Row, Table, build_tables
+from analysis.verdicts import RULES as VERDICT_RULES
 from analysis.verdicts import finding_verdicts
 from pipeline import tracking
 from pipeline.configs import ReportConfig
-from pipeline.core.evaluation.two_judges import UNRELIABLE_BELOW
 from pipeline.core.files import atomic_path, writable_folder
 from pipeline.core.judges import knn
 from pipeline.core.model import convergence
-from pipeline.core.scores.spread import SPREAD_RULE
 from pipeline.core.study import STUDY
 from pipeline.errors import InputError
 from pipeline.tracking.descriptions import describe_run
@@ -190,10 +189,10 @@ class Builder:
         )
         return latent_image, interpolation_image, note
 
-    def dispute_panels(self, verdicts, table: Table) -> list[page.Image]:
+    def dispute_panels(self, table: Table) -> list[page.Image]:
         """One disputed-digits panel per experiment the judges dispute (analysis/dispute_panels.py)."""
         images = []
-        for row in dispute_panels.disputed_rows(verdicts, table):
+        for row in dispute_panels.disputed_rows(table):
             drawn = dispute_panels.panel(row, self.folder)
             if drawn is not None:
                 png, caption = drawn
@@ -274,7 +273,7 @@ class Builder:
             rules=RULES + (SINGLE_SEED if len(study.seeds) < 2 else ""),
             provenance=provenance,
             runs=runs,
-            dispute_panels=self.dispute_panels(verdicts, primary),
+            dispute_panels=self.dispute_panels(primary),
             settings_json=json.loads(
                 sources.public(
                     json.dumps({"preset": study.plan.get("preset"), "settings": study.plan.get("settings", {})})
@@ -284,31 +283,29 @@ class Builder:
 
 
 VERDICT_KEY = (
-    "✓ holds: every measured part holds beyond the spread over seeds; contradicted: a part "
-    "measured the other way; inconclusive: seeds disagree or one seed; classifier-dependent: the "
-    "two judges of class identity disagree. Every part and the rules: “Verdicts part by part”."
+    "holds: some parts hold and none is contradicted; contradicted: some parts contradicted and none holds; "
+    "mixed: some of each; unsettled: no part decided; judge-dependent: the two judges of class identity "
+    "decide a part differently. Each part: its 95 % interval over training seeds; all of them, with the "
+    "rules: “Verdicts part by part”."
 )
 RULES = " ".join(
     [
-        SPREAD_RULE,
+        VERDICT_RULES,
         (
-            "A finding holds when every measured part holds, is contradicted when any part is "
-            "contradicted, and is inconclusive otherwise. “Covers most digits” means at least 8 of 10 classes "
-            "covered (a class is covered with at least half a uniform share of the samples). Parts about class "
-            f"identity or coverage are judged by two classifiers, the CNN and a {knn.NAME}: they hold or are "
-            "contradicted only when both judges say so, else they are classifier-dependent; realism and clarity "
-            "rest on the CNN's features. Beside each such part: both judges' accuracy on real test digits blurred "
-            f"to the sharpness of its samples; a judge under {UNRELIABLE_BELOW} there is marked unreliable, and a "
-            "part whose two judges both are reads “judges unreliable at the samples' sharpness” instead of holding "
-            "or being contradicted. Marks: ✓ holds, ✗ contradicted, ~ seeds disagree, ? classifier-dependent, "
-            "! judges unreliable, · no spread, no difference or not measured. The verdict table shows the part that decides each word: "
-            "a contradicted part, else the holding part closest to the spread, else the first part left open. A "
-            "verdict is preliminary when a model behind it was still improving fast: its validation loss fell more "
-            f"than {convergence.THRESHOLD:.0%} over the last tenth of its epochs (at least one epoch)."
+            "Constructs: realism is tested on FID (LeNet features), precision and density; diversity on recall, "
+            "coverage and the classes covered; clarity on sharpness and the CNN's confidence; the identity of a "
+            "digit on its share of the samples (above a uniform tenth) and its lead over the largest other digit "
+            "(above 0). A clause is tested on every metric of its construct; a metric with no level or reference "
+            "for the clause, and a clause no metric measures (noise), is listed as not tested. “Covers most "
+            "digits” means at least 8 of 10 classes covered (a class is covered with at least half a uniform "
+            f"share of the samples). Class identity and coverage are judged by the CNN and a {knn.NAME}. "
+            "Marks: ✓ holds, ✗ contradicted, ~ unsettled, ? judge-dependent, · not tested or not measured. A "
+            "verdict is preliminary when a model behind it was still improving fast: its validation loss fell "
+            f"more than {convergence.THRESHOLD:.0%} over the last tenth of its epochs (at least one epoch)."
         ),
     ]
 )
-SINGLE_SEED = " This study has a single training seed: no spread is available, so no finding is decided."
+SINGLE_SEED = " This study has a single training seed: no interval is available, so no finding is decided."
 
 
 def _write(path: Path, data: bytes) -> None:

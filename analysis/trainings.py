@@ -7,9 +7,9 @@ reader is told so before anything else.
 
 from __future__ import annotations
 
+from pipeline.core.findings.intervals import NOT_MEASURED
 from pipeline.core.model import convergence
 from pipeline.core.model.convergence import Convergence
-from pipeline.core.scores.spread import NOT_MEASURED
 
 Key = tuple[str, int]  # (cell, seed)
 

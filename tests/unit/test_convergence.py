@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 
 from analysis import trainings
-from analysis.verdicts import PRELIMINARY, Part, Verdict
+from analysis.verdicts import PRELIMINARY, Verdict
+from pipeline.core.findings.declarations import CLASSES_COVERED, DIVERSITY, LEVEL, Clause
+from pipeline.core.findings.evaluator import FindingVerdict, Part
+from pipeline.core.findings.intervals import threshold
 from pipeline.core.model import convergence
-from pipeline.core.scores.spread import HOLDS
+
+COVERS = Clause("E1 covers most digits", DIVERSITY, "E1", "better", LEVEL)
 
 
 @pytest.mark.parametrize("epochs, span", [(1, 1), (10, 1), (11, 2), (20, 2), (100, 10)])
@@ -59,9 +63,8 @@ def test_missing_epochs_are_skipped_not_read_as_zero():
 
 def _verdict(finding: str, cells: list[tuple[str, int]]) -> Verdict:
     row = SimpleNamespace(evaluations=[SimpleNamespace(cell=cell, seed=seed) for cell, seed in cells])
-    verdict = Verdict(finding, "claim", [Part("a part", HOLDS, "numbers")])
-    verdict.rows = [row]
-    return verdict
+    part = Part(COVERS, CLASSES_COVERED, "E1", "7.5", "greater", [("", threshold({0: 9.0, 1: 10.0, 2: 10.0}, 7.5))])
+    return Verdict(FindingVerdict(finding, "claim", "claim", [part], []), [row])
 
 
 def test_verdicts_resting_on_a_model_still_improving_are_preliminary_and_the_page_warns():
@@ -72,7 +75,7 @@ def test_verdicts_resting_on_a_model_still_improving_are_preliminary_and_the_pag
     assert behind == [("bce-standard", 0)] and f1.preliminary and not f4.preliminary
     assert f1.word == f"holds — {PRELIMINARY}" and f4.word == "holds"
     unmeasured = _verdict("F5", [("bce-standard", 0)])
-    unmeasured.parts = []
+    unmeasured.found.parts = []
     trainings.mark_preliminary([unmeasured], states)
     assert not unmeasured.preliminary  # a verdict not measured rests on nothing
     text = trainings.warning([f1, f4], states, behind)

@@ -1,6 +1,5 @@
-"""Both judges weighed at the samples' sharpness in the verdicts: their accuracy shown beside every part
-about class identity or coverage, a part resting only on unreliable judges says so, and the rows whose
-digits the report shows because the judges dispute them."""
+"""Both judges weighed at the samples' sharpness: their accuracy said with the unreliable one marked, and
+the rows whose digits the report shows because the judges dispute them."""
 
 from __future__ import annotations
 
@@ -9,8 +8,7 @@ from types import SimpleNamespace
 from analysis import dispute_panels
 from analysis.sources import Evaluation
 from analysis.tables import Row, Table
-from analysis.verdicts import MOST_DIGITS, finding_verdicts, identity_part, threshold_part
-from pipeline.core.scores.spread import CLASSIFIER_DEPENDENT, HOLDS, JUDGES_UNRELIABLE, Summary, overall
+from pipeline.core.scores.spread import Summary
 
 
 def _row(study_id: str, sampler: str, dominant=(1, 1), **scores) -> Row:
@@ -30,71 +28,26 @@ def _row(study_id: str, sampler: str, dominant=(1, 1), **scores) -> Row:
     return Row(experiment, evaluations, {k: Summary.of(v) for k, v in scores.items()}, real)
 
 
-def _coverage(row: Row):
-    return identity_part(
-        lambda s: threshold_part("E1 covers most digits", row, f"classes_covered{s}", MOST_DIGITS, "greater"), (row,)
-    )
-
-
-COVERED = {"classes_covered": [10, 10], "classes_covered_judge2": [9, 10]}
-
-
-def test_the_judges_accuracy_at_the_samples_sharpness_stands_beside_the_part():
+def test_the_judges_accuracy_at_the_samples_sharpness_is_said_with_the_unreliable_judge_marked():
     row = _row(
         "E1",
         "normal:0,1",
-        **COVERED,
         judge_acc_at_sample_sharpness=[0.95, 0.97],
         judge2_acc_at_sample_sharpness=[0.70, 0.72],
     )
-    part = _coverage(row)
-    assert part.outcome == HOLDS  # one judge reliable: the two-judge rule decides as before
-    assert part.evidence == (
-        "classes_covered E1 (> 7.5 expected): CNN 10; k-NN 9.5 ± 0.7 (judges' accuracy on real "
-        "test digits as blurry as the samples: E1: CNN 0.960 ± 0.014, k-NN 0.710 ± 0.014 unreliable "
-        "(under 0.8))"
+    assert dispute_panels.judges_text([row]) == (
+        "judges' accuracy on real test digits as blurry as the samples: E1: CNN 0.960 ± 0.014, "
+        "k-NN 0.710 ± 0.014 unreliable (under 0.8)"
     )
-    assert part.rows == (row,)
+    assert dispute_panels.judges_text([_row("E1", "normal:0,1")]) == ""  # evaluations that did not weigh them
 
 
-def test_a_part_resting_only_on_unreliable_judges_says_so_instead_of_holding():
-    row = _row(
-        "E1",
-        "normal:0,1",
-        **COVERED,
-        judge_acc_at_sample_sharpness=[0.6, 0.62],
-        judge2_acc_at_sample_sharpness=[0.5, 0.55],
-    )
-    part = _coverage(row)
-    assert (
-        part.outcome == JUDGES_UNRELIABLE
-        and "CNN 0.610 ± 0.014 unreliable (under 0.8), k-NN 0.53 ± 0.04 unreliable" in part.evidence
-    )
-    assert overall([HOLDS, part.outcome]) == f"inconclusive ({JUDGES_UNRELIABLE})"
-    older = _row("E1", "normal:0,1", **COVERED)  # evaluations before the judges were weighed: as before
-    assert _coverage(older).outcome == HOLDS and "as blurry" not in _coverage(older).evidence
-
-
-def test_the_disputed_rows_are_those_the_judges_judge_differently_or_name_different_digits_for():
-    e1 = _row(
-        "E1",
-        "normal:0,1",
-        classes_covered=[10, 10],
-        classes_covered_judge2=[5, 6],
-        class_entropy=[2.2, 2.21],
-        class_entropy_judge2=[2.2, 2.21],
-    )
-    e3 = _row("E3", "beta:0.25,0.25", (3, 8), class_entropy=[2.2, 2.21], class_entropy_judge2=[2.2, 2.21])
-    e2 = _row("E2", "normal:1,2", classes_covered=[10, 10], classes_covered_judge2=[10, 10])
-
-    def shares_of(row, suffix=""):
-        return {seed: [0.1] * 10 for seed in (0, 1)}
-
+def test_the_disputed_rows_are_those_whose_judges_name_different_digits():
+    e1 = _row("E1", "normal:0,1", (1, 1))
+    e3 = _row("E3", "beta:0.25,0.25", (3, 8))
+    e2 = _row("E2", "normal:1,2", (2, 2))
     table = Table("s", [e1, e2, e3])
-    verdicts = finding_verdicts(table, shares_of)
-    f1 = next(v for v in verdicts if v.finding == "F1")
-    assert f1.parts[0].outcome == CLASSIFIER_DEPENDENT  # E1's coverage: 10 classes by the CNN, 5 by the k-NN
-    assert [row.name for row in dispute_panels.disputed_rows(verdicts, table)] == ["E1", "E3"]  # E3: digits 3 vs 8
+    assert [row.name for row in dispute_panels.disputed_rows(table)] == ["E3"]  # E3: digits 3 vs 8
     assert (
         dispute_panels.file_name(e3) == "disputed_E3.png"
         and dispute_panels.judges_dispute(e3)

@@ -39,7 +39,7 @@ def test_the_test_extra_installs_what_the_tests_import_and_the_ci_checks():
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert "vae-study-pipeline[browser,dashboard,lint]" in extras["test"]
     names = {re.split(r"[<>=\[]", requirement)[0] for requirement in extras["test"] + extras["lint"]}
-    assert {"pytest", "torchmetrics", "scipy", "pyyaml", "ruff", "deptry", "import-linter"} <= names
+    assert {"pytest", "torchmetrics", "pyyaml", "ruff", "deptry", "import-linter"} <= names
 
 
 def test_ci_runs_the_readme_commands():

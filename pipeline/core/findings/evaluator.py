@@ -84,9 +84,9 @@ class Part:
     def name(self) -> str:
         return f"{self.metric.label} ({self.a} vs {self.b})"
 
-    def numbers(self) -> str:
-        """'A vs B' per judge, rounded alike."""
-        shown = [(judge, pair_text(i.a, i.b)) for judge, i in self.intervals if i.a]
+    def numbers(self, spread: bool = True) -> str:
+        """'A vs B' per judge, rounded alike (`spread=False`: the means alone)."""
+        shown = [(judge, pair_text(i.a, i.b, spread)) for judge, i in self.intervals if i.a]
         if not shown:
             return "not measured"
         if len(shown) == 1 and not shown[0][0]:
@@ -98,11 +98,14 @@ class Part:
         if self.untested:
             return f"{self.metric.label} not tested ({self.untested})"
         outcome = self.outcome
-        if outcome in (HOLDS, CONTRADICTED):
+        if outcome == NOT_MEASURED:
+            return f"{self.metric.label} not measured"
+        decided = outcome in (HOLDS, CONTRADICTED)
+        if decided:
             went = self.clause.claim if outcome == HOLDS else _opposite(self.clause.claim)
         else:
             went = outcome if not self.note else f"{outcome}: {self.note}"
-        return f"{self.metric.label} {went} ({self.numbers()})"
+        return f"{self.metric.label} {went} ({self.numbers(spread=not decided)})"
 
     def detail(self) -> list[str]:
         """One line per judge: the difference, its interval, the test, and the outcome."""
@@ -210,18 +213,27 @@ class FindingVerdict:
         if outcome == JUDGE_DEPENDENT:
             return f"{outcome} ({'; '.join(f'{name}: {self._word_by(name)}' for _, name in JUDGES)})"
         if outcome in (HOLDS, CONTRADICTED):
-            open_parts = [p for p in self.parts if p.outcome in (UNSETTLED, JUDGE_DEPENDENT)]
-            if open_parts:
-                return f"{outcome}; " + ", ".join(f"{p.name} {p.outcome}" for p in open_parts)
+            said = []
+            for state in (UNSETTLED, JUDGE_DEPENDENT):
+                labels = dict.fromkeys(p.metric.label for p in self.parts if p.outcome == state)
+                if labels:
+                    said.append(f"{', '.join(labels)} {state}")
+            if said:
+                return f"{outcome}; " + "; ".join(said)
         return outcome
 
-    def summary(self) -> str:
-        """The verdict cell: the word, then per clause one snippet per metric with its numbers."""
+    def evidence(self) -> str:
+        """Per clause, one snippet per metric with its numbers: what the word rests on."""
         clauses: dict[str, list[str]] = {}
         for part in self.parts:
-            clauses.setdefault(part.clause.text, []).append(part.snippet())
-        said = "; ".join(f"{text}: {', '.join(snippets)}" for text, snippets in clauses.items())
-        return f"{self.outcome}: {said}" if said else self.outcome
+            if not part.untested:  # the part-by-part table lists those
+                clauses.setdefault(part.clause.text, []).append(part.snippet())
+        return "; ".join(f"{text}: {', '.join(snippets)}" for text, snippets in clauses.items())
+
+    def summary(self) -> str:
+        """The verdict cell: the word, then the evidence."""
+        evidence = self.evidence()
+        return f"{self.outcome}: {evidence}" if evidence else self.outcome
 
     def lines(self) -> list[str]:
         """Every part (marked, with its interval per judge) and every clause not tested, for text files."""

@@ -87,7 +87,7 @@ def _one_sample(kind: str, differences: np.ndarray, a: tuple, b: tuple) -> Inter
     if n < 2:
         return Interval(kind, a, b, float(differences.mean()) if n else math.nan, math.nan, math.nan, 0.0)
     mean, spread = float(differences.mean()), float(differences.std(ddof=1))
-    if np.ptp(differences) == 0:  # no spread: the interval is the difference itself
+    if np.ptp(differences) <= 1e-12 * max(1.0, abs(mean)):  # no spread (bar rounding): the difference itself
         return Interval(kind, a, b, float(differences[0]), float(differences[0]), float(differences[0]), n - 1)
     low, high = stats.ttest_1samp(differences, 0.0).confidence_interval(CONFIDENCE)
     interval = Interval(kind, a, b, mean, float(low), float(high), n - 1)

@@ -20,7 +20,7 @@ def _shared_decimals(*groups) -> int | None:
     return max(found) if found else None
 
 
-def _side(values, decimals: int | None) -> str:
+def _side(values, decimals: int | None, spread: bool = True) -> str:
     summary = Summary.of(values)
     if summary.n == 0:
         return "–"
@@ -28,13 +28,14 @@ def _side(values, decimals: int | None) -> str:
         return number(summary.mean)
     places = max(decimals, 0)
     mean = f"{round(summary.mean, decimals):.{places}f}"
-    return mean if not summary.std > 0 else f"{mean} ± {round(summary.std, decimals):.{places}f}"
+    return mean if not (spread and summary.std > 0) else f"{mean} ± {round(summary.std, decimals):.{places}f}"
 
 
-def pair_text(a, b) -> str:
-    """'mean ± sd vs mean ± sd' over seeds, both sides to the same decimals (a level: one value)."""
+def pair_text(a, b, spread: bool = True) -> str:
+    """'mean ± sd vs mean ± sd' over seeds, both sides to the same decimals (a level: one value);
+    `spread=False`: the means alone, still rounded to what the spreads support."""
     decimals = _shared_decimals(a, b)
-    return f"{_side(a, decimals)} vs {_side(b, decimals)}"
+    return f"{_side(a, decimals, spread)} vs {_side(b, decimals, spread)}"
 
 
 def signed(value: float, interval) -> str:
