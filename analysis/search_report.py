@@ -1,9 +1,12 @@
 """The report of a search run: does a Beta sampler beat N(0,1)? Read back from the tracking server only.
 
 `report --source <search run id>` writes the same kind of report as for a study: the verdicts
-first (F7, F8 and the distance to gmm:10, over the verify seeds by the seed-spread rule, as the
-search logged them in verify/results.json), then the five verified samplers' sample grids side by
-side, their scores (read from the verification's child runs, one per sampler and seed) with both judges' accuracy at each sampler's sharpness, the trials' ranking of
+first (F7, F8, G and H as the search logged them in verify/results.json: each finding's word and each
+part's difference and 95 % interval, analysis/search_verdicts.py), then the searched distribution (its
+moments beside N(0,1)'s, its matched normal, realism and diversity against the temperature sigma of
+N(0, sigma) with the searched Beta marked at its own sd: analysis/search_figures.py), the verified
+samplers' sample grids side by side, their scores (read from the verification's child runs, one per
+sampler and seed) with both judges' accuracy at each sampler's sharpness, the trials' ranking of
 latent sizes for what it is (one search, one seed, validation FID), Optuna's plots (history,
 importances, the a/b contour: the matplotlib PNGs the search logged) and the provenance. The pages
 are laid out by analysis/templates/search_report.html and search_report.md, with the study's CSS.

@@ -14,14 +14,14 @@ class VerdictView:
     claim: str
     word: str  # the finding's word with what qualifies it ("holds; precision (...) unsettled")
     outcome: str  # the bare word, for the page's colour
+    evidence: str = ""  # per clause, each metric's way and numbers (the summary after its word)
     clauses: list[tuple[str, list[str]]] = field(default_factory=list)  # (clause, one line per part and judge)
     untested: list[str] = field(default_factory=list)
 
 
 def decimals(low: float, high: float) -> int:
-    """Decimals that keep two significant digits of the interval's half-width."""
-    half = (high - low) / 2
-    return max(0, 1 - math.floor(math.log10(half))) if half > 0 else 4
+    """Decimals that keep two significant digits of the interval's half-width (> 0)."""
+    return max(0, 1 - math.floor(math.log10((high - low) / 2)))
 
 
 def interval_text(judge: dict) -> str:
@@ -29,6 +29,8 @@ def interval_text(judge: dict) -> str:
     low, high, difference = judge["low"], judge["high"], judge["difference"]
     if not (math.isfinite(low) and math.isfinite(high)):
         return f"{'one seed: no interval' if judge['a_values'] else 'not measured'}: {judge['outcome']}"
+    if low == high:  # the same difference on every seed: no interval around it
+        return f"{difference:+.4g} on every seed (no spread), {judge['test']}: {judge['outcome']}".replace("-", "−")
     places = decimals(low, high)
     signed = lambda value: f"{value:+.{places}f}".replace("-", "−")  # noqa: E731
     text = f"{signed(difference)} [95 % CI {signed(low)}, {signed(high)}], {judge['test']}, df {judge['df']:.3g}"
@@ -50,7 +52,9 @@ def part_lines(part: dict) -> list[str]:
 def view(verdict: dict) -> VerdictView:
     """One finding of the record; an older record's parts (text and evidence, no intervals) as they were."""
     word = verdict.get("word", verdict["outcome"])
-    shown = VerdictView(verdict["finding"], verdict["claim"], word, verdict["outcome"])
+    summary = verdict.get("summary", "")
+    evidence = summary.removeprefix(f"{verdict['outcome']}: ") if summary != verdict["outcome"] else ""
+    shown = VerdictView(verdict["finding"], verdict["claim"], word, verdict["outcome"], evidence)
     clauses: dict[str, list[str]] = {}
     for part in verdict.get("parts", []):
         if "judges" in part:
@@ -64,6 +68,6 @@ def view(verdict: dict) -> VerdictView:
 
 
 def markdown_cell(shown: VerdictView) -> str:
-    """A verdict's clauses and parts in one Markdown table cell."""
-    clauses = [f"*{clause}*: {'; '.join(lines)}" for clause, lines in shown.clauses]
-    return " ".join([*(f"{c}." for c in clauses), *shown.untested])
+    """A verdict's evidence, then its clauses and parts, in one Markdown table cell (the word has its own)."""
+    clauses = [f"*{clause}*: {'; '.join(lines)}." for clause, lines in shown.clauses]
+    return " ".join([*([f"{shown.evidence}."] if shown.evidence else []), *clauses, *shown.untested])

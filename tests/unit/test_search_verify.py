@@ -127,7 +127,7 @@ def test_the_verdicts_are_the_findings_evaluators_on_realism_and_diversity():
     # F7: FID and recall better, precision, density and coverage worse, classes covered alike
     assert found["F7"].word == "mixed"
     assert found["F8"].word == "holds"
-    assert found["G"].word == "holds; classes covered (gmm:10 vs searched Beta) unsettled"
+    assert found["G"].word == "holds; classes covered unsettled"
     assert found["H"].word == "unsettled"  # the shape adds nothing beyond the matched normal's mean and sd
     f7 = found["F7"].to_dict()
     assert [(p["construct"], p["metric"], p["outcome"]) for p in f7["parts"]] == [
@@ -249,3 +249,14 @@ def test_the_report_draws_the_temperature_curve_and_marks_the_searched_beta_at_i
     assert curve == [[0.8, 152], [1.0, 142], [1.2, 165]]  # N(0, sigma²) by sigma, mean over the two seeds
     assert beta[0] == pytest.approx([0.894427, 130.5]) and matched[0] == pytest.approx([0.894427, 134])  # at the sd
     assert [axis.get_title().split(":")[0] for axis in figure.axes] == ["realism"] * 3 + ["diversity"] * 3
+
+
+def test_a_difference_without_spread_is_written_as_one_number():
+    from analysis import search_verdicts
+
+    same = {"low": -70.0, "high": -70.0, "difference": -70.0, "test": "paired t", "df": 2, "a_values": [60, 61]}
+    assert (
+        search_verdicts.interval_text({**same, "outcome": "holds"}) == "−70 on every seed (no spread), paired t: holds"
+    )
+    one = {"low": math.nan, "high": math.nan, "difference": 3.0, "test": "paired t", "df": 0, "a_values": [60]}
+    assert search_verdicts.interval_text({**one, "outcome": "unsettled"}) == "one seed: no interval: unsettled"
