@@ -297,7 +297,7 @@ def moments_table(record: dict) -> list[list[str]]:
         return []
     table = [["distribution", "spec", *MOMENT_HEADINGS.values()]]
     for name in ("best_beta", "normal_0_1"):
-        values = [f"{moments[name][m]:.3g}" for m in MOMENT_HEADINGS]
+        values = [f"{round(moments[name][m], 12) + 0.0:.3g}" for m in MOMENT_HEADINGS]  # no 1e-17, no -0
         table.append([record["labels"][name], record["samplers"][name], *values])
     return table
 

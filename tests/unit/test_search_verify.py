@@ -241,6 +241,8 @@ def test_the_report_draws_the_temperature_curve_and_marks_the_searched_beta_at_i
         ["N(0,1)", "normal:0,1", "0", "1", "0", "0"],
     ]
     assert search_report.matched_text(record).startswith("Matched normal: normal:1,0.894427, the normal with")
+    record["moments"]["normal_0_1"] = {"mean": -1e-17, "sd": 1.0, "skewness": -0.0, "excess_kurtosis": 2e-16}
+    assert search_report.moments_table(record)[2] == ["N(0,1)", "normal:0,1", "0", "1", "0", "0"]  # rounding noise
     figure = search_report.temperature_figure_of(record)
     fid_panel = figure.axes[0]
     assert fid_panel.get_title().startswith("realism: FID")
