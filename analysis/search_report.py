@@ -130,7 +130,7 @@ def reliability_line(record: dict, name: str) -> str:
 
 
 def grids_figure(record: dict, grids: dict[str, Path]):
-    """The five samplers' grids side by side, each titled with its label, spec and FID over seeds."""
+    """The samplers' grids side by side, each titled with its label, spec and FID over seeds."""
     names = list(record["samplers"])
     figure, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 4.1))
     for axis, name in zip(axes, names):
