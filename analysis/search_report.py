@@ -1,9 +1,12 @@
 """The report of a search run: does a Beta sampler beat N(0,1)? Read back from the tracking server only.
 
 `report --source <search run id>` writes the same kind of report as for a study: the verdicts
-first (F7, F8 and the distance to gmm:10, over the verify seeds by the seed-spread rule, as the
-search logged them in verify/results.json), then the five verified samplers' sample grids side by
-side, their scores (read from the verification's child runs, one per sampler and seed) with both judges' accuracy at each sampler's sharpness, the trials' ranking of
+first (F7, F8, G and H as the search logged them in verify/results.json: each finding's word and each
+part's difference and 95 % interval, analysis/search_verdicts.py), then the searched distribution (its
+moments beside N(0,1)'s, its matched normal, realism and diversity against the temperature sigma of
+N(0, sigma) with the searched Beta marked at its own sd: analysis/search_figures.py), the verified
+samplers' sample grids side by side, their scores (read from the verification's child runs, one per
+sampler and seed) with both judges' accuracy at each sampler's sharpness, the trials' ranking of
 latent sizes for what it is (one search, one seed, validation FID), Optuna's plots (history,
 importances, the a/b contour: the matplotlib PNGs the search logged) and the provenance. The pages
 are laid out by analysis/templates/search_report.html and search_report.md, with the study's CSS.
@@ -22,13 +25,13 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from analysis import figures, page, sources
+from analysis import figures, page, search_figures, search_verdicts, sources
 from analysis.figures import plt
 from analysis.page import IMAGE_FOLDER, Image
 from analysis.provenance import version_text
 from pipeline import tracking
 from pipeline.core.evaluation.two_judges import CNN_ACCURACY, KNN_ACCURACY, UNRELIABLE_BELOW
-from pipeline.core.scores.spread import SPREAD_RULE, Summary, spread_text
+from pipeline.core.scores.spread import Summary, spread_text
 from pipeline.tracking.verification import describe_search, verification_results
 
 VERIFY_ARTIFACT = "verify/results.json"
@@ -53,24 +56,36 @@ COLUMNS = (
     KNN_ACCURACY,
 )
 HEADINGS = {CNN_ACCURACY: "CNN acc. at its sharpness", KNN_ACCURACY: "k-NN acc. at its sharpness"}
+MOMENT_HEADINGS = {
+    "mean": "mean",
+    "sd": "standard deviation",
+    "skewness": "skewness",
+    "excess_kurtosis": "excess kurtosis",
+}
 
 
 @dataclass
 class SearchContent:
     title: str
     setup: str
-    verdicts: list[dict]
+    verdicts: list[search_verdicts.VerdictView]
     grids: Image | None
     table: list[list[str]]  # header first
     reliability: list[str]  # per sampler whose judges are unreliable at its sharpness
     ranking: list[list[str]]  # header first
     ranking_note: str
     plots: list[Image] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)  # how a part and a finding are decided
     provenance: list[tuple[str, str]] = field(default_factory=list)
     missing: str = ""  # why the verification part is empty
+    moments: list[list[str]] = field(default_factory=list)  # header first; empty for an older record
+    matched: str = ""  # the matched normal, in words
+    temperatures: Image | None = None
+    temperature_grids: Image | None = None
 
     def images(self) -> list[Image]:
-        return [image for image in (self.grids, *self.plots) if image is not None]
+        shown = (self.temperatures, self.temperature_grids, self.grids, *self.plots)
+        return [image for image in shown if image is not None]
 
 
 def search_run(source: str) -> Run | None:
@@ -115,7 +130,7 @@ def reliability_line(record: dict, name: str) -> str:
 
 
 def grids_figure(record: dict, grids: dict[str, Path]):
-    """The five samplers' grids side by side, each titled with its label, spec and FID over seeds."""
+    """The samplers' grids side by side, each titled with its label, spec and FID over seeds."""
     names = list(record["samplers"])
     figure, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 4.1))
     for axis, name in zip(axes, names):
@@ -147,7 +162,7 @@ def content(run: Run, folder: Path) -> SearchContent:
             "This search run has no verification (verify/results.json): it ran with verify_seeds=none, "
             f"or before verification existed; its tag says: {tags.get('verify', 'nothing')}."
         )
-        return SearchContent(title, setup, [], None, [], [], [], "", plots, provenance, missing)
+        return SearchContent(title, setup, [], None, [], [], [], "", plots, [], provenance, missing)
     setup += (
         f" The best trial ({record['best_rule']}) is verified at latent size {record['latent_size']} over "
         f"training seeds {', '.join(map(str, record['seeds']))} on the TEST split, {record['n_samples']} "
@@ -157,14 +172,19 @@ def content(run: Run, folder: Path) -> SearchContent:
     return SearchContent(
         title,
         setup,
-        record["verdicts"],
+        [search_verdicts.view(v) for v in record["verdicts"]],
         grids_image(record, run_id, folder),
         sampler_table(record),
         [line for line in (reliability_line(record, name) for name in record["samplers"]) if line],
         latent_size_ranking(record),
         record.get("latent_sizes_note", ""),
         plots,
+        record.get("rules", [record.get("spread_rule", "")]),
         provenance,
+        moments=moments_table(record),
+        matched=matched_text(record),
+        temperatures=temperature_image(record),
+        temperature_grids=temperature_grids_image(record, run_id, folder),
     )
 
 
@@ -199,17 +219,97 @@ def provenance_rows(run: Run, study: str) -> list[tuple[str, str]]:
     ]
 
 
-def grids_image(record: dict, run_id: str, folder: Path) -> Image:
+def subset(record: dict, names: list[str]) -> dict:
+    """The record with only these samplers (in this order), for a figure of some of them."""
+    return {**record, "samplers": {name: record["samplers"][name] for name in names if name in record["samplers"]}}
+
+
+def curve_names(record: dict) -> list[str]:
+    """The N(0, sigma) samplers by increasing sigma (N(0,1) among them); none in an older record."""
+    return [name for _, name in sorted((float(sigma), name) for sigma, name in record.get("temperatures", {}).items())]
+
+
+def downloaded_grids(record: dict, run_id: str, folder: Path) -> dict[str, Path]:
     grids = {}
     for name in record["samplers"]:
         path = sources.download(run_id, f"verify/{name}_grid.png", folder)
         if path is not None:
             grids[name] = path
+    return grids
+
+
+def grids_image(record: dict, run_id: str, folder: Path) -> Image:
+    grids = downloaded_grids(record, run_id, folder)
+    temperatures = set(curve_names(record)) - {"normal_0_1"}
+    shown = subset(record, [name for name in record["samplers"] if name not in temperatures])
     return Image(
         "search_samples.png",
-        "sample grids of the five verified samplers",
-        figures.png_bytes(grids_figure(record, grids)),
+        "sample grids of the verified samplers",
+        figures.png_bytes(grids_figure(shown, grids)),
         f"64 samples of each sampler from the seed-{record['seeds'][0]} model; FID mean ± std over seeds.",
+    )
+
+
+def temperature_grids_image(record: dict, run_id: str, folder: Path) -> Image | None:
+    names = curve_names(record)
+    if not names:
+        return None
+    return Image(
+        "search_temperature_samples.png",
+        "sample grids of N(0, sigma squared) at each temperature",
+        figures.png_bytes(grids_figure(subset(record, names), downloaded_grids(subset(record, names), run_id, folder))),
+        f"N(0, σ²) at each temperature, 64 samples from the seed-{record['seeds'][0]} model.",
+    )
+
+
+def temperature_figure_of(record: dict):
+    """The temperature figure of this record's scores (analysis/search_figures.py)."""
+    curve = sorted((float(sigma), name) for sigma, name in record["temperatures"].items())
+    metrics = {metric for _, _, drawn in search_figures.PANELS for metric in drawn}
+    scores = {m: [summary_of(record, name, m) for _, name in curve] for m in metrics}
+    marks = {
+        record["labels"][name]: {m: summary_of(record, name, m) for m in metrics}
+        for name in ("best_beta", "matched_normal")
+    }
+    return search_figures.temperature_figure(
+        [sigma for sigma, _ in curve], scores, marks, record["moments"]["best_beta"]["sd"]
+    )
+
+
+def temperature_image(record: dict) -> Image | None:
+    if not record.get("temperatures") or "moments" not in record:
+        return None
+    sd = record["moments"]["best_beta"]["sd"]
+    return Image(
+        "search_temperatures.png",
+        "realism and diversity of N(0, sigma squared) against sigma, with the searched Beta and its matched normal",
+        figures.png_bytes(temperature_figure_of(record)),
+        f"N(0, σ²) at σ = {', '.join(f'{float(s):g}' for s in record['temperatures'])} (blue), the searched Beta "
+        f"(red star) and its matched normal (green diamond) at their standard deviation {sd:.3g} (dotted line); "
+        "mean ± sd over the verify seeds.",
+    )
+
+
+def moments_table(record: dict) -> list[list[str]]:
+    """The searched Beta's moments beside N(0,1)'s (empty for a record without them)."""
+    moments = record.get("moments")
+    if not moments:
+        return []
+    table = [["distribution", "spec", *MOMENT_HEADINGS.values()]]
+    for name in ("best_beta", "normal_0_1"):
+        values = [f"{round(moments[name][m], 12) + 0.0:.3g}" for m in MOMENT_HEADINGS]  # no 1e-17, no -0
+        table.append([record["labels"][name], record["samplers"][name], *values])
+    return table
+
+
+def matched_text(record: dict) -> str:
+    spec = record["samplers"].get("matched_normal")
+    if spec is None:
+        return ""
+    return (
+        f"Matched normal: {spec}, the normal with the searched Beta's mean and standard deviation, verified like "
+        "the other samplers: where it scores like the searched Beta, the Beta's shape adds nothing beyond its "
+        "location and scale (finding H)."
     )
 
 
@@ -230,21 +330,13 @@ def latent_size_ranking(record: dict) -> list[list[str]]:
 
 
 def render_html(c: SearchContent) -> str:
-    return page.render("search_report.html", c=c, title=c.title, spread_rule=SPREAD_RULE)
+    return page.render("search_report.html", c=c, title=c.title)
 
 
 def render_markdown(c: SearchContent) -> str:
-    """The Markdown page; a verdict's parts and notes share one table cell."""
-    verdict_rows = [
-        [
-            v["finding"],
-            v["claim"],
-            f"**{v['outcome']}**",
-            " ".join(["; ".join(f"{p['text']}: {p['evidence']}: {p['outcome']}" for p in v["parts"]), *v["notes"]]),
-        ]
-        for v in c.verdicts
-    ]
-    return page.render("search_report.md", c=c, verdict_rows=verdict_rows, spread_rule=SPREAD_RULE)
+    """The Markdown page; a verdict's clauses and parts share one table cell."""
+    verdict_rows = [[v.finding, v.claim, f"**{v.word}**", search_verdicts.markdown_cell(v)] for v in c.verdicts]
+    return page.render("search_report.md", c=c, verdict_rows=verdict_rows)
 
 
 def write_files(content: SearchContent, folder: Path, write) -> None:

@@ -9,6 +9,9 @@ deviation, and derives the placement z = loc + scale * Beta(a, b) from them:
 
 So every (a, b) is tried where it can matter, on the prior's scale, and the shape (a, b) is
 searched apart from the placement: a = b = 20 with mean 0 and sd 1 is a Beta that mimics N(0, 1).
+
+A searched Beta may win by its location and spread alone (a temperature) rather than by its shape:
+its moments, the normal with the same mean and sd, and N(0, sigma) at a few temperatures say which.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ import numpy as np
 # (a, b, mean, sd) of the baselines enqueued as a new study's first trials
 STUDY_BETA = (0.25, 0.25, 0.5, math.sqrt(1 / 6))  # the write-up's Beta(0.25, 0.25), unplaced: loc 0, scale 1
 NORMAL_LIKE_BETA = (20.0, 20.0, 0.0, 1.0)  # symmetric and concentrated: close to N(0, 1) once placed
+TEMPERATURES = (0.8, 1.2, 1.5, 2.0)  # sigma of the N(0, sigma) scored beside N(0, 1) in the verification
+MOMENTS = ("mean", "sd", "skewness", "excess_kurtosis")
+STANDARD_NORMAL_MOMENTS = {"mean": 0.0, "sd": 1.0, "skewness": 0.0, "excess_kurtosis": 0.0}
 
 
 def beta_moments(a: float, b: float) -> tuple[float, float]:
@@ -36,6 +42,14 @@ def placement(a: float, b: float, mean: float, sd: float) -> tuple[float, float]
     beta_mean, beta_variance = beta_moments(a, b)
     scale = sd / math.sqrt(beta_variance)
     return mean - scale * beta_mean, scale
+
+
+def placed_beta_moments(a: float, b: float, loc: float, scale: float) -> dict[str, float]:
+    """MOMENTS of loc + scale * Beta(a, b), as scipy.stats states them ("mvsk"; kurtosis is Fisher's, excess)."""
+    from scipy import stats  # seconds to import (core/scores/quality.py): only the verification and report need it
+
+    mean, variance, skewness, kurtosis = stats.beta(a, b, loc=loc, scale=scale).stats(moments="mvsk")
+    return dict(zip(MOMENTS, (float(mean), math.sqrt(float(variance)), float(skewness), float(kurtosis))))
 
 
 @dataclass(frozen=True)

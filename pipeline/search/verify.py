@@ -3,22 +3,21 @@
 A search ranks trials by one training seed's validation FID. After its trials, the best trial's
 latent size is trained with each of `verify_seeds` at the search's training settings (the search's
 own seed reuses its model; other seeds are trained once and reused by training configuration, as
-the trials' models are), and five samplers are scored on the TEST split with the evaluate step's
-scores and both judges (pipeline/core/evaluation/two_judges.py): the best Beta, the N(0,1)-like Beta(20,20) placed
-as the search places its Betas, N(0,1), the study's Beta(0.25,0.25) and gmm:10. The verdicts apply
-the report's seed-spread rule (pipeline/core/scores/spread.py):
+the trials' models are), and its samplers are scored on the TEST split with the evaluate step's
+scores and both judges (pipeline/core/evaluation/two_judges.py): the best Beta, the N(0,1)-like
+Beta(20,20) placed as the search places its Betas, N(0,1), the study's Beta(0.25,0.25), gmm:10, the
+best Beta's matched normal (its mean and sd, without its shape) and N(0, sigma) at the temperatures
+of pipeline/core/search_space.py, so that a Beta which is only a temperature shows as one.
 
-- F7: the searched Beta is more realistic than N(0,1): FID lower, precision higher, recall higher,
-  each its own part, so that a trade of precision for recall shows as a trade;
-- F8: the study's Beta(0.25,0.25) is worse than N(0,1) at the searched latent size;
-- G: how far the searched Beta is from gmm:10 (a prior fitted on the encoded training data).
+The verdicts are the findings' (pipeline/core/findings: F7, F8, G and H on realism and diversity,
+every sampler paired by seed); this module keeps no rule of its own.
 
 Each (sampler, seed) is a child run of the search run (pipeline/tracking/verification.py) with the
 plain metric names of the study's per-sampler runs and tags `verification`, `sampler`, `sampler_name`,
 `seed`, `latent_size`: the one source of the scores, which the verdicts and the search report read
-back. The search run gets the verdicts as tags and as its description (the table on its page in the
-UI), `verify/results.json` (the setup and the verdicts), `verify/verdicts.txt` and each sampler's
-sample grid of the first verify seed.
+back. The search run gets the verdicts' words as tags and as its description (the table on its page in
+the UI), `verify/results.json` (the setup, the searched Beta's moments, the verdicts with every part's
+interval), `verify/verdicts.txt` and each sampler's sample grid of the first verify seed.
 """
 
 from __future__ import annotations
@@ -33,18 +32,11 @@ from pipeline import tracking
 from pipeline.core import plots, search_space
 from pipeline.core.evaluation import two_judges
 from pipeline.core.evaluation.scoring import SAMPLER_METRICS, EvaluationContext
+from pipeline.core.findings import SEARCH_FINDINGS, FindingVerdict, SamplerResults, evaluate_findings
+from pipeline.core.findings.evaluator import COMBINING_RULE
+from pipeline.core.findings.intervals import INTERVAL_RULE
 from pipeline.core.judges import knn
-from pipeline.core.model.samplers import BetaSampler, Sampler, parse_sampler
-from pipeline.core.scores.spread import (
-    CONTRADICTED,
-    HOLDS,
-    SPREAD_RULE,
-    Summary,
-    claim_outcome,
-    compare,
-    overall,
-    spread_text,
-)
+from pipeline.core.model.samplers import BetaSampler, NormalSampler, Sampler, parse_sampler
 from pipeline.search.models import Models, train_config
 from pipeline.search.study import best_trial, sample_counts
 from pipeline.tracking.classifier_run import judge_for
@@ -54,20 +46,17 @@ ARTIFACT = "verify/results.json"
 VERDICTS = "verify/verdicts.txt"
 
 
+TEMPERATURE_NAMES = {sigma: f"temperature_{sigma}" for sigma in search_space.TEMPERATURES}
 LABELS = {
     "best_beta": "searched Beta",
     "normal_like_beta": "Beta(20,20) placed like N(0,1)",
     "normal_0_1": "N(0,1)",
     "study_beta": "Beta(0.25,0.25)",
     "gmm_10": "gmm:10",
+    "matched_normal": "matched normal",
+    **{name: f"N(0, {sigma:g}²)" for sigma, name in TEMPERATURE_NAMES.items()},
 }
 METRICS = (*SAMPLER_METRICS, *knn.SAMPLER_METRICS, *two_judges.METRICS)
-CLAIMS = {
-    "F7": "The searched Beta is more realistic than N(0,1) at the searched latent size.",
-    "F8": "The study's Beta(0.25,0.25) is worse than N(0,1) at the searched latent size.",
-    "G": "gmm:10 (fitted on the encoded training data) is more realistic than the searched Beta.",
-}
-TRADE = "a trade"  # some realism parts hold and others are contradicted
 
 
 def grid_path(name: str) -> str:
@@ -80,12 +69,33 @@ def seeds_of(config) -> list[int]:
     return [] if config.verify_seeds == "none" else [int(seed) for seed in config.verify_seeds.split(",")]
 
 
+def best_beta_of(params: dict) -> BetaSampler:
+    """The best trial's Beta, placed by its mean and sd as the search placed it."""
+    a, b = params["a"], params["b"]
+    return BetaSampler(a, b, *search_space.placement(a, b, params["mean"], params["sd"]))
+
+
+def moments_of(beta: BetaSampler) -> dict[str, float]:
+    """The placed Beta's mean, sd, skewness and excess kurtosis."""
+    return search_space.placed_beta_moments(beta.a, beta.b, beta.loc, beta.scale)
+
+
+def matched_normal(beta: BetaSampler) -> NormalSampler:
+    """N(mean, sd²) of the placed Beta: its location and spread without its shape."""
+    moments = moments_of(beta)
+    return NormalSampler(moments["mean"], moments["sd"])
+
+
+def temperature_curve() -> dict[float, str]:
+    """{sigma: sampler name} of the N(0, sigma) samplers, N(0,1) at sigma 1, by increasing sigma."""
+    return dict(sorted({**TEMPERATURE_NAMES, 1.0: "normal_0_1"}.items()))
+
+
 def samplers_of(params: dict) -> dict[str, Sampler]:
-    """The five samplers by name: the best trial's Beta placed by its mean and sd, Beta(20,20) placed at
-    mean 0 and sd 1 as the search's baseline is, and the study's and evaluate's own."""
-    best = BetaSampler(
-        params["a"], params["b"], *search_space.placement(params["a"], params["b"], params["mean"], params["sd"])
-    )
+    """The verified samplers by name: the best trial's Beta, Beta(20,20) placed at mean 0 and sd 1 as the
+    search's baseline is, the study's and evaluate's own, the Beta's matched normal and N(0, sigma) at
+    each temperature (one scoring each per verify seed)."""
+    best = best_beta_of(params)
     a, b, mean, sd = search_space.NORMAL_LIKE_BETA
     return {
         "best_beta": best,
@@ -93,76 +103,25 @@ def samplers_of(params: dict) -> dict[str, Sampler]:
         "normal_0_1": parse_sampler("normal:0,1"),
         "study_beta": parse_sampler("beta:0.25,0.25"),
         "gmm_10": parse_sampler("gmm:10"),
+        "matched_normal": matched_normal(best),
+        **{name: NormalSampler(0.0, sigma) for sigma, name in TEMPERATURE_NAMES.items()},
     }
 
 
-# --- verdicts: plain functions of {sampler: {seed: {metric: value}}} ------------------------------
+# --- verdicts: the findings' one evaluator on {sampler: {seed: {metric: value}}} -----------------
 
 
-def summary(results: dict, name: str, metric: str) -> Summary:
-    seeds = sorted(results.get(name, {}), key=int)
-    return Summary.of([results[name][seed].get(metric, math.nan) for seed in seeds], seeds)
+def verdicts(results: dict) -> list[FindingVerdict]:
+    """F7, F8, G and H (pipeline/core/findings) on the verification's scores, every sampler paired by seed."""
+    return evaluate_findings(SEARCH_FINDINGS, SamplerResults(results, LABELS))
 
 
-def part(results: dict, text: str, a: str, b: str, metric: str, expected: str) -> dict:
-    """One part: `a`'s metric is expected to be `expected` ('greater'/'less') than `b`'s."""
-    first, second = summary(results, a, metric), summary(results, b, metric)
-    return {
-        "text": text,
-        "outcome": claim_outcome(first, second, expected),
-        "evidence": f"{metric} {LABELS[a]} {spread_text(first)} vs {LABELS[b]} {spread_text(second)}",
-    }
-
-
-def word(parts: list[dict]) -> str:
-    """The finding's word (the report's rule), except that realism parts which hold beside parts that
-    are contradicted are called a trade, with both named, rather than a plain contradiction."""
-    outcomes = [p["outcome"] for p in parts]
-    if HOLDS in outcomes and CONTRADICTED in outcomes:
-        held = ", ".join(p["text"] for p in parts if p["outcome"] == HOLDS)
-        lost = ", ".join(p["text"] for p in parts if p["outcome"] == CONTRADICTED)
-        return f"{TRADE}: {held} holds; {lost} contradicted"
-    return overall(outcomes)
-
-
-def realism_parts(results: dict, better: str, worse: str, label: str) -> list[dict]:
-    """`better` more realistic than `worse`: FID lower, precision higher, recall higher."""
-    return [
-        part(results, f"{label}: FID lower", better, worse, "fid", "less"),
-        part(results, f"{label}: precision higher", better, worse, "precision", "greater"),
-        part(results, f"{label}: recall higher", better, worse, "recall", "greater"),
-    ]
-
-
-def verdicts(results: dict) -> list[dict]:
-    """F7, F8 and G, each {finding, claim, outcome, parts, notes}."""
-    found = []
-    for finding, better, worse in (
-        ("F7", "best_beta", "normal_0_1"),
-        ("F8", "normal_0_1", "study_beta"),
-        ("G", "gmm_10", "best_beta"),
-    ):
-        parts = realism_parts(results, better, worse, f"{LABELS[better]} vs {LABELS[worse]}")
-        found.append(
-            {"finding": finding, "claim": CLAIMS[finding], "outcome": word(parts), "parts": parts, "notes": []}
-        )
-    like, normal = summary(results, "normal_like_beta", "fid"), summary(results, "normal_0_1", "fid")
-    found[0]["notes"].append(
-        f"The N(0,1)-like baseline: fid {LABELS['normal_like_beta']} {spread_text(like)} vs "
-        f"N(0,1) {spread_text(normal)} ({compare(like, normal)})."
-    )
-    gap = summary(results, "best_beta", "fid").mean - summary(results, "gmm_10", "fid").mean
-    if math.isfinite(gap):
-        found[2]["notes"].append(f"The searched Beta's mean FID is {gap:+.4g} from gmm:10's.")
-    return found
-
-
-def verdict_text(found: list[dict], header: str) -> str:
-    lines = [header, SPREAD_RULE, ""]
+def verdict_text(found: list[FindingVerdict], header: str) -> str:
+    """verify/verdicts.txt: the setup, the rules, and per finding its word and every part's interval."""
+    lines = [header, INTERVAL_RULE, COMBINING_RULE, ""]
     for verdict in found:
-        lines.append(f"{verdict['finding']}: {verdict['claim']} -> {verdict['outcome']}")
-        lines += [f"  - {p['text']}: {p['evidence']}: {p['outcome']}" for p in verdict["parts"]]
-        lines += [f"  {note}" for note in verdict["notes"]]
+        lines.append(f"{verdict.finding}: {verdict.claim} -> {verdict.word}")
+        lines += [f"  {line}" for line in verdict.lines()]
     return "\n".join(lines)
 
 
@@ -181,7 +140,7 @@ def latent_ranking(study) -> list[dict]:
 
 
 def verify(study, config, job, classifier, classifier_run_id: str, prepared, device) -> dict | None:
-    """Train (or reuse) the best latent size per verify seed, score the five samplers on the test split,
+    """Train (or reuse) the best latent size per verify seed, score the samplers on the test split,
     each (sampler, seed) its own child run of the search run; the verdicts, read back from those runs, on
     the search run (tags, description, files); returns the record (None: nothing to do)."""
     seeds = seeds_of(config)
@@ -194,7 +153,7 @@ def verify(study, config, job, classifier, classifier_run_id: str, prepared, dev
     count = sample_counts(config, prepared)[-1]
     print(
         f"search: verifying the best trial {best.number} (latent {latent_size}) over seeds {config.verify_seeds} "
-        f"on the test split, {count} samples per sampler",
+        f"on the test split, {len(samplers)} samplers, {count} samples per sampler",
         flush=True,
     )
     context = EvaluationContext.build(classifier, prepared, device, count, config.seed, reference_split="test")
@@ -205,7 +164,7 @@ def verify(study, config, job, classifier, classifier_run_id: str, prepared, dev
         tags = {"latent_size": str(latent_size), "model_run_id": models[str(seed)]}
         score_seed(context, judges, model, samplers, seed, job, tags, with_grids=seed == seeds[0])
     found = verdicts(verification_results(job.search_run_id, job.experiment_id))
-    mlflow.set_tags({f"verdict_{v['finding']}": v["outcome"] for v in found})
+    mlflow.set_tags({f"verdict_{v.finding}": v.word for v in found})
     record = {
         "best_trial": best.number,
         "best_rule": rule,
@@ -216,22 +175,29 @@ def verify(study, config, job, classifier, classifier_run_id: str, prepared, dev
         "model_run_ids": models,
         "samplers": {name: sampler.spec for name, sampler in samplers.items()},
         "labels": LABELS,
-        "verdicts": found,
-        "spread_rule": SPREAD_RULE,
+        "moments": {"best_beta": moments_of(samplers["best_beta"]), "normal_0_1": search_space.STANDARD_NORMAL_MOMENTS},
+        "temperatures": {f"{sigma:g}": name for sigma, name in temperature_curve().items()},
+        "verdicts": [v.to_dict() for v in found],
+        "rules": [INTERVAL_RULE, COMBINING_RULE],
         "real": context.real,
         "latent_sizes": latent_ranking(study),
         "latent_sizes_note": "one search, one training seed, validation FID: not a ranking over seeds",
     }
+    publish(job, record, found, f"seeds {config.verify_seeds}")
+    return record
+
+
+def publish(job, record: dict, found: list[FindingVerdict], seeds: str) -> None:
+    """The record and the verdicts on the search run: results.json, verdicts.txt, its description."""
     mlflow.log_dict(record, ARTIFACT)
     header = (
-        f"best trial {best.number} ({rule}), latent {latent_size}, {samplers['best_beta'].spec}; "
-        f"seeds {config.verify_seeds}; test split, {count} samples per sampler"
+        f"best trial {record['best_trial']} ({record['best_rule']}), latent {record['latent_size']}, "
+        f"{record['samplers']['best_beta']}; {seeds}; test split, {record['n_samples']} samples per sampler"
     )
     text = verdict_text(found, header)
     mlflow.log_text(text, VERDICTS)
     describe_search(job.search_run_id, job.experiment_id, record, VERDICTS)
     print(text, flush=True)
-    return record
 
 
 def score_seed(context, judges, model, samplers: dict[str, Sampler], seed: int, job, tags: dict, with_grids: bool):

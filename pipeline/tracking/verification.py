@@ -52,14 +52,14 @@ def verification_results(search_run_id: str, experiment_id: str) -> dict[str, di
 
 
 def search_description(search_run_id: str, experiment_id: str, record: dict, artifact: str) -> str:
-    """The search run's description: F7, F8 and G's verdicts (`record`: verify/results.json) as a table,
-    linking `artifact` of the run for the details."""
+    """The search run's description: each finding's word (`record`: verify/results.json) as a table,
+    linking `artifact` of the run for the details (an older record has an outcome but no word)."""
     heading = (
         f"**Does a Beta sampler beat N(0,1)?** Best trial {record['best_trial']} at latent size "
         f"{record['latent_size']} ({record['samplers']['best_beta']}), verified over training seeds "
         f"{', '.join(map(str, record['seeds']))} on the test split."
     )
-    rows = [(v["finding"], v["claim"], v["outcome"]) for v in record["verdicts"]]
+    rows = [(v["finding"], v["claim"], v.get("word", v["outcome"])) for v in record["verdicts"]]
     link = descriptions.run_page(experiment_id, search_run_id, artifact=artifact)
     return descriptions.verdict_table(heading, rows, artifact, link)
 

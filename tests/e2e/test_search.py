@@ -296,8 +296,10 @@ def test_a_killed_search_is_resumed_through_heartbeats(tracking):
 
 
 def test_the_best_trial_is_verified_over_seeds_on_the_test_split(tracking):
-    """verify_seeds=0,1: the best latent size trained again with seed 1 (seed 0's model reused), five
-    samplers scored on the test split per seed, F7/F8/G verdicts by the spread rule on the search run."""
+    """verify_seeds=0,1: the best latent size trained again with seed 1 (seed 0's model reused), the five
+    samplers, the searched Beta's matched normal and N(0, sigma) at each temperature scored on the test
+    split per seed, F7/F8/G/H verdicts by the findings' evaluator on the search run, and the report's
+    moments, matched normal and temperature figure."""
     import json
 
     parent = last_run_id(
@@ -315,9 +317,31 @@ def test_the_best_trial_is_verified_over_seeds_on_the_test_split(tracking):
     assert seed_1.info.status == "FINISHED" and seed_1.data.tags["mlflow.parentRunId"] == parent
     assert (seed_1.data.params["seed"], seed_1.data.params["latent_size"]) == ("1", str(best.params["latent_size"]))
     assert seed_1.data.params["epochs"] == "1" and seed_1.data.params["hidden_size"] == "32"
-    names = ["best_beta", "normal_like_beta", "normal_0_1", "study_beta", "gmm_10"]
+    temperatures = ["temperature_0.8", "temperature_1.2", "temperature_1.5", "temperature_2.0"]
+    names = ["best_beta", "normal_like_beta", "normal_0_1", "study_beta", "gmm_10", "matched_normal", *temperatures]
     assert list(record["samplers"]) == names and record["samplers"]["study_beta"] == "beta:0.25,0.25"
     assert record["samplers"]["best_beta"] == run.data.tags["best_sampler"]
+    assert [record["samplers"][name] for name in temperatures] == [
+        "normal:0,0.8",
+        "normal:0,1.2",
+        "normal:0,1.5",
+        "normal:0,2",
+    ]
+    # the searched Beta's moments (scipy.stats on the placed Beta) and its matched normal N(mean, sd)
+    a, b, mean, sd = (best.params[key] for key in ("a", "b", "mean", "sd"))
+    moments = record["moments"]["best_beta"]
+    assert (moments["mean"], moments["sd"]) == (pytest.approx(mean, abs=1e-9), pytest.approx(sd))
+    skewness = 2 * (b - a) * math.sqrt(a + b + 1) / ((a + b + 2) * math.sqrt(a * b))  # unchanged by placement
+    assert moments["skewness"] == pytest.approx(skewness)
+    assert record["moments"]["normal_0_1"] == {"mean": 0, "sd": 1, "skewness": 0, "excess_kurtosis": 0}
+    assert record["samplers"]["matched_normal"] == f"normal:{mean:g},{sd:g}".replace("e+", "e")
+    assert record["temperatures"] == {
+        "0.8": "temperature_0.8",
+        "1": "normal_0_1",
+        "1.2": "temperature_1.2",
+        "1.5": "temperature_1.5",
+        "2": "temperature_2.0",
+    }
     runs = children(tracking, parent, "verify")  # one child run per (sampler, seed), the one source of scores
     assert sorted((r.data.tags["sampler_name"], r.data.tags["seed"]) for r in runs) == sorted(
         (name, seed) for name in names for seed in ("0", "1")
@@ -338,47 +362,64 @@ def test_the_best_trial_is_verified_over_seeds_on_the_test_split(tracking):
             assert r.info.run_name == f"verify {label} seed {tags['seed']}"
         results.setdefault(tags["sampler_name"], {})[tags["seed"]] = r.data.metrics
     assert not [key for key in run.data.metrics if key.startswith("verify_")]  # no second copy on the search run
-    # the verdicts are those of the child runs' numbers
-    assert record["verdicts"] == json.loads(json.dumps(verify.verdicts(results)))
+    # the verdicts are the findings' evaluator's on the child runs' numbers
+    assert record["verdicts"] == json.loads(json.dumps([v.to_dict() for v in verify.verdicts(results)]))
     # seed 0's best Beta on the test split is what the search's own test figures measured
     assert results["best_beta"]["0"]["fid"] == pytest.approx(run.data.metrics["test_fid/best_beta"])
     found = {v["finding"]: v for v in record["verdicts"]}
-    assert list(found) == ["F7", "F8", "G"]
+    assert list(found) == ["F7", "F8", "G", "H"]
+    assert {p["b"] for p in found["H"]["parts"]} == {"matched normal"}
     for finding, verdict in found.items():
-        assert run.data.tags[f"verdict_{finding}"] == verdict["outcome"]
-        assert [p["evidence"].split()[0] for p in verdict["parts"]] == ["fid", "precision", "recall"]
-        assert all(" vs " in p["evidence"] for p in verdict["parts"])
+        assert run.data.tags[f"verdict_{finding}"] == verdict["word"]
+        assert [(p["construct"], p["metric"]) for p in verdict["parts"]] == [
+            ("realism", "fid"),
+            ("realism", "precision"),
+            ("realism", "density"),
+            ("diversity", "recall"),
+            ("diversity", "coverage"),
+            ("diversity", "classes_covered"),
+        ]
+        assert all(j["test"] == "paired t" and j["df"] == 1 for p in verdict["parts"] for j in p["judges"])
     artifacts = artifact_paths(tracking.client, parent)
     assert all(artifacts.get(f"verify/{name}_grid.png", 0) > 1000 for name in names)
     text = Path(tracking.client.download_artifacts(parent, "verify/verdicts.txt")).read_text()
-    assert "seeds 0,1; test split" in text and "F7: The searched Beta is more realistic than N(0,1)" in text
+    assert "seeds 0,1; test split" in text and "F7: The searched Beta gives better samples than N(0,1)" in text
+    assert f"H: {found['H']['claim']} -> {found['H']['word']}" in text
     assert record["latent_sizes"] and record["latent_sizes"][0]["best_validation_fid"] == pytest.approx(best.value)
     # the answer on the run page: the verdict table as the run's description, linking the verdicts file
     note = run.data.tags["mlflow.note.content"].splitlines()
     assert note[2] == "| finding | claim | verdict |"
     for finding, verdict in found.items():
-        assert f"| {finding} | {verdict['claim']} | **{verdict['outcome']}** |" in note
+        assert f"| {finding} | {verdict['claim']} | **{verdict['word']}** |" in note
     link = f"#/experiments/{tracking.experiment_id}/runs/{parent}/artifacts/verify/verdicts.txt"
     assert note[-1] == f"Details: [verify/verdicts.txt]({link}?workflowType=machine_learning)"
 
-    # the search's report: verdicts first, then the five grids, then Optuna's plots; logged on the search run
+    # the search's report: verdicts first, the searched distribution, the grids, then Optuna's plots
     import html
 
     output = tracking.root / "search-report"
     tracking.mlflow_run("report", {"source": parent, "output": str(output)})
     page = (output / "report.html").read_text()
-    assert page.index("id='verdicts'") < page.index("id='samples'") < page.index("id='optuna'")
+    order = ("id='verdicts'", "id='distribution'", "id='samples'", "id='optuna'")
+    assert [page.index(anchor) for anchor in order] == sorted(page.index(anchor) for anchor in order)
     for finding, verdict in found.items():
-        assert f"data-finding='{finding}'" in page and html.escape(verdict["outcome"], quote=True) in page
+        assert f"data-finding='{finding}'" in page and html.escape(verdict["word"], quote=True) in page
+    fid_part = found["F7"]["parts"][0]["judges"][0]  # each part's difference and interval, as results.json has it
+    assert f"], {fid_part['test']}, df 1: {fid_part['outcome']}" in page
+    assert "excess kurtosis" in page and f"Matched normal: {record['samplers']['matched_normal']}" in page
     images = {path.name for path in (output / "images").iterdir()}
     assert {"search_samples.png", "optuna_optimization_history.png", "optuna_contour_a_b.png"} <= images
+    assert {"search_temperatures.png", "search_temperature_samples.png"} <= images
     markdown = (output / "report.md").read_text()
     assert markdown.startswith("# Search verify: is there a Beta sampler better than N(0,1)?")
     assert "(images/search_samples.png)" in markdown and "seeds 0, 1 on the TEST split" in markdown
+    assert "## 2. The searched distribution" in markdown and "(images/search_temperatures.png)" in markdown
+    assert f"| searched Beta | {record['samplers']['best_beta']} | {moments['mean']:.3g} |" in markdown
     for text in (page, markdown):  # the storage and tracking URIs without the machine's folders
         assert str(tracking.root) not in text and "/tmp/" not in text and str(Path.home()) + "/" not in text
     assert "report/report.html" in artifact_paths(tracking.client, parent)
-    fid = re.search(r"<td[^>]*>searched Beta</td><td[^>]*>[^<]*</td><td[^>]*>([^<]*)</td>", page).group(1)
+    table = page[page.index("class='samplers'") :]
+    fid = re.search(r"<td[^>]*>searched Beta</td><td[^>]*>[^<]*</td><td[^>]*>([^<]*)</td>", table).group(1)
     values = [results["best_beta"][seed]["fid"] for seed in ("0", "1")]
     assert fid == spread_text(Summary.of(values, ["0", "1"]))  # the report's numbers: the child runs'
     note = tracking.client.get_run(parent).data.tags["mlflow.note.content"]  # the report step points it at the report

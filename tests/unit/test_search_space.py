@@ -51,6 +51,24 @@ def test_the_study_beta_is_unplaced_and_beta_20_20_mimics_the_standard_normal():
     assert loc == pytest.approx(-scale / 2) and scale == pytest.approx(math.sqrt(164))  # Var Beta(20,20) = 1/164
 
 
+def test_the_moments_of_a_placed_beta_are_the_closed_forms():
+    # Beta(2,2) on [0,1]: mean 1/2, variance ab/((a+b)^2 (a+b+1)) = 4/80 = 1/20, symmetric, excess kurtosis
+    # 6[(a-b)^2(a+b+1) - ab(a+b+2)] / (ab(a+b+2)(a+b+3)) = 6(-4 * 6)/(4 * 6 * 7) = -6/7
+    moments = search_space.placed_beta_moments(2, 2, 0, 1)
+    assert list(moments) == ["mean", "sd", "skewness", "excess_kurtosis"]
+    assert moments["mean"] == pytest.approx(0.5) and moments["sd"] == pytest.approx(math.sqrt(1 / 20))
+    assert moments["skewness"] == pytest.approx(0, abs=1e-12) and moments["excess_kurtosis"] == pytest.approx(-6 / 7)
+    # placed at loc -1, scale 4: the mean and sd move, the shape (skewness, kurtosis) stays
+    placed = search_space.placed_beta_moments(2, 2, -1, 4)
+    assert (placed["mean"], placed["sd"]) == pytest.approx((1.0, 4 * math.sqrt(1 / 20)))
+    assert placed["excess_kurtosis"] == pytest.approx(-6 / 7)
+    # Beta(1,3): skewness 2(b-a)sqrt(a+b+1) / ((a+b+2) sqrt(ab)) = 4 sqrt(5) / (6 sqrt(3))
+    assert search_space.placed_beta_moments(1, 3, 0, 1)["skewness"] == pytest.approx(
+        4 * math.sqrt(5) / (6 * math.sqrt(3))
+    )
+    assert search_space.STANDARD_NORMAL_MOMENTS == {"mean": 0.0, "sd": 1.0, "skewness": 0.0, "excess_kurtosis": 0.0}
+
+
 def test_both_baselines_lie_inside_the_default_ranges():
     config = SearchConfig()
     kept, left_out = search_space.baselines(

@@ -1,5 +1,5 @@
-"""The search's verification over seeds: its samplers, and its verdicts (F7, F8, gmm:10) by the
-report's seed-spread rule on hand-made numbers, a trade of precision for recall shown as a trade."""
+"""The search's verification over seeds: its samplers (the matched normal, the temperatures), and its
+verdicts (F7, F8, G, H by the findings' evaluator) on hand-made numbers, as verdicts.txt and the report show them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import pytest
 
 from pipeline.core import search_space
-from pipeline.core.scores.spread import CONTRADICTED, DISAGREE, HOLDS, NO_SPREAD
+from pipeline.core.model.samplers import BetaSampler
 from pipeline.search import verify
 
 
@@ -22,18 +22,69 @@ def results_of(table: dict[str, dict[str, list[float]]]) -> dict:
     return out
 
 
-TABLE = {  # three seeds; N(0,1) the middle, the searched Beta trades precision for recall
-    "best_beta": {"fid": [129, 131, 130], "precision": [0.50, 0.52, 0.51], "recall": [0.40, 0.41, 0.42]},
-    "normal_0_1": {"fid": [216, 210, 213], "precision": [0.70, 0.71, 0.69], "recall": [0.20, 0.22, 0.21]},
-    "normal_like_beta": {"fid": [214, 212, 215], "precision": [0.70, 0.70, 0.70], "recall": [0.21, 0.21, 0.2]},
-    "study_beta": {"fid": [400, 420, 410], "precision": [0.2, 0.21, 0.19], "recall": [0.01, 0.02, 0.0]},
-    "gmm_10": {"fid": [60, 61, 59], "precision": [0.8, 0.81, 0.79], "recall": [0.5, 0.51, 0.49]},
+TABLE = {  # three seeds, one model per seed: every pair of samplers is paired by seed
+    "best_beta": {
+        "fid": [130, 131, 129],
+        "precision": [0.50, 0.52, 0.51],
+        "density": [0.42, 0.44, 0.43],
+        "recall": [0.40, 0.41, 0.42],
+        "coverage": [0.27, 0.29, 0.28],
+        "classes_covered": [10, 10, 10],
+        "classes_covered_judge2": [9, 10, 10],
+    },
+    "normal_0_1": {
+        "fid": [213, 210, 216],
+        "precision": [0.70, 0.71, 0.69],
+        "density": [0.74, 0.75, 0.73],
+        "recall": [0.20, 0.22, 0.21],
+        "coverage": [0.335, 0.345, 0.325],
+        "classes_covered": [10, 10, 10],
+        "classes_covered_judge2": [10, 10, 9],
+    },
+    "study_beta": {
+        "fid": [400, 420, 410],
+        "precision": [0.2, 0.21, 0.19],
+        "density": [0.1, 0.12, 0.11],
+        "recall": [0.01, 0.02, 0.0],
+        "coverage": [0.05, 0.06, 0.04],
+        "classes_covered": [3, 4, 3],
+        "classes_covered_judge2": [2, 3, 2],
+    },
+    "gmm_10": {
+        "fid": [60, 61, 59],
+        "precision": [0.8, 0.81, 0.79],
+        "density": [0.9, 0.92, 0.91],
+        "recall": [0.5, 0.51, 0.49],
+        "coverage": [0.6, 0.61, 0.59],
+        "classes_covered": [10, 10, 10],
+        "classes_covered_judge2": [10, 10, 10],
+    },
+    "matched_normal": {  # the searched Beta's twin within the seeds' noise
+        "fid": [131, 129, 132],
+        "precision": [0.51, 0.50, 0.52],
+        "density": [0.43, 0.41, 0.44],
+        "recall": [0.41, 0.42, 0.40],
+        "coverage": [0.28, 0.27, 0.29],
+        "classes_covered": [10, 10, 10],
+        "classes_covered_judge2": [10, 9, 10],
+    },
 }
 
 
-def test_the_five_samplers_place_the_betas_as_the_search_does():
+def test_the_samplers_place_the_betas_as_the_search_does():
     samplers = verify.samplers_of({"latent_size": 10, "a": 15.3969, "b": 2.19178, "mean": 0.3, "sd": 0.8})
-    assert list(samplers) == ["best_beta", "normal_like_beta", "normal_0_1", "study_beta", "gmm_10"]
+    assert list(samplers) == [
+        "best_beta",
+        "normal_like_beta",
+        "normal_0_1",
+        "study_beta",
+        "gmm_10",
+        "matched_normal",
+        "temperature_0.8",
+        "temperature_1.2",
+        "temperature_1.5",
+        "temperature_2.0",
+    ]
     best = samplers["best_beta"]
     assert (best.loc, best.scale) == pytest.approx(search_space.placement(15.3969, 2.19178, 0.3, 0.8))
     assert best.mean() == pytest.approx(0.3) and math.sqrt(best.variance()) == pytest.approx(0.8)
@@ -42,38 +93,81 @@ def test_the_five_samplers_place_the_betas_as_the_search_does():
     assert samplers["study_beta"].spec == "beta:0.25,0.25" and samplers["gmm_10"].spec == "gmm:10"
 
 
-def test_a_trade_of_precision_for_recall_is_called_a_trade_and_each_part_keeps_its_outcome():
-    found = {v["finding"]: v for v in verify.verdicts(results_of(TABLE))}
-    f7 = found["F7"]
-    assert [p["outcome"] for p in f7["parts"]] == [HOLDS, CONTRADICTED, HOLDS]
-    assert f7["outcome"].startswith(verify.TRADE) and "precision higher contradicted" in f7["outcome"]
-    assert f7["parts"][0]["evidence"] == "fid searched Beta 130.0 ± 1.0 vs N(0,1) 213 ± 3"
-    assert "Beta(20,20) placed like N(0,1) 214 ± 2 vs N(0,1) 213 ± 3 (disagree)" in f7["notes"][0]
-    assert found["F8"]["outcome"] == HOLDS  # Beta(0.25,0.25) worse than N(0,1) on all three counts
-    assert found["G"]["outcome"] == HOLDS and found["G"]["notes"] == [
-        "The searched Beta's mean FID is +70 from gmm:10's."
+def test_the_matched_normal_has_the_placed_betas_mean_and_sd():
+    # Beta(2,2) at loc -1, scale 2: mean -1 + 2 * 1/2 = 0, sd 2 * sqrt(1/20) = 0.447214 (to six digits)
+    assert verify.matched_normal(BetaSampler(2, 2, -1, 2)).spec == "normal:0,0.447214"
+    # Beta(1,3) at loc 1, scale 4: mean 1 + 4/4 = 2, sd 4 * sqrt(3/80) = 0.774597
+    assert verify.matched_normal(BetaSampler(1, 3, 1, 4)).spec == "normal:2,0.774597"
+    searched = verify.samplers_of({"latent_size": 10, "a": 15.3969, "b": 2.19178, "mean": 0.3, "sd": 0.8})
+    assert searched["matched_normal"].spec == "normal:0.3,0.8"  # the search placed it at mean 0.3, sd 0.8
+
+
+def test_the_temperature_samplers_are_n_0_sigma_with_n_0_1_on_the_curve():
+    samplers = verify.samplers_of({"latent_size": 10, "a": 2.0, "b": 3.0, "mean": 0.0, "sd": 1.0})
+    assert [samplers[f"temperature_{s}"].spec for s in (0.8, 1.2, 1.5, 2.0)] == [
+        "normal:0,0.8",
+        "normal:0,1.2",
+        "normal:0,1.5",
+        "normal:0,2",
     ]
-
-
-def test_differences_within_the_spread_and_single_seeds_draw_no_verdict():
-    close = {
-        name: {metric: [v + 40 * (i % 2) for i, v in enumerate(values)] for metric, values in metrics.items()}
-        for name, metrics in TABLE.items()
+    assert verify.LABELS["temperature_0.8"] == "N(0, 0.8²)" and verify.LABELS["temperature_2.0"] == "N(0, 2²)"
+    assert verify.temperature_curve() == {
+        0.8: "temperature_0.8",
+        1.0: "normal_0_1",
+        1.2: "temperature_1.2",
+        1.5: "temperature_1.5",
+        2.0: "temperature_2.0",
     }
-    close["best_beta"]["fid"] = [180, 260, 220]  # N(0,1)'s 213 lies within this spread
-    part = verify.verdicts(results_of(close))[0]["parts"][0]
-    assert part["outcome"] == DISAGREE
-    one_seed = {name: {metric: values[:1] for metric, values in metrics.items()} for name, metrics in TABLE.items()}
-    assert {v["outcome"] for v in verify.verdicts(results_of(one_seed))} == {
-        "inconclusive (one seed: no spread available)"
-    }
-    assert all(p["outcome"] == NO_SPREAD for v in verify.verdicts(results_of(one_seed)) for p in v["parts"])
+    assert set(verify.LABELS) == set(samplers)
 
 
-def test_the_verdict_text_states_the_rule_and_every_part():
+def test_the_verdicts_are_the_findings_evaluators_on_realism_and_diversity():
+    found = {v.finding: v for v in verify.verdicts(results_of(TABLE))}
+    assert list(found) == ["F7", "F8", "G", "H"]
+    # F7: FID and recall better, precision, density and coverage worse, classes covered alike
+    assert found["F7"].word == "mixed"
+    assert found["F8"].word == "holds"
+    assert found["G"].word == "holds; classes covered unsettled"
+    assert found["H"].word == "unsettled"  # the shape adds nothing beyond the matched normal's mean and sd
+    f7 = found["F7"].to_dict()
+    assert [(p["construct"], p["metric"], p["outcome"]) for p in f7["parts"]] == [
+        ("realism", "fid", "holds"),
+        ("realism", "precision", "contradicted"),
+        ("realism", "density", "contradicted"),
+        ("diversity", "recall", "holds"),
+        ("diversity", "coverage", "contradicted"),
+        ("diversity", "classes_covered", "unsettled"),
+    ]
+    # FID, paired: d = (-83, -79, -87), mean -83, sd 4; 95 %: -83 ± t(0.975, 2) 4.3027 * 4/sqrt(3) = ± 9.937
+    fid = f7["parts"][0]["judges"][0]
+    assert (fid["test"], fid["df"], fid["difference"]) == ("paired t", 2, pytest.approx(-83))
+    assert (fid["low"], fid["high"]) == (pytest.approx(-92.937, abs=1e-3), pytest.approx(-73.063, abs=1e-3))
+    assert [j["judge"] for j in f7["parts"][5]["judges"]] == ["CNN", "k-NN"]
+
+
+def test_the_verdict_text_states_the_rules_and_every_part():
     text = verify.verdict_text(verify.verdicts(results_of(TABLE)), "header line")
-    assert text.startswith("header line\nA difference between two means counts only when")
-    assert text.count("  - ") == 9 and "F8: The study's Beta(0.25,0.25) is worse than N(0,1)" in text
+    lines = text.splitlines()
+    assert lines[0] == "header line" and lines[1].startswith("The unit is the training seed.")
+    assert "F7: The searched Beta gives better samples than N(0,1) at the searched latent size. -> mixed" in lines
+    assert "H: The searched Beta's shape matters beyond its location and scale" in text
+    assert sum(line.startswith("  ✓ searched Beta more realistic than N(0,1), FID") for line in lines) == 1
+
+
+def test_the_report_shows_each_part_with_its_difference_and_interval():
+    from analysis import search_verdicts
+
+    shown = search_verdicts.view(verify.verdicts(results_of(TABLE))[0].to_dict())
+    assert (shown.finding, shown.word, shown.outcome) == ("F7", "mixed", "mixed")
+    clause, lines = shown.clauses[0]
+    assert clause == "searched Beta more realistic than N(0,1) (realism)"
+    assert lines[0] == (
+        "FID (LeNet features) (searched Beta − N(0,1)): −83.0 [95 % CI −92.9, −73.1], paired t, df 2: holds"
+    )
+    assert search_verdicts.interval_text(
+        {"low": -0.5, "high": 1.5, "difference": 0.5, "test": "paired t", "df": 1, "a_values": [1, 2],
+         "outcome": "unsettled", "seeds_needed": 7}
+    ) == "+0.5 [95 % CI −0.5, +1.5], paired t, df 1: unsettled (about 7 seeds would settle it)"  # fmt: skip
 
 
 def test_verify_seeds_none_means_no_verification():
@@ -105,8 +199,8 @@ def test_the_search_runs_description_is_its_verdict_table_with_a_link():
         "seeds": [0, 1],
         "samplers": {"best_beta": "beta:2,3,-1,2"},
         "verdicts": [
-            {"finding": "F7", "claim": "The searched Beta is better.", "outcome": "a trade: FID | lower holds"},
-            {"finding": "F8", "claim": "Beta(0.25,0.25) is worse.", "outcome": HOLDS},
+            {"finding": "F7", "claim": "The searched Beta is better.", "outcome": "mixed", "word": "mixed | x"},
+            {"finding": "F8", "claim": "Beta(0.25,0.25) is worse.", "outcome": "holds", "word": "holds; FID unsettled"},
         ],
     }
     text = search_description("c" * 32, "3", record, "report/report.html")
@@ -115,10 +209,56 @@ def test_the_search_runs_description_is_its_verdict_table_with_a_link():
     assert lines[2:6] == [
         "| finding | claim | verdict |",
         "|---|---|---|",
-        "| F7 | The searched Beta is better. | **a trade: FID \\| lower holds** |",
-        f"| F8 | Beta(0.25,0.25) is worse. | **{HOLDS}** |",
+        "| F7 | The searched Beta is better. | **mixed \\| x** |",
+        "| F8 | Beta(0.25,0.25) is worse. | **holds; FID unsettled** |",
     ]
     assert lines[-1] == (
         f"Details: [report/report.html](#/experiments/3/runs/{'c' * 32}/artifacts/report/report.html"
         "?workflowType=machine_learning)"
     )
+
+
+def test_the_report_draws_the_temperature_curve_and_marks_the_searched_beta_at_its_sd():
+    from analysis import search_report
+
+    sigmas = {"0.8": "temperature_0.8", "1": "normal_0_1", "1.2": "temperature_1.2"}
+    fid = {"temperature_0.8": [150, 154], "normal_0_1": [140, 144], "temperature_1.2": [160, 170]}
+    fid |= {"best_beta": [130, 131], "matched_normal": [133, 135]}
+    results = {name: {str(seed): {"fid": v} for seed, v in enumerate(values)} for name, values in fid.items()}
+    record = {
+        "results": results,
+        "temperatures": sigmas,
+        "labels": verify.LABELS,
+        "samplers": {"best_beta": "beta:2,2,-1,4", "normal_0_1": "normal:0,1", "matched_normal": "normal:1,0.894427"},
+        "moments": {
+            "best_beta": search_space.placed_beta_moments(2, 2, -1, 4),
+            "normal_0_1": search_space.STANDARD_NORMAL_MOMENTS,
+        },
+    }
+    assert search_report.moments_table(record) == [
+        ["distribution", "spec", "mean", "standard deviation", "skewness", "excess kurtosis"],
+        ["searched Beta", "beta:2,2,-1,4", "1", "0.894", "0", "-0.857"],
+        ["N(0,1)", "normal:0,1", "0", "1", "0", "0"],
+    ]
+    assert search_report.matched_text(record).startswith("Matched normal: normal:1,0.894427, the normal with")
+    record["moments"]["normal_0_1"] = {"mean": -1e-17, "sd": 1.0, "skewness": -0.0, "excess_kurtosis": 2e-16}
+    assert search_report.moments_table(record)[2] == ["N(0,1)", "normal:0,1", "0", "1", "0", "0"]  # rounding noise
+    figure = search_report.temperature_figure_of(record)
+    fid_panel = figure.axes[0]
+    assert fid_panel.get_title().startswith("realism: FID")
+    drawn = {bars.get_label(): bars.lines[0].get_xydata().tolist() for bars in fid_panel.containers}
+    curve, beta, matched = drawn["N(0, σ²)"], drawn["searched Beta"], drawn["matched normal"]
+    assert curve == [[0.8, 152], [1.0, 142], [1.2, 165]]  # N(0, sigma²) by sigma, mean over the two seeds
+    assert beta[0] == pytest.approx([0.894427, 130.5]) and matched[0] == pytest.approx([0.894427, 134])  # at the sd
+    assert [axis.get_title().split(":")[0] for axis in figure.axes] == ["realism"] * 3 + ["diversity"] * 3
+
+
+def test_a_difference_without_spread_is_written_as_one_number():
+    from analysis import search_verdicts
+
+    same = {"low": -70.0, "high": -70.0, "difference": -70.0, "test": "paired t", "df": 2, "a_values": [60, 61]}
+    assert (
+        search_verdicts.interval_text({**same, "outcome": "holds"}) == "−70 on every seed (no spread), paired t: holds"
+    )
+    one = {"low": math.nan, "high": math.nan, "difference": 3.0, "test": "paired t", "df": 0, "a_values": [60]}
+    assert search_verdicts.interval_text({**one, "outcome": "unsettled"}) == "one seed: no interval: unsettled"

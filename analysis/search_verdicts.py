@@ -1,0 +1,73 @@
+"""The search report's verdicts as the page shows them, from verify/results.json: per finding its word,
+per clause each metric's difference A − B over the verify seeds with its 95 % interval, the test and its
+degrees of freedom, and the clauses the pipeline cannot test. The numbers are the record's, unchanged."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class VerdictView:
+    finding: str
+    claim: str
+    word: str  # the finding's word with what qualifies it ("holds; precision (...) unsettled")
+    outcome: str  # the bare word, for the page's colour
+    evidence: str = ""  # per clause, each metric's way and numbers (the summary after its word)
+    clauses: list[tuple[str, list[str]]] = field(default_factory=list)  # (clause, one line per part and judge)
+    untested: list[str] = field(default_factory=list)
+
+
+def decimals(low: float, high: float) -> int:
+    """Decimals that keep two significant digits of the interval's half-width (> 0)."""
+    return max(0, 1 - math.floor(math.log10((high - low) / 2)))
+
+
+def interval_text(judge: dict) -> str:
+    """'−12.3 [95 % CI −20.1, −4.5], paired t, df 2: holds' for one judge's interval of one part."""
+    low, high, difference = judge["low"], judge["high"], judge["difference"]
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return f"{'one seed: no interval' if judge['a_values'] else 'not measured'}: {judge['outcome']}"
+    if low == high:  # the same difference on every seed: no interval around it
+        return f"{difference:+.4g} on every seed (no spread), {judge['test']}: {judge['outcome']}".replace("-", "−")
+    places = decimals(low, high)
+    signed = lambda value: f"{value:+.{places}f}".replace("-", "−")  # noqa: E731
+    text = f"{signed(difference)} [95 % CI {signed(low)}, {signed(high)}], {judge['test']}, df {judge['df']:.3g}"
+    needed = judge.get("seeds_needed")
+    settle = f" (about {needed} seeds would settle it)" if judge["outcome"] == "unsettled" and needed else ""
+    return f"{text}: {judge['outcome']}{settle}"
+
+
+def part_lines(part: dict) -> list[str]:
+    """One line per judge of a part (one line for a metric not judged by class identity)."""
+    head = f"{part['label']} ({part['a']} − {part['b']})"
+    if part["untested"]:
+        return [f"{part['label']}: not tested ({part['untested']})"]
+    return [
+        f"{head}{', ' + judge['judge'] if judge['judge'] else ''}: {interval_text(judge)}" for judge in part["judges"]
+    ]
+
+
+def view(verdict: dict) -> VerdictView:
+    """One finding of the record; an older record's parts (text and evidence, no intervals) as they were."""
+    word = verdict.get("word", verdict["outcome"])
+    summary = verdict.get("summary", "")
+    evidence = summary.removeprefix(f"{verdict['outcome']}: ") if summary != verdict["outcome"] else ""
+    shown = VerdictView(verdict["finding"], verdict["claim"], word, verdict["outcome"], evidence)
+    clauses: dict[str, list[str]] = {}
+    for part in verdict.get("parts", []):
+        if "judges" in part:
+            clauses.setdefault(f"{part['clause']} ({part['construct']})", []).extend(part_lines(part))
+        else:
+            clauses.setdefault(part.get("text", ""), []).append(f"{part.get('evidence', '')}: {part['outcome']}")
+    shown.clauses = list(clauses.items())
+    shown.untested = [f"{u['text']}: not tested ({u['reason']})" for u in verdict.get("untested", [])]
+    shown.untested += verdict.get("notes", [])
+    return shown
+
+
+def markdown_cell(shown: VerdictView) -> str:
+    """A verdict's evidence, then its clauses and parts, in one Markdown table cell (the word has its own)."""
+    clauses = [f"*{clause}*: {'; '.join(lines)}." for clause, lines in shown.clauses]
+    return " ".join([*([f"{shown.evidence}."] if shown.evidence else []), *clauses, *shown.untested])
