@@ -1,8 +1,7 @@
 """Which way is better per metric, and which rows of a metrics table are best (the ★ marks).
 
-Plain Python, no MLflow, so the marks can be tested on hand-made numbers. The rule for when a
-difference over seeds counts is pipeline/core/scores/spread.py's, which the search's verification
-applies too.
+Plain Python, no MLflow, so the marks can be tested on hand-made numbers. A ★ marks a best mean, not a
+verdict: whether a difference over seeds counts is the findings' interval rule (pipeline/core/findings).
 """
 
 from __future__ import annotations

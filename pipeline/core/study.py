@@ -112,7 +112,7 @@ class Settings:
 # was chosen"): on 3,600 training images progress follows optimizer steps, and batch 64 for 50
 # epochs passes what batch 128 reaches in 80 (E1's N(0,1): FID 190 against 151 at convergence,
 # recall 0.49, 10 classes); at 40 the MSE model was still improving by the report's rule. Two
-# seeds: the report's spread rule needs two a side.
+# seeds: a t interval over seeds needs two.
 # Both presets run `study`: E1-E5 and the BASELINES.
 PRESETS = {
     "quick": Settings(

