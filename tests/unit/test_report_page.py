@@ -91,13 +91,15 @@ MODEL = {
 REAL = {"fid_floor": 1.688, "sharpness_real": 0.1582, "class_entropy_real": 2.301}
 
 
-def _evaluation(cell: str, seed: int):
+def _evaluation(cell: str, seed: int, scores: dict):
     metrics = {**REAL, **{name: values[seed] for name, values in MODEL[cell].items()}}
+    sampler = {name: scores.get(name, (0.5, 0.6, 0.7))[seed] for name in SAMPLER_METRICS}
     return SimpleNamespace(
         cell=cell,
         seed=seed,
         run_id=f"{cell}-{seed}",
         metric=metrics.get,
+        sampler_metric=lambda key, name: sampler.get(name),
         run=SimpleNamespace(data=SimpleNamespace(tags={})),
     )
 
@@ -105,7 +107,7 @@ def _evaluation(cell: str, seed: int):
 def _table() -> Table:
     rows = []
     for name, cell, sampler, scores in ROWS:
-        evaluations = [_evaluation(cell, seed) for seed in SEEDS]
+        evaluations = [_evaluation(cell, seed, scores) for seed in SEEDS]
         values = {metric: Summary.of(scores.get(metric, (0.5, 0.6, 0.7)), SEEDS) for metric in SAMPLER_METRICS}
         values.update({metric: Summary.of(MODEL[cell][metric], SEEDS) for metric in MODEL[cell]})
         values["classes_covered_judge2"] = values["classes_covered"]
