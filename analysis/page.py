@@ -246,6 +246,12 @@ def elbo_line(trainings: list[Training]) -> str:
         "Test −ELBO of each BCE model in nats per image (the train run's test_loss on the test split, mean ± sd "
         f"over seeds): {'; '.join(measured) or 'no BCE model in this study'}. Reference: {ELBO_REFERENCE}."
     )
+    sampled = sorted({t.cell for t in trainings if t.loss == "bce" and t.forward != "standard"})
+    if sampled:
+        text += (
+            f" {', '.join(sampled)}: the loss of its own forward pass, reconstruction at z drawn with perturbed "
+            "posterior parameters beside the unperturbed posterior's KL term, so not a proper −ELBO."
+        )
     other = sorted({cell for cell, loss in cells if loss != "bce"})
     if other:
         text += (

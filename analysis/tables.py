@@ -86,23 +86,25 @@ def seed_groups() -> list[tuple[str, tuple[str, ...]]]:
 
 @dataclass(frozen=True)
 class Training:
-    """One trained model: its cell, loss and seed, and the train run's `test_loss` (the test split's
-    −ELBO in the training loss's units; None when not logged)."""
+    """One trained model: its cell, loss and seed, and the train run's `test_loss` (the test split's loss
+    through the model's own forward pass, in the training loss's units; None when not logged)."""
 
     cell: str
     loss: str
     seed: int
     test_loss: float | None
+    forward: str = "standard"
 
 
 def trained_models(study: StudyRuns) -> list[Training]:
     """Every training of the study, in (cell, seed) order, read from its train run."""
-    losses = {experiment["cell"]: experiment.get("loss") for experiment in study.experiments}
+    planned = {experiment["cell"]: experiment for experiment in study.experiments}
     found = []
     for (cell, seed), run in sorted(study.train.items()):
         value = run.data.metrics.get("test_loss")
-        loss = losses.get(cell) or run.data.params.get("loss", "?")
-        found.append(Training(cell, loss, seed, value if value is not None and math.isfinite(value) else None))
+        config = {**run.data.params, **planned.get(cell, {})}
+        loss, forward = config.get("loss", "?"), config.get("forward", "standard")
+        found.append(Training(cell, loss, seed, value if value is not None and math.isfinite(value) else None, forward))
     return found
 
 

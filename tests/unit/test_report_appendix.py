@@ -168,6 +168,7 @@ def test_the_metrics_section_gives_each_bce_models_test_elbo_in_nats_beside_the_
     assert expected in _section(markdown, "## Metrics", "## Verdicts part by part")
     assert expected in unescape(_section(html, "<h2 id='metrics'>", "<h2 id='parts'>"))
     assert "Not listed: mse-standard, whose test_loss is a squared error plus KL" in markdown
+    assert "bce-sampled-params: the loss of its own forward pass" in markdown and "not a proper −ELBO" in markdown
     assert "28.4" not in _section(markdown, "## Metrics", "## Verdicts part by part")
 
 
