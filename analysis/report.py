@@ -28,7 +28,7 @@ from analysis.page_markdown import render_markdown, run_description
 from analysis.provenance import Record
 from analysis.provenance import short as _short
 from analysis.sources import StudyRuns
-from analysis.tables import Row, Table, build_tables
+from analysis.tables import Row, Table, build_tables, trained_models
 from analysis.verdicts import RULES as VERDICT_RULES
 from analysis.verdicts import finding_verdicts
 from pipeline import tracking
@@ -274,6 +274,7 @@ class Builder:
             provenance=provenance,
             runs=runs,
             dispute_panels=self.dispute_panels(primary),
+            trainings=trained_models(study),
             settings_json=json.loads(
                 sources.public(
                     json.dumps({"preset": study.plan.get("preset"), "settings": study.plan.get("settings", {})})

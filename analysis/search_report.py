@@ -29,6 +29,7 @@ from analysis import figures, page, search_figures, search_verdicts, sources
 from analysis.figures import plt
 from analysis.page import IMAGE_FOLDER, Image
 from analysis.provenance import version_text
+from analysis.tables import FID_LABEL, FID_NAME, FID_NOTE
 from pipeline import tracking
 from pipeline.core.evaluation.two_judges import CNN_ACCURACY, KNN_ACCURACY, UNRELIABLE_BELOW
 from pipeline.core.scores.spread import Summary, spread_text
@@ -39,9 +40,9 @@ VERDICTS_ARTIFACT = "verify/verdicts.txt"
 REPORT_ARTIFACT = "report/report.html"  # where the report step logs the search's report on the search run
 LINK_TAG = "pipeline.search_run_id"  # on a main run: the search its report links to (main -P search=)
 OPTUNA_PLOTS = (
-    ("optimization_history", "Optimization history: each trial's validation FID and the best so far"),
-    ("param_importances", "Parameter importances (fANOVA) for the validation FID"),
-    ("contour_a_b", "Validation FID over Beta's a and b (contour of the trials)"),
+    ("optimization_history", f"Optimization history: each trial's validation {FID_NAME} and the best so far"),
+    ("param_importances", f"Parameter importances (fANOVA) for the validation {FID_NAME}"),
+    ("contour_a_b", f"Validation {FID_NAME} over Beta's a and b (contour of the trials)"),
 )
 COLUMNS = (
     "fid",
@@ -55,7 +56,7 @@ COLUMNS = (
     CNN_ACCURACY,
     KNN_ACCURACY,
 )
-HEADINGS = {CNN_ACCURACY: "CNN acc. at its sharpness", KNN_ACCURACY: "k-NN acc. at its sharpness"}
+HEADINGS = {"fid": FID_LABEL, CNN_ACCURACY: "CNN acc. at its sharpness", KNN_ACCURACY: "k-NN acc. at its sharpness"}
 MOMENT_HEADINGS = {
     "mean": "mean",
     "sd": "standard deviation",
@@ -136,7 +137,7 @@ def grids_figure(record: dict, grids: dict[str, Path]):
     for axis, name in zip(axes, names):
         axis.set_axis_off()
         fid = spread_text(summary_of(record, name, "fid"))
-        axis.set_title(f"{record['labels'][name]}\n{record['samplers'][name]}\nFID {fid}", fontsize=8)
+        axis.set_title(f"{record['labels'][name]}\n{record['samplers'][name]}\n{FID_LABEL} {fid}", fontsize=8)
         if name in grids:
             axis.imshow(plt.imread(grids[name]), cmap="gray")
         else:
@@ -246,7 +247,8 @@ def grids_image(record: dict, run_id: str, folder: Path) -> Image:
         "search_samples.png",
         "sample grids of the verified samplers",
         figures.png_bytes(grids_figure(shown, grids)),
-        f"64 samples of each sampler from the seed-{record['seeds'][0]} model; FID mean ± std over seeds.",
+        f"64 samples of each sampler from the seed-{record['seeds'][0]} model; {FID_LABEL} mean ± std over seeds. "
+        + FID_NOTE,
     )
 
 
@@ -321,7 +323,7 @@ def sampler_table(record: dict) -> list[list[str]]:
 
 
 def latent_size_ranking(record: dict) -> list[list[str]]:
-    ranking = [["latent size", "trials (complete)", "best validation FID"]]
+    ranking = [["latent size", "trials (complete)", f"best validation {FID_LABEL}"]]
     ranking += [
         [str(e["latent_size"]), str(e["trials"]), f"{e['best_validation_fid']:.4g}"]
         for e in record.get("latent_sizes", [])

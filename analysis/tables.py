@@ -37,6 +37,75 @@ HEADLINE = (
 STARRED = tuple(c for c in SAMPLER_METRICS if DIRECTIONS.get(c) in ("lower", "higher"))
 # the second judge's, and both judges' accuracy at each sampler's sharpness: read by the verdicts, not tabulated
 PER_SAMPLER = (*SAMPLER_METRICS, *knn.SAMPLER_METRICS, *two_judges.METRICS)
+# the appendix's per-seed values, one table per group: every per-sampler metric in one row would be too wide to read
+SEED_GROUPS = (
+    ("realism and clarity", ("fid", "precision", "density", "confidence", "sharpness")),
+    (
+        "diversity, by each judge",
+        (
+            "recall",
+            "coverage",
+            "classes_covered",
+            "classes_covered_judge2",
+            "class_entropy",
+            "class_entropy_judge2",
+            "class_kl",
+        ),
+    ),
+    (
+        "identity, by each judge",
+        (
+            "max_class_share",
+            "max_class_share_judge2",
+            "max_class_share_confident",
+            "judges_agree",
+            two_judges.IN_DISPUTE,
+        ),
+    ),
+    (
+        "the judges on these samples: the CNN's confidence, both judges on real digits as blurry",
+        ("confident_share", two_judges.CNN_ACCURACY, two_judges.KNN_ACCURACY, two_judges.BLUR_SIGMA),
+    ),
+)
+# what a reader sees: the FID is on the pipeline's own LeNet-style CNN's features, not Inception's
+FID_LABEL = "FID (LeNet)"
+FID_NAME = "FID (LeNet features)"
+FID_NOTE = (
+    f"{FID_LABEL} is short for {FID_NAME}: the Fréchet distance on the penultimate features of the "
+    "pipeline's own MNIST CNN classifier (the LeNet-style judge), not on Inception's, so it is not comparable "
+    "with the Inception-based FIDs of the literature."
+)
+
+
+def seed_groups() -> list[tuple[str, tuple[str, ...]]]:
+    """SEED_GROUPS, and any per-sampler metric they do not name as a last group: the appendix leaves none out."""
+    grouped = {metric for _, metrics in SEED_GROUPS for metric in metrics}
+    rest = tuple(metric for metric in PER_SAMPLER if metric not in grouped)
+    return [*SEED_GROUPS, *([("other", rest)] if rest else [])]
+
+
+@dataclass(frozen=True)
+class Training:
+    """One trained model: its cell, loss and seed, and the train run's `test_loss` (the test split's loss
+    through the model's own forward pass, in the training loss's units; None when not logged)."""
+
+    cell: str
+    loss: str
+    seed: int
+    test_loss: float | None
+    forward: str = "standard"
+
+
+def trained_models(study: StudyRuns) -> list[Training]:
+    """Every training of the study, in (cell, seed) order, read from its train run."""
+    planned = {experiment["cell"]: experiment for experiment in study.experiments}
+    found = []
+    for (cell, seed), run in sorted(study.train.items()):
+        value = run.data.metrics.get("test_loss")
+        config = {**run.data.params, **planned.get(cell, {})}
+        loss, forward = config.get("loss", "?"), config.get("forward", "standard")
+        found.append(Training(cell, loss, seed, value if value is not None and math.isfinite(value) else None, forward))
+    return found
 
 
 @dataclass
