@@ -120,7 +120,7 @@ def _evaluation(cell: str, seed: int):
 def _table() -> Table:
     rows = []
     for name, cell, sampler, scores in ROWS:
-        evaluations = [_evaluation(cell, seed, scores) for seed in SEEDS]
+        evaluations = [_evaluation(cell, seed) for seed in SEEDS]
         values = {metric: Summary.of(scores.get(metric, (0.5, 0.6, 0.7)), SEEDS) for metric in SAMPLER_METRICS}
         values.update({metric: Summary.of(MODEL[cell][metric], SEEDS) for metric in MODEL[cell]})
         values["classes_covered_judge2"] = values["classes_covered"]
