@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from analysis.dominance import dominant_digits
+from analysis.dominance import dominant_text
 from analysis.sources import Evaluation
 from analysis.tables import Row, Table
 from analysis.verdicts import MOST_DIGITS, finding_verdicts, identity_part, threshold_part
@@ -73,10 +73,4 @@ def test_f6_is_classifier_dependent_when_the_judges_disagree_on_the_dominant_dig
     assert digit3.outcome == CLASSIFIER_DEPENDENT  # CNN: 0.55 vs 0.10 holds; k-NN: no difference
     assert f6.outcome == CLASSIFIER_DEPENDENT and f6.rows == [e1, e3]
     assert f6.deciding() is entropy  # the first part the judges dispute decides the word
-    notes = dominant_digits(Table("s", [e1, e3]), shares_of)
-    assert len(notes) == 1  # said once, whichever findings look at E3
-    assert notes[0] == (
-        "E3: the CNN's dominant digit is 3 (2 of 2 seeds), 0.5505 ± 0.0007 of the samples (E1: "
-        "0.1005 ± 0.0007); the k-NN's dominant digit is 0 (2 of 2 seeds), 0.1005 ± 0.0007 of the "
-        "samples (E1: 0.1005 ± 0.0007); same digit in 0 of 2 seeds."
-    )
+    assert dominant_text(e3) == "CNN 3, 3 (seeds 0, 1); k-NN 0, 0"  # each judge's digit, seed by seed
