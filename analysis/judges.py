@@ -43,8 +43,8 @@ def accuracy_text(row: Row) -> str:
 
 
 def disputes_of(row: Row, folder: Path) -> dict[int, disagreement.Dispute]:
-    """The kept dispute of each seed of the row, by seed (seeds whose evaluation kept none are left
-    out); each artifact is downloaded into `folder` once and read from there afterwards."""
+    """The kept dispute of each seed of the row, by seed (seeds whose evaluation kept none, or one in
+    another layout, are left out); each artifact is downloaded into `folder` once and read from there."""
     key = row.experiment["sampler_key"]
     path = f"evaluation/{key}/{disagreement.ARTIFACT}"
     found = {}
@@ -52,8 +52,12 @@ def disputes_of(row: Row, folder: Path) -> dict[int, disagreement.Dispute]:
         local = folder / evaluation.run_id / path
         if not local.exists():
             local = sources.download(evaluation.run_id, path, folder)
-        if local is not None and local.exists():
+        if local is None or not local.exists():
+            continue
+        try:
             found[evaluation.seed] = disagreement.Dispute.from_bytes(local.read_bytes())
+        except ValueError:  # an evaluation that kept another layout: no matrix to add up
+            continue
     return dict(sorted(found.items()))
 
 
@@ -95,11 +99,3 @@ def line(row: Row, folder: Path) -> str:
 def lines(table: Table, folder: Path) -> list[str]:
     """The judges' line of every experiment with evaluations, in the table's order."""
     return [text for row in table.rows if row.evaluations and (text := line(row, folder))]
-
-
-NOTE = (
-    "κ: Cohen's kappa of the two judges' classes of the same samples (1: identical labels; 0: as much "
-    "agreement as chance gives with the same class shares), mean ± sd over seeds; in dispute: the share "
-    "of samples the two classify differently; the most frequent disagreement: the largest off-diagonal "
-    "cell of the CNN × k-NN confusion matrix summed over seeds."
-)

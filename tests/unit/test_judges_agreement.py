@@ -4,6 +4,7 @@ the report's line per experiment."""
 
 from __future__ import annotations
 
+import io
 import math
 from types import SimpleNamespace
 
@@ -149,3 +150,15 @@ def test_the_report_line_and_panel_of_an_experiment(tmp_path):
     )
     assert "seed 1's most frequent disagreement (CNN says 3, k-NN says 8: 66 of 120 samples)" in caption
     assert dispute_panels.disputed_rows(Table("s", [row, Row(row.experiment, [], {}, {})])) == [row]
+
+
+def test_an_evaluation_that_kept_only_the_dominant_classes_gives_no_matrix(tmp_path):
+    older = io.BytesIO()  # the layout of evaluations that kept each judge's dominant class only
+    np.savez_compressed(older, cnn_images=np.zeros((1, 28, 28), np.uint8), numbers=np.arange(6))
+    with pytest.raises(ValueError, match="disputed_digits.npz holds"):
+        disagreement.Dispute.from_bytes(older.getvalue())
+    cnn, knn, _ = _labelled()
+    row = _row(tmp_path, {0: disagreement.of(_images(120), cnn, knn, 0)})
+    (tmp_path / "run0" / "evaluation" / "beta_0.25_0.25" / disagreement.ARTIFACT).write_bytes(older.getvalue())
+    assert judges.disputes_of(row, tmp_path) == {} and judges.cell_text({}) == ""
+    assert dispute_panels.panel(row, tmp_path) is None

@@ -12,6 +12,7 @@ frequent disagreement (the CNN says a, the k-NN says b) and 32 random samples wi
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 from dataclasses import dataclass
@@ -83,8 +84,13 @@ class Dispute:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Dispute:
+        """The dispute `to_bytes` wrote; ValueError for another layout (an evaluation that kept only
+        each judge's dominant class has no confusion matrix to read)."""
         with np.load(io.BytesIO(data)) as arrays:
             fields = {name: arrays[name] for name in arrays.files}
+        names = [f.name for f in dataclasses.fields(cls)]
+        if sorted(fields) != sorted(names):
+            raise ValueError(f"{ARTIFACT} holds {sorted(fields)}, not {sorted(names)}")
         return cls(**{**fields, "kappa": float(fields["kappa"])})
 
 
