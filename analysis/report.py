@@ -20,8 +20,7 @@ import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from analysis import browser, dispute_panels, figures, latent, page, search_report, sources, trainings
-from analysis.dominance import dominant_digits
+from analysis import browser, dispute_panels, figures, judges, latent, page, search_report, sources, trainings
 from analysis.figures import plt
 from analysis.page_html import render_html
 from analysis.page_markdown import render_markdown, run_description
@@ -190,7 +189,7 @@ class Builder:
         return latent_image, interpolation_image, note
 
     def dispute_panels(self, table: Table) -> list[page.Image]:
-        """One disputed-digits panel per experiment the judges dispute (analysis/dispute_panels.py)."""
+        """One disputed-digits panel per experiment with evaluations (analysis/dispute_panels.py)."""
         images = []
         for row in dispute_panels.disputed_rows(table):
             drawn = dispute_panels.panel(row, self.folder)
@@ -258,7 +257,7 @@ class Builder:
             convergence=warning or trainings.converged_line(converged),
             converged=not warning,
             verdicts=verdicts,
-            disputes=dominant_digits(primary, self.shares_of),
+            disputes=judges.lines(primary, self.folder),
             verdict_key=VERDICT_KEY + (f" Verdicts use {labels[0]}." if len(tables) > 1 else ""),
             samples=samples,
             sample_headings=sample_headings,

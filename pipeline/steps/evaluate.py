@@ -86,8 +86,9 @@ def log_sampler_artifacts(
     disputed: disagreement.Dispute,
 ) -> None:
     """Both judges' class histograms as bar charts and tables, the plain sample grid (the report lays
-    grids out itself), the sample grid beside the classifier's histogram, and the digits each judge
-    puts in its dominant class (the report's disputed-digits panels); logged in one batch."""
+    grids out itself), the sample grid beside the classifier's histogram, and the judges' confusion
+    matrix with the samples they dispute most and random samples with both labels (the report's
+    disputed-digits panels); logged in one batch."""
     shown = images[: plots.GRID_SIZE]
     grid = plots.grid_array(shown)
     pictures = panels.draw(grid, len(shown), counts, counts_judge2, key)

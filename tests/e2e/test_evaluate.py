@@ -161,10 +161,14 @@ def test_both_judges_are_weighed_at_each_samplers_sharpness_and_the_disputed_dig
             tracking.client.download_artifacts(run_id, f"evaluation/{key}/{disagreement.ARTIFACT}")
         ).read_bytes()
         disputed = disagreement.Dispute.from_bytes(data)
-        assert disputed.total == 300
-        assert (str(disputed.cnn_digit), str(disputed.knn_digit)) == (tags["max_class"], tags["max_class_judge2"])
+        assert disputed.total == 300 and disputed.confusion.shape == (10, 10)
+        # the matrix's rows are the CNN's classes, its columns the k-NN's: their argmax the dominant digits
+        dominant = (str(disputed.confusion.sum(1).argmax()), str(disputed.confusion.sum(0).argmax()))
+        assert dominant == (tags["max_class"], tags["max_class_judge2"])
         assert disputed.share_in_dispute == pytest.approx(metrics["samples_in_dispute"])
-        assert len(disputed.cnn_images) == min(32, disputed.cnn_count) and disputed.cnn_images.shape[1:] == (28, 28)
+        assert disputed.kappa == pytest.approx(metrics["judges_kappa"]) and -1.0 <= disputed.kappa <= 1.0
+        assert len(disputed.cell_images) == min(32, disputed.cell_count) and disputed.cell_images.shape[1:] == (28, 28)
+        assert len(disputed.random_images) == len(disputed.random_cnn) == 32
 
 
 def test_evaluate_logs_the_second_judge_beside_the_cnn_for_every_sampler(tracking, evaluated):

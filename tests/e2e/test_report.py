@@ -143,6 +143,14 @@ def test_all_six_verdicts_are_on_the_page_with_their_numbers(tracking, study, re
     assert heads <= {"holds", "contradicted", "mixed", "unsettled", "judge-dependent", "not measured"}, words
     f4 = re.search(r"<tr data-finding='F4'>(.*?)</tr>", html, flags=re.S).group(1)
     client = tracking.client
+    disputes = re.search(r"<ul class='disputes'>(.*?)</ul>", html, flags=re.S).group(1)
+    assert disputes.count("<li>E3: ") == 1 and disputes.count("<li>E4: ") == 1  # each said once
+    # E3's kappa and each judge's dominant digit, seed by seed, are those its evaluations logged
+    logged = [rs.sampler_data(client, study["evaluations"][("bce-standard", s)][0], "beta_0.25_0.25") for s in rs.SEEDS]
+    e3_line = re.search(r"<li>E3: (.*?)</li>", disputes).group(1)
+    assert e3_line.startswith(f"κ {rs.stats_text([data.metrics['judges_kappa'] for data in logged])}; "), e3_line
+    cnn, knn = (", ".join(data.tags[tag] for data in logged) for tag in ("max_class", "max_class_judge2"))
+    assert f"dominant digit CNN {cnn} (seeds 0, 1); k-NN {knn}" in e3_line
     e3 = [
         rs.sampler_data(client, study["evaluations"][("bce-standard", s)][0], "beta_0.25_0.25").metrics["sharpness"]
         for s in rs.SEEDS

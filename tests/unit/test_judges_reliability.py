@@ -42,14 +42,10 @@ def test_the_judges_accuracy_at_the_samples_sharpness_is_said_with_the_unreliabl
     assert dispute_panels.judges_text([_row("E1", "normal:0,1")]) == ""  # evaluations that did not weigh them
 
 
-def test_the_disputed_rows_are_those_whose_judges_name_different_digits():
-    e1 = _row("E1", "normal:0,1", (1, 1))
+def test_every_experiment_with_evaluations_gets_its_disputed_digits():
+    e1 = _row("E1", "normal:0,1")
     e3 = _row("E3", "beta:0.25,0.25", (3, 8))
-    e2 = _row("E2", "normal:1,2", (2, 2))
-    table = Table("s", [e1, e2, e3])
-    assert [row.name for row in dispute_panels.disputed_rows(table)] == ["E3"]  # E3: digits 3 vs 8
-    assert (
-        dispute_panels.file_name(e3) == "disputed_E3.png"
-        and dispute_panels.judges_dispute(e3)
-        and not dispute_panels.judges_dispute(e2)
-    )
+    unevaluated = Row(e1.experiment | {"name": "E2", "study_id": "E2"}, [], {}, {})
+    table = Table("s", [e1, unevaluated, e3])
+    assert [row.name for row in dispute_panels.disputed_rows(table)] == ["E1", "E3"]
+    assert dispute_panels.file_name(e3) == "disputed_E3.png"

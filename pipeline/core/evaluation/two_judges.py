@@ -1,5 +1,6 @@
 """Both judges on one sampler's samples: their class metrics, how far each can be trusted at the
-samples' sharpness, and the digits they dispute.
+samples' sharpness, how far they agree on the samples themselves (Cohen's kappa, the share in dispute;
+pipeline/core/judges/disagreement.py), and the digits they dispute.
 
 A judge's test accuracy is measured on crisp digits; VAE samples are blurrier. So each evaluation
 also blurs real digits of its reference split until their mean sharpness equals the samples'
@@ -29,7 +30,8 @@ CNN_ACCURACY, KNN_ACCURACY, BLUR_SIGMA = (
     "blur_sigma_at_sample_sharpness",
 )
 IN_DISPUTE = "samples_in_dispute"  # share of the scored samples the two judges classify differently
-METRICS = (CNN_ACCURACY, KNN_ACCURACY, BLUR_SIGMA, IN_DISPUTE)
+KAPPA = "judges_kappa"  # Cohen's kappa of the two judges' classes of the scored samples
+METRICS = (CNN_ACCURACY, KNN_ACCURACY, BLUR_SIGMA, IN_DISPUTE, KAPPA)
 
 
 def real_digits(context: EvaluationContext, n: int = BLUR_DIGITS) -> tuple[torch.Tensor, np.ndarray]:
@@ -83,6 +85,6 @@ def judge_samples(
     )
     with (watch or Stopwatch())("judges_at_sample_sharpness"):
         metrics.update(accuracies_at_sharpness(context, judge2, scored.metrics["sharpness"], digits))
-    disputed = disagreement.of(scored.images, scored.classes, predicted)
-    metrics[IN_DISPUTE] = disputed.share_in_dispute
+    disputed = disagreement.of(scored.images, scored.classes, predicted, context.seed)
+    metrics[IN_DISPUTE], metrics[KAPPA] = disputed.share_in_dispute, disputed.kappa
     return Judged(metrics, dominant, counts, disputed)
