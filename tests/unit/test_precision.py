@@ -148,3 +148,26 @@ def test_precision_keys_the_reuse_of_trainings_and_the_search_passes_it_on():
     search = SearchConfig(precision="bf16-mixed")
     assert train_config(search, 5).precision == "bf16-mixed" and train_config(SearchConfig(), 5).precision == "32"
     assert search_study.space_of(search)["precision"] == "bf16-mixed"  # a study's trials share one precision
+
+
+def train_run(precision: str | None):
+    from mlflow.entities import Param, Run, RunData, RunInfo
+
+    params = [Param("epochs", "50")] + ([Param("precision", precision)] if precision is not None else [])
+    return Run(RunInfo("ab" * 16, "7", "user", "FINISHED", 0, 1, "active"), RunData(params=params))
+
+
+def test_the_reports_setup_line_names_the_training_precision(tracking):
+    """Read from the train runs' params; a run from before the setting trained in float32."""
+    from analysis.provenance import Record
+    from analysis.sources import StudyRuns
+
+    def setup(*precisions):
+        train = {("bce-standard", seed): train_run(p) for seed, p in enumerate(precisions)}
+        plan = {"settings": {"data": "mnist-5k", "epochs": 50, "n_samples": 1000, "iwae_k": 50}}
+        return Record(StudyRuns(train_run(None), plan, train), tracking.uri, "cd" * 16).setup()
+
+    assert "; 50 epochs; training precision bf16-mixed; training seeds 0, 1; " in setup("bf16-mixed", "bf16-mixed")
+    assert "; training precision 32; training seeds 0; " in setup(None)
+    mixed = setup("32", "bf16-mixed", "bf16-mixed", None)
+    assert "; training precision 32 on 2 of 4 train runs, bf16-mixed on 2; training seeds 0, 1, 2, 3; " in mixed
