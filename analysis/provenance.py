@@ -19,6 +19,7 @@ from analysis.tables import Table
 from pipeline.core.judges import knn
 from pipeline.core.scores.spread import number
 from pipeline.tracking.code import CODE_TAG, COMMIT_TAG, DIRTY_TAG
+from pipeline.tracking.params import run_param
 
 
 def short(run_id: str) -> str:
@@ -56,15 +57,25 @@ class Record:
             )
         return "; ".join(found) or "none recorded"
 
+    def precision(self) -> str:
+        """The train runs' precision ("32" for runs from before the setting: they trained in float32), with
+        each value's count of runs where they differ."""
+        counts = Counter(run_param(run, "precision", "32") for run in self.study.train.values())
+        if len(counts) <= 1:
+            return next(iter(counts), "32")
+        (first, n), *others = sorted(counts.items())
+        return f"{first} on {n} of {counts.total()} train runs, " + ", ".join(f"{v} on {k}" for v, k in others)
+
     def setup(self) -> str:
-        """One line: data, epochs, seeds, samples per sampler, judges."""
+        """One line: data, epochs, training precision, seeds, samples per sampler, judges."""
         study, settings = self.study, self.study.plan.get("settings", {})
         cells = sorted({e["cell"] for e in study.experiments})
         n_samples = settings.get("n_samples")
         samples = f"{n_samples:,}" if isinstance(n_samples, int) else str(n_samples)
         return (
             f"Setup: data {sources.public(str(settings.get('data', '?')))}; {len(study.experiments)} experiments "
-            f"in {len(cells)} model cells; {settings.get('epochs', '?')} epochs; training seeds "
+            f"in {len(cells)} model cells; {settings.get('epochs', '?')} epochs; training precision "
+            f"{self.precision()}; training seeds "
             f"{', '.join(map(str, study.seeds)) or 'none'}; {samples} samples per sampler (nll with "
             f"{settings.get('iwae_k', '?')} importance samples); judges of class identity: {self.judges()}."
         )

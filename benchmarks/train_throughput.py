@@ -1,15 +1,19 @@
-"""Training throughput: this pipeline's loop against the standard PyTorch VAE example's loop.
+"""Training throughput: this pipeline's loop in float32 and in bf16-mixed, against the standard PyTorch
+VAE example's loop.
 
 Times one epoch over the 60,000 MNIST training images with the study's model (VAE(100, 392)) for
-`pipeline.core.model.training.train_epoch` and for a reference loop in the style of the PyTorch VAE example
+`pipeline.core.model.training.train_epoch` in both precisions (`precision=32` and `bf16-mixed`: the
+forward pass under bfloat16 autocast) and for a reference loop in the style of the PyTorch VAE example
 (torchvision dataset + DataLoader + ToTensor, BCE on sigmoid outputs, plain Adam), side by side in
-one process, and measures the device's float32 matmul rate to say how close the pipeline gets to it.
+one process, and measures the device's float32 matmul rate to say how close the pipeline gets to it
+(its bfloat16 matmul rate too: below the float32 one, the device has no native bf16).
 
 The machine is shared and noisy (its matmul rate alone swings by 30% from second to second), so the
-two loops alternate (the order flips every round), each epoch is repeated and the medians reported,
-and each pipeline epoch is bracketed by matmul measurements: its matmul fraction compares it with
-the rate measured around it, not at another moment. The JSON keeps every raw timing. Only the JSON
-goes to stdout; progress goes to stderr.
+loops alternate (the order rotates every round), each epoch is repeated and the medians reported,
+and each pipeline epoch is bracketed by float32 matmul measurements: its matmul fraction compares it
+with the rate measured around it, not at another moment (for bf16-mixed, the fraction of the float32
+floor: above 1 when bf16 beats it). The JSON keeps every raw timing. Only the JSON goes to stdout;
+progress goes to stderr.
 
     python benchmarks/train_throughput.py [--repeats 3] [--batch-sizes 128 1024] [--data IDX_FOLDER]
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -38,8 +43,9 @@ from pipeline.core.model.vae import VAE
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "MNIST" / "raw"
 TRAIN_IMAGES = 60_000
 LATENT, HIDDEN, LR = 100, 392, 1e-3
-LOOPS = ("pipeline", "reference")
-TARGETS = {"speedup_b128": 1.5, "matmul_fraction_b1024": 0.75}
+LOOPS = ("pipeline", "pipeline_bf16", "reference")  # pipeline_bf16: train_epoch with precision="bf16-mixed"
+PRECISION_OF = {"pipeline": "32", "pipeline_bf16": "bf16-mixed"}
+TARGETS = {"speedup_b128": 1.5, "matmul_fraction_b1024": 0.75, "bf16_speedup_b128": 1.35}
 
 
 def log(message: str) -> None:
@@ -60,9 +66,9 @@ def flops_per_epoch(model: VAE, images: int) -> float:
     return 6.0 * multiply_adds * images
 
 
-def matmul_gflops(device: torch.device, size: int, repeats: int) -> list[float]:
-    """float32 rate of a size x size matmul, one figure per repeat (the caller takes the best)."""
-    a, b = (torch.randn(size, size, device=device) for _ in range(2))
+def matmul_gflops(device: torch.device, size: int, repeats: int, dtype=torch.float32) -> list[float]:
+    """Rate of a size x size matmul in `dtype`, one figure per repeat (the caller takes the best)."""
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     a @ b  # warm-up
     rates = []
     for _ in range(repeats):
@@ -143,10 +149,10 @@ def main() -> None:
         """Seconds for one epoch (or its first max_batches batches) of a fresh model with one loop."""
         torch.manual_seed(0)
         model = VAE(LATENT, HIDDEN).to(device)
-        if name == "pipeline":
+        if name in PRECISION_OF:
             optimizer = make_optimizer(model, LR, device)
             images = tensor if max_batches is None else tensor[: max_batches * batch]
-            epoch = lambda: train_epoch(model, optimizer, images, batch, "bce")
+            epoch = lambda: train_epoch(model, optimizer, images, batch, "bce", PRECISION_OF[name])
         else:
             optimizer = torch.optim.Adam(model.parameters(), lr=LR)
             loader = DataLoader(reference_data, batch_size=batch, shuffle=True, **loader_options)
@@ -160,20 +166,20 @@ def main() -> None:
             run(name, batch, args.warmup_batches)
 
     load_before = os.getloadavg()
+    bf16_matmul = matmul_gflops(device, args.matmul_size, 3, torch.bfloat16)
     raw = {name: {str(b): [] for b in args.batch_sizes} for name in LOOPS}
-    around = {str(b): [] for b in args.batch_sizes}  # per pipeline epoch: matmul rates before + after it
+    around = {name: {str(b): [] for b in args.batch_sizes} for name in PRECISION_OF}  # float32 matmul before + after
     for round_ in range(args.repeats):
         for batch in args.batch_sizes:
-            for name in LOOPS if round_ % 2 == 0 else LOOPS[::-1]:
-                before = matmul_gflops(device, args.matmul_size, 3) if name == "pipeline" else []
+            for name in LOOPS[round_ % len(LOOPS) :] + LOOPS[: round_ % len(LOOPS)]:
+                before = matmul_gflops(device, args.matmul_size, 3) if name in PRECISION_OF else []
                 seconds = run(name, batch)
-                if name == "pipeline":
-                    around[str(batch)].append(before + matmul_gflops(device, args.matmul_size, 3))
+                if name in PRECISION_OF:
+                    around[name][str(batch)].append(before + matmul_gflops(device, args.matmul_size, 3))
                 raw[name][str(batch)].append(seconds)
                 log(f"round {round_ + 1}/{args.repeats} batch {batch}: {name} {seconds:.2f} s")
+    bf16_matmul += matmul_gflops(device, args.matmul_size, 3, torch.bfloat16)
 
-    seconds = {name: {b: statistics.median(times) for b, times in sizes.items()} for name, sizes in raw.items()}
-    flops = flops_per_epoch(VAE(LATENT, HIDDEN), len(images))
     result = {
         "device": str(device),
         "torch": torch.__version__,
@@ -182,27 +188,54 @@ def main() -> None:
         "data": source,
         "images": len(images),
         "repeats": args.repeats,
-        "gflop_per_epoch": flops / 1e9,
+        **summary(raw, around, flops_per_epoch(VAE(LATENT, HIDDEN), len(images)), len(images)),
         "matmul_size": args.matmul_size,
-        "matmul_gflops": max(rate for epochs in around.values() for samples in epochs for rate in samples),
-        "seconds_per_epoch": seconds,
+        "matmul_gflops_bf16": max(bf16_matmul),
     }
-    for b in seconds["pipeline"]:
-        result[f"speedup_b{b}"] = seconds["reference"][b] / seconds["pipeline"][b]
-        rates = [flops / t / 1e9 for t in raw["pipeline"][b]]
-        result[f"pipeline_gflops_b{b}"] = flops / seconds["pipeline"][b] / 1e9
-        # Each epoch against the matmul rate measured just before and after it, so both figures come
-        # from the same state of the shared machine; the median over epochs is the headline figure.
-        result[f"matmul_fraction_b{b}"] = statistics.median(r / max(m) for r, m in zip(rates, around[b]))
-        # Unpaired and more pessimistic: the median epoch against the best matmul of the whole run.
-        result[f"matmul_fraction_b{b}_of_best_matmul"] = result[f"pipeline_gflops_b{b}"] / result["matmul_gflops"]
     result["raw_seconds"] = raw
     result["raw_matmul_gflops_around_pipeline_epochs"] = around
+    result["raw_matmul_gflops_bf16"] = bf16_matmul
     result["targets"] = {
         key: {"target": target, "value": result.get(key), "met": result.get(key, 0) >= target}
         for key, target in TARGETS.items()
     }
     print(json.dumps(result, indent=2))
+
+
+def matmul_fraction(flops: float, epochs: list[float], around: list[list[float]]) -> float:
+    """Each epoch against the float32 matmul rate measured just before and after it, so both figures come
+    from the same state of the shared machine; the median over epochs is the headline figure."""
+    return statistics.median(flops / t / 1e9 / max(m) for t, m in zip(epochs, around))
+
+
+def summary(raw: dict, around: dict, flops: float, images: int) -> dict:
+    """Medians, speed-ups and matmul fractions per batch size, and fp32 against bf16-mixed side by side."""
+    seconds = {name: {b: statistics.median(times) for b, times in sizes.items()} for name, sizes in raw.items()}
+    best = max(rate for loop in around.values() for epochs in loop.values() for samples in epochs for rate in samples)
+    result = {"gflop_per_epoch": flops / 1e9, "matmul_gflops": best, "seconds_per_epoch": seconds}
+    precisions = {}
+    for b in seconds["pipeline"]:
+        fp32, bf16 = seconds["pipeline"][b], seconds["pipeline_bf16"][b]
+        result[f"speedup_b{b}"] = seconds["reference"][b] / fp32
+        result[f"pipeline_gflops_b{b}"] = flops / fp32 / 1e9
+        result[f"matmul_fraction_b{b}"] = matmul_fraction(flops, raw["pipeline"][b], around["pipeline"][b])
+        # Unpaired and more pessimistic: the median epoch against the best matmul of the whole run.
+        result[f"matmul_fraction_b{b}_of_best_matmul"] = result[f"pipeline_gflops_b{b}"] / best
+        result[f"bf16_speedup_b{b}"] = fp32 / bf16
+        steps = math.ceil(images / int(b))
+        precisions[b] = {
+            "fp32_seconds_per_epoch": fp32,
+            "bf16_mixed_seconds_per_epoch": bf16,
+            "fp32_ms_per_step": 1000 * fp32 / steps,
+            "bf16_mixed_ms_per_step": 1000 * bf16 / steps,
+            "ratio_bf16_over_fp32": bf16 / fp32,
+            "fp32_matmul_fraction": result[f"matmul_fraction_b{b}"],
+            "bf16_mixed_fraction_of_fp32_matmul_floor": matmul_fraction(
+                flops, raw["pipeline_bf16"][b], around["pipeline_bf16"][b]
+            ),
+        }
+    result["fp32_vs_bf16_mixed"] = precisions
+    return result
 
 
 if __name__ == "__main__":

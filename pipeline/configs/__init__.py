@@ -19,6 +19,7 @@ from pipeline.configs.fields import (
     DEVICE_PATTERN,
     MAX_SEED,
     NO_VALUE,
+    PRECISIONS,
     PRESET_VALUE,
     SEED_HELP,
     at_least,
@@ -31,6 +32,7 @@ from pipeline.configs.fields import (
     coerce,
     device_param,
     param,
+    precision_param,
 )
 from pipeline.configs.search import SEARCH_OBJECTIVES, STORAGE_FORMS, SearchConfig
 from pipeline.core.study import PRESETS, select
@@ -91,6 +93,7 @@ class TrainConfig:
     lr: float = param(0.001, "Adam learning rate")
     seed: int = param(0, SEED_HELP)
     device: str = device_param()
+    precision: str = precision_param()
     samplers: str = param(DEFAULT_SAMPLERS, "latent samplers, '+'-separated specs")
     n_images: int = param(5, "single images logged per sampler at the end")
     sample_every: int = param(10, "log a sample grid per sampler every N epochs (0: only at the end)")
@@ -203,6 +206,11 @@ class MainConfig:
     lr: str = param(PRESET_VALUE, "Adam learning rate" + preset_values("lr"))
     n_samples: str = param(PRESET_VALUE, "generated images per sampler in evaluate" + preset_values("n_samples"))
     iwae_k: str = param(PRESET_VALUE, "importance samples for the NLL" + preset_values("iwae_k"))
+    precision: str = precision_param(
+        PRESET_VALUE,
+        (PRESET_VALUE, *PRECISIONS),
+        "training precision of the train steps: 32 | bf16-mixed (see train's)" + preset_values("precision"),
+    )
     data_root: str = param("data", "torchvision root when `data` is mnist or fashion-mnist")
     device: str = device_param()
     max_parallel: str = param("auto", "steps run at once (auto: one per core, at least 1)")

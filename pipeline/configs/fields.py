@@ -32,6 +32,18 @@ def device_param():
     return param("auto", "auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
 
 
+PRECISIONS = ("32", "bf16-mixed")  # pipeline/core/model/training.py's; CLI parsing does not import torch
+PRECISION_HELP = (
+    "training precision: 32 (float32) | bf16-mixed (the forward pass under bfloat16 autocast, float32 "
+    "weights and optimizer state; faster where the device computes bf16 natively, see docs/speed.md)"
+)
+
+
+def precision_param(default: str = "32", choices: tuple[str, ...] = PRECISIONS, help: str = PRECISION_HELP):
+    """The `precision` parameter of the steps that train: train, search (for its models) and main."""
+    return param(default, help, choices)
+
+
 def coerce(cfg) -> None:
     """Turn CLI strings into the field's type, naming the parameter when that fails."""
     for f in dataclasses.fields(cfg):

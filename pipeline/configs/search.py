@@ -16,6 +16,7 @@ from pipeline.configs.fields import (
     coerce,
     device_param,
     param,
+    precision_param,
 )
 from pipeline.errors import bad_parameter
 
@@ -50,6 +51,7 @@ class SearchConfig:
         "with batch_size 64 on mnist-5k they reach the quick preset's quality floor",
     )
     batch_size: int = param(64, "images per optimizer step of the models")
+    precision: str = precision_param()
     objective: str = param(
         "fid",
         "fid (minimized, on the validation split) | fid,class_entropy (two objectives: "

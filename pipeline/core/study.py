@@ -102,6 +102,7 @@ class Settings:
     lr: float
     n_samples: int  # generated images per sampler in evaluate
     iwae_k: int  # importance samples per test image for the NLL
+    precision: str = "32"  # of the train steps: 32 | bf16-mixed
 
     def as_record(self) -> dict:
         """The settings as main's plan records them (main/settings.json, main/steps.json)."""
@@ -126,6 +127,7 @@ PRESETS = {
         lr=0.001,
         n_samples=1000,
         iwae_k=50,
+        precision="32",
     ),
     "study": Settings(
         experiments="study",
@@ -138,6 +140,7 @@ PRESETS = {
         lr=0.001,
         n_samples=10000,
         iwae_k=100,
+        precision="32",
     ),
 }
 

@@ -20,6 +20,7 @@ def train_config(config: SearchConfig, latent_size: int) -> TrainConfig:
         hidden_size=config.hidden_size,
         epochs=config.epochs,
         batch_size=config.batch_size,
+        precision=config.precision,
         seed=config.seed,
         device=config.device,
         sample_every=0,

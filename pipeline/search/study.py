@@ -42,6 +42,7 @@ def space_of(config: SearchConfig) -> dict:
         "hidden_size": config.hidden_size,
         "epochs": config.epochs,
         "batch_size": config.batch_size,
+        "precision": config.precision,
         "seed": config.seed,
     }
 

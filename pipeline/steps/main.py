@@ -117,6 +117,7 @@ class Plan:
             lr=settings.lr,
             seed=seed,
             device=self.device,
+            precision=settings.precision,
             samplers="+".join(samplers),
             data_root=self.data_root,
         )
@@ -143,7 +144,13 @@ class Plan:
 
 def settings_of(config: MainConfig, preset: study.Settings) -> study.Settings:
     """The preset's settings with every parameter the user gave instead of `preset`, typed."""
-    parse = {"experiments": str, "data": str, "lr": float, "seeds": lambda v: tuple(int(s) for s in v.split(","))}
+    parse = {
+        "experiments": str,
+        "data": str,
+        "precision": str,
+        "lr": float,
+        "seeds": lambda v: tuple(int(s) for s in v.split(",")),
+    }
     given = {
         f.name: parse.get(f.name, int)(getattr(config, f.name))
         for f in dataclasses.fields(study.Settings)

@@ -85,7 +85,9 @@ def build_model(config: TrainConfig, device, resumed: dict | None) -> tuple[VAE,
 def run_epoch(config: TrainConfig, model: VAE, optimizer, split: dict, epoch: int) -> dict:
     """One epoch of training and validation, its metrics logged; a loss that diverged fails the run, saying so."""
     started = time.perf_counter()
-    train_sums = training.train_epoch(model, optimizer, split["train"], config.batch_size, config.loss)
+    train_sums = training.train_epoch(
+        model, optimizer, split["train"], config.batch_size, config.loss, config.precision
+    )
     val_sums = training.evaluate_epoch(model, split["val"], config.loss)
     metrics = training.epoch_metrics(train_sums, len(split["train"]), val_sums, len(split["val"]))
     epoch_seconds = round(time.perf_counter() - started, 4)  # the rest of the step is fixed cost

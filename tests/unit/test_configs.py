@@ -15,6 +15,9 @@ from pipeline.configs import TrainConfig
         (["train", "--epochs", "0"], "parameter 'epochs': got 0; allowed: >= 1"),
         (["train", "--lr", "-1"], "parameter 'lr': got -1.0; allowed: a number > 0"),
         (["train", "--lr", "fast"], "parameter 'lr': got 'fast'; allowed: a number"),
+        (["train", "--precision", "16"], "parameter 'precision': got '16'; allowed: 32 | bf16-mixed"),
+        (["search", "--precision", "bf16"], "parameter 'precision': got 'bf16'; allowed: 32 | bf16-mixed"),
+        (["main", "--precision", "fp32"], "parameter 'precision': got 'fp32'; allowed: preset | 32 | bf16-mixed"),
         (["train", "--device", "tpu"], "parameter 'device': got 'tpu'; allowed: auto | cpu | cuda | cuda:N | mps"),
         (["train", "--val_fraction", "0.7"], "parameter 'val_fraction': got 0.7; allowed: a number in (0, 0.5)"),
         (["train", "--samplers", "beta:0,1"], "sampler spec 'beta:0,1': A must be positive"),
@@ -53,5 +56,6 @@ def test_defaults_are_the_studys():
         0.001,
     )
     assert config.samplers == "normal:0,1+normal:1,2+beta:0.25,0.25" and config.data == "mnist-5k"
+    assert config.precision == "32"
     assert TrainConfig(samplers="normal:0,1;normal:1,2;beta:0.25,0.25").samplers == config.samplers  # canonical
     assert TrainConfig(epochs="3", lr="1e-3").epochs == 3

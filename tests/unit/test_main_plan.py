@@ -15,7 +15,8 @@ from pipeline.steps import main
 
 
 def test_the_plan_is_the_presets_settings_typed_with_the_users_overrides():
-    plan = main.make_plan(MainConfig(preset="quick", epochs="7", seeds="3,1", lr="1e-2"), study.PRESETS["quick"])
+    config = MainConfig(preset="quick", epochs="7", seeds="3,1", lr="1e-2", precision="bf16-mixed")
+    plan = main.make_plan(config, study.PRESETS["quick"])
     assert plan.settings == study.Settings(
         experiments="study",
         data="mnist-5k",
@@ -27,6 +28,7 @@ def test_the_plan_is_the_presets_settings_typed_with_the_users_overrides():
         lr=0.01,
         n_samples=1000,
         iwae_k=50,
+        precision="bf16-mixed",
     )
     assert plan.prepare == PrepareDataConfig(dataset="mnist-5k", seed=0, data_root="data")
     assert [(cell.name, seed) for cell, seed in plan.trainings] == [
@@ -48,6 +50,7 @@ def test_the_plan_is_the_presets_settings_typed_with_the_users_overrides():
         batch_size=64,
         lr=0.01,
         seed=3,
+        precision="bf16-mixed",
         samplers="normal:0,1+normal:1,2+beta:0.25,0.25",
     )
     assert plan.evaluate_config(bce, "t" * 32) == EvaluateConfig(
@@ -66,6 +69,7 @@ def test_the_plan_is_the_presets_settings_typed_with_the_users_overrides():
         "lr": 0.01,
         "n_samples": 1000,
         "iwae_k": 50,
+        "precision": "bf16-mixed",
     }
 
 
@@ -79,6 +83,7 @@ def test_a_prepare_data_run_id_as_data_needs_no_prepare_step_and_the_study_prese
         10000,
     )
     assert plan.train_config(plan.cells[0], 2, plan.settings.data).data == "a" * 32
+    assert plan.train_config(plan.cells[0], 2, plan.settings.data).precision == "32"  # what the study published
 
 
 def test_a_setting_no_step_accepts_is_refused_by_the_plan():
@@ -92,6 +97,7 @@ def test_the_help_states_each_presets_value():
     helps = {f.name: f.metadata["help"] for f in dataclasses.fields(MainConfig)}
     assert helps["epochs"] == "training epochs (quick: 50, study: 100)"
     assert helps["latent_size"] == "latent dimensions (100)"
+    assert helps["precision"].endswith("32 | bf16-mixed (see train's) (32)")
     assert helps["seeds"].endswith("(quick: 0,1, study: 0,1,2)")
     assert helps["preset"] == (
         "quick: study experiments on mnist-5k, 50 epochs, 2 seeds | study: study experiments on mnist, 100 epochs, 3 seeds"

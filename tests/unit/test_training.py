@@ -96,6 +96,21 @@ def test_resume_refuses_a_different_configuration(tracking):
     assert main(["train", "--resume", run_id, "--latent_size", "9", "--hidden_size", "16", "--epochs", "2"]) == 2
 
 
+def test_a_bf16_mixed_training_logs_its_precision_and_resumes_only_in_it(tracking, capsys):
+    """The step passes `precision` to the loop (its losses differ from float32's), logs it, keeps it in the
+    checkpoint, and refuses to continue the checkpoint in float32."""
+    args = dict(epochs=1, sample_every=0, n_images=1, latent_size=8, hidden_size=16)
+    bf16 = train(TrainConfig(**args, precision="bf16-mixed"))
+    fp32 = train(TrainConfig(**args))
+    assert tracking.client.get_run(bf16).data.params["precision"] == "bf16-mixed"
+    assert tracking.client.get_run(fp32).data.params["precision"] == "32"
+    assert history(tracking.client, bf16) != history(tracking.client, fp32)
+    from pipeline.cli import main
+
+    assert main(["train", "--resume", bf16, "--latent_size", "8", "--hidden_size", "16", "--epochs", "2"]) == 2
+    assert "parameter 'precision': got '32' but the checkpoint to resume has 'bf16-mixed'" in capsys.readouterr().err
+
+
 def test_a_truncated_newest_checkpoint_is_skipped_on_resume(tracking, tmp_path):
     """A checkpoint cut short (a copy interrupted mid-upload) is passed over for the one before it."""
     args = dict(epochs=2, checkpoint_every=1, sample_every=0, n_images=1, latent_size=8, hidden_size=16)

@@ -7,18 +7,21 @@ the host inside an epoch (loss sums stay on the device until the epoch ends).
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 import torch
 
-from pipeline.core.model.vae import VAE, loss_terms
+from pipeline.core.model.vae import VAE, ForwardOutput, loss_terms
 from pipeline.errors import InputError
 
 TERMS = ("loss", "recon", "kl")
 EVAL_BATCH = 4096
+PRECISIONS = ("32", "bf16-mixed")  # Lightning's names: float32 throughout, or bfloat16 autocast over fp32 weights
 # What a checkpoint must share with the run that resumes it, so the result is the uninterrupted one.
-RESUME_KEYS = ("loss", "forward", "latent_size", "hidden_size", "batch_size", "lr", "seed")
+RESUME_KEYS = ("loss", "forward", "latent_size", "hidden_size", "batch_size", "lr", "seed", "precision")
+RESUME_DEFAULTS = {"precision": "32"}  # what a checkpoint written before a key existed trained with
 
 
 class DivergenceError(RuntimeError):
@@ -42,12 +45,33 @@ def make_optimizer(model: VAE, lr: float, device: torch.device) -> torch.optim.A
     return torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
 
 
-def train_epoch(model: VAE, optimizer, images: torch.Tensor, batch_size: int, loss: str) -> torch.Tensor:
+def autocast(precision: str, device: torch.device):
+    """The forward pass's context: none for "32"; for "bf16-mixed", torch.autocast in bfloat16 on the
+    device's type, so matmuls compute in bf16 while the parameters and Adam's state stay float32."""
+    if precision == "32":
+        return contextlib.nullcontext()
+    if precision == "bf16-mixed":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    raise ValueError(f"precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
+
+
+def forward_in_float32(model: VAE, batch: torch.Tensor, precision: str) -> ForwardOutput:
+    """The model's forward pass under `precision`, its outputs as float32: the loss is reduced outside
+    autocast (BCE with logits is not autocast-safe on CUDA), and a float32 tensor passes unchanged."""
+    with autocast(precision, batch.device):
+        output = model(batch)
+    return ForwardOutput(*(tensor.float() for tensor in output))
+
+
+def train_epoch(
+    model: VAE, optimizer, images: torch.Tensor, batch_size: int, loss: str, precision: str = "32"
+) -> torch.Tensor:
     """One pass over shuffled images; returns the summed (loss, recon, kl) over images, on the device.
 
     Each batch is gathered through a slice of one permutation: the same batches as permuting the
     whole split first, without writing (and, on the CPU, page-faulting in) a copy of it every epoch.
-    index_select, not images[indices]: the same rows, about 5x faster on the CPU.
+    index_select, not images[indices]: the same rows, about 5x faster on the CPU. The backward pass
+    runs outside autocast, as torch recommends: each op's gradient takes its forward op's dtype.
     """
     model.train()
     count = images.shape[0]
@@ -55,7 +79,7 @@ def train_epoch(model: VAE, optimizer, images: torch.Tensor, batch_size: int, lo
     sums = torch.zeros(3, device=images.device)
     for start in range(0, count, batch_size):
         batch = images.index_select(0, order[start : start + batch_size])
-        terms = loss_terms(model(batch), batch, loss)
+        terms = loss_terms(forward_in_float32(model, batch, precision), batch, loss)
         optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         optimizer.step()
@@ -121,8 +145,9 @@ def check_resumable(state: dict, config: dict, digest: str) -> None:
     """Refuse a checkpoint whose run differs in anything that changes the result."""
     saved = state["config"]
     for key in RESUME_KEYS:
-        if str(saved[key]) != str(config[key]):
-            raise InputError(f"parameter '{key}': got {config[key]!r} but the checkpoint to resume has {saved[key]!r}")
+        held = saved.get(key, RESUME_DEFAULTS.get(key))
+        if str(held) != str(config[key]):
+            raise InputError(f"parameter '{key}': got {config[key]!r} but the checkpoint to resume has {held!r}")
     if state["data_digest"] != digest:
         raise InputError(
             f"parameter 'data': digest {digest[:12]} differs from the checkpoint's {state['data_digest'][:12]}"
