@@ -47,10 +47,14 @@ def test_divergence_exit_status_through_the_cli(tracking):
 
 
 @pytest.mark.slow
-def test_resume_after_kill_ends_with_the_uninterrupted_metrics(tracking):
-    """Kill a real training process after its second checkpoint, resume it, compare with a straight run."""
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed"])
+def test_resume_after_kill_ends_with_the_uninterrupted_metrics(tracking, precision):
+    """Kill a real training process after its second checkpoint, resume it, compare with a straight run:
+    exact in either precision (bf16-mixed keeps float32 weights and Adam state in its checkpoints)."""
     args = [
         "train",
+        "--precision",
+        precision,
         "--epochs",
         "30",
         "--checkpoint_every",
