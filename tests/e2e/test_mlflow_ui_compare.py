@@ -77,9 +77,9 @@ def seen(tracking, tmp_path_factory):
 
 def report_fid(markdown: str, experiment: str) -> str:
     """The FID of an experiment's row of the report's metrics table, as printed: mean ± spread."""
-    header = next(line for line in markdown.splitlines() if line.startswith("| experiment | cell | sampler | fid"))
+    header = next(line for line in markdown.splitlines() if line.startswith("| experiment | cell | sampler | FID"))
     row = next(line for line in markdown.splitlines() if line.startswith(f"| **{experiment}** |"))
-    assert header.split(" | ")[3] == "fid"
+    assert header.split(" | ")[3] == "FID (LeNet)"  # the metric `fid`, named for the features it is computed on
     return row.split(" | ")[3].replace("**", "").removesuffix(" ★").strip()
 
 
