@@ -33,6 +33,7 @@ from pipeline.core import plots, search_space
 from pipeline.core.evaluation import two_judges
 from pipeline.core.evaluation.scoring import SAMPLER_METRICS, EvaluationContext
 from pipeline.core.findings import SEARCH_FINDINGS, FindingVerdict, SamplerResults, evaluate_findings
+from pipeline.core.findings.declarations import LABELS as FINDING_LABELS
 from pipeline.core.findings.evaluator import COMBINING_RULE
 from pipeline.core.findings.intervals import INTERVAL_RULE
 from pipeline.core.judges import knn
@@ -47,13 +48,9 @@ VERDICTS = "verify/verdicts.txt"
 
 
 TEMPERATURE_NAMES = {sigma: f"temperature_{sigma}" for sigma in search_space.TEMPERATURES}
-LABELS = {
-    "best_beta": "searched Beta",
+LABELS = {  # the findings' samplers as they name them, and the verification's others
+    **FINDING_LABELS,
     "normal_like_beta": "Beta(20,20) placed like N(0,1)",
-    "normal_0_1": "N(0,1)",
-    "study_beta": "Beta(0.25,0.25)",
-    "gmm_10": "gmm:10",
-    "matched_normal": "matched normal",
     **{name: f"N(0, {sigma:g}²)" for sigma, name in TEMPERATURE_NAMES.items()},
 }
 METRICS = (*SAMPLER_METRICS, *knn.SAMPLER_METRICS, *two_judges.METRICS)
