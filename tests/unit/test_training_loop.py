@@ -39,3 +39,22 @@ def test_train_epoch_equals_the_plain_loop_bit_for_bit(loss):
     plain_sums, plain_state = trained(plain_epoch, loss)
     assert all(torch.equal(a, b) for a, b in zip(sums, plain_sums))
     assert all(torch.equal(state[key], plain_state[key]) for key in state)
+
+
+def test_a_read_only_split_becomes_float_pixels_without_a_warning():
+    """Prepared splits are read-only arrays: the conversion copies them, so torch has nothing to warn about."""
+    import warnings
+
+    import numpy as np
+
+    from pipeline.core.model.training import as_float_tensor
+
+    images = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
+    images.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pixels = as_float_tensor(images, CPU)
+    assert pixels.dtype == torch.float32 and pixels.shape == (1, 4)
+    assert torch.equal(pixels, torch.tensor([[0.0, 255.0, 51.0, 102.0]]) / 255)
+    pixels.add_(1.0)  # its own memory: the read-only array is untouched
+    assert images.tolist() == [[[0, 255], [51, 102]]]

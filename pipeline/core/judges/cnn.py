@@ -123,9 +123,9 @@ def train_on(prepared, device: torch.device, progress: bool = True) -> tuple[Dig
     any `val_fraction`) gets the very same classifier; accuracy is measured on the test split.
     """
     images, labels = prepared.pooled_training_set()
-    train_x, train_y = as_float_tensor(images, device), torch.from_numpy(labels).to(device)
+    train_x, train_y = as_float_tensor(images, device), torch.tensor(labels, device=device)
     test_x = as_float_tensor(prepared.splits["test"][0], device)
-    test_y = torch.from_numpy(prepared.splits["test"][1]).to(device)
+    test_y = torch.tensor(prepared.splits["test"][1], device=device)
     epochs = max(EPOCHS, math.ceil(MIN_STEPS / math.ceil(len(train_y) / BATCH_SIZE)))
     started = time.perf_counter()
     model = fit(train_x, train_y, epochs=epochs, progress=progress)

@@ -29,8 +29,9 @@ class DivergenceError(RuntimeError):
 
 
 def as_float_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float32 (N, 784) in [0, 1] on the device."""
-    return torch.from_numpy(images).to(device).reshape(len(images), -1).float().div_(255.0)
+    """uint8 (N, 28, 28) -> float32 (N, 784) in [0, 1] on the device. `torch.tensor` copies: the prepared
+    splits are read-only arrays, which `torch.from_numpy` would share and warn about."""
+    return torch.tensor(images, device=device).reshape(len(images), -1).float().div_(255.0)
 
 
 def make_optimizer(model: VAE, lr: float, device: torch.device) -> torch.optim.Adam:
