@@ -75,6 +75,27 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0].removeprefix("tests/"), len(rank)))
 
 
+FILE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Sum each test file's setup, call and teardown seconds (its module fixtures included); under
+    pytest-xdist the controlling process receives every worker's reports."""
+    name = report.nodeid.split("::")[0]
+    FILE_SECONDS[name] = FILE_SECONDS.get(name, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The slowest test files, so that LONGEST_FIRST and the suite's time can be kept up to date from any run."""
+    if hasattr(config, "workerinput") or not FILE_SECONDS:
+        return
+    slowest = sorted(FILE_SECONDS.items(), key=lambda item: -item[1])[:20]
+    terminalreporter.write_sep("=", f"seconds per test file, slowest 20 of {len(FILE_SECONDS)} (one worker's time)")
+    for name, seconds in slowest:
+        terminalreporter.write_line(f"{seconds:8.1f}  {name}")
+    terminalreporter.write_line(f"{sum(FILE_SECONDS.values()):8.1f}  all files")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     """Keep prepared-data caches of the tests out of the user's ~/.cache."""
