@@ -54,9 +54,11 @@ LONGEST_FIRST = (
     "e2e/test_docs_examples.py",
     "e2e/test_evaluate.py",
     "e2e/test_report.py",
+    "e2e/test_mlflow_ui_compare.py",
     "e2e/test_main.py",
     "e2e/test_reuse_clone.py",
     "e2e/test_search.py",
+    "e2e/test_search_recovery.py",
     "e2e/test_no_secrets.py",
     "e2e/test_prepare_train_sample.py",
     "e2e/test_report_convergence.py",
@@ -157,16 +159,10 @@ class Tracking:
         return (match.group(1) if match else None), output
 
     def python_step(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        """`python -m pipeline ARGS` in a subprocess against this store."""
-        return subprocess.run(
-            [sys.executable, "-m", "pipeline", *args],
-            capture_output=True,
-            text=True,
-            env=self.env(),
-            cwd=self.root,
-            timeout=900,
-            **kwargs,
-        )
+        """`python -m pipeline ARGS` in a subprocess against this store; keyword arguments go to
+        subprocess.run (an `env` or `cwd` given replaces the store's)."""
+        options = {"capture_output": True, "text": True, "env": self.env(), "cwd": self.root, "timeout": 900, **kwargs}
+        return subprocess.run([sys.executable, "-m", "pipeline", *args], **options)
 
     def kill_when_paused(self, command: list[str], epoch: int) -> None:
         """Run `command` with every training pausing after its checkpoint of `epoch` (the hook waits to be

@@ -170,6 +170,20 @@ def verdict_words(html: str) -> dict[str, str]:
     return dict(re.findall(r"<tr data-finding='(F\d)'>.*?<td class='name word [a-z]+'>(.*?)</td>", html, flags=re.S))
 
 
+def part_rows(html: str) -> tuple[str, list[list[str]]]:
+    """The report's part-by-part table: its HTML and its rows' cells."""
+    table = re.search(r"<table class='parts'>(.*?)</table>", html, flags=re.S).group(1)
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S) for row in re.findall(r"<tr.*?</tr>", table, re.S)]
+    return table, [row for row in rows if row]
+
+
+def part_interval(text: str) -> tuple[float, float, float]:
+    """(difference, low, high) of a part's '±d [95 % CI ±l, ±h], …' line."""
+    found = re.match(r"([+-][\d.]+) \[95 % CI ([+-][\d.]+), ([+-][\d.]+)\]", text)
+    assert found, text
+    return tuple(float(v) for v in found.groups())
+
+
 def decimals_of(*groups: list[float]) -> int:
     """The decimals both sides of a part are printed to: the finest any side's spread needs, one
     significant digit of it (two when it starts with a 1), written independently of the report's code."""
@@ -197,6 +211,11 @@ def sampler_data(client, evaluate_run_id: str, sampler_key: str):
     )
     assert len(found) == 1, (evaluate_run_id, sampler_key, len(found))
     return found[0].data
+
+
+def over_seeds(client, study: dict, cell: str, sampler_key: str) -> dict:
+    """{training seed: the metrics and tags (RunData) of one sampler's child run} for a cell of `study`."""
+    return {seed: sampler_data(client, study["evaluations"][(cell, seed)][0], sampler_key) for seed in SEEDS}
 
 
 def evaluate(tracking, train: str, settings: dict, *extra: str) -> str:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +30,8 @@ def reported(tracking, study, tmp_path_factory):
     """`mlflow run . -e report -P source=<main run id>` on the tiny study."""
     output = tmp_path_factory.mktemp("report-out")
     run_id, log = tracking.mlflow_run("report", {"source": study["main"], "output": output})
-    html = (output / "report.html").read_text()
-    return {"run_id": run_id, "output": output, "html": html, "page": rs.Page(html), "log": log}
+    html, markdown = (output / "report.html").read_text(), (output / "report.md").read_text()
+    return {"run_id": run_id, "output": output, "html": html, "markdown": markdown, "page": rs.Page(html), "log": log}
 
 
 @pytest.mark.slow
@@ -65,7 +63,7 @@ def test_the_main_runs_page_shows_the_verdict_table_and_links_the_report(trackin
     table, link = note.strip().split("\n\n")
     assert table.splitlines()[0] == "| finding | the write-up says | verdict | the numbers, clause by clause |"
     assert [line.split(" | ")[0] for line in table.splitlines()[2:]] == [f"| **{f}**" for f in rs.FINDINGS]
-    assert table in (reported["output"] / "report.md").read_text()
+    assert table in reported["markdown"]
     route = f"#/experiments/{tracking.experiment_id}/runs/{reported['run_id']}/artifacts/report/report.html"
     assert link.endswith(f"[report/report.html]({route}?workflowType=machine_learning)")
 
@@ -167,30 +165,21 @@ def test_all_six_verdicts_are_on_the_page_with_their_numbers(tracking, study, re
     assert "paired, seed by seed (scipy.stats.ttest_rel)" in html  # the rule is written on the page
 
 
-def _interval(text: str) -> tuple[float, float, float]:
-    """(difference, low, high) of a part's '±d [95 % CI ±l, ±h], …' line."""
-    found = re.match(r"([+-][\d.]+) \[95 % CI ([+-][\d.]+), ([+-][\d.]+)\]", text)
-    assert found, text
-    return tuple(float(v) for v in found.groups())
-
-
 @pytest.mark.slow
 def test_each_part_gives_its_difference_and_95_percent_interval_as_scipy_computes_it(tracking, study, reported):
     html = reported["html"]
-    table = re.search(r"<table class='parts'>(.*?)</table>", html, flags=re.S).group(1)
-    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S) for row in re.findall(r"<tr.*?</tr>", table, re.S)]
-    rows = [row for row in rows if row]
+    table, rows = rs.part_rows(html)
     assert all(row[1][0] in "✓✗~?·" for row in rows)
     assert re.findall(r"<tr id='(F\d)'>", table) == list(rs.FINDINGS)  # each finding's first part row
     client = tracking.client
 
     def values(cell, key, metric):
-        return [rs.sampler_data(client, study["evaluations"][(cell, s)][0], key).metrics[metric] for s in rs.SEEDS]
+        return [data.metrics[metric] for data in rs.over_seeds(client, study, cell, key).values()]
 
     # F1, E1 covers most digits, by the CNN: a one-sample t against 7.5
     covered = next(row for row in rows if "E1 covers most digits" in row[1] and row[2] == "classes covered (CNN)")
     cnn = values("bce-standard", "normal_0_1", "classes_covered")
-    difference, low, high = _interval(covered[4])
+    difference, low, high = rs.part_interval(covered[4])
     expected = np.mean(cnn) - 7.5
     assert difference == pytest.approx(expected, abs=0.05 + 1e-9)
     if np.std(cnn) > 0:
@@ -200,7 +189,7 @@ def test_each_part_gives_its_difference_and_95_percent_interval_as_scipy_compute
     fid = next(row for row in rows if "E2 less realistic than E1" in row[1] and row[2].startswith("FID"))
     e2, e1 = values("bce-standard", "normal_1_2", "fid"), values("bce-standard", "normal_0_1", "fid")
     scipy_low, scipy_high = stats.ttest_rel(e2, e1).confidence_interval(0.95)
-    difference, low, high = _interval(fid[4])
+    difference, low, high = rs.part_interval(fid[4])
     spread = float(np.std(np.subtract(e2, e1), ddof=1))
     step = 10.0 ** -rs.decimals_of(e2, e1)  # the printed rounding
     assert difference == pytest.approx(np.mean(e2) - np.mean(e1), abs=step)
@@ -209,7 +198,7 @@ def test_each_part_gives_its_difference_and_95_percent_interval_as_scipy_compute
     # F4 under N(0,1): two model cells, so Welch's t
     welch = next(row for row in rows if "MSE clearer than BCE under N(0,1)" in row[1] and row[2] == "sharpness")
     assert "Welch t" in welch[4]
-    markdown = (reported["output"] / "report.md").read_text()
+    markdown = reported["markdown"]
     assert (
         "| finding | clause | metric | A vs B (mean ± sd over seeds) | A − B [95 % CI], test, df: outcome |" in markdown
     )
@@ -228,7 +217,7 @@ def test_two_epoch_models_make_the_page_open_with_a_warning_and_every_verdict_pr
     assert "The verdicts on F1, F2, F3, F4, F6 are preliminary" in warning
     for cell, seed in ((c, s) for c in ("bce-standard", "mse-standard") for s in rs.SEEDS):
         assert f"{cell} seed {seed}: still improving (val loss" in warning
-    words = dict(re.findall(r"<tr data-finding='(F\d)'>.*?<td class='name word [a-z]+'>(.*?)</td>", html, flags=re.S))
+    words = rs.verdict_words(html)
     for finding in ("F1", "F2", "F3", "F4", "F6"):  # F5 needs the sampled-params cell: not measured
         assert words[finding].endswith(" — preliminary: models still improving"), (finding, words[finding])
     assert "preliminary" not in words["F5"]
@@ -237,7 +226,7 @@ def test_two_epoch_models_make_the_page_open_with_a_warning_and_every_verdict_pr
 
 @pytest.mark.slow
 def test_the_page_names_no_path_of_the_machine(tracking, reported):
-    markdown = (reported["output"] / "report.md").read_text()
+    markdown = reported["markdown"]
     for text in (reported["html"], markdown):
         assert str(tracking.root) not in text and "/tmp/" not in text and str(Path.home()) + "/" not in text
         assert "sqlite:///mlflow.db" in text  # the tracking URI without its local folder
@@ -246,13 +235,13 @@ def test_the_page_names_no_path_of_the_machine(tracking, reported):
 @pytest.mark.slow
 def test_the_page_is_self_contained(reported):
     page = reported["page"]
-    panels = len(re.findall(r"\(images/disputed_\w+\.png\)", (reported["output"] / "report.md").read_text()))
+    panels = len(re.findall(r"\(images/disputed_\w+\.png\)", reported["markdown"]))
     assert len(page.images) == 4 + panels  # the samples figure, loss curves, latent map, interpolations; disputes
     assert all(src.startswith("data:image/png;base64,") for src in page.images)
     assert not [h for h in page.hrefs if re.match(r"^(https?:)?//", h)], "no external fetch"
     assert "script" not in page.tags and "link" not in page.tags and "@import" not in reported["html"]
     assert all(h.startswith("#/experiments/") for h in page.hrefs)  # a local store: relative UI paths
-    markdown = (reported["output"] / "report.md").read_text()
+    markdown = reported["markdown"]
     headings = ("Samples", "The experiments and the findings", "Metrics", "Verdicts part by part", "Loss curves")
     for heading in (*headings, "The latent space", "Provenance", "Appendix: every score"):
         assert f"\n## {heading}\n" in markdown and f">{heading}</h2>" in reported["html"]
@@ -271,24 +260,18 @@ def test_the_disputed_digits_are_those_of_the_seed_with_the_most_samples_in_disp
     cells = {"E1": "bce-standard", "E2": "bce-standard", "E3": "bce-standard", "E4": "mse-standard"}
     for name, spec, seed, share, _total in captions:
         key = parse_sampler(spec).key
-        disputed = {
-            s: rs.sampler_data(tracking.client, study["evaluations"][(cells[name], s)][0], key).metrics[
-                "samples_in_dispute"
-            ]
-            for s in rs.SEEDS
-        }
+        runs = rs.over_seeds(tracking.client, study, cells[name], key)
+        disputed = {s: data.metrics["samples_in_dispute"] for s, data in runs.items()}
         assert int(seed) == max(disputed, key=lambda s: (disputed[s], -s)), (name, disputed)
         assert (
             int(share) == round(100 * disputed[int(seed)])
             and (reported["output"] / "images" / f"disputed_{name}.png").exists()
         )
     keys = {"E1": "normal_0_1", "E2": "normal_1_2", "E3": "beta_0.25_0.25", "E4": "beta_0.25_0.25"}
-    tags = {
-        (name, s): rs.sampler_data(tracking.client, study["evaluations"][(cells[name], s)][0], key).tags
-        for name, key in keys.items()
-        for s in rs.SEEDS
+    runs = {name: rs.over_seeds(tracking.client, study, cells[name], key).values() for name, key in keys.items()}
+    disputed = {
+        name for name, data in runs.items() if any(d.tags["max_class"] != d.tags["max_class_judge2"] for d in data)
     }
-    disputed = {n for (n, _), t in tags.items() if t["max_class"] != t["max_class_judge2"]}
     assert disputed <= {name for name, *_ in captions}  # judges naming different dominant digits: a panel
 
 
@@ -312,7 +295,7 @@ def test_the_samples_are_one_figure_with_a_column_per_experiment(tracking, study
     rows = -(-experiments // columns)
     assert width >= columns * rs.MIN_COLUMN_PX, width
     assert height >= rows * width / columns, (width, height)  # grid and histogram stacked in each column
-    markdown = (reported["output"] / "report.md").read_text()
+    markdown = reported["markdown"]
     assert markdown.count("(images/samples.png)") == 1
     assert (reported["output"] / "images" / "samples.png").read_bytes() == png
     evaluate = study["evaluations"][("bce-standard", 0)][0]
@@ -323,7 +306,7 @@ def test_the_samples_are_one_figure_with_a_column_per_experiment(tracking, study
 @pytest.mark.slow
 def test_provenance_names_code_version_data_and_runs(tracking, study, reported):
     html = reported["html"]
-    markdown = (reported["output"] / "report.md").read_text()
+    markdown = reported["markdown"]
     client = tracking.client
     train = client.get_run(study["steps"][1]["run_id"])
     classifier = client.get_run(study["evaluations"][("bce-standard", 0)][0]).data.tags["classifier_run_id"]
@@ -356,7 +339,7 @@ def test_the_verdict_table_opens_the_page_and_the_screenshot(tracking, reported)
     Markdown, and in the browser within the first 1,000 pixels."""
     from analysis import browser
 
-    html, markdown = reported["html"], (reported["output"] / "report.md").read_text()
+    html, markdown = reported["html"], reported["markdown"]
     body = html[html.index("<body>") :]
     assert body.index("<h1>") < body.index("id='setup'") < body.index("id='convergence") < body.index("<table")
     assert re.search(r"<table[^>]*>", body).group(0) == "<table class='verdicts' id='verdict-table'>"
@@ -390,13 +373,8 @@ def test_unlike_settings_land_in_separate_tables_and_a_source_can_be_an_experime
 
     env = {**tracking.env(), "REPORT_CHROMIUM": str(tmp_path / "no-chromium")}
     env.pop("MLFLOW_EXPERIMENT_ID")  # no experiment chosen: the report run goes beside its main run
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "report", "--source", "report-settings", "--output", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=900,
+    result = tracking.python_step(
+        "report", "--source", "report-settings", "--output", str(tmp_path / "out"), env=env, cwd=REPO
     )
     report_id = rs.run_id(result)
     run = client.get_run(report_id)
