@@ -42,6 +42,20 @@ def test_the_welch_interval_uses_the_welch_satterthwaite_degrees_of_freedom():
     assert interval.outcome("greater") == "unsettled"
 
 
+def test_a_welch_interval_against_a_constant_side_is_the_other_sides_t_interval_without_a_warning():
+    """4, 5, 6 classes covered against 10 on every seed: Welch's df is the varying side's n - 1 and the
+    interval its one-sample t interval, shifted; scipy's precision-loss warning would be a false alarm."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        interval = intervals.welch({0: 4.0, 1: 5.0, 2: 6.0}, {0: 10.0, 1: 10.0, 2: 10.0})
+    half = 4.302653 / math.sqrt(3)  # t(0.975, 2) * sd 1 / sqrt(3) = 2.484137
+    assert interval.df == pytest.approx(2) and interval.difference == pytest.approx(-5)
+    assert (interval.low, interval.high) == pytest.approx((-5 - half, -5 + half), abs=1e-6)
+    assert interval.outcome("less") == "holds"
+
+
 def test_a_one_sample_interval_against_a_fixed_level():
     interval = intervals.threshold({0: 9.0, 1: 10.0, 2: 11.0}, 7.5)
     # mean 10, sd 1, se 1/sqrt(3): 2.5 ± 4.302653 / 1.732051 = 2.5 ± 2.484137
