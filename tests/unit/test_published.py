@@ -11,6 +11,7 @@ from tests.conftest import REPO
 RESULTS = REPO / "analysis" / "results"
 STUDY = RESULTS / "study" / "report.md"
 SEARCH = RESULTS / "search" / "report.md"
+STUDY_BF16 = RESULTS / "study-bf16" / "report.md"
 WORDS = ("holds", "contradicted", "mixed", "unsettled", "judge-dependent")
 
 
@@ -20,9 +21,9 @@ def readme_verdicts(findings: tuple[str, ...]) -> dict[str, str]:
     return {finding: word for finding, word in rows if finding in findings}
 
 
-def study_verdicts() -> dict[str, str]:
-    """{finding: verdict} from the study report's opening table (`| **F1** | claim | **holds** | ... |`)."""
-    rows = re.findall(r"^\| \*\*(F\d)\*\* \| [^|]+ \| \*\*([^*]+)\*\* \|", STUDY.read_text(), flags=re.M)
+def study_verdicts(report=STUDY) -> dict[str, str]:
+    """{finding: verdict} from a study report's opening table (`| **F1** | claim | **holds** | ... |`)."""
+    rows = re.findall(r"^\| \*\*(F\d)\*\* \| [^|]+ \| \*\*([^*]+)\*\* \|", report.read_text(), flags=re.M)
     return dict(rows)
 
 
@@ -50,6 +51,21 @@ def test_the_readme_states_the_published_search_verdicts_over_seeds():
     assert sorted(published) == ["F7", "F8", "G", "H"]
     assert readme_verdicts(tuple(published)) == published
     assert re.search(r"over training seeds 0, 1, 2 on the TEST split", SEARCH.read_text())
+
+
+def test_the_precision_comparison_in_speed_md_is_the_two_study_reports():
+    """docs/speed.md's table of verdicts in float32 and bf16-mixed is read from nowhere but the two reports,
+    which name their training precision and come from one commit."""
+    rows = re.findall(
+        r"^\| (F\d) \| \*\*([^*]+)\*\* \| \*\*([^*]+)\*\* \|$", (REPO / "docs" / "speed.md").read_text(), re.M
+    )
+    assert {f: (fp32, bf16) for f, fp32, bf16 in rows} == {
+        f: (word, study_verdicts(STUDY_BF16)[f]) for f, word in study_verdicts().items()
+    }
+    assert (
+        "; training precision 32;" in STUDY.read_text() and "; training precision bf16-mixed;" in STUDY_BF16.read_text()
+    )
+    assert STUDY.read_text().splitlines()[0] == STUDY_BF16.read_text().splitlines()[0]  # same preset, day, code
 
 
 def test_the_published_reports_come_from_committed_code():
