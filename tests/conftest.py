@@ -43,12 +43,12 @@ def pytest_configure(config):
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-# The test files that keep a worker longest, longest first (seconds of one worker on the 2-core machine,
-# 2026-11-29: 198, 176, 170, 140, 106, 59, 51, 42, 36, 30, 25; every other file takes under 16; the team-server
-# file (it took over the 106 s PostgreSQL search and adds main twice, serving and the UI) and
-# e2e/test_reuse_clone.py (issue 25) not yet measured idle). pytest-xdist hands files out in collection order
-# (with --no-loadscope-reorder), so the long ones start first and the suite ends on short unit files rather than
-# with one long file running while the other worker idles.
+# The test files that keep a worker longest, longest first. Seconds of one worker in CI on the 2-core machine,
+# 2026-12-06 at a3556e8 (pytest prints them at its end): docs examples 288, UI compare 255, reuse/clone 242,
+# main 232, evaluate 216, team server 204, report 166, search 150, unit/test_training 109, convergence 86,
+# search recovery 78; the two workers' totals were within 2 % of each other. pytest-xdist hands files out in
+# collection order (with --no-loadscope-reorder), so the long ones start first and the suite ends on short
+# unit files rather than with one long file running while the other worker idles.
 LONGEST_FIRST = (
     "e2e/test_team_server.py",
     "e2e/test_docs_examples.py",
