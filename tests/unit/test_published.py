@@ -59,13 +59,11 @@ def test_the_precision_comparison_in_speed_md_is_the_two_study_reports():
     rows = re.findall(
         r"^\| (F\d) \| \*\*([^*]+)\*\* \| \*\*([^*]+)\*\* \|$", (REPO / "docs" / "speed.md").read_text(), re.M
     )
-    assert {f: (fp32, bf16) for f, fp32, bf16 in rows} == {
-        f: (word, study_verdicts(STUDY_BF16)[f]) for f, word in study_verdicts().items()
-    }
-    assert (
-        "; training precision 32;" in STUDY.read_text() and "; training precision bf16-mixed;" in STUDY_BF16.read_text()
-    )
-    assert STUDY.read_text().splitlines()[0] == STUDY_BF16.read_text().splitlines()[0]  # same preset, day, code
+    fp32, bf16 = study_verdicts(), study_verdicts(STUDY_BF16)
+    assert {f: (a, b) for f, a, b in rows} == {f: (word, bf16[f]) for f, word in fp32.items()}
+    fp32_text, bf16_text = STUDY.read_text(), STUDY_BF16.read_text()
+    assert "; training precision 32;" in fp32_text and "; training precision bf16-mixed;" in bf16_text
+    assert fp32_text.splitlines()[0] == bf16_text.splitlines()[0]  # same preset, day, code
 
 
 def test_the_published_reports_come_from_committed_code():
