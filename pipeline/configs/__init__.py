@@ -10,7 +10,6 @@ what they are built of, `search` the search's, the largest.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from pipeline.configs.fields import (
@@ -21,6 +20,7 @@ from pipeline.configs.fields import (
     NO_VALUE,
     PRECISIONS,
     PRESET_VALUE,
+    RUN_ID_PATTERN,
     SEED_HELP,
     at_least,
     check_device,
@@ -45,11 +45,13 @@ __all__ = [
     "MAX_SEED",
     "NO_VALUE",
     "PRESET_VALUE",
+    "RUN_ID_PATTERN",
     "SEED_HELP",
     "SEARCH_OBJECTIVES",
     "STORAGE_FORMS",
     "STEP_CONFIGS",
     "EvaluateConfig",
+    "JudgesConfig",
     "MainConfig",
     "PrepareDataConfig",
     "ReportConfig",
@@ -165,6 +167,21 @@ class EvaluateConfig(_DrawingConfig):
         at_least(self, "iwae_k", 1)
 
 
+@dataclass(frozen=True)
+class JudgesConfig:
+    """judges: the evaluation's two classifiers (the CNN and the pixel k-NN) for the source of prepared data,
+    trained and fitted once per source so that the evaluations only load them."""
+
+    data: str = param("", "a prepare_data run id")
+    device: str = device_param()
+
+    def __post_init__(self):
+        coerce(self)
+        check_device(self)
+        if not RUN_ID_PATTERN.match(self.data):
+            raise bad_parameter("data", self.data, "a prepare_data run id (32 hex digits)")
+
+
 def preset_values(name: str) -> str:
     """A setting's value in the presets, for its help: ' (100)' where they agree, else ' (quick: 50, study: 100)'."""
     values = {preset: _shown(getattr(settings, name)) for preset, settings in PRESETS.items()}
@@ -266,7 +283,7 @@ class MainConfig:
         if self.data != PRESET_VALUE:
             from pipeline.core.data.datasets import is_dataset_name  # late: numpy stays out of the CLI's parsing
 
-            if not is_dataset_name(self.data) and not re.match(r"^[0-9a-f]{32}$", self.data):
+            if not is_dataset_name(self.data) and not RUN_ID_PATTERN.match(self.data):
                 raise bad_parameter("data", self.data, f"{DATASET_CHOICES} | a prepare_data run id | preset")
 
 
@@ -288,6 +305,7 @@ STEP_CONFIGS = {
     "train": TrainConfig,
     "sample": SampleConfig,
     "evaluate": EvaluateConfig,
+    "judges": JudgesConfig,
     "main": MainConfig,
     "report": ReportConfig,
     "search": SearchConfig,

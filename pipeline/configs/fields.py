@@ -21,6 +21,7 @@ SEED_HELP = (
 MAX_SEED = 2**32 - 1
 DATASET_CHOICES = "mnist-5k | mnist | fashion-mnist | idx:DIR"
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")  # an MLflow run id, as every `data`, `model` and `source` takes it
 
 
 def param(default, help: str, choices: tuple[str, ...] | None = None):

@@ -28,6 +28,7 @@ from pipeline.configs import (
     NO_VALUE,
     PRESET_VALUE,
     EvaluateConfig,
+    JudgesConfig,
     MainConfig,
     PrepareDataConfig,
     ReportConfig,
@@ -47,7 +48,7 @@ REPORT_INPUTS_TAG = "pipeline.report_inputs"
 SEARCH_TAG = "pipeline.search_run_id"  # the search run whose report the study's report links to
 GENERATOR_NAME = "vae-generator"  # each cell's as vae-generator-<cell>, alias @main: the newest main's
 REGISTRY_ALIAS = "main"
-STEP_ORDER = ("prepare_data", "train", "evaluate")  # of the steps in main/steps.json
+STEP_ORDER = ("prepare_data", "judges", "train", "evaluate")  # of the steps in main/steps.json
 STAND_IN = "0" * 32  # a run id not known yet, where a step configuration is only checked
 
 
@@ -122,6 +123,10 @@ class Plan:
             data_root=self.data_root,
         )
 
+    def judges_config(self, data: str) -> JudgesConfig:
+        """The judges of the prepared data: trained beside the first trainings, loaded by every evaluation."""
+        return JudgesConfig(data=data, device=self.device)
+
     def evaluate_config(self, cell: Cell, train_run_id: str) -> EvaluateConfig:
         return EvaluateConfig(
             model=train_run_id,
@@ -171,6 +176,7 @@ def make_plan(config: MainConfig, preset: study.Settings) -> Plan:
     cells = tuple(cells_of(list(experiments)))
     plan = Plan(config.preset, settings, experiments, cells, prepare, config.device, config.data_root)
     data = settings.data if prepare is None else STAND_IN
+    plan.judges_config(data)
     for cell, seed in plan.trainings:
         plan.train_config(cell, seed, data)
     for cell in plan.cells:
@@ -306,7 +312,7 @@ def announce(plan: Plan, slots: int, threads: int, reuse: str) -> None:
 def main(config: MainConfig, parent_run_id: str | None = None) -> str:
     """Run the study; returns the main run's id."""
     plan = make_plan(config, study.PRESETS[config.preset])
-    slots, threads = parallel_slots(config, len(plan.trainings), processes.usable_cores())
+    slots, threads = parallel_slots(config, 1 + len(plan.trainings), processes.usable_cores())  # judges too
     backend_config = read_backend_config(config.backend_config)
     if plan.prepare is None:
         tracking.get_run(plan.settings.data, "data")
@@ -321,7 +327,8 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
         data = plan.settings.data
         if plan.prepare is not None:
             data = driver.run("prepare_data", plan.prepare, f"prepare_data {data}", {"dataset": data})
-        jobs = {
+        judges = functools.partial(driver.run, "judges", plan.judges_config(data), f"judges {plan.settings.data}", {})
+        jobs = {"judges": judges} | {  # first: the evaluations load them, the trainings do not need them
             f"{cell.name} seed {seed}": functools.partial(train_then_evaluate, driver, plan, cell, seed, data)
             for cell, seed in plan.trainings
         }

@@ -19,6 +19,7 @@ with `mlflow.log_*`; no other module creates, ends or searches runs.
 everything else is imported from the module that defines it.
 """
 
+from pipeline.configs import RUN_ID_PATTERN
 from pipeline.tracking.artifacts import (
     SETTINGS_TAG,
     artifact_batch,
@@ -35,7 +36,7 @@ from pipeline.tracking.launch import launch_context
 from pipeline.tracking.local_files import local_path
 from pipeline.tracking.params import log_config, run_param
 from pipeline.tracking.references import data_source, log_dataset_inputs, model_uri, resolve_data
-from pipeline.tracking.runs import RUN_ID_PATTERN, STEP_TAG, children, get_run, sweep_stale_runs, use_experiment_of
+from pipeline.tracking.runs import STEP_TAG, children, get_run, sweep_stale_runs, use_experiment_of
 from pipeline.tracking.step import step_run
 
 __all__ = [

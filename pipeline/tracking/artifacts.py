@@ -20,9 +20,10 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+from pipeline.configs import RUN_ID_PATTERN
 from pipeline.core.model import checkpoints
 from pipeline.errors import InputError
-from pipeline.tracking.runs import RUN_ID_PATTERN, end_stale_runs, get_run
+from pipeline.tracking.runs import end_stale_runs, get_run
 
 if TYPE_CHECKING:
     import torch

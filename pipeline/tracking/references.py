@@ -15,10 +15,11 @@ from mlflow.data.http_dataset_source import HTTPDatasetSource
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from pipeline.configs import RUN_ID_PATTERN
 from pipeline.core.data import datasets
 from pipeline.errors import InputError
 from pipeline.tracking.artifacts import downloaded
-from pipeline.tracking.runs import RUN_ID_PATTERN, get_run
+from pipeline.tracking.runs import get_run
 
 
 def model_uri(reference: str, parameter: str = "model") -> tuple[str, str | None]:

@@ -4,7 +4,6 @@ trials, one evaluation of one sampler), a run's description, and links to a run'
 
 from __future__ import annotations
 
-import re
 import time
 from contextlib import contextmanager
 
@@ -16,7 +15,6 @@ from pipeline.errors import InputError
 from pipeline.process import processes
 from pipeline.tracking.launch import LaunchContext, launch_context
 
-RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 STEP_TAG = "pipeline.step"
 PARENT_TAG = "mlflow.parentRunId"
 PROCESS_TAG = "pipeline.process"  # host:pid:start time of the process that ran the step

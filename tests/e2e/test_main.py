@@ -67,6 +67,7 @@ def test_main_runs_every_step_as_a_finished_child_and_writes_the_report(tracking
         assert run.info.status == "FINISHED", (run.data.tags["pipeline.step"], run.info.run_name)
     assert {step: len(runs) for step, runs in by_step.items()} == {
         "prepare_data": 1,
+        "judges": 1,
         "train": 4,
         "evaluate": 4,
         "report": 1,
@@ -91,7 +92,7 @@ def test_main_runs_every_step_as_a_finished_child_and_writes_the_report(tracking
         assert all(r.data.tags["cell"] == cell and "fid" in r.data.metrics for r in own)
     page = f"#/experiments/{study_experiment}/runs/{main_id}?workflowType=machine_learning"
     assert f"main: the verdicts on the run's page in the MLflow UI: {page}" in output
-    assert main.data.metrics["steps_ran"] == 9 and main.data.metrics["steps_reused"] == 0
+    assert main.data.metrics["steps_ran"] == 10 and main.data.metrics["steps_reused"] == 0
 
     artifacts = {a.path for a in client.list_artifacts(main_id, "report")}
     assert {"report/report.html", "report/report.md", "report/report.png"} <= artifacts
@@ -148,15 +149,19 @@ def test_main_registers_each_cells_lowest_seed_generator_once(tracking, first_ma
 
 def test_a_second_main_starts_no_step_and_registers_nothing(tracking, study_experiment, first_main, tmp_path):
     client = tracking.client
-    before = {step: len(children(client, study_experiment, step)) for step in ("prepare_data", "train", "evaluate")}
+    before = {
+        step: len(children(client, study_experiment, step)) for step in ("prepare_data", "judges", "train", "evaluate")
+    }
     versions = registered(client)
     run_id, output = tracking.mlflow_run("main", {**TINY, "report_dir": tmp_path}, experiment_id=study_experiment)
-    after = {step: len(children(client, study_experiment, step)) for step in ("prepare_data", "train", "evaluate")}
+    after = {
+        step: len(children(client, study_experiment, step)) for step in ("prepare_data", "judges", "train", "evaluate")
+    }
     assert after == before
     assert registered(client) == versions
     plan = steps_json(client, run_id)
-    assert all(r["reused"] for r in plan["steps"]) and len(plan["steps"]) == 9
-    assert client.get_run(run_id).data.metrics["steps_reused"] == 9
+    assert all(r["reused"] for r in plan["steps"]) and len(plan["steps"]) == 10
+    assert client.get_run(run_id).data.metrics["steps_reused"] == 10
     assert (tmp_path / "report.html").read_text() == (Path(first_main[2]) / "report.html").read_text()
     assert "report/report.html" in {a.path for a in client.list_artifacts(run_id, "report")}
     note = client.get_run(run_id).data.tags["mlflow.note.content"]  # the reused report's verdicts on its page

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from pipeline.core.judges import knn
+from tests.conftest import write_idx_folder
 from tests.helpers import artifact_paths
 
 pytestmark = pytest.mark.slow
@@ -127,3 +129,30 @@ def test_params_are_plain_and_the_same_whichever_launcher(tracking, trained_run_
     assert {k: v for k, v in normalized_params(direct_run).items() if k not in ignore} == {
         k: v for k, v in normalized_params(run).items() if k not in ignore
     }
+
+
+def test_judges_trains_a_new_sources_classifier_and_knn_once_and_then_finds_them(tracking, tmp_path):
+    """`mlflow run . -e judges -P data=<prepare run id>` on a source no run has seen (random IDX digits)."""
+    folder = write_idx_folder(tmp_path / "idx", n_train=200, n_test=20, seed=11)
+    prepare, _ = tracking.mlflow_run("prepare_data", {"dataset": f"idx:{folder}"})
+    first, again = (tracking.mlflow_run("judges", {"data": prepare})[0] for _ in range(2))
+    client = tracking.client
+    runs = [client.get_run(run_id) for run_id in (first, again)]
+    assert [run.info.status for run in runs] == ["FINISHED", "FINISHED"]
+    assert runs[0].data.tags["classifier_run_id"] == runs[1].data.tags["classifier_run_id"]
+    classifier = client.get_run(runs[0].data.tags["classifier_run_id"])
+    assert classifier.data.tags["mlflow.parentRunId"] == first  # trained by the first, found by the second
+    assert classifier.data.tags["source_digest"] == runs[0].data.tags["source_digest"]
+    assert classifier.data.params["train_images"] == "200" and "test_accuracy" in classifier.data.metrics
+    assert knn.ARTIFACT in artifact_paths(client, classifier.info.run_id)
+    assert runs[0].data.tags["mlflow.parentRunId"] == prepare  # beside its data, as a sample runs beside its model
+
+
+@pytest.mark.parametrize("data", ["nonsense", "trained"])
+def test_judges_refuses_data_that_is_not_a_prepare_data_run(tracking, trained_run_id, data):
+    data = trained_run_id if data == "trained" else data
+    before = len(tracking.client.search_runs([tracking.experiment_id], max_results=1000))
+    result = tracking.python_step("judges", "--data", data)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "parameter 'data'" in result.stderr and "allowed: a prepare_data run id" in result.stderr
+    assert len(tracking.client.search_runs([tracking.experiment_id], max_results=1000)) == before

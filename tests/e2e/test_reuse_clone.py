@@ -32,7 +32,7 @@ MAIN = {
     "iwae_k": 3,
     "max_parallel": 1,
 }  # reuse: the default, clean
-STEPS = 3  # prepare_data, train, evaluate (the report is reused or built apart from these)
+STEPS = 4  # prepare_data, judges, train, evaluate (the report is reused or built apart from these)
 DONE = re.compile(r"main: done: (\d+) steps ran, (\d+) reused, (\d+) resumed")
 
 

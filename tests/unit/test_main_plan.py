@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from pipeline.configs import EvaluateConfig, MainConfig, PrepareDataConfig, TrainConfig
+from pipeline.configs import EvaluateConfig, JudgesConfig, MainConfig, PrepareDataConfig, TrainConfig
 from pipeline.core import study
 from pipeline.errors import InputError
 from pipeline.steps import main
@@ -56,8 +56,10 @@ def test_the_plan_is_the_presets_settings_typed_with_the_users_overrides():
     assert plan.evaluate_config(bce, "t" * 32) == EvaluateConfig(
         model="t" * 32, samplers="normal:0,1+normal:1,2+beta:0.25,0.25", n_samples=1000, iwae_k=50, seed=0
     )
-    record = plan.record([{"step": "evaluate"}, {"step": "train"}, {"step": "prepare_data"}])
-    assert record["preset"] == "quick" and [r["step"] for r in record["steps"]] == ["prepare_data", "train", "evaluate"]
+    assert plan.judges_config("d" * 32) == JudgesConfig(data="d" * 32)
+    record = plan.record([{"step": "evaluate"}, {"step": "train"}, {"step": "judges"}, {"step": "prepare_data"}])
+    steps = [r["step"] for r in record["steps"]]
+    assert record["preset"] == "quick" and steps == ["prepare_data", "judges", "train", "evaluate"]
     assert record["settings"] == {
         "experiments": "study",
         "data": "mnist-5k",
