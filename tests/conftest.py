@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline.process.pause import PAUSE_ENV
+from tests import shared_resources
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = str(Path(sys.executable).parent)
@@ -32,10 +33,13 @@ def mlflow_run_command(
 
 
 def pytest_configure(config):
-    """Under pytest-xdist (the default, `-n auto`), the workers' torch processes share the cores: each
+    """The controlling process makes the folder of what the workers share (tests/shared_resources.py).
+    Under pytest-xdist (the default, `-n auto`), the workers' torch processes share the cores: each
     runs one OpenMP thread unless main gives its steps more, and idle OpenMP threads sleep instead of
     spinning (OMP_WAIT_POLICY=PASSIVE), so two workers never make each other crawl. Workers are not
     pinned to cores: the last long test file would then have one core while the other idles."""
+    if not hasattr(config, "workerinput"):
+        shared_resources.start_session()
     if os.environ.get("PYTEST_XDIST_WORKER") is None:
         return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -67,6 +71,12 @@ LONGEST_FIRST = (
     "e2e/test_nothing_left_behind.py",
     "e2e/test_serve.py",
 )
+
+
+def pytest_unconfigure(config):
+    """The controlling process, after every worker has ended: stop the shared servers, remove their files."""
+    if not hasattr(config, "workerinput"):
+        shared_resources.end_session()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -112,19 +122,30 @@ def isolated_cache(tmp_path_factory):
 
 
 class Tracking:
-    """A temporary SQLite tracking store with one experiment whose artifacts live beside it."""
+    """A temporary SQLite tracking store with one experiment whose artifacts live beside it: this process's
+    (`active`: MLflow's fluent API and the environment point at it), or one the steps it runs are pointed at."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, active: bool = True, experiment: str = "tests"):
         import mlflow
         from mlflow.tracking import MlflowClient
 
         self.root = root
         self.uri = f"sqlite:///{root / 'mlflow.db'}"
-        os.environ["MLFLOW_TRACKING_URI"] = self.uri
-        mlflow.set_tracking_uri(self.uri)
         self.client = MlflowClient(self.uri)
-        self.experiment_id = self.client.create_experiment("tests", artifact_location=(root / "artifacts").as_uri())
-        mlflow.set_experiment(experiment_id=self.experiment_id)
+        found = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = (
+            found.experiment_id
+            if found is not None
+            else self.client.create_experiment(experiment, artifact_location=(root / "artifacts" / experiment).as_uri())
+        )
+        if active:
+            os.environ["MLFLOW_TRACKING_URI"] = self.uri
+            mlflow.set_tracking_uri(self.uri)
+            mlflow.set_experiment(experiment_id=self.experiment_id)
+
+    def in_experiment(self, experiment: str) -> Tracking:
+        """The same store, the steps it runs going into `experiment` (made when missing)."""
+        return Tracking(self.root, active=False, experiment=experiment)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -185,23 +206,39 @@ class Tracking:
 
 
 @pytest.fixture(scope="session")
-def postgres():
-    """One PostgreSQL server for the session (databases `mlflow` and `optuna`); yields its URL."""
+def postgres() -> str:
+    """One PostgreSQL server for the session, every worker's (databases `mlflow` and `optuna`); its URL."""
     from tests.e2e import servers
 
-    with servers.postgres(("mlflow", "optuna")) as url:
-        yield url
+    def start(_folder: Path) -> dict:
+        url, cleanup = servers.start_postgres(("mlflow", "optuna"))
+        shared_resources.stop_at_end(commands=cleanup)
+        return {"url": url}
+
+    return shared_resources.once("postgres", start)["url"]
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(postgres, tmp_path_factory):
-    """One `mlflow server` for the session, as a team runs it: PostgreSQL behind it, artifacts proxied
-    (`mlflow-artifacts:` URIs); yields its URL. Tests share it: each uses experiments of its own."""
+def mlflow_server(postgres) -> str:
+    """One `mlflow server` for the session, every worker's, as a team runs it: PostgreSQL behind it, artifacts
+    proxied (`mlflow-artifacts:` URIs); its URL. Tests share it: each uses experiments of its own."""
     from tests.e2e import servers
 
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    with servers.mlflow_server(f"{postgres}/mlflow", folder / "artifacts", folder / "server.log") as url:
-        yield url
+    def start(folder: Path) -> dict:
+        url, process = servers.start_mlflow_server(f"{postgres}/mlflow", folder / "artifacts", folder / "server.log")
+        shared_resources.stop_at_end(process_group=process.pid)
+        return {"url": url}
+
+    return shared_resources.once("mlflow-server", start)["url"]
+
+
+@pytest.fixture(scope="session")
+def tiny_study():
+    """The tiny real study (tests/e2e/report_study.py), built once for the session, every worker's, in a store
+    of its own: the report's and the MLflow UI's tests read it."""
+    from tests.e2e import report_study
+
+    return report_study.shared_study()
 
 
 @pytest.fixture(scope="session")

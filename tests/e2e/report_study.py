@@ -8,6 +8,7 @@ import math
 import re
 import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 
@@ -223,6 +224,23 @@ def evaluate(tracking, train: str, settings: dict, *extra: str) -> str:
     args = ["--model", train, "--samplers", SAMPLERS, "--seed", "0", "--device", "cpu", *extra]
     args += ["--n_samples", str(settings["n_samples"]), "--iwae_k", str(settings["iwae_k"])]
     return run_id(tracking.python_step("evaluate", *args))
+
+
+def shared_study():
+    """(store, study): the tiny study of the test session, built by the first worker that asks
+    (tests/shared_resources.py) in a store of its own; `store` runs steps into the study's experiment."""
+    from tests import shared_resources
+    from tests.conftest import Tracking
+
+    def build(folder) -> dict:
+        study = build_study(Tracking(folder, active=False))
+        evaluations = [[cell, seed, *runs] for (cell, seed), runs in study["evaluations"].items()]
+        return {**study, "evaluations": evaluations, "root": str(folder)}
+
+    record = shared_resources.once("tiny-study", build)
+    store = Tracking(Path(record.pop("root")), active=False)
+    record["evaluations"] = {(cell, seed): tuple(runs) for cell, seed, *runs in record["evaluations"]}
+    return store, record
 
 
 def build_study(tracking) -> dict:

@@ -37,9 +37,10 @@ def serve_command(model_uri: str, port: int) -> list[str]:
     return [mlflow, "models", "serve", "-m", model_uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
 
 
-@contextmanager
-def server(command: list[str], ready_url: str, log: Path, env: dict | None = None, cwd: Path | None = None):
-    """Run `command` until `ready_url` answers 200; yield the process; then kill its whole process group."""
+def start_server(
+    command: list[str], ready_url: str, log: Path, env: dict | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
+    """Start `command` in a process group of its own and return once `ready_url` answers 200."""
     with open(log, "w") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
@@ -50,23 +51,38 @@ def server(command: list[str], ready_url: str, log: Path, env: dict | None = Non
             try:
                 with urllib.request.urlopen(ready_url, timeout=5) as response:
                     if response.status == 200:
-                        break
+                        return process
             except OSError:
                 pass
             assert process.poll() is None, f"{command[0]} exited:\n{log.read_text()[-4000:]}"
             assert time.monotonic() < deadline, f"{ready_url} did not answer:\n{log.read_text()[-4000:]}"
             time.sleep(0.5)
+    except BaseException:
+        stop_server(process)
+        raise
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    """SIGTERM the server's whole process group, SIGKILL if it has not gone within 30 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=30)
+            break
+        except ProcessLookupError:
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@contextmanager
+def server(command: list[str], ready_url: str, log: Path, env: dict | None = None, cwd: Path | None = None):
+    """Run `command` until `ready_url` answers 200; yield the process; then kill its whole process group."""
+    process = start_server(command, ready_url, log, env, cwd)
+    try:
         yield process
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(process.pid, sig)
-                process.wait(timeout=30)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_server(process)
 
 
 def get_json(url: str):
@@ -91,11 +107,10 @@ def postgres_bin(name: str) -> str:
     return found
 
 
-@contextmanager
-def postgres(databases: tuple[str, ...]):
-    """A PostgreSQL server on a free port of 127.0.0.1 with these databases, trust auth; yields its URL
-    (`postgresql://postgres@127.0.0.1:PORT`); stopped and removed at the end. As root it runs as the
-    `postgres` user the Debian package creates (the server refuses root)."""
+def start_postgres(databases: tuple[str, ...]) -> tuple[str, list[list[str]]]:
+    """A PostgreSQL server on a free port of 127.0.0.1 with these databases, trust auth: its URL
+    (`postgresql://postgres@127.0.0.1:PORT`) and the commands that stop it and remove its files. As root it
+    runs as the `postgres` user the Debian package creates (the server refuses root)."""
     initdb, pg_ctl = postgres_bin("initdb"), postgres_bin("pg_ctl")
     as_user: list[str] = []
     base = Path(tempfile.mkdtemp(prefix="vae-postgres-"))
@@ -104,6 +119,7 @@ def postgres(databases: tuple[str, ...]):
         shutil.chown(base, "postgres", "postgres")
     base.chmod(0o755)
     port, data = free_port(), base / "data"
+    cleanup = [[*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], ["rm", "-rf", str(base)]]
 
     def run(*command):
         result = subprocess.run([*as_user, *command], check=False, capture_output=True, text=True, timeout=120)
@@ -111,19 +127,8 @@ def postgres(databases: tuple[str, ...]):
 
     try:
         run(initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
-        run(
-            pg_ctl,
-            "-D",
-            str(data),
-            "-l",
-            str(base / "server.log"),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=100",
-            "start",
-        )
+        options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=100"
+        run(pg_ctl, "-D", str(data), "-l", str(base / "server.log"), "-w", "-t", "60", "-o", options, "start")
         import sqlalchemy
 
         engine = sqlalchemy.create_engine(
@@ -133,36 +138,51 @@ def postgres(databases: tuple[str, ...]):
             for database in databases:
                 connection.execute(sqlalchemy.text(f"CREATE DATABASE {database}"))
         engine.dispose()
-        yield f"postgresql://postgres@127.0.0.1:{port}"
+    except BaseException:
+        run_all(cleanup)
+        raise
+    return f"postgresql://postgres@127.0.0.1:{port}", cleanup
+
+
+def run_all(commands: list[list[str]]) -> None:
+    for command in commands:
+        subprocess.run(command, check=False, capture_output=True, timeout=120)
+
+
+@contextmanager
+def postgres(databases: tuple[str, ...]):
+    """start_postgres's server, stopped and removed at the end; yields its URL."""
+    url, cleanup = start_postgres(databases)
+    try:
+        yield url
     finally:
-        if (data / "postmaster.pid").exists():
-            subprocess.run(
-                [*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"],
-                check=False,
-                capture_output=True,
-                timeout=120,
-            )
-        shutil.rmtree(base, ignore_errors=True)
+        run_all(cleanup)
+
+
+def mlflow_server_command(backend_store_uri: str, artifacts: Path, port: int) -> list[str]:
+    """`mlflow server` on `backend_store_uri`, proxying artifacts to the folder `artifacts` (clients see
+    `mlflow-artifacts:` URIs), on 127.0.0.1:`port`."""
+    mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    return [
+        *(mlflow, "server", "--backend-store-uri", backend_store_uri, "--artifacts-destination", artifacts.as_uri()),
+        *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+    ]
+
+
+def start_mlflow_server(backend_store_uri: str, artifacts: Path, log: Path) -> tuple[str, subprocess.Popen]:
+    """(URL, process) of a started `mlflow server` (mlflow_server_command)."""
+    port = free_port()
+    command = mlflow_server_command(backend_store_uri, artifacts, port)
+    return f"http://127.0.0.1:{port}", start_server(
+        command, f"http://127.0.0.1:{port}/health", log, cwd=artifacts.parent
+    )
 
 
 @contextmanager
 def mlflow_server(backend_store_uri: str, artifacts: Path, log: Path):
-    """`mlflow server` on `backend_store_uri`, proxying artifacts to the folder `artifacts` (clients see
-    `mlflow-artifacts:` URIs); yields its URL."""
-    port = free_port()
-    command = [
-        os.path.join(os.path.dirname(sys.executable), "mlflow"),
-        "server",
-        "--backend-store-uri",
-        backend_store_uri,
-        "--artifacts-destination",
-        artifacts.as_uri(),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    with server(command, f"http://127.0.0.1:{port}/health", log, cwd=artifacts.parent):
-        yield f"http://127.0.0.1:{port}"
+    """start_mlflow_server's server, stopped at the end; yields its URL."""
+    url, process = start_mlflow_server(backend_store_uri, artifacts, log)
+    try:
+        yield url
+    finally:
+        stop_server(process)

@@ -1,13 +1,11 @@
-"""The MLflow UI compares what the study compares: on the tiny real study the report tests build
-(tests/e2e/report_study.py), plus the E5 cell, behind a real `mlflow server`, grouping the runs table by the
-`experiment` tag in headless Chromium shows E1–E5, each with one run per training seed, and the group's
-aggregated FID (table row, chart bar and its tooltip) is the report's mean of that row."""
+"""The MLflow UI compares what the study compares: on the session's tiny real study that the report's tests
+read (tests/conftest.py's `tiny_study`), plus the E5 cell, behind a real `mlflow server`, grouping the runs
+table by the `experiment` tag in headless Chromium shows E1–E5, each with one run per training seed, and
+the group's aggregated FID (table row, chart bar and its tooltip) is the report's mean of that row."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,24 +21,11 @@ TABLE_PNG, CHART_PNG = "mlflow-ui-grouped-by-experiment.png", "mlflow-ui-fid-by-
 SAMPLERS = {"E1": "normal:0,1", "E2": "normal:1,2", "E3": "beta:0.25,0.25", "E4": "beta:0.25,0.25", "E5": "normal:0,1"}
 
 
-class OwnExperiment:
-    """The session's store, with every step in an experiment of its own, so only this study's runs are grouped."""
-
-    def __init__(self, tracking, name: str):
-        self.client, self.root, self.tracking = tracking.client, tracking.root, tracking
-        self.experiment_id = tracking.client.create_experiment(name, artifact_location=(tracking.root / name).as_uri())
-
-    def python_step(self, *args: str) -> subprocess.CompletedProcess:
-        env = {**self.tracking.env(), "MLFLOW_EXPERIMENT_ID": self.experiment_id}
-        command = [sys.executable, "-m", "pipeline", *args]
-        return subprocess.run(command, capture_output=True, text=True, env=env, cwd=self.root, timeout=900)
-
-
-def build(store: OwnExperiment) -> tuple[str, str]:
-    """The report's tiny study and E5 (bce, sampled-params) for the same seeds; (main run id, report.md)."""
+def add_e5(store, study: dict) -> tuple[str, str]:
+    """E5 (bce, sampled-params) for the tiny study's seeds, in its experiment, and a main run over all of it
+    with its report; (main run id, report.md)."""
     from pipeline.core.study import STUDY_IDS
 
-    study = rs.build_study(store)
     steps, e5 = list(study["steps"]), STUDY_IDS["E5"]
     for seed in rs.SEEDS:
         args = ("--data", study["prepare"], "--loss", "bce", "--forward", "sampled-params", "--seed", str(seed))
@@ -50,20 +35,20 @@ def build(store: OwnExperiment) -> tuple[str, str]:
         step = {"step": "evaluate", "cell": e5.cell, "seed": seed, "run_id": evaluation, "train_run_id": train}
         steps.append({**step, "reused": False})
     planned = [*rs.experiments(), e5.plan_entry()]
-    main = rs.write_main_run(store.client, store.experiment_id, steps, planned=planned)
+    main = rs.write_main_run(store.client, store.experiment_id, steps, name="main quick e1-e5", planned=planned)
     output = store.root / "ui-compare-report"
     rs.run_id(store.python_step("report", "--source", main, "--output", str(output)))
     return main, (output / "report.md").read_text()
 
 
 @pytest.fixture(scope="module")
-def seen(tracking, tmp_path_factory):
-    """The study grouped by experiment in the UI, and the report's Markdown."""
-    store = OwnExperiment(tracking, "ui-compare")
-    _, markdown = build(store)
+def seen(tiny_study, tmp_path_factory):
+    """The tiny study and E5 grouped by experiment in the UI, and the report's Markdown."""
+    store, study = tiny_study
+    _, markdown = add_e5(store, study)
     folder = tmp_path_factory.mktemp("ui-compare")
     shots = Path(os.environ.get(SCREENSHOTS_ENV) or folder)
-    with mlflow_server(tracking.uri, folder / "artifacts", folder / "server.log") as url:
+    with mlflow_server(store.uri, folder / "artifacts", folder / "server.log") as url:
         groups = grouped_runs(
             f"{url}/#/experiments/{store.experiment_id}/runs?workflowType=machine_learning"
             "&orderByKey=tags.%60experiment%60&orderByAsc=true",  # sorted by the tag: groups in order E1, E2, ...

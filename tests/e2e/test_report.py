@@ -20,9 +20,15 @@ from tests.helpers import artifact_paths
 
 
 @pytest.fixture(scope="module")
-def study(tracking):
+def tracking(tiny_study):
+    """This file's store: the tiny study's (tests/conftest.py's `tiny_study`), shared with the UI's tests."""
+    return tiny_study[0]
+
+
+@pytest.fixture(scope="module")
+def study(tiny_study):
     """The tiny real study (tests/e2e/report_study.py): 2 cells x 2 seeds, trained and evaluated, and its main run."""
-    return rs.build_study(tracking)
+    return tiny_study[1]
 
 
 @pytest.fixture(scope="module")
@@ -357,13 +363,15 @@ def test_unlike_settings_land_in_separate_tables_and_a_source_can_be_an_experime
     """A second main run whose seed-1 evaluations used other settings; found by experiment name,
     reported without a browser (REPORT_CHROMIUM names no file)."""
     client = tracking.client
-    experiment = client.create_experiment("report-settings", artifact_location=(tracking.root / "settings").as_uri())
+    settings_store = tracking.in_experiment("report-settings")
+    experiment = settings_store.experiment_id
     steps = [s for s in study["steps"] if not (s["step"] == "evaluate" and s["seed"] == 1)]
     other = {}
     for loss, forward in rs.CELLS:
         cell = f"{loss}-{forward}"
         train = study["evaluations"][(cell, 1)][1]
-        other[cell] = rs.evaluate(tracking, train, rs.OTHER_SETTINGS, "--copy_scores", "skip")
+        # into this main run's experiment: the study's holds one evaluation per seed (the UI's tests group it)
+        other[cell] = rs.evaluate(settings_store, train, rs.OTHER_SETTINGS, "--copy_scores", "skip")
         steps.append(rs.step_record("evaluate", other[cell], cell=cell, seed=1, train_run_id=train))
     expected = rs.write_main_run(client, experiment, steps)
     unfinished = client.create_run(experiment, tags={"pipeline.step": "main"}).info.run_id  # newer, but RUNNING
