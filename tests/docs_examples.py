@@ -10,11 +10,15 @@ markers, and that every named example is read by some test.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
-from tests.conftest import REPO
+from tests.conftest import REPO, RUN_ID_IN_OUTPUT, VENV_BIN
 
 MARKED_BLOCK = re.compile(
     r"^<!-- (example: (?P<name>[\w-]+)|not run here: (?P<reason>[^>]+)) -->\n```(?P<lang>[^\n]*)\n(?P<body>.*?)```",
@@ -64,3 +68,68 @@ def command_lines(body: str) -> list[str]:
 def words(line: str) -> list[str]:
     """A command line as the shell would split it."""
     return shlex.split(line)
+
+
+def substituted(line: str, values: dict[str, str]) -> str:
+    """`line` with each placeholder (a whole word, or a `<...>` phrase) replaced by its value."""
+    for placeholder, value in values.items():
+        line = re.sub(rf"(?<![\w.-]){re.escape(placeholder)}(?![\w-])", value, line)
+    return line
+
+
+def with_params(argv: list[str], params: dict) -> list[str]:
+    """`mlflow run` argv with these -P values: an example's own value of the same key is replaced."""
+    out, given = [], {str(k): str(v) for k, v in params.items()}
+    pairs = iter(range(len(argv)))
+    for i in pairs:
+        if argv[i] == "-P" and argv[i + 1].split("=", 1)[0] in given:
+            next(pairs)
+            continue
+        out.append(argv[i])
+    return out + [item for key, value in given.items() for item in ("-P", f"{key}={value}")]
+
+
+def run_on_machines(argv: list[str], env: dict, cwd: Path, machines: int) -> list[tuple[int, str]]:
+    """(exit status, output) of `argv` typed in `cwd`, or on `machines` machines at once, each in a folder
+    of its own under `cwd` (machine-1, ...)."""
+    if machines == 1:
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=900)
+        return [(result.returncode, result.stdout + result.stderr)]
+    with ExitStack() as stack:
+        logs, processes = [], []
+        for machine in range(1, machines + 1):
+            folder = cwd / f"machine-{machine}"
+            folder.mkdir(exist_ok=True)
+            logs.append(stack.enter_context(open(folder.with_suffix(".log"), "w+")))
+            processes.append(subprocess.Popen(argv, env=env, cwd=folder, stdout=logs[-1], stderr=subprocess.STDOUT))
+        statuses = [process.wait(timeout=900) for process in processes]
+        return [(status, (log.seek(0), log.read())[1]) for status, log in zip(statuses, logs)]
+
+
+def run_block(
+    body: str, values: dict[str, str], env: dict, cwd: Path, tiny: list[dict] | dict = (), machines: int = 1
+) -> list[tuple[str, str]]:
+    """Run a shell block's commands in order: `export NAME=VALUE` sets the environment, each `mlflow run`
+    runs (with the project folder for `.`, and `tiny`'s -P values: one dict for all, or one per command),
+    on `machines` machines at once when more than one; `<... run id>` placeholders take the run ids printed
+    so far, in order. Returns (run id, output) of each command on each machine."""
+    env, done = dict(env), []
+    commands = [substituted(line, values) for line in command_lines(body)]
+    runs = [line for line in commands if not line.startswith("export ")]
+    tiny = tiny if isinstance(tiny, list) else [dict(tiny)] * len(runs)
+    for line in commands:
+        for placeholder, (run_id, _) in zip(re.findall(r"<[\w ]+ run id>", line), done[-1:]):
+            line = line.replace(placeholder, run_id)
+        argv = words(line)
+        if argv[0] == "export":
+            name, _, value = argv[1].partition("=")
+            env[name] = value
+            continue
+        assert argv[:3] == ["mlflow", "run", "."], line
+        argv = [os.path.join(VENV_BIN, "mlflow"), "run", str(REPO), *argv[3:]]
+        argv = with_params(argv, tiny[len(done) // machines])
+        for status, output in run_on_machines(argv, env, cwd, machines):
+            matches = RUN_ID_IN_OUTPUT.findall(output)
+            assert status == 0 and matches, f"{line}: status {status}\n{output[-6000:]}"
+            done.append((matches[-1][0], output))
+    return done
