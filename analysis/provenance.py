@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
@@ -167,7 +167,7 @@ class Record:
     def title(self) -> str:
         """The preset, the study's date (its main run's start, UTC) and the short code version."""
         main = self.study.main
-        day = datetime.fromtimestamp(main.info.start_time / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+        day = datetime.fromtimestamp(main.info.start_time / 1000, tz=UTC).strftime("%Y-%m-%d")
         trained = Counter(version_text(run) for run in self.study.train.values())  # a main run without the tag
         version = version_text(main) if main.data.tags.get(CODE_TAG) or not trained else trained.most_common(1)[0][0]
         return f"VAE study report: preset {self.study.plan.get('preset')}, {day}, code {version}"

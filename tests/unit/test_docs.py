@@ -1,4 +1,5 @@
-"""The docs stay honest: in every Markdown file of the repository (the published reports under
+"""README.md, CONTRIBUTING.md, docs/, tests/docs_examples.py:
+The docs stay honest: in every Markdown file of the repository (the published reports under
 analysis/results included), every `mlflow run` / `python -m pipeline` command names an entry point
 that exists and only parameters that entry point has, in MLproject and in pipeline/configs/ alike;
 every option of `mlflow run` itself is one MLflow knows; every relative link, and every repository
@@ -8,11 +9,11 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
 
 from pipeline.configs import STEP_CONFIGS
