@@ -47,29 +47,30 @@ def pytest_configure(config):
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-# The test files that keep a worker longest, longest first. Seconds of one worker in CI on the 2-core machine,
-# 2026-12-06 at a3556e8 (pytest prints them at its end): docs examples 288, UI compare 255, reuse/clone 242,
-# main 232, evaluate 216, team server 204, report 166, search 150, unit/test_training 109, convergence 86,
-# search recovery 78; the two workers' totals were within 2 % of each other. pytest-xdist hands files out in
-# collection order (with --no-loadscope-reorder), so the long ones start first and the suite ends on short
-# unit files rather than with one long file running while the other worker idles.
+# The test files that keep a worker longest, longest first, and the shared tiny study's builder (test_report)
+# early, its other reader (test_mlflow_ui_compare) late, so that it seldom waits for the study. pytest-xdist
+# hands files out in collection order (with --no-loadscope-reorder), so the long ones start first and the
+# suite ends on short unit files rather than with one long file running while the other worker idles.
+# The seconds of each file are printed at the end of every run (pytest_terminal_summary below).
 LONGEST_FIRST = (
     "e2e/test_team_server.py",
-    "e2e/test_docs_examples.py",
-    "e2e/test_evaluate.py",
     "e2e/test_report.py",
-    "e2e/test_mlflow_ui_compare.py",
+    "e2e/test_evaluate.py",
     "e2e/test_main.py",
     "e2e/test_reuse_clone.py",
     "e2e/test_search.py",
+    "e2e/test_mlflow_ui_compare.py",
+    "e2e/test_docs_examples.py",
     "e2e/test_search_recovery.py",
-    "e2e/test_no_secrets.py",
-    "e2e/test_prepare_train_sample.py",
     "e2e/test_report_convergence.py",
     "unit/test_training.py",
+    "e2e/test_prepare_train_sample.py",
+    "e2e/test_no_secrets.py",
     "e2e/test_dashboard.py",
     "e2e/test_nothing_left_behind.py",
+    "e2e/test_report_bad_source.py",
     "e2e/test_serve.py",
+    "unit/test_classifier.py",
 )
 
 

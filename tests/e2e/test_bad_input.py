@@ -1,4 +1,5 @@
-"""Inputs that once crashed with a traceback: each exits 2 naming the parameter, and creates no run."""
+"""pipeline/cli.py, pipeline/configs/:
+Inputs that once crashed with a traceback: each exits 2 naming the parameter, and creates no run."""
 
 from __future__ import annotations
 

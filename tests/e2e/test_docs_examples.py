@@ -1,4 +1,4 @@
-"""The README's session-by-hand example, read from the page (tests/docs_examples.py) and run with the real
+"""README.md: The README's session-by-hand example, read from the page (tests/docs_examples.py) and run with the real
 commands: prepare_data, train and evaluate, each on the run id the one before printed. The docs' team,
 serving and search-report examples run on the team server, in tests/e2e/test_team_server.py.
 

@@ -1,4 +1,5 @@
-"""The MLflow UI compares what the study compares: on the session's tiny real study that the report's tests
+"""pipeline/steps/evaluate.py:
+The MLflow UI compares what the study compares: on the session's tiny real study that the report's tests
 read (tests/conftest.py's `tiny_study`), plus the E5 cell, behind a real `mlflow server`, grouping the runs
 table by the `experiment` tag in headless Chromium shows E1–E5, each with one run per training seed, and
 the group's aggregated FID (table row, chart bar and its tooltip) is the report's mean of that row."""

@@ -1,4 +1,5 @@
-"""No secret in the tracking store: a search on PostgreSQL whose role needs a password gets it from
+"""pipeline/search/storage.py:
+No secret in the tracking store: a search on PostgreSQL whose role needs a password gets it from
 PGPASSWORD, and the password is in no param, tag, artifact or log line of any run; a password put in
 `storage` itself is refused before the step opens anything."""
 

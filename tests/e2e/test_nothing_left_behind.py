@@ -1,4 +1,5 @@
-"""Nothing left behind by a kill, with real processes killed by SIGKILL: a classifier run killed while
+"""pipeline/tracking/runs.py, pipeline/process/watchdog.py:
+Nothing left behind by a kill, with real processes killed by SIGKILL: a classifier run killed while
 training is failed by the sweep the next classifier lookup runs first, a launched step that dies before naming itself
 keeps the name it was created with, and resuming a killed training ends the killed run FAILED."""
 

@@ -1,4 +1,5 @@
-"""End to end: the real `mlflow run . -e STEP --env-manager local` commands, read back with MlflowClient."""
+"""pipeline/steps/prepare_data.py, pipeline/steps/train.py, pipeline/steps/sample.py, pipeline/steps/judges.py:
+End to end: the real `mlflow run . -e STEP --env-manager local` commands, read back with MlflowClient."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""`report` refuses a source that names no main run: exit status 2, the parameter named, no run made and
+"""pipeline/steps/report.py:
+`report` refuses a source that names no main run: exit status 2, the parameter named, no run made and
 no folder written."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""End to end: the report of a real `mlflow run . -e main` whose models have learned carries no warning.
+"""analysis/report.py:
+End to end: the report of a real `mlflow run . -e main` whose models have learned carries no warning.
 
 A study trained until its validation loss levels off (the tiny model on mnist-5k: 40 epochs fall 0.9 %
 and 1.7 % over their last tenth, 60 epochs about 1.2 %; the rule's threshold is 2 %) has no warning and

@@ -1,4 +1,5 @@
-"""The search survives its processes' deaths: a worker killed mid-search (journal storage) is replaced and its
+"""pipeline/search/recovery.py:
+The search survives its processes' deaths: a worker killed mid-search (journal storage) is replaced and its
 trial retried exactly once; a whole search killed inside a trial (SQLite) is resumed by the next run through
 Optuna's heartbeats. Results read back through MlflowClient and optuna.load_study."""
 

@@ -1,4 +1,5 @@
-"""The team's setup (docs/team.md), its examples run on 127.0.0.1 with the real commands (tests/docs_examples.py):
+"""docs/team.md:
+The team's setup (docs/team.md), its examples run on 127.0.0.1 with the real commands (tests/docs_examples.py):
 one PostgreSQL and one `mlflow server` that proxies artifacts (`mlflow-artifacts:` URIs), the session's
 (tests/conftest.py), shared by: the team-search example typed on three machines at once (three workers on one
 Optuna study in PostgreSQL), the search-report example on one of them (docs/search.md), the team-run example

@@ -1,4 +1,5 @@
-"""The evaluation classifier: shapes, training once per data digest and finding it again, accuracy."""
+"""pipeline/core/judges/cnn.py, pipeline/tracking/classifier_run.py:
+The evaluation classifier: shapes, training once per data digest and finding it again, accuracy."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The judges weighed on digits as blurry as the samples, and on the samples themselves with the real
+"""pipeline/core/evaluation/two_judges.py, pipeline/core/judges/disagreement.py:
+The judges weighed on digits as blurry as the samples, and on the samples themselves with the real
 k-NN: the disagreement kept is the one it makes most often."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The generator pyfunc model through MLflow itself: logged, loaded back, requests checked by its signature."""
+"""pipeline/serving.py:
+The generator pyfunc model through MLflow itself: logged, loaded back, requests checked by its signature."""
 
 import base64
 import io

@@ -1,4 +1,5 @@
-"""The second judge (k-NN on PCA features): its accuracy on real digits, its stored form, and when
+"""pipeline/core/judges/knn.py:
+The second judge (k-NN on PCA features): its accuracy on real digits, its stored form, and when
 the two judges agree on the dominant class."""
 
 from __future__ import annotations

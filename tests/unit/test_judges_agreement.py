@@ -1,4 +1,5 @@
-"""The two judges weighed on the samples themselves: the confusion matrix and Cohen's kappa against
+"""analysis/judges.py, analysis/dispute_panels.py:
+The two judges weighed on the samples themselves: the confusion matrix and Cohen's kappa against
 cases worked by hand, the most frequent disagreement, the panel that shows exactly its samples, and
 the report's line per experiment."""
 

@@ -1,4 +1,5 @@
-"""Both judges weighed at the samples' sharpness: their accuracy said with the unreliable one marked, and
+"""analysis/dispute_panels.py:
+Both judges weighed at the samples' sharpness: their accuracy said with the unreliable one marked, and
 the rows whose digits the report shows because the judges dispute them."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What main plans: the preset's settings, typed, with the user's overrides; the step configurations
+"""pipeline/steps/main.py:
+What main plans: the preset's settings, typed, with the user's overrides; the step configurations
 built from them; F4's second part (E4 against the MSE model sampled from N(0,1)) measured by one more
 evaluation of E4's model, with no new training; and the search its report links to."""
 

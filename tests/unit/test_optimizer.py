@@ -1,4 +1,5 @@
-"""The training optimizer is torch.optim.Adam, fused on the CPU, and a checkpoint of it, saved and loaded
+"""pipeline/core/model/training.py:
+The training optimizer is torch.optim.Adam, fused on the CPU, and a checkpoint of it, saved and loaded
 with `weights_only=True` as resume does, continues training exactly where it stopped."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""`precision=bf16-mixed`: the training step's forward pass computes in bfloat16 while the weights and
+"""pipeline/core/model/training.py, pipeline/configs/:
+`precision=bf16-mixed`: the training step's forward pass computes in bfloat16 while the weights and
 Adam's state stay float32; evaluation stays float32; resume stays exact; the setting is refused when
 unknown and keeps a bf16 model from standing in for a float32 one."""
 

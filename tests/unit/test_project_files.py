@@ -1,10 +1,12 @@
-"""The project's files agree with each other: MLproject with the configs, conda.yaml with
+"""MLproject, conda.yaml, pyproject.toml, .ci/run:
+The project's files agree with each other: MLproject with the configs, conda.yaml with
 pyproject.toml, and .ci/run with the README's two commands."""
 
+import ast
 import dataclasses
 import re
-
 import tomllib
+
 import yaml
 
 from pipeline.configs import STEP_CONFIGS
@@ -74,3 +76,19 @@ def test_the_version_is_the_changelogs_newest_release():
     dates = [date for _, date in releases]
     assert versions == sorted(versions, reverse=True) and dates == sorted(dates, reverse=True)
     assert "pipeline/core/{model,data,scores,judges,evaluation}/" in changelog
+
+
+def test_each_test_file_is_named_after_what_it_tests_or_names_it_first():
+    """tests/unit/test_<module>.py for a module (or package) of that name; otherwise the docstring's first
+    line names what the file tests, as paths in the repository, before a colon."""
+    code = [REPO / room for room in ("pipeline", "analysis", "benchmarks", ".ci")]
+    modules = {path.stem for room in code for path in room.glob("**/*.py")}
+    modules |= {path.name for room in code for path in room.glob("**/") if path.is_dir()}
+    for test_file in sorted((REPO / "tests").glob("*/test_*.py")):
+        if test_file.stem.removeprefix("test_") in modules:
+            continue
+        first = ast.get_docstring(ast.parse(test_file.read_text()), clean=False).splitlines()[0]
+        subjects, colon, _ = first.partition(": ") if ": " in first else first.partition(":")
+        assert colon, f"{test_file.relative_to(REPO)}: the first line names no module: {first!r}"
+        missing = [path for path in subjects.split(", ") if not (REPO / path).exists()]
+        assert not missing, f"{test_file.relative_to(REPO)} names paths that do not exist: {missing}"

@@ -1,4 +1,5 @@
-"""The published results (analysis/results/) and the README's answer agree: every verdict the README
+"""analysis/results/, README.md, docs/results.md:
+The published results (analysis/results/) and the README's answer agree: every verdict the README
 states is the verdict of the committed report it comes from, those reports were written by committed
 code, and they hold what a reader needs to redo each test. Nothing in the README's answer is read by hand."""
 

@@ -1,4 +1,5 @@
-"""What a reader needs to redo the report's tests and to read its numbers rightly: every value per training
+"""analysis/page.py, analysis/tables.py:
+What a reader needs to redo the report's tests and to read its numbers rightly: every value per training
 seed in the appendix, the BCE models' test −ELBO in nats beside the literature's figure, and the FID named
 for the features it is computed on."""
 

@@ -1,4 +1,5 @@
-"""The report's numbers carry the precision their spread supports, and its page names no machine path."""
+"""pipeline/core/scores/spread.py:
+The report's numbers carry the precision their spread supports, and its page names no machine path."""
 
 from __future__ import annotations
 

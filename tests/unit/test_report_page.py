@@ -1,4 +1,5 @@
-"""The report page opens with its answer: title, setup, convergence, then the verdict table as the first
+"""analysis/page.py, analysis/page_html.py, analysis/page_markdown.py:
+The report page opens with its answer: title, setup, convergence, then the verdict table as the first
 table of the HTML and of the Markdown, within the first 1,000 pixels of the browser's screenshot; no
 prose restatement; model metrics once per model cell; no ★ on metrics whose best is "closest to real"."""
 

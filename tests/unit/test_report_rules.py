@@ -1,4 +1,5 @@
-"""The report's rules on hand-made numbers and figures: the mean and spread over seeds, best marks,
+"""analysis/stats.py, analysis/browser.py:
+The report's rules on hand-made numbers and figures: the mean and spread over seeds, best marks,
 run links, the browser check and the samples layout (the tiny real study: tests/e2e/test_report.py)."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The search's artifact store: where it goes, the dashboard command, and a grid uploaded to a trial."""
+"""pipeline/search/artifacts.py:
+The search's artifact store: where it goes, the dashboard command, and a grid uploaded to a trial."""
 
 import io
 import json

@@ -1,4 +1,5 @@
-"""A password in the search's `storage` URL is refused before anything opens: `mlflow run` logs every -P
+"""pipeline/configs/search.py:
+A password in the search's `storage` URL is refused before anything opens: `mlflow run` logs every -P
 value as a param, so a password there would sit in the tracking store in clear."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The search's verification over seeds: its samplers (the matched normal, the temperatures), and its
+"""pipeline/search/verify.py:
+The search's verification over seeds: its samplers (the matched normal, the temperatures), and its
 verdicts (F7, F8, G, H by the findings' evaluator) on hand-made numbers, as verdicts.txt and the report show them."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The seeded stratified split (NumPy; it replaced scikit-learn's train_test_split in the steps)."""
+"""pipeline/core/data/datasets.py:
+The seeded stratified split (NumPy; it replaced scikit-learn's train_test_split in the steps)."""
 
 import numpy as np
 import pytest

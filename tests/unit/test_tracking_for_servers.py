@@ -1,4 +1,5 @@
-"""Tracking as a team server needs it: the experiments the pipeline writes into are marked as training
+"""pipeline/tracking/references.py, pipeline/tracking/runs.py:
+Tracking as a team server needs it: the experiments the pipeline writes into are marked as training
 experiments (`mlflow.experimentKind`) unless the user chose a kind, dataset inputs logged from an
 `mlflow server` that proxies artifacts keep a source MLflow can read back, and downloads live in a
 temporary folder that is removed. Against a real SQLite store (tests/e2e/test_team_server.py runs

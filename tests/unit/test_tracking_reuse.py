@@ -1,4 +1,5 @@
-"""Step reuse: configuration keys, code versions (in temporary git projects), where local files go, stale runs,
+"""pipeline/tracking/reuse.py, pipeline/tracking/code.py:
+Step reuse: configuration keys, code versions (in temporary git projects), where local files go, stale runs,
 and lookups past MLflow's 1,000-run page."""
 
 from __future__ import annotations

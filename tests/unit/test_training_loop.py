@@ -1,4 +1,5 @@
-"""The training loop's speed-ups keep its results: same batches, same updates, same sums."""
+"""pipeline/core/model/training.py:
+The training loop's speed-ups keep its results: same batches, same updates, same sums."""
 
 import pytest
 import torch
