@@ -237,7 +237,7 @@ class MainConfig:
         "same uncommitted code) | never; see docs/reuse.md",
         ("clean", "dirty", "never"),
     )
-    backend: str = param("local", "MLflow project backend for the steps (local | databricks | kubernetes)")
+    backend: str = param("local", "MLflow project backend for the steps", ("local", "databricks", "kubernetes"))
     backend_config: str = param("none", "backend config: a JSON file path, or none")
     env_manager: str = param(
         "local",

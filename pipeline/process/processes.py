@@ -98,8 +98,9 @@ def stop(identity: str) -> None:
 
 @contextmanager
 def machine_lock(name: str):
-    """An exclusive lock shared by every process on this machine (released if the holder dies); says on
-    stderr what it waits for when another process holds it."""
+    """An exclusive lock shared by every process that uses the same prepared-data cache folder (one per user
+    and machine by default: `VAE_PIPELINE_CACHE`, else ~/.cache/vae-pipeline), released if the holder
+    dies; says on stderr what it waits for when another process holds it."""
     folder = datasets.cache_dir() / "locks"
     folder.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(folder / f"{name}.lock")

@@ -33,6 +33,12 @@ from pipeline.configs import TrainConfig
         (["sample", "--model", "nonsense"], "parameter 'model': got 'nonsense'"),
         (["sample", "--model", "0" * 32], "parameter 'model': no run '" + "0" * 32 + "'"),
         (["train", "--resume", "0" * 32], "parameter 'resume'"),
+        (
+            ["main", "--backend", "nonsense"],
+            "parameter 'backend': got 'nonsense'; allowed: local | databricks | kubernetes",
+        ),
+        (["judges"], "parameter 'data': got ''; allowed: a prepare_data run id (32 hex digits)"),
+        (["judges", "--data", "0" * 32, "--device", "gpu"], "parameter 'device': got 'gpu'"),
     ],
 )
 def test_bad_input_exits_2_naming_the_parameter(argv, expected, capsys, tracking):
