@@ -4,11 +4,15 @@ Both runs are the real `mlflow run . --env-manager local` (the `quick` preset un
 otherwise) against a fresh tracking database and an empty prepared-data cache in a temporary
 folder: the first run trains and evaluates everything (and the evaluation classifier), the second
 finds every step finished and reuses it. The second run is reported against the first, in the
-same process, so the ratio holds on a busy machine too; the goals are issue 11's (cold at most
-150 s, again at most 10 s, on an idle 2-core machine). The cold run's time is also broken down by
+same process, so the ratio holds on a busy machine too; the goals (docs/speed.md): cold at most
+120 s, again at most 10 s, on an idle 2-core machine, with the quality floor below. The cold run's time is also broken down by
 step from its runs (benchmarks/run_times.py): epochs, scoring, fixed costs, the serial parts.
 
-    python benchmarks/main_speed.py [--param epochs=5 ...] [--repeats 2]
+With `--reference DIR` (a checkout of other code, e.g. `git worktree add /tmp/ref <commit>`), the same
+pairs run for that project too, interleaved with this one's (this cold, this again, reference cold,
+reference again), and the JSON adds the reference's figures and the ratios this ÷ reference.
+
+    python benchmarks/main_speed.py [--param epochs=5 ...] [--repeats 2] [--reference DIR]
 """
 
 from __future__ import annotations
@@ -24,15 +28,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-GOALS_S = {"cold": 150.0, "again": 10.0}
+GOALS_S = {"cold": 120.0, "again": 10.0}
 
 
-def timed_run(folder: Path, params: list[str], reuse: str) -> tuple[float, str]:
+def timed_run(project: Path, folder: Path, params: list[str], reuse: str) -> tuple[float, str]:
     mlflow = str(Path(sys.executable).parent / "mlflow")
     command = [
         mlflow,
         "run",
-        str(REPO),
+        str(project),
         "--env-manager",
         "local",
         "-P",
@@ -73,7 +77,7 @@ def cold_breakdown(folder: Path) -> dict:
 
 
 def quality_floor(client, experiment_ids: list[str]) -> dict:
-    """Issue 11's floor for the quick preset, from the same cold run: E1's N(0,1) samples cover at
+    """The quick preset's quality floor, from the same cold run: E1's N(0,1) samples cover at
     least 8 of 10 classes with recall at least 0.3, in every training seed."""
     e1 = client.search_runs(experiment_ids, "tags.`pipeline.step` = 'evaluate_sampler' and tags.experiment = 'E1'")
     seeds = {
@@ -84,44 +88,67 @@ def quality_floor(client, experiment_ids: list[str]) -> dict:
     return {"E1_normal_0_1_by_seed": seeds, "floor": "classes_covered >= 8 and recall >= 0.3", "met": met}
 
 
-def tree_is_clean() -> bool:
+def tree_is_clean(project: Path) -> bool:
     """Whether the code steps run is committed (docs/reuse.md): then the default reuse=clean reuses."""
     sys.path.insert(0, str(REPO))
     from pipeline.tracking.code import version_of
 
-    return not version_of(REPO).dirty
+    return not version_of(project).dirty
+
+
+def summary(cold: list[float], again: list[float]) -> dict:
+    return {
+        "cold_seconds": cold,
+        "again_seconds": again,
+        "cold_median_s": statistics.median(cold),
+        "again_median_s": statistics.median(again),
+        "again_over_cold": round(statistics.median(again) / statistics.median(cold), 3),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--param", action="append", default=[], help="a main parameter, KEY=VALUE (repeatable)")
     parser.add_argument("--repeats", type=int, default=1, help="cold/again pairs, each in a fresh folder")
+    parser.add_argument("--reference", type=Path, help="a checkout of other code, timed beside this one")
     args = parser.parse_args()
-    reuse = "clean" if tree_is_clean() else "dirty"  # uncommitted code reuses only with reuse=dirty
-    cold, again, summaries, breakdowns = [], [], [], []
+    projects = {"this": REPO, **({"reference": args.reference.resolve()} if args.reference else {})}
+    # uncommitted code reuses only with reuse=dirty
+    reuse = {name: "clean" if tree_is_clean(project) else "dirty" for name, project in projects.items()}
+    times = {name: {"cold": [], "again": []} for name in projects}
+    summaries, breakdowns = {name: [] for name in projects}, {name: [] for name in projects}
     for _ in range(args.repeats):
-        with tempfile.TemporaryDirectory(prefix="vae-main-bench-") as tmp:
-            seconds, first = timed_run(Path(tmp), args.param, reuse)
-            cold.append(round(seconds, 1))
-            breakdowns.append(cold_breakdown(Path(tmp)))
-            seconds, second = timed_run(Path(tmp), args.param, reuse)
-            again.append(round(seconds, 1))
-            summaries.append({"cold": first, "again": second})
+        for name, project in projects.items():
+            with tempfile.TemporaryDirectory(prefix="vae-main-bench-") as tmp:
+                seconds, first = timed_run(project, Path(tmp), args.param, reuse[name])
+                times[name]["cold"].append(round(seconds, 1))
+                breakdowns[name].append(cold_breakdown(Path(tmp)))
+                seconds, second = timed_run(project, Path(tmp), args.param, reuse[name])
+                times[name]["again"].append(round(seconds, 1))
+                summaries[name].append({"cold": first, "again": second})
+    this = summary(times["this"]["cold"], times["this"]["again"])
     result = {
         "params": args.param,
-        "reuse": reuse,
+        "reuse": reuse["this"],
         "cpu_count": os.cpu_count(),
-        "cold_seconds": cold,
-        "again_seconds": again,
-        "cold_median_s": statistics.median(cold),
-        "again_median_s": statistics.median(again),
-        "again_over_cold": round(statistics.median(again) / statistics.median(cold), 3),
+        **this,
         "goals_s": GOALS_S,
-        "cold_within_goal": statistics.median(cold) < GOALS_S["cold"],
-        "again_within_goal": statistics.median(again) < GOALS_S["again"],
-        "summaries": summaries,
-        "cold_breakdowns": breakdowns,
+        "cold_within_goal": this["cold_median_s"] < GOALS_S["cold"],
+        "again_within_goal": this["again_median_s"] < GOALS_S["again"],
+        "summaries": summaries["this"],
+        "cold_breakdowns": breakdowns["this"],
     }
+    if args.reference:
+        reference = summary(times["reference"]["cold"], times["reference"]["again"])
+        result["reference"] = {
+            "project": str(projects["reference"]),
+            "reuse": reuse["reference"],
+            **reference,
+            "summaries": summaries["reference"],
+            "cold_breakdowns": breakdowns["reference"],
+        }
+        result["cold_over_reference"] = round(this["cold_median_s"] / reference["cold_median_s"], 3)
+        result["again_over_reference"] = round(this["again_median_s"] / reference["again_median_s"], 3)
     print(json.dumps(result, indent=2))
 
 
