@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import jinja2
 
 from analysis.dispute_panels import PANELS_NOTE
+from analysis.eye import EyeSection
 from analysis.stats import DIRECTIONS
 from analysis.tables import (
     FID_LABEL,
@@ -82,6 +83,7 @@ class Content:
     settings_json: dict = field(default_factory=dict)
     dispute_panels: list[Image] = field(default_factory=list)  # the disputed digits, one per disputed experiment
     trainings: list[Training] = field(default_factory=list)  # every trained model with its train run's test_loss
+    eye: EyeSection | None = None  # a person as the third judge (analysis/eye.py): the section, or a hint
 
     def images(self) -> list[Image]:
         shown = (self.samples, self.loss_curves, self.latent, self.interpolation, *self.dispute_panels)

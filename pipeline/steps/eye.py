@@ -26,9 +26,8 @@ from pipeline.core.judges import disagreement
 from pipeline.core.judges import eye as judging
 from pipeline.errors import InputError
 from pipeline.eye_page import Session, serving
-from pipeline.tracking.sessions import EYE_STEP, RATER_TAG, SET_TAG, eye_sessions, mark_replaced
+from pipeline.tracking.sessions import EYE_STEP, EYE_TABLE, RATER_TAG, SET_TAG, eye_sessions, mark_replaced
 
-TABLE = "eye/answers.json"  # mlflow.log_table: one row per image and rater
 LOG_ARTIFACT = "eye/answers.jsonl"  # the session's own answers file, as written
 ANSWERS_FOLDER = "eye-answers"
 
@@ -195,7 +194,7 @@ def log_session(config: EyeConfig, study: Study, items: list[judging.Item], sess
         tags=tags,
     ) as run:
         tracking.log_config(config)
-        mlflow.log_table({key: [row[key] for row in rows] for key in rows[0]}, TABLE)
+        mlflow.log_table({key: [row[key] for row in rows] for key in rows[0]}, EYE_TABLE)
         mlflow.log_artifact(str(session.log), LOG_ARTIFACT.rsplit("/", 1)[0])
         mlflow.log_metrics(metrics)
         mlflow.set_tags(dominant)

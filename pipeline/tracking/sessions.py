@@ -9,6 +9,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.tracking.runs import PARENT_TAG, finished_runs
 
 EYE_STEP = "eye"
+EYE_TABLE = "eye/answers.json"  # mlflow.log_table: one row per image and rater
 SET_TAG, RATER_TAG, REPLACED_TAG = "eye.set", "eye.rater", "eye.replaced_by"
 
 
