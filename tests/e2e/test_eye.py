@@ -45,6 +45,13 @@ def study(tracking, prepared_run_id, trained_run_id):
     return {"main": main_id, "evaluate": evaluate_id}
 
 
+def test_without_a_session_the_report_says_in_one_line_how_to_run_one(study):
+    from analysis import eye
+
+    section = eye.section(study["main"], eye.session_rows(study["main"]))
+    assert section.hint == eye.HINT.format(main=study["main"]) and not section.tables
+
+
 class Step:
     """The eye step in its own process group, its page address read from its output."""
 
@@ -157,10 +164,12 @@ def session(tracking, study, chromium, tmp_path_factory):
     rater.answer(chromium, 12)
     rater.undo_one(chromium)
     rater.answer(chromium, 8)
+    wait_for(chromium, "return document.getElementById('image').complete")
     screenshot = os.environ.get(SCREENSHOT_ENV)
     if screenshot:
         chromium.save_screenshot(screenshot)
     first.kill()
+    chromium.get_log("browser")  # what the first page logged; the resumed page's errors are read below
 
     second = Step(mlflow_run_command("eye", params, tracking.experiment_id), tracking.env(), tracking.root)
     open_page(chromium, second.url)
@@ -238,3 +247,20 @@ def test_bad_input_exits_2_naming_the_parameter_and_logs_nothing(tracking, study
         result = tracking.python_step("eye", *args)
         assert result.returncode == 2 and name in result.stderr and allowed in result.stderr, result.stderr
     assert len(tracking.client.search_runs([tracking.experiment_id], max_results=1000)) == before
+
+
+def test_the_report_shows_the_third_judge_and_the_by_eye_section(tracking, study, session, tmp_path):
+    result = tracking.python_step("report", "--source", study["main"], "--output", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (tmp_path / "report.html").read_text()
+    assert "<h3 id='by-eye'>By eye: a person as the third judge</h3>" in html and "eye-hint" not in html
+    rows = logged_rows(tracking.client, session["run_id"])
+    for experiment in ("E1", "E2", "E3"):
+        own = [r for r in rows if r["experiment"] == experiment]
+        taken = judging.share(sum(r["eye_says"] == "real" for r in own), N).text()
+        table = re.search(f"<table class='eye' data-experiment='{experiment}'>(.*?)</table>", html, re.S).group(1)
+        eye_row = re.search(r"<tr><td class='name'>eye</td>(.*?)</tr>", table).group(1)
+        assert f"<td class='name'>{taken}</td>" in eye_row, (experiment, eye_row, taken)
+        line = re.search(f"<li>{experiment}: (.*?)</li>", html).group(1)
+        assert f"; by eye ({N} images, 1 rater): " in line, line
+    assert "scripted: named the true digit of" in html
