@@ -169,7 +169,7 @@ progress { width: 100%; height: 1.2em; }
 <button id="undo">undo (u)</button></div>
 <p class="note">Keys: 0-9 the digit, n no digit, r real, g generated (both a digit and real/generated, in
 either order), u undo. Every answer is saved as it is given: close the tab or stop the step at any time,
-and the same command resumes where you stopped. About half of the images are real test digits.</p>
+and the same command resumes where you stopped. Some images are real test digits, the others generated.</p>
 </div>
 <p id="done" hidden>All answered and saved: the step logs the session and ends. You may close this tab.</p>
 <p id="error" class="note"></p>
