@@ -37,6 +37,10 @@ class Session:
             self.done.set()
 
     def _append(self, entry: dict) -> None:
+        """One line, on disk before the page is answered; a new file starts with the header naming the set."""
+        if not self.log.exists():
+            self.log.parent.mkdir(parents=True, exist_ok=True)
+            self.log.write_text(json.dumps(self.header) + "\n", encoding="utf-8")
         with open(self.log, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")
             handle.flush()

@@ -146,9 +146,7 @@ def open_session(config: EyeConfig, header: dict, items: list[judging.Item]) -> 
     else:
         path = tracking.local_path(ANSWERS_FOLDER) / f"{config.source}-{header['set']}-{config.rater}.jsonl"
     ids = {item.image_id for item in items}
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(header) + "\n", encoding="utf-8")
+    if not path.exists():  # written from the first answer on: a step refused before it leaves no file
         return Session(items, path, header, [])
     try:
         found, entries = read_log(path)

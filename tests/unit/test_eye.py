@@ -3,6 +3,7 @@ the answers log's replay."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -152,3 +153,50 @@ def test_replay_keeps_answers_in_order_and_undo_removes_the_last():
 def test_bad_parameters_are_refused_by_name(field, value, allowed):
     with pytest.raises(InputError, match=f"parameter '{field}'.*allowed: .*{re.escape(allowed)}"):
         EyeConfig(**{"source": SOURCE, field: value})
+
+
+def answers_file(tmp_path, header: dict, entries: list[dict]):
+    path = tmp_path / "answers.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in [header, *entries]))
+    return path
+
+
+def test_an_answers_file_continues_its_own_set_and_is_refused_for_another(tmp_path):
+    from pipeline.steps.eye import open_session
+
+    items = eye.draw_set(pools({"E1": 20}), np.zeros((20, 28, 28), np.uint8), np.arange(20) % 10, n=4, seed=2)
+    header = {"set": eye.set_digest(items), "source": SOURCE, "seed": 2, "n_per_experiment": 4, "rater": "ann"}
+    first = {"id": items[0].image_id, "digit": 3, "says": "real"}
+    path = answers_file(tmp_path, header, [first])
+    config = EyeConfig(source=SOURCE, n_per_experiment=4, seed=2, rater="ann", answers=str(path))
+    session = open_session(config, header, items)
+    assert [a.image_id for a in session.answers] == [items[0].image_id] and session.state()["answered"] == 1
+    assert session.state()["current"] == items[1].image_id and not session.done.is_set()
+
+    other_seed = answers_file(tmp_path, {**header, "seed": 5}, [first])
+    with pytest.raises(InputError, match=r"parameter 'answers': .*made for another set: seed 5 \(here 2\)"):
+        open_session(config, header, items)
+    unknown = answers_file(tmp_path, header, [{"id": "f" * 12, "digit": 3, "says": "real"}])
+    with pytest.raises(InputError, match=r"parameter 'answers': .*unknown image id 'ffffffffffff'"):
+        open_session(config, header, items)
+    assert other_seed == unknown  # the same path, rewritten for each case
+    with pytest.raises(InputError, match=r"parameter 'answers': no file"):
+        open_session(EyeConfig(source=SOURCE, answers=str(tmp_path / "missing.jsonl")), header, items)
+
+
+def test_a_session_writes_its_file_from_the_first_answer_on_and_undo_is_appended(tmp_path):
+    from pipeline.eye_page import Session
+
+    items = eye.draw_set(pools({"E1": 20}), np.zeros((20, 28, 28), np.uint8), np.arange(20) % 10, n=2, seed=0)
+    log = tmp_path / "eye-answers" / "s.jsonl"
+    session = Session(items, log, {"set": eye.set_digest(items), "rater": "ann"}, [])
+    assert not log.exists()  # nothing on disk before the first answer
+    session.answer({"id": items[0].image_id, "digit": 1, "says": "generated"})
+    session.undo()
+    session.answer({"id": items[0].image_id, "digit": -1, "says": "real"})
+    with pytest.raises(ValueError, match="is not the one being shown"):
+        session.answer({"id": items[3].image_id, "digit": 1, "says": "real"})
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert lines[0]["set"] == eye.set_digest(items) and lines[2] == {"undo": items[0].image_id}
+    assert eye.replay(lines[1:], {i.image_id for i in items}) == [eye.Answer(items[0].image_id, -1, "real")]
+    assert session.png(items[1].image_id).startswith(b"\x89PNG") and session.png("nope") is None
