@@ -16,11 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
+import numpy as np
 
-from analysis import judges
+from analysis import figures, judges, sources
+from analysis.page import Image
 from analysis.tables import Table
 from pipeline.core.judges import eye
-from pipeline.tracking.sessions import EYE_TABLE, eye_sessions
+from pipeline.tracking.sessions import EYE_IMAGES, EYE_TABLE, eye_sessions
+
+SHOWN = 32  # disputed images drawn per experiment: 4 rows of 8
 
 HINT = (
     "By eye: no session on this study yet. A person can judge a blind, shuffled set of its samples and real "
@@ -53,6 +57,18 @@ class EyeTable:
     experiment: str
     caption: str
     rows: list[list[str]]
+    image: Image | None = None  # the images the classifiers dispute, labelled CNN/k-NN/eye
+
+
+@dataclass
+class Answers:
+    """Every answer of the sessions under a main run (one row per image and rater), and the images by id."""
+
+    rows: list[dict] = field(default_factory=list)
+    pixels: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
 
 
 @dataclass
@@ -66,12 +82,46 @@ class EyeSection:
     raters: list[str] = field(default_factory=list)  # per rater: sessions, accuracy and false alarms on real digits
 
 
-def session_rows(main_run_id: str) -> list[dict]:
-    """Every answer of the sessions under the main run (one row per image and rater)."""
-    rows = []
+def session_answers(main_run_id: str, folder: Path) -> Answers:
+    """Every answer of the sessions under the main run, and the images they were given (downloads into `folder`)."""
+    answers = Answers()
     for run in eye_sessions(main_run_id):
-        rows += mlflow.load_table(EYE_TABLE, run_ids=[run.info.run_id]).to_dict("records")
-    return rows
+        answers.rows += mlflow.load_table(EYE_TABLE, run_ids=[run.info.run_id]).to_dict("records")
+        local = sources.download(run.info.run_id, EYE_IMAGES, folder)
+        if local is not None:
+            with np.load(local) as kept:
+                answers.pixels.update(zip(kept["image_id"].tolist(), kept["pixels"]))
+    return answers
+
+
+def disputed_image(experiment: str, rows: list[dict], pixels: dict[str, np.ndarray]) -> Image | None:
+    """The first SHOWN images of the experiment the CNN and the k-NN dispute, each labelled "CNN/k-NN/eye"
+    (every rater's answer, "–" for no digit), red where the eye names neither classifier's digit."""
+    disputed = [r for r in unique_images(rows) if int(r["cnn"]) != int(r["knn"]) and r["image_id"] in pixels]
+    disputed = sorted(disputed, key=lambda r: int(r["position"]))[:SHOWN]
+    if not disputed:
+        return None
+    from pipeline.core.plots import tile
+
+    padding, columns = 12, min(8, len(disputed))
+    figure, axis = figures.plt.subplots(figsize=(1.0 * columns + 0.4, 1.15 * (-(-len(disputed) // columns)) + 0.4))
+    shown = np.stack([pixels[r["image_id"]] for r in disputed]).astype(np.float32) / 255
+    axis.imshow(tile(shown, 8, padding, 1.0), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    cell = 28 + padding
+    for index, first in enumerate(disputed):
+        said = [int(r["eye_digit"]) for r in rows if r["image_id"] == first["image_id"]]
+        sided = all(d in (int(first["cnn"]), int(first["knn"])) for d in said)
+        text = f"{first['cnn']}/{first['knn']}/" + ",".join("–" if d == eye.NO_DIGIT else str(d) for d in said)
+        x, y = (index % columns) * cell + padding + 14, (index // columns) * cell + padding / 2
+        axis.text(x, y, text, ha="center", va="center", fontsize=7, color="black" if sided else "red")
+    axis.set_axis_off()
+    figure.tight_layout()
+    caption = (
+        f"{experiment}: the images of the set the CNN and the k-NN dispute ({len(disputed)} shown), labelled "
+        "CNN/k-NN/eye (every rater's answer; – no digit; red: the eye named neither classifier's digit)"
+    )
+    alt = f"{experiment}: the disputed images of the set, labelled CNN/k-NN/eye"
+    return Image(f"eye_disputed_{eye.metric_key(experiment)}.png", alt, figures.png_bytes(figure), caption)
 
 
 def kappa_text(value: float) -> str:
@@ -133,9 +183,10 @@ def disputed_text(rows: list[dict]) -> str:
     )
 
 
-def section(main_run_id: str, rows: list[dict]) -> EyeSection:
-    if not rows:
+def section(main_run_id: str, answers: Answers) -> EyeSection:
+    if not answers:
         return EyeSection(hint=HINT.format(main=main_run_id))
+    rows = answers.rows
     tables = []
     for experiment, own in eye.by_experiment(rows).items():
         images = unique_images(own)
@@ -143,7 +194,8 @@ def section(main_run_id: str, rows: list[dict]) -> EyeSection:
         raters = sorted({r["rater"] for r in own})
         if len(raters) > 1:
             table_rows += [eye_row(f"eye: {rater}", [r for r in own if r["rater"] == rater]) for rater in raters]
-        tables.append(EyeTable(experiment, f"{experiment}: {disputed_text(own)}", table_rows))
+        image = disputed_image(experiment, own, answers.pixels)
+        tables.append(EyeTable(experiment, f"{experiment}: {disputed_text(own)}", table_rows, image))
     raters = []
     for rater in sorted({r["rater"] for r in rows}):
         real = eye.judge_real([r for r in rows if r["rater"] == rater and r["kind"] == eye.REAL])
@@ -172,12 +224,12 @@ def third_judge(experiment: str, rows: list[dict]) -> str:
     )
 
 
-def judge_lines(table: Table, folder: Path, rows: list[dict]) -> list[str]:
+def judge_lines(table: Table, folder: Path, answers: Answers) -> list[str]:
     """The judges' line of every experiment (analysis/judges.py), the eye's part added where it answered."""
-    if not rows:
+    if not answers:
         return judges.lines(table, folder)
     return [
-        text + third_judge(judges.name(row), rows)
+        text + third_judge(judges.name(row), answers.rows)
         for row in table.rows
         if row.evaluations and (text := judges.line(row, folder))
     ]

@@ -251,7 +251,7 @@ class Builder:
         provenance, runs = self.record.provenance(tables, labels, converged)
         self.linked_search(provenance, runs)
         warning = trainings.warning(verdicts, converged, behind)
-        answers = eye.session_rows(study.main.info.run_id)  # the eye, a third judge, where a session exists
+        answers = eye.session_answers(study.main.info.run_id, self.folder)  # the eye, where a session exists
         return page.Content(
             title=self.record.title(),
             setup=self.record.setup(),

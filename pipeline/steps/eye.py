@@ -10,6 +10,7 @@ metrics) and ends. A killed or paused session resumes where it stopped with the 
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from pipeline.core.judges import disagreement
 from pipeline.core.judges import eye as judging
 from pipeline.errors import InputError
 from pipeline.eye_page import Session, serving
-from pipeline.tracking.sessions import EYE_STEP, EYE_TABLE, RATER_TAG, SET_TAG, eye_sessions, mark_replaced
+from pipeline.tracking.sessions import EYE_IMAGES, EYE_STEP, EYE_TABLE, RATER_TAG, SET_TAG, eye_sessions, mark_replaced
 
 LOG_ARTIFACT = "eye/answers.jsonl"  # the session's own answers file, as written
 ANSWERS_FOLDER = "eye-answers"
@@ -178,6 +179,14 @@ def table(items: list[judging.Item], session: Session) -> dict[str, list]:
     return rows
 
 
+def images_npz(items: list[judging.Item]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer, image_id=np.array([i.image_id for i in items]), pixels=np.stack([i.pixels for i in items])
+    )
+    return buffer.getvalue()
+
+
 def log_session(config: EyeConfig, study: Study, items: list[judging.Item], session: Session, older: list) -> str:
     rows = table(items, session)
     metrics, dominant = judging.metrics(rows)
@@ -194,6 +203,8 @@ def log_session(config: EyeConfig, study: Study, items: list[judging.Item], sess
         tracking.log_config(config)
         mlflow.log_table({key: [row[key] for row in rows] for key in rows[0]}, EYE_TABLE)
         mlflow.log_artifact(str(session.log), LOG_ARTIFACT.rsplit("/", 1)[0])
+        with tracking.artifact_batch(EYE_IMAGES.rsplit("/", 1)[0]) as batch:
+            batch.file(EYE_IMAGES.rsplit("/", 1)[1], images_npz(items))
         mlflow.log_metrics(metrics)
         mlflow.set_tags(dominant)
         mark_replaced([r.info.run_id for r in older], run.info.run_id)

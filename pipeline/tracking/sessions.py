@@ -10,6 +10,7 @@ from pipeline.tracking.runs import PARENT_TAG, finished_runs
 
 EYE_STEP = "eye"
 EYE_TABLE = "eye/answers.json"  # mlflow.log_table: one row per image and rater
+EYE_IMAGES = "eye/images.npz"  # the set's images by id (image_id, pixels), for the report's pictures
 SET_TAG, RATER_TAG, REPLACED_TAG = "eye.set", "eye.rater", "eye.replaced_by"
 
 

@@ -27,13 +27,24 @@ N = 16  # per experiment: E1-E3 of the trained model (32 kept random samples eac
 IMAGES = 4 * N
 SCREENSHOT_ENV = "VAE_EYE_SCREENSHOT"  # where the test saves the page's screenshot (docs/images/eye-page.png)
 KEYS = [*"0123456789", "n"]
+SAMPLERS = "normal:0,1+normal:1,2+beta:0.25,0.25"  # E1-E3: the trained model's own, without gmm:10
 
 
 @pytest.fixture(scope="module")
 def study(tracking, prepared_run_id, trained_run_id):
     """A real evaluate run of the shared trained model, and a main run naming it (main/steps.json's contract)."""
     result = tracking.python_step(
-        "evaluate", "--model", trained_run_id, "--n_samples", "100", "--iwae_k", "2", "--device", "cpu"
+        "evaluate",
+        "--model",
+        trained_run_id,
+        "--samplers",
+        SAMPLERS,
+        "--n_samples",
+        "64",
+        "--iwae_k",
+        "2",
+        "--device",
+        "cpu",
     )
     evaluate_id = rs.run_id(result)
     steps = [
@@ -45,10 +56,10 @@ def study(tracking, prepared_run_id, trained_run_id):
     return {"main": main_id, "evaluate": evaluate_id}
 
 
-def test_without_a_session_the_report_says_in_one_line_how_to_run_one(study):
+def test_without_a_session_the_report_says_in_one_line_how_to_run_one(study, tmp_path):
     from analysis import eye
 
-    section = eye.section(study["main"], eye.session_rows(study["main"]))
+    section = eye.section(study["main"], eye.session_answers(study["main"], tmp_path))
     assert section.hint == eye.HINT.format(main=study["main"]) and not section.tables
 
 
@@ -264,3 +275,6 @@ def test_the_report_shows_the_third_judge_and_the_by_eye_section(tracking, study
         line = re.search(f"<li>{experiment}: (.*?)</li>", html).group(1)
         assert f"; by eye ({N} images, 1 rater): " in line, line
     assert "scripted: named the true digit of" in html
+    assert "labelled CNN/k-NN/eye" in html  # the images the classifiers dispute, with the eye's answers
+    report_run = re.search(r"run id: ([0-9a-f]{32})", result.stdout).group(1)
+    assert tracking.client.get_run(report_run).data.tags["report.browser_check"].startswith("passed:")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 
+import numpy as np
+
 from analysis import eye
 from analysis.page_html import render_html
 from analysis.page_markdown import render_markdown
@@ -22,7 +24,7 @@ def added_lines(before: str, after: str) -> list[str]:
 
 def test_without_a_session_the_page_only_gains_the_hint_line():
     plain = _content()
-    hinted = dataclasses.replace(plain, eye=eye.section(MAIN, []))
+    hinted = dataclasses.replace(plain, eye=eye.section(MAIN, eye.Answers()))
     hint = eye.HINT.format(main=MAIN)
     assert added_lines(render_html(plain), render_html(hinted)) == [f"<p class='note' id='eye-hint'>{hint}</p>"]
     assert sorted(added_lines(render_markdown(plain), render_markdown(hinted))) == ["", hint]  # and its blank line
@@ -32,6 +34,7 @@ def test_without_a_session_the_page_only_gains_the_hint_line():
 def row(image, cnn, knn, digit, says, rater="ann", kind="generated", experiment="E5", label=-1):
     return {
         "image_id": image,
+        "position": ord(image),
         "kind": kind,
         "experiment": experiment,
         "cnn": cnn,
@@ -57,8 +60,11 @@ ROWS = [
 ]
 
 
+PIXELS = {image: np.full((28, 28), 40 * index, np.uint8) for index, image in enumerate("abcdr")}
+
+
 def test_the_by_eye_table_puts_the_eye_beside_the_classifiers_on_the_same_images():
-    section = eye.section(MAIN, ROWS)
+    section = eye.section(MAIN, eye.Answers(ROWS, PIXELS))
     assert not section.hint and [t.experiment for t in section.tables] == ["E5"]
     table = {r[0]: r for r in section.tables[0].rows}
     assert list(table) == ["CNN", "k-NN", "eye", "eye: ann", "eye: bob"]
@@ -83,12 +89,16 @@ def test_the_by_eye_table_puts_the_eye_beside_the_classifiers_on_the_same_images
         "; by eye (4 images, 2 raters): dominant digit 3 38% [9%, 76%] (3 of 8)"
     )
     assert eye.third_judge("E1", ROWS) == ""
+    image = section.tables[0].image  # the two disputed images, a and c, with both raters' answers
+    assert image.name == "eye_disputed_E5.png" and image.png.startswith(b"\x89PNG")
+    assert "(2 shown), labelled CNN/k-NN/eye" in image.caption
 
 
 def test_the_section_renders_on_both_pages():
-    content = dataclasses.replace(_content(), eye=eye.section(MAIN, ROWS))
+    content = dataclasses.replace(_content(), eye=eye.section(MAIN, eye.Answers(ROWS, PIXELS)))
     html, markdown = render_html(content), render_markdown(content)
     assert "<h3 id='by-eye'>By eye: a person as the third judge</h3>" in html
     assert "<table class='eye' data-experiment='E5'>" in html and html.count("<td class='name'>eye: bob</td>") == 1
     assert "### By eye: a person as the third judge" in markdown
     assert "| eye | 4 (2 raters) | 3 | 38% [9%, 76%] (3 of 8) |" in markdown
+    assert "eye_disputed_E5.png" in markdown and "eye_disputed_E5.png" in [i.name for i in content.images()]
