@@ -209,7 +209,8 @@ def log_session(config: EyeConfig, study: Study, items: list[judging.Item], sess
         mlflow.set_tags(dominant)
         mark_replaced([r.info.run_id for r in older], run.info.run_id)
         run_id = run.info.run_id
-    session.log.replace(session.log.with_name(f"{session.log.stem}.logged-{run_id[:8]}.jsonl"))
+    if config.answers == NO_VALUE:  # the rater's own file steps aside, so that a new session on the set starts afresh
+        session.log.replace(session.log.with_name(f"{session.log.stem}.logged-{run_id[:8]}.jsonl"))
     print(f"eye: {len(rows)} answers of rater {config.rater} logged to run {run_id}")
     for experiment, own in judging.by_experiment(rows).items():
         judged = judging.judge_experiment(own)

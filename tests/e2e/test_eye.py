@@ -278,3 +278,21 @@ def test_the_report_shows_the_third_judge_and_the_by_eye_section(tracking, study
     assert "labelled CNN/k-NN/eye" in html  # the images the classifiers dispute, with the eye's answers
     report_run = re.search(r"run id: ([0-9a-f]{32})", result.stdout).group(1)
     assert tracking.client.get_run(report_run).data.tags["report.browser_check"].startswith("passed:")
+
+
+def test_a_second_session_of_a_rater_replaces_the_first_only_when_asked(tracking, study, session):
+    """The logged answers file, given back complete, logs at once (no page); with replace=yes the newer
+    session replaces the older, which stays, tagged."""
+    from analysis import eye
+    from pipeline.tracking.sessions import eye_sessions
+
+    logged = sorted((tracking.root / "eye-answers").glob(f"{study['main']}-*-scripted.logged-*.jsonl"))
+    assert len(logged) == 1 and not list((tracking.root / "eye-answers").glob("*-scripted.jsonl"))
+    args = ["--source", study["main"], "--n_per_experiment", str(N), "--seed", "1", "--rater", "scripted"]
+    result = tracking.python_step("eye", *args, "--answers", str(logged[0]), "--replace", "yes")
+    assert result.returncode == 0 and "the page is at" not in result.stdout, result.stdout + result.stderr
+    newer = rs.run_id(result)
+    assert tracking.client.get_run(session["run_id"]).data.tags["eye.replaced_by"] == newer
+    assert [run.info.run_id for run in eye_sessions(study["main"])] == [newer]
+    assert logged_rows(tracking.client, newer) == logged_rows(tracking.client, session["run_id"])
+    assert eye.session_answers(study["main"], tracking.root / "downloads").rows == logged_rows(tracking.client, newer)

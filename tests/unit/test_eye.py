@@ -73,6 +73,7 @@ def test_metrics_match_a_hand_count():
     assert metrics["eye_images"] == 6 and metrics["eye_answers"] == 6
     assert metrics["eye_real/E1"] == 0.5 and metrics["eye_no_digit/E1"] == 0.25
     assert metrics["eye_dominant_share/E1"] == 0.5 and tags == {"eye_dominant/E1": "3"}
+    assert [metrics[f"eye_digit_share/E1/{d}"] for d in range(10)] == [0, 0.25, 0, 0.5, 0, 0, 0, 0, 0, 0]
     assert metrics["eye_real/E1_low"] == pytest.approx(eye.share(2, 4).low)
     # eye 3,3,-1,1 against the CNN 3,3,5,1: observed 3/4; chance (2*2 + 1*1) / 16 = 5/16
     assert metrics["eye_kappa_cnn/E1"] == pytest.approx((0.75 - 5 / 16) / (1 - 5 / 16))

@@ -274,6 +274,7 @@ def metrics(rows: list[dict]) -> tuple[dict[str, float], dict[str, str]]:
         put(f"eye_real/{key}", judged.real)
         put(f"eye_no_digit/{key}", judged.no_digit)
         found[f"eye_kappa_cnn/{key}"], found[f"eye_kappa_knn/{key}"] = judged.kappa_cnn, judged.kappa_knn
+        found.update({f"eye_digit_share/{key}/{d}": judged.digits[d].value for d in DIGITS})
         if judged.dominant is not None:
             put(f"eye_dominant_share/{key}", judged.dominant_share)
             tags[f"eye_dominant/{key}"] = str(judged.dominant)
