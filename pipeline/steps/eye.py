@@ -23,6 +23,7 @@ from analysis import sources
 from pipeline import tracking
 from pipeline.configs import NO_VALUE, EyeConfig
 from pipeline.core.data import datasets
+from pipeline.core.files import atomic_path
 from pipeline.core.judges import disagreement
 from pipeline.core.judges import eye as judging
 from pipeline.errors import InputError
@@ -82,8 +83,10 @@ def pools_of(study: Study, folder: Path) -> dict[str, judging.Pool]:
             local = sources.download(evaluation.run_id, path, folder)
             if local is None:
                 continue
-            dispute = disagreement.Dispute.from_bytes(local.read_bytes())
-            parts.append((dispute, evaluation.seed))
+            try:
+                parts.append((disagreement.Dispute.from_bytes(local.read_bytes()), evaluation.seed))
+            except ValueError:  # an evaluation that kept another layout (older code): nothing to draw from
+                continue
         if parts:
             pools[experiment.get("study_id") or experiment["name"]] = judging.Pool(
                 images=np.concatenate([d.random_images for d, _ in parts]),
@@ -129,7 +132,19 @@ def blind_set(config: EyeConfig, folder: Path) -> tuple[Study, list[judging.Item
 
 
 def read_log(path: Path) -> tuple[dict, list[dict]]:
-    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """(header, entries) of an answers file. A last line cut short (the step killed while writing it, before
+    the page was answered) is dropped from the file, so that the session appends after whole lines; any
+    other line that is not JSON is an error."""
+    texts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = []
+    for number, text in enumerate(texts, 1):
+        try:
+            lines.append(json.loads(text))
+        except ValueError:
+            if number < len(texts) or number == 1:
+                raise ValueError(f"line {number} is not JSON") from None
+            with atomic_path(path) as tmp:  # the whole lines, as they were
+                tmp.write_text("".join(line + "\n" for line in texts[:-1]), encoding="utf-8")
     if not lines or "set" not in lines[0]:
         raise ValueError("no header line naming the set")
     return lines[0], lines[1:]

@@ -181,6 +181,15 @@ def test_an_answers_file_continues_its_own_set_and_is_refused_for_another(tmp_pa
     with pytest.raises(InputError, match=r"parameter 'answers': .*unknown image id 'ffffffffffff'"):
         open_session(config, header, items)
     assert other_seed == unknown  # the same path, rewritten for each case
+    cut = answers_file(tmp_path, header, [first])
+    cut.write_text(cut.read_text() + '{"id": "' + items[1].image_id + '", "dig')  # killed while writing a line
+    resumed = open_session(config, header, items)
+    assert [a.image_id for a in resumed.answers] == [items[0].image_id]
+    resumed.answer({"id": items[1].image_id, "digit": 2, "says": "real"})  # appended after the whole lines
+    assert [a.digit for a in open_session(config, header, items).answers] == [3, 2]
+    cut.write_text(cut.read_text().replace('"digit": 3', '"dig'))  # a broken line before the last
+    with pytest.raises(InputError, match=r"parameter 'answers': .*line 2 is not JSON"):
+        open_session(config, header, items)
     with pytest.raises(InputError, match=r"parameter 'answers': no file"):
         open_session(EyeConfig(source=SOURCE, answers=str(tmp_path / "missing.jsonl")), header, items)
 
