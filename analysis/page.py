@@ -82,9 +82,11 @@ class Content:
     settings_json: dict = field(default_factory=dict)
     dispute_panels: list[Image] = field(default_factory=list)  # the disputed digits, one per disputed experiment
     trainings: list[Training] = field(default_factory=list)  # every trained model with its train run's test_loss
+    eye: object | None = None  # analysis.eye.EyeSection: a person as the third judge, or the hint to run one
 
     def images(self) -> list[Image]:
         shown = (self.samples, self.loss_curves, self.latent, self.interpolation, *self.dispute_panels)
+        shown += tuple(t.image for t in getattr(self.eye, "tables", ()))
         return [i for i in shown if i is not None]
 
 

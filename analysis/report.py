@@ -20,7 +20,7 @@ import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from analysis import browser, dispute_panels, figures, judges, latent, page, search_report, sources, trainings
+from analysis import browser, dispute_panels, eye, figures, latent, page, search_report, sources, trainings
 from analysis.figures import plt
 from analysis.page_html import render_html
 from analysis.page_markdown import render_markdown, run_description
@@ -251,13 +251,15 @@ class Builder:
         provenance, runs = self.record.provenance(tables, labels, converged)
         self.linked_search(provenance, runs)
         warning = trainings.warning(verdicts, converged, behind)
+        answers = eye.session_answers(study.main.info.run_id, self.folder)  # the eye, where a session exists
         return page.Content(
             title=self.record.title(),
             setup=self.record.setup(),
             convergence=warning or trainings.converged_line(converged),
             converged=not warning,
             verdicts=verdicts,
-            disputes=judges.lines(primary, self.folder),
+            disputes=eye.judge_lines(primary, self.folder, answers),
+            eye=eye.section(study.main.info.run_id, answers),
             verdict_key=VERDICT_KEY + (f" Verdicts use {labels[0]}." if len(tables) > 1 else ""),
             samples=samples,
             sample_headings=sample_headings,

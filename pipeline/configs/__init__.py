@@ -10,6 +10,7 @@ what they are built of, `search` the search's, the largest.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pipeline.configs.fields import (
@@ -51,6 +52,7 @@ __all__ = [
     "STORAGE_FORMS",
     "STEP_CONFIGS",
     "EvaluateConfig",
+    "EyeConfig",
     "JudgesConfig",
     "MainConfig",
     "PrepareDataConfig",
@@ -300,6 +302,47 @@ class ReportConfig:
             raise bad_parameter("source", self.source, "a main run id | an experiment name | a search run id")
 
 
+RATER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")  # needs no shell quoting, fits a file name
+
+
+@dataclass(frozen=True)
+class EyeConfig:
+    """eye: a person labels a blind, shuffled set of generated and real digits in the browser (a third judge)."""
+
+    source: str = param("", "a main run id | an evaluate run id: the study whose kept samples are judged")
+    n_per_experiment: int = param(40, "images drawn per experiment, and as many real test digits")
+    seed: int = param(0, "seed of the draw, the shuffle and the opaque ids")
+    rater: str = param("anonymous", "the rater's name: letters, digits, . _ - (up to 40)")
+    host: str = param("127.0.0.1", "address the page is served on (the local machine only, by default)")
+    port: int = param(5041, "port of the page; 0: any free port (the address is printed)")
+    replace: str = param(
+        "no",
+        "a rater's finished session on the same set: kept (no: refused) or replaced by this one (yes)",
+        ("no", "yes"),
+    )
+    answers: str = param(
+        NO_VALUE,
+        "the answers file to continue or log (a session's JSON-lines file), or none: the rater's own file "
+        "for this set, beside the tracking database under eye-answers/",
+    )
+
+    def __post_init__(self):
+        coerce(self)
+        if not RUN_ID_PATTERN.match(self.source):
+            raise bad_parameter("source", self.source, "a main run id | an evaluate run id (32 hex digits)")
+        if not 1 <= self.n_per_experiment <= 1000:
+            raise bad_parameter("n_per_experiment", self.n_per_experiment, "an integer in [1, 1000]")
+        check_seed(self)
+        if not RATER_PATTERN.match(self.rater):
+            raise bad_parameter(
+                "rater", self.rater, "1 to 40 letters, digits, '.', '_' or '-', a letter or digit first"
+            )
+        if not 0 <= self.port <= 65535:
+            raise bad_parameter("port", self.port, "an integer in [0, 65535] (0: any free port)")
+        if not self.host:
+            raise bad_parameter("host", self.host, "an address such as 127.0.0.1")
+
+
 STEP_CONFIGS = {
     "prepare_data": PrepareDataConfig,
     "train": TrainConfig,
@@ -309,4 +352,5 @@ STEP_CONFIGS = {
     "main": MainConfig,
     "report": ReportConfig,
     "search": SearchConfig,
+    "eye": EyeConfig,
 }

@@ -59,11 +59,11 @@ _VERSIONS: dict[tuple[str, ...], CodeVersion] = {}
 
 
 def paths_of(step: str | None) -> tuple[str, ...]:
-    return REPORT_PATHS if step == "report" else CODE_PATHS
+    return REPORT_PATHS if step in ("report", "eye") else CODE_PATHS  # eye reads the study through analysis/
 
 
 def code_version(step: str | None = None) -> CodeVersion:
-    """The code version of `step` (every step has CODE_PATHS' version; `report` also hashes analysis/),
+    """The code version of `step` (every step has CODE_PATHS' version; `report` and `eye` also hash analysis/),
     computed once per process."""
     paths = paths_of(step)
     if paths not in _VERSIONS:
