@@ -59,7 +59,7 @@ LONGEST_FIRST = (
     "e2e/test_main.py",
     "e2e/test_reuse_clone.py",
     "e2e/test_search.py",
-    "e2e/test_eye.py",
+    "e2e/test_eye_step.py",
     "e2e/test_mlflow_ui_compare.py",
     "e2e/test_docs_examples.py",
     "e2e/test_search_recovery.py",

@@ -1,4 +1,5 @@
-"""The eye in the report (analysis/eye.py): without a session the page differs from one without the eye by
+"""analysis/eye.py:
+The eye in the report (analysis/eye.py): without a session the page differs from one without the eye by
 its one hint line; with answers, the third judge's part of a judges' line and the by-eye tables, counted by hand."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The eye step end to end: a scripted rater answers a blind set through the page's own keys in headless
+"""pipeline/steps/eye.py, pipeline/eye_page.py:
+The eye step end to end: a scripted rater answers a blind set through the page's own keys in headless
 Chromium; the step is killed mid-session and resumed with every answer kept; the logged run's table and
 metrics match the rater's own count; a random rater gives kappa near 0 and about half taken for real; the
 report shows the third judge and the by-eye section; bad input exits 2 with nothing logged."""
