@@ -16,8 +16,6 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +36,7 @@ from pipeline.core import study
 from pipeline.core.model.samplers import needs_fit, parse_sampler
 from pipeline.errors import bad_parameter
 from pipeline.process import processes
+from pipeline.process.jobs import Jobs, run_concurrently
 from pipeline.tracking.artifacts import copy_artifacts
 from pipeline.tracking.descriptions import copy_description, run_page
 from pipeline.tracking.registry import register_generator
@@ -262,20 +261,31 @@ class Driver:
         return {how: sum(r["how"].startswith(how) for r in self.records) for how in ("ran", "reused", "resumed")}
 
 
-def train_then_evaluate(driver: Driver, plan: Plan, cell: Cell, seed: int, data: str) -> None:
-    """One cell and seed: train, evaluate, and register the lowest seed's generator (evaluate's: the
-    decoder and the cell's gmm:K fits)."""
-    labels = {"cell": cell.name, "seed": seed}
-    tags = {
+def cell_tags(cell: Cell, seed: int) -> dict[str, str]:
+    return {
         "pipeline.cell": cell.name,
         "pipeline.experiments": ", ".join(cell.experiments),
         "pipeline.samplers": "+".join(cell.samplers),
         "pipeline.seed": str(seed),
     }
-    name = f"{cell.name} {seed}"
-    train_id = driver.run("train", plan.train_config(cell, seed, data), f"train {name}", labels, tags)
-    evaluate = plan.evaluate_config(cell, train_id)
-    evaluate_id = driver.run("evaluate", evaluate, f"evaluate {name}", {**labels, "train_run_id": train_id}, tags)
+
+
+def train(driver: Driver, plan: Plan, cell: Cell, seed: int, data: str) -> Jobs:
+    """One cell and seed's training; its evaluation is the job it leaves, queued behind the trainings that
+    wait, so the steps at once stay busy to the end (the short evaluations last)."""
+    labels = {"cell": cell.name, "seed": seed}
+    train_id = driver.run(
+        "train", plan.train_config(cell, seed, data), f"train {cell.name} {seed}", labels, cell_tags(cell, seed)
+    )
+    return {f"evaluate {cell.name} {seed}": functools.partial(evaluate, driver, plan, cell, seed, train_id)}
+
+
+def evaluate(driver: Driver, plan: Plan, cell: Cell, seed: int, train_id: str) -> Jobs:
+    """One cell and seed's evaluation, and the lowest seed's generator registered (evaluate's: the decoder
+    and the cell's gmm:K fits)."""
+    labels = {"cell": cell.name, "seed": seed, "train_run_id": train_id}
+    step = plan.evaluate_config(cell, train_id)
+    evaluate_id = driver.run("evaluate", step, f"evaluate {cell.name} {seed}", labels, cell_tags(cell, seed))
     if seed == min(plan.settings.seeds):
         register_generator(
             evaluate_id,
@@ -283,13 +293,12 @@ def train_then_evaluate(driver: Driver, plan: Plan, cell: Cell, seed: int, data:
             REGISTRY_ALIAS,
             tags={"main_run_id": driver.main_run_id, "train_run_id": train_id, "seed": str(seed)},
         )
+    return {}
 
 
-def run_concurrently(slots: int, jobs: dict[str, Callable[[], None]]) -> list[str]:
-    """Run the jobs, `slots` at a time, each to its end; the failures as 'label: error'."""
-    with ThreadPoolExecutor(max_workers=slots) as pool:
-        futures = {pool.submit(job): label for label, job in jobs.items()}
-        return [f"{futures[f]}: {f.exception()}" for f in as_completed(futures) if f.exception() is not None]
+def run_judges(driver: Driver, plan: Plan, data: str) -> Jobs:
+    driver.run("judges", plan.judges_config(data), f"judges {plan.settings.data}", {})
+    return {}
 
 
 def announce(plan: Plan, slots: int, threads: int, reuse: str) -> None:
@@ -327,9 +336,9 @@ def main(config: MainConfig, parent_run_id: str | None = None) -> str:
         data = plan.settings.data
         if plan.prepare is not None:
             data = driver.run("prepare_data", plan.prepare, f"prepare_data {data}", {"dataset": data})
-        judges = functools.partial(driver.run, "judges", plan.judges_config(data), f"judges {plan.settings.data}", {})
+        judges = functools.partial(run_judges, driver, plan, data)
         jobs = {"judges": judges} | {  # first: the evaluations load them, the trainings do not need them
-            f"{cell.name} seed {seed}": functools.partial(train_then_evaluate, driver, plan, cell, seed, data)
+            f"train {cell.name} {seed}": functools.partial(train, driver, plan, cell, seed, data)
             for cell, seed in plan.trainings
         }
         failures = run_concurrently(slots, jobs)
