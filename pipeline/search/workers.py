@@ -13,9 +13,10 @@ import sys
 import time
 import warnings
 
+import mlflow
 import optuna
 import torch
-from mlflow.entities import Metric, Param
+from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
@@ -216,12 +217,12 @@ class Worker:
         now = int(time.time() * 1000)
         logged = {name: float(metrics[name]) for name in REPORTED_METRICS}
         logged["n_samples"] = count
-        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in logged.items()])
+        mlflow.log_metrics(logged, run_id=run_id, timestamp=now)
         grid = plots.grid_array(images[: plots.GRID_SIZE])
         client.log_image(run_id, grid, artifact_file="samples/grid.png")
         upload_grid(trial, png_bytes(grid), self.artifacts)  # for optuna-dashboard, beside the trial's FID
         seconds["seconds_logging"] = time.perf_counter() - started
-        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in seconds.items()])
+        mlflow.log_metrics(seconds, run_id=run_id, timestamp=now)
         return metrics, count, pruned
 
 

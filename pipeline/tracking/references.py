@@ -40,29 +40,11 @@ def model_uri(reference: str, parameter: str = "model") -> tuple[str, str | None
     )
 
 
-# The documented forms of a registry URI: models:/NAME/VERSION, models:/NAME/STAGE (or `latest`),
-# models:/NAME@ALIAS, and MLflow 3's logged models, models:/MODEL_ID.
-MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))?/?$")
-
-
 def _registered_model_run_id(uri: str) -> str | None:
-    """The train run behind a models:/ URI (name/version, name/stage, name@alias or a logged model id), if known."""
-    match = MODELS_URI.match(uri)
-    if match is None:
-        return None
-    name, alias, version = match.group("name", "alias", "version")
-    client = MlflowClient()
+    """The train run behind a models:/ URI (name/version, name/stage or `latest`, name@alias or MLflow 3's
+    logged model id), if known."""
     try:
-        if alias:
-            return client.get_model_version_by_alias(name, alias).run_id
-        if version is None:
-            return mlflow.get_logged_model(name).source_run_id
-        if version.isdigit():
-            return client.get_model_version(name, version).run_id
-        versions = client.search_model_versions(f"name = '{name}'")
-        if version.lower() != "latest":
-            versions = [v for v in versions if v.current_stage.lower() == version.lower()]
-        return max(versions, key=lambda v: int(v.version)).run_id if versions else None
+        return mlflow.models.get_model_info(uri).run_id
     except Exception:  # MlflowException for an unknown name, version, alias or model
         return None
 

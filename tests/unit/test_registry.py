@@ -36,5 +36,7 @@ def test_same_run_twice_is_one_version_and_the_alias_moves_to_the_newest(trackin
     assert model_uri("models:/vae-generator-unit@best-beta") == ("models:/vae-generator-unit@best-beta", first)
     assert model_uri(f"models:/vae-generator-unit/{v2.version}")[1] == second
     assert model_uri("models:/vae-generator-unit/latest")[1] == second  # the newest version
+    logged_model = client.get_model_version("vae-generator-unit", v1.version).source  # models:/m-...
+    assert model_uri(logged_model)[1] == first  # MLflow 3's logged model, by its id
     assert model_uri("models:/vae-generator-unit@no-such-alias")[1] is None
     assert model_uri("models:/no-such-model/1")[1] is None
