@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import mlflow
 from mlflow.entities import Metric, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline.errors import InputError
@@ -39,14 +40,20 @@ def mark_training_experiment(experiment_id: str) -> None:
     """Tag the experiment `mlflow.experimentKind = custom_model_development` unless it has a kind already.
 
     MLflow 3's UI opens an experiment without the tag in its GenAI view (traces, sessions), not in
-    the runs table; a kind the user chose is kept. Once per experiment and process.
+    the runs table; a kind the user chose is kept. Once per experiment and process. Steps that start
+    together (a search on three machines) may all see the tag missing: a server on PostgreSQL then
+    refuses every write but the first, and the tag another process wrote is as good as ours.
     """
     key = (mlflow.get_tracking_uri(), experiment_id)
     if key in _MARKED:
         return
     client = MlflowClient()
     if KIND_TAG not in client.get_experiment(experiment_id).tags:
-        client.set_experiment_tag(experiment_id, KIND_TAG, TRAINING_KIND)
+        try:
+            client.set_experiment_tag(experiment_id, KIND_TAG, TRAINING_KIND)
+        except MlflowException:
+            if KIND_TAG not in client.get_experiment(experiment_id).tags:
+                raise
     _MARKED.add(key)
 
 

@@ -17,15 +17,19 @@ import base64
 import io
 import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import mlflow
 import numpy as np
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+from pipeline.tracking.runs import mark_training_experiment
 from tests.conftest import REPO, VENV_BIN
 from tests.docs_examples import command_lines, example, run_block, substituted, words
 from tests.e2e.servers import free_port, post_json, server
@@ -127,6 +131,28 @@ def test_three_machines_on_postgresql_share_one_study(team_search):
         "study_beta",
     ]
     assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_steps_that_start_together_all_mark_one_new_experiment(mlflow_server):
+    """Three machines' searches start within a second: each sees the kind tag missing and writes it; the
+    server's PostgreSQL refuses all writes but the first, and no step may fail for it (CI saw it fail)."""
+    client, starters, before = MlflowClient(mlflow_server), 8, mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_server)
+    try:
+        for attempt in range(5):  # each try a fresh experiment: a race, so a few chances to lose it
+            experiment_id = client.create_experiment(f"marked-together-{attempt}")
+            ready = threading.Barrier(starters)
+
+            def mark(experiment_id: str = experiment_id, ready: threading.Barrier = ready) -> None:
+                ready.wait()
+                mark_training_experiment(experiment_id)
+
+            with ThreadPoolExecutor(starters) as pool:
+                for future in [pool.submit(mark) for _ in range(starters)]:
+                    future.result()  # re-raises a refused write
+            assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    finally:
+        mlflow.set_tracking_uri(before)
 
 
 def test_the_search_report_example_writes_the_report_of_that_search(team_search, mlflow_server, tmp_path):
