@@ -8,31 +8,13 @@ from __future__ import annotations
 
 import math
 
+from pipeline.core.scores.catalogue import CATALOGUE, REAL
 from pipeline.core.scores.spread import Summary
 
-# Which way is better, per metric. "closer:<reference>" means: closer to the real data's value of
-# that reference metric (logged by the same evaluation), so a sampler cannot win by being noisier
-# or more peaked than real digits.
-DIRECTIONS = {
-    "fid": "lower",
-    "class_kl": "lower",
-    "neg_elbo": "lower",
-    "nll": "lower",
-    # the dominant class's share: the closer to a uniform tenth, the more diverse
-    "max_class_share": "lower",
-    "max_class_share_confident": "lower",
-    "class_entropy": "closer:class_entropy_real",
-    # noise has a high Laplacian variance too: sharper than real digits is not better
-    "sharpness": "closer:sharpness_real",
-    "precision": "higher",
-    "recall": "higher",
-    "density": "higher",
-    "coverage": "higher",
-    "confidence": "higher",
-    "classes_covered": "higher",
-    "confident_share": "higher",
-    "active_units": None,  # a property of the model, not a quality: never marked
-}
+# Which way is better, per metric (pipeline/core/scores/catalogue.py). "closer:<reference>" means: closer
+# to the real data's value of that reference metric (logged by the same evaluation), so a sampler cannot
+# win by being noisier or more peaked than real digits; None: a property of the model, never marked.
+DIRECTIONS = {m.name: m.direction for m in CATALOGUE.values() if m.kind != REAL}
 
 
 def best_rows(column: dict[str, Summary], direction: str | None, targets: dict[str, float] | None = None) -> set[str]:

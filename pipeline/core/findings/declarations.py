@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipeline.core.scores.catalogue import CATALOGUE
+
 BETTER, WORSE = "better", "worse"
 REAL = "real digits"  # the real data through the same code: a metric's `real` counterpart
 LEVEL = "fixed level"  # a metric's own threshold (`level`)
@@ -29,18 +31,23 @@ class Metric:
     level: float | None = None  # the level an absolute clause ("covers most digits") is held against
     why_no_level: str = "no absolute level of it is defined"
 
+    @classmethod
+    def logged(cls, name: str, **claim) -> Metric:
+        """A metric the evaluation logs, as its catalogue declares it (name, label, direction, real
+        counterpart, judged), with what a clause holds it against (`level`, `why_no_level`)."""
+        info = CATALOGUE[name]
+        return cls(name, info.label, bool(info.higher_is_better), info.judged, info.real, **claim)
 
-FID = Metric("fid", "FID (LeNet features)", False, real="fid_floor")
-PRECISION = Metric("precision", "precision", True)
-DENSITY = Metric("density", "density", True)
-RECALL = Metric("recall", "recall", True, why_no_level="recall has no absolute level of 'diverse'")
-COVERAGE = Metric("coverage", "coverage", True, why_no_level="coverage has no absolute level of 'diverse'")
+
+FID = Metric.logged("fid")
+PRECISION = Metric.logged("precision")
+DENSITY = Metric.logged("density")
+RECALL = Metric.logged("recall", why_no_level="recall has no absolute level of 'diverse'")
+COVERAGE = Metric.logged("coverage", why_no_level="coverage has no absolute level of 'diverse'")
 # "most digits": at least 8 of the 10 classes covered (a class is covered with half a uniform share)
-CLASSES_COVERED = Metric("classes_covered", "classes covered", True, judged=True, level=7.5)
-SHARPNESS = Metric("sharpness", "sharpness", True, real="sharpness_real")
-CONFIDENCE = Metric(
-    "confidence", "classifier confidence", True, why_no_level="no real-digit confidence is logged to compare with"
-)
+CLASSES_COVERED = Metric.logged("classes_covered", level=7.5)
+SHARPNESS = Metric.logged("sharpness")
+CONFIDENCE = Metric.logged("confidence", why_no_level="no real-digit confidence is logged to compare with")
 
 
 def share_of(digit: int) -> Metric:

@@ -1,7 +1,7 @@
 """The second judge: a k-nearest-neighbour classifier on PCA features of pixels, beside the CNN.
 
 Which digit dominates a sampler's output is a guess where samples are off the data manifold, and
-one classifier's guesses there are its own (issue 12: the CNN said 7, a pixel k-NN said 1, on the
+one classifier's guesses there are its own (once the CNN said 7 and a pixel k-NN said 1 on the
 same N(0,1) samples). A judge of another family, fitted on the same canonical source pool as the
 CNN, tells a histogram that the data decides from one a classifier decides. It is stored as plain
 arrays (PCA mean and components, the pool's codes and labels), so loading needs no pickle and
@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.core.scores.catalogue import CATALOGUE
+
 if TYPE_CHECKING:
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -26,7 +28,7 @@ WEIGHTS = "distance"
 NAME = f"k-NN (k={NEIGHBOURS}, {WEIGHTS}-weighted) on PCA-{COMPONENTS} of pixels"
 ARTIFACT = "judge2/knn_pca.npz"
 SUFFIX = "_judge2"  # metric and tag names: class_entropy_judge2, max_class_judge2, ...
-JUDGED = ("class_entropy", "classes_covered", "max_class_share")  # the CNN's class metrics, asked again
+JUDGED = tuple(m.name for m in CATALOGUE.values() if m.judged)  # the CNN's class metrics, asked again
 SAMPLER_METRICS = (*(name + SUFFIX for name in JUDGED), "judges_agree")
 
 
