@@ -32,6 +32,7 @@ from analysis.tables import (
 )
 from analysis.verdicts import Verdict
 from pipeline.core.scores.spread import NUMBERS_RULE, Summary, number, spread_text
+from pipeline.tracking.descriptions import markdown_cell
 
 IMAGE_FOLDER = "images"
 
@@ -319,11 +320,6 @@ def word_class(word: str) -> str:
     return "trade" if word.startswith("mixed") else "inconclusive"
 
 
-def markdown_cell(text) -> str:
-    """Text kept on one line of a Markdown table or list, its pipes escaped (the `cell` filter)."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 # HTML templates are autoescaped, Markdown ones are not (their table cells go through `cell`)
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("analysis", "templates"),
@@ -333,7 +329,7 @@ TEMPLATES = jinja2.Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
-TEMPLATES.filters.update(cell=markdown_cell, word_class=word_class)
+TEMPLATES.filters.update(cell=markdown_cell, word_class=word_class)  # cell: one line, pipes escaped
 TEMPLATES.globals.update(IMAGE_FOLDER=IMAGE_FOLDER)
 
 

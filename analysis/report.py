@@ -32,10 +32,10 @@ from analysis.verdicts import RULES as VERDICT_RULES
 from analysis.verdicts import finding_verdicts
 from pipeline import tracking
 from pipeline.configs import ReportConfig
+from pipeline.core.experiments import STUDY
 from pipeline.core.files import atomic_path, writable_folder
 from pipeline.core.judges import knn
 from pipeline.core.model import convergence
-from pipeline.core.study import STUDY
 from pipeline.errors import InputError
 from pipeline.tracking.descriptions import describe_run
 
@@ -335,13 +335,13 @@ def publish(staged: Path, output: Path) -> None:
         (output / "report.png").unlink(missing_ok=True)
 
 
-def report(config: ReportConfig, parent_run_id: str | None = None) -> str:
+def report(config: ReportConfig) -> str:
     """Run the `report` step; returns the report run's id. The source is checked before any run opens."""
     with sources.quiet_downloads():
-        return _report(config, parent_run_id)
+        return _report(config)
 
 
-def _report(config: ReportConfig, parent_run_id: str | None) -> str:
+def _report(config: ReportConfig) -> str:
     searched = search_report.search_run(config.source)  # a search run's id: the search's report
     source = searched or sources.find_main_run(config.source)
     source_id = source.info.run_id
@@ -353,7 +353,7 @@ def _report(config: ReportConfig, parent_run_id: str | None) -> str:
             "report",
             f"report {source.info.run_name}",
             config,
-            parent_run_id=parent_run_id or source_id,
+            parent_run_id=source_id,
             experiment_id=tracking.use_experiment_of(source),
             tags={"source_run_id": source_id},
         ) as run:
@@ -361,7 +361,8 @@ def _report(config: ReportConfig, parent_run_id: str | None) -> str:
             if searched:
                 search_report.write_files(search_report.content(searched, downloads), staged, _write)
             else:
-                write_files(Builder(study, downloads, run.info.run_id).content(), staged)
+                content = Builder(study, downloads, run.info.run_id).content()
+                write_files(content, staged)
             check = browser.check(staged / "report.html")
             if check.screenshot:
                 _write(staged / "report.png", check.screenshot)
@@ -373,7 +374,7 @@ def _report(config: ReportConfig, parent_run_id: str | None) -> str:
                 search_report.describe(searched, downloads)
             else:
                 link = sources.run_link(run, mlflow.get_tracking_uri(), "report/report.html")
-                describe_run(source_id, run_description((staged / "report.md").read_text(), link))
+                describe_run(source_id, run_description(content, link))
             print(
                 f"report: {output / 'report.html'}, {output / 'report.md'}"
                 f"{', ' + str(output / 'report.png') if check.screenshot else ''}; browser check {check.summary()}"

@@ -337,7 +337,7 @@ def render_html(c: SearchContent) -> str:
 
 def render_markdown(c: SearchContent) -> str:
     """The Markdown page; a verdict's clauses and parts share one table cell."""
-    verdict_rows = [[v.finding, v.claim, f"**{v.word}**", search_verdicts.markdown_cell(v)] for v in c.verdicts]
+    verdict_rows = [[v.finding, v.claim, f"**{v.word}**", search_verdicts.evidence_cell(v)] for v in c.verdicts]
     return page.render("search_report.md", c=c, verdict_rows=verdict_rows)
 
 

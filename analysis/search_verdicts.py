@@ -67,7 +67,7 @@ def view(verdict: dict) -> VerdictView:
     return shown
 
 
-def markdown_cell(shown: VerdictView) -> str:
+def evidence_cell(shown: VerdictView) -> str:
     """A verdict's evidence, then its clauses and parts, in one Markdown table cell (the word has its own)."""
     clauses = [f"*{clause}*: {'; '.join(lines)}." for clause, lines in shown.clauses]
     return " ".join([*([f"{shown.evidence}."] if shown.evidence else []), *clauses, *shown.untested])

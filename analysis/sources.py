@@ -23,13 +23,10 @@ from mlflow.tracking import MlflowClient
 from pipeline import tracking
 from pipeline.errors import InputError
 from pipeline.tracking.descriptions import run_page
-from pipeline.tracking.runs import children_of, finished_runs
+from pipeline.tracking.runs import SAMPLER_STEP, children_of, finished_runs
 
 PLAN_ARTIFACT = "main/steps.json"
 MAIN_STEP = "main"
-
-
-SAMPLER_STEP = "evaluate_sampler"  # the step tag of a sampler's child run of an evaluate run
 
 
 def _finite(value: float | None) -> float | None:

@@ -4,7 +4,7 @@ process up. `main`, in order:
 1. The exit handler that ends the process is registered, first (see Exit below).
 2. The garbage collector is paused (pipeline/process/collector.py): a step's start-up makes about 400,000
    objects (torch, MLflow, SQLAlchemy, matplotlib) that live until the process ends, and collecting while
-   they are made walks them over and over (about 1 s of a 9 s evaluate step).
+   they are made walks them over and over (docs/speed.md, "Start-up").
 3. The command line is checked (bad input: exit status 2 before anything heavy is imported), then the
    step's module is imported (pipeline/cli.py).
 4. The collector resumes with everything alive frozen (`gc.freeze`): from then on collections walk only

@@ -36,7 +36,7 @@ from pipeline.configs.fields import (
     precision_param,
 )
 from pipeline.configs.search import SEARCH_OBJECTIVES, STORAGE_FORMS, SearchConfig
-from pipeline.core.study import PRESETS, select
+from pipeline.core.experiments import PRESETS, SETTING_TYPES, Settings, select
 from pipeline.errors import bad_parameter
 
 __all__ = [
@@ -265,22 +265,14 @@ class MainConfig:
                     f"grid | study | a comma list of E1-E5 and cells bce-standard, bce-sampled-params, "
                     f"mse-standard, mse-sampled-params (unknown: {error})",
                 ) from None
-        for name, kind in (
-            ("epochs", int),
-            ("latent_size", int),
-            ("hidden_size", int),
-            ("batch_size", int),
-            ("n_samples", int),
-            ("iwae_k", int),
-            ("lr", float),
-        ):
+        for name, kind in SETTING_TYPES.items():  # the numbers; seeds, experiments and the names: above
             value = getattr(self, name)
-            if value != PRESET_VALUE:
+            if kind in ("int", "float") and value != PRESET_VALUE:
                 try:
-                    kind(value)
+                    Settings.parse(name, value)
                 except ValueError:
                     raise bad_parameter(
-                        name, value, f"{'an integer' if kind is int else 'a number'} | preset"
+                        name, value, f"{'an integer' if kind == 'int' else 'a number'} | preset"
                     ) from None
         if self.data != PRESET_VALUE:
             from pipeline.core.data.datasets import is_dataset_name  # late: numpy stays out of the CLI's parsing

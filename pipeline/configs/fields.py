@@ -7,6 +7,7 @@ import dataclasses
 import re
 from dataclasses import field
 
+from pipeline.core.model.precision import PRECISIONS
 from pipeline.core.model.samplers import join_specs, needs_fit, parse_samplers
 from pipeline.errors import InputError, bad_parameter
 
@@ -33,7 +34,6 @@ def device_param():
     return param("auto", "auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
 
 
-PRECISIONS = ("32", "bf16-mixed")  # pipeline/core/model/training.py's; CLI parsing does not import torch
 PRECISION_HELP = (
     "training precision: 32 (float32) | bf16-mixed (the forward pass under bfloat16 autocast, float32 "
     "weights and optimizer state; faster where the device computes bf16 natively, see docs/speed.md)"

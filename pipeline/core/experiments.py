@@ -1,4 +1,4 @@
-"""The study's experiments and the grid around them (../shared/EXPERIMENTS.md), and the presets of `main`.
+"""The study's experiments and the grid around them (docs/study.md), and the presets of `main`.
 
 A *cell* is one trained model configuration (loss x forward pass); an *experiment* is a cell sampled
 with one sampler. Experiments that differ only in the sampler share one trained model.
@@ -107,6 +107,18 @@ class Settings:
     def as_record(self) -> dict:
         """The settings as main's plan records them (main/settings.json, main/steps.json)."""
         return {**dataclasses.asdict(self), "seeds": list(self.seeds)}
+
+    @classmethod
+    def parse(cls, name: str, text: str):
+        """A setting given as text (`main`'s parameter of that name), typed as its field declares; a
+        ValueError when the text is not of that type."""
+        kind = SETTING_TYPES[name]
+        if kind == "tuple[int, ...]":
+            return tuple(int(part) for part in text.split(","))
+        return {"int": int, "float": float, "str": str}[kind](text)
+
+
+SETTING_TYPES = {f.name: f.type for f in dataclasses.fields(Settings)}  # "int", "float", ... (postponed annotations)
 
 
 # quick: E1-E5 on the 5,000 bundled digits, chosen by measurement (README, "How the quick preset

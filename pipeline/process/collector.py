@@ -1,14 +1,13 @@
 """The garbage collector of a step process: off while the step starts, then on with what it built frozen.
 
 A full collection walks every object the collector tracks, and a step's start-up makes 400,000 of them
-(torch, MLflow, SQLAlchemy, matplotlib), which live until the process ends. With the collector on, the
-evaluate step walked them in 7 full collections as they grew: about 1 s of its 9 s, and 0.5 s of a
-bare `import torch, mlflow` (benchmarks/step_overhead.py, `bare_import_gc_s`). The process entries
+(torch, MLflow, SQLAlchemy, matplotlib), which live until the process ends. With the collector on, a
+step walks them in several full collections as they grow (benchmarks/step_overhead.py measures it as
+`bare_import_gc_s`; docs/speed.md has the figures). The process entries
 (pipeline/__main__.py, pipeline/search/__main__.py) pause the collector first thing and, once the step's
 modules are imported, `resume_frozen` moves everything alive to the permanent generation (gc.freeze) and
 turns the collector back on for what the step allocates from then on. Garbage cycles
-made during start-up stay until the process ends: made once, so they never grow (peak memory of
-evaluate and train unchanged, README "Speed").
+made during start-up stay until the process ends: made once, so they never grow.
 """
 
 from __future__ import annotations

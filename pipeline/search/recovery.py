@@ -7,7 +7,7 @@ import sys
 import optuna
 from optuna.trial import TrialState
 
-from pipeline.search.study import RETRY_ATTR, RUN_ATTR, WORKER_ATTR
+from pipeline.search.policy import RETRY_ATTR, RUN_ATTR, WORKER_ATTR
 from pipeline.tracking.runs import end_failed
 
 

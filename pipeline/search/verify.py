@@ -39,7 +39,7 @@ from pipeline.core.findings.intervals import INTERVAL_RULE
 from pipeline.core.judges import knn
 from pipeline.core.model.samplers import BetaSampler, NormalSampler, Sampler, parse_sampler
 from pipeline.search.models import Models, train_config
-from pipeline.search.study import best_trial, sample_counts
+from pipeline.search.policy import best_trial, sample_counts
 from pipeline.tracking.classifier_run import judge_for
 from pipeline.tracking.verification import describe_search, log_scores, verification_results, verification_run
 
@@ -206,13 +206,10 @@ def score_seed(context, judges, model, samplers: dict[str, Sampler], seed: int, 
         with verification_run(
             job.search_run_id, job.experiment_id, name, LABELS[name], sampler.spec, seed, tags
         ) as run_id:
-            scored = context.scored(model, sampler)
-            both = two_judges.judge_samples(context, judge2, scored, digits)
-            metrics = {**{m: float(scored.metrics[m]) for m in SAMPLER_METRICS}, **both.metrics}
-            classes = {"max_class": str(scored.metrics["max_class"]), f"max_class{knn.SUFFIX}": str(both.dominant)}
-            log_scores(run_id, {m: v for m, v in metrics.items() if m in METRICS}, classes)
+            score = two_judges.score_sampler(context, model, sampler, judge2, digits)
+            log_scores(run_id, {m: v for m, v in score.metrics.items() if m in METRICS}, score.dominant)
         if with_grids:
-            mlflow.log_image(plots.grid_array(scored.images[: plots.GRID_SIZE]), artifact_file=grid_path(name))
+            mlflow.log_image(plots.grid_array(score.scored.images[: plots.GRID_SIZE]), artifact_file=grid_path(name))
 
 
 def model_for(config, job, latent_size: int, seed: int, device):

@@ -30,9 +30,7 @@ from pipeline.process import processes
 from pipeline.process.pause import pause_point
 from pipeline.search.artifacts import artifact_folder, upload_grid
 from pipeline.search.models import Models, train_config
-from pipeline.search.recovery import on_stale_trial, recover_worker
-from pipeline.search.storage import Storage, open_storage
-from pipeline.search.study import (
+from pipeline.search.policy import (
     INVOCATION_ATTR,
     MODEL_ATTR,
     RETRY_ATTR,
@@ -45,6 +43,8 @@ from pipeline.search.study import (
     sampler_seed,
     suggest,
 )
+from pipeline.search.recovery import on_stale_trial, recover_worker
+from pipeline.search.storage import Storage, open_storage
 from pipeline.tracking.classifier_run import classifier_for
 from pipeline.tracking.code import PROJECT_ROOT
 from pipeline.tracking.runs import child_run

@@ -1,6 +1,6 @@
 """The `evaluate` step: generation quality per sampler and the likelihood of one trained model.
 
-It turns the study's by-eye judgements (../shared/EXPERIMENTS.md, F1–F6) into metrics. Each sampler's
+It turns the study's by-eye judgements (docs/study.md, F1–F6) into metrics. Each sampler's
 scores go to a child run of the evaluate run with the same metric names for every sampler (`fid`,
 `precision`, ...) and tags that say which experiment, cell, sampler and training seed it is, so the
 MLflow UI can group and compare what the report compares; the model's own figures stay on the evaluate
@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from pipeline import tracking
 from pipeline.configs import DEFAULT_SAMPLERS, EvaluateConfig
-from pipeline.core import plots, study
+from pipeline.core import experiments, plots
 from pipeline.core.data import datasets
 from pipeline.core.devices import resolve_device
 from pipeline.core.evaluation import two_judges
@@ -37,7 +37,7 @@ from pipeline.core.model.samplers import GaussianMixtureSampler, Sampler, parse_
 from pipeline.core.stopwatch import Stopwatch
 from pipeline.errors import InputError
 from pipeline.tracking.classifier_run import classifier_for, judge_for
-from pipeline.tracking.runs import child_run
+from pipeline.tracking.runs import SAMPLER_STEP, child_run
 
 REFERENCE_SAMPLER = "gmm:10"
 
@@ -112,9 +112,6 @@ def histogram_table(counts: np.ndarray, reference_shares: np.ndarray) -> dict:
     }
 
 
-SAMPLER_STEP = "evaluate_sampler"  # the step tag of a sampler's child run
-
-
 @dataclass(frozen=True)
 class ScoredModel:
     """What every sampler's child run says of the model it scored: the evaluate run it sits under and the
@@ -136,8 +133,8 @@ class ScoredModel:
     def sampler_run(self, sampler: Sampler) -> tuple[str, dict[str, str]]:
         """(run name, tags) of the sampler's child run: `E1 normal:0,1 seed 0`, or the cell for a sampler
         outside the study's experiments."""
-        cell = study.cell_name(self.loss, self.forward)
-        experiment = study.experiment_of(self.loss, self.forward, sampler.spec)
+        cell = experiments.cell_name(self.loss, self.forward)
+        experiment = experiments.experiment_of(self.loss, self.forward, sampler.spec)
         tags = {"sampler": sampler.spec, "sampler_key": sampler.key, "cell": cell, "seed": self.seed}
         if experiment is not None:
             tags["experiment"] = experiment
@@ -190,23 +187,21 @@ def score_samplers(
     panels = plots.SamplerPanels(knn.NAME, shares)
     digits = two_judges.real_digits(context)  # blurred to each sampler's sharpness: the judges' accuracy there
     for sampler in tqdm(samplers, desc="evaluate", unit="sampler"):
-        with watch("scoring"):
-            scored = context.scored(model, sampler)
-            both = two_judges.judge_samples(context, judge2, scored, digits, watch)
-        key, metrics = scored.sampler.key, scored.metrics
-        scores.rows[key] = metrics
+        score = two_judges.score_sampler(context, model, sampler, judge2, digits, watch)
+        scored, both = score.scored, score.judged
+        key = scored.sampler.key
+        scores.rows[key] = scored.metrics
         if isinstance(scored.sampler, GaussianMixtureSampler):
             scores.mixtures.append(scored.sampler)
         name, tags = scored_model.sampler_run(scored.sampler)
         with child_run(SAMPLER_STEP, name, scored_model.parent_run_id, scored_model.experiment_id, tags) as run:
-            dominant = {"max_class": str(metrics["max_class"]), f"max_class{knn.SUFFIX}": str(both.dominant)}
-            run.log({**{n: metrics[n] for n in SAMPLER_METRICS}, **both.metrics}, dominant)
+            run.log(score.metrics, score.dominant)
         log_sampler_artifacts(panels, key, scored.images, scored.counts, both.counts, shares, both.dispute)
     panels.close()
     return scores
 
 
-def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
+def evaluate(config: EvaluateConfig) -> str:
     """Run the `evaluate` step as a child of the train run; returns the evaluation's MLflow run id."""
     train_run = checked_train_run(config.model)
     samplers = sampler_specs(config, train_run)
@@ -233,7 +228,7 @@ def evaluate(config: EvaluateConfig, parent_run_id: str | None = None) -> str:
         "evaluate",
         f"evaluate {train_run.info.run_name}",
         config,
-        parent_run_id=parent_run_id or config.model,
+        parent_run_id=config.model,
         experiment_id=experiment_id,
         tags=tags,
         launch=launch,

@@ -233,7 +233,7 @@ def log_session(config: EyeConfig, study: Study, items: list[judging.Item], sess
     return run_id
 
 
-def eye(config: EyeConfig, parent_run_id: str | None = None) -> str:
+def eye(config: EyeConfig) -> str:
     """Run the `eye` step: serve the blind set until every image is answered, then log the session; returns
     the eye run's id. Bad input is refused before the page is served and before any run opens."""
     with tempfile.TemporaryDirectory(prefix="vae-eye-") as tmp:

@@ -32,7 +32,7 @@ from pipeline.configs import (
     ReportConfig,
     TrainConfig,
 )
-from pipeline.core import study
+from pipeline.core.experiments import PRESETS, SETTING_TYPES, Experiment, Settings, cell_name, select
 from pipeline.core.model.samplers import needs_fit, parse_sampler
 from pipeline.errors import bad_parameter
 from pipeline.process import processes
@@ -63,12 +63,12 @@ class Cell:
 
     @property
     def name(self) -> str:
-        return study.cell_name(self.loss, self.forward)
+        return cell_name(self.loss, self.forward)
 
 
-def cells_of(experiments: list[study.Experiment]) -> list[Cell]:
+def cells_of(experiments: list[Experiment]) -> list[Cell]:
     """The experiments' cells, in order of first appearance, each with its experiments' samplers."""
-    by_cell: dict[str, list[study.Experiment]] = {}
+    by_cell: dict[str, list[Experiment]] = {}
     for experiment in experiments:
         by_cell.setdefault(experiment.cell, []).append(experiment)
     return [
@@ -89,8 +89,8 @@ class Plan:
     the experiments, their cells, and the step configurations built from them."""
 
     preset: str
-    settings: study.Settings
-    experiments: tuple[study.Experiment, ...]
+    settings: Settings
+    experiments: tuple[Experiment, ...]
     cells: tuple[Cell, ...]
     prepare: PrepareDataConfig | None  # None when `data` names a prepare_data run
     device: str
@@ -146,29 +146,22 @@ class Plan:
         }
 
 
-def settings_of(config: MainConfig, preset: study.Settings) -> study.Settings:
+def settings_of(config: MainConfig, preset: Settings) -> Settings:
     """The preset's settings with every parameter the user gave instead of `preset`, typed."""
-    parse = {
-        "experiments": str,
-        "data": str,
-        "precision": str,
-        "lr": float,
-        "seeds": lambda v: tuple(int(s) for s in v.split(",")),
-    }
     given = {
-        f.name: parse.get(f.name, int)(getattr(config, f.name))
-        for f in dataclasses.fields(study.Settings)
-        if getattr(config, f.name) != PRESET_VALUE
+        name: Settings.parse(name, getattr(config, name))
+        for name in SETTING_TYPES
+        if getattr(config, name) != PRESET_VALUE
     }
     return dataclasses.replace(preset, **given)
 
 
-def make_plan(config: MainConfig, preset: study.Settings) -> Plan:
+def make_plan(config: MainConfig, preset: Settings) -> Plan:
     """main's plan, from its config and its preset's settings. Every step configuration it will launch is
     built now, with stand-in run ids for the references not known yet, so the step's own dataclass checks
     each setting before main's run opens (`-P epochs=0` exits 2 at once, not after the data is prepared)."""
     settings = settings_of(config, preset)
-    experiments = tuple(study.select(settings.experiments))
+    experiments = tuple(select(settings.experiments))
     prepare = None
     if not tracking.RUN_ID_PATTERN.match(settings.data):
         prepare = PrepareDataConfig(dataset=settings.data, seed=0, data_root=config.data_root)
@@ -318,16 +311,16 @@ def announce(plan: Plan, slots: int, threads: int, reuse: str) -> None:
         )
 
 
-def main(config: MainConfig, parent_run_id: str | None = None) -> str:
+def main(config: MainConfig) -> str:
     """Run the study; returns the main run's id."""
-    plan = make_plan(config, study.PRESETS[config.preset])
+    plan = make_plan(config, PRESETS[config.preset])
     slots, threads = parallel_slots(config, 1 + len(plan.trainings), processes.usable_cores())  # judges too
     backend_config = read_backend_config(config.backend_config)
     if plan.prepare is None:
         tracking.get_run(plan.settings.data, "data")
     search_run_id = resolve_search(config.search)
     tags = {"pipeline.preset": config.preset, **({SEARCH_TAG: search_run_id} if search_run_id else {})}
-    with tracking.step_run("main", f"main {config.preset}", config, parent_run_id=parent_run_id, tags=tags) as run:
+    with tracking.step_run("main", f"main {config.preset}", config, tags=tags) as run:
         tracking.sweep_stale_runs("main", key_tags("main", config), [run.info.experiment_id])  # a killed earlier main
         tracking.log_config(config)
         mlflow.log_dict(plan.settings.as_record(), "main/settings.json")

@@ -13,15 +13,13 @@ from pipeline.configs import PrepareDataConfig
 from pipeline.core.data import datasets
 
 
-def prepare_data(config: PrepareDataConfig, parent_run_id: str | None = None) -> str:
+def prepare_data(config: PrepareDataConfig) -> str:
     """Prepare the dataset (all checks before the run opens); returns the run id."""
     prepared = datasets.prepare(config.dataset, config.val_fraction, config.seed, config.data_root)
     with tempfile.TemporaryDirectory(prefix="vae-prepare-") as tmp:
         local = datasets.save_prepared(prepared, Path(tmp) / Path(datasets.PREPARED_ARTIFACT).name)
         name = f"prepare_data {config.dataset} s{config.seed}"
-        with tracking.step_run(
-            "prepare_data", name, config, parent_run_id=parent_run_id, tags={"source_digest": prepared.source_digest}
-        ) as run:
+        with tracking.step_run("prepare_data", name, config, tags={"source_digest": prepared.source_digest}) as run:
             tracking.log_config(config)
             mlflow.log_params({"data_digest": prepared.digest, "source": prepared.source[:500]})
             mlflow.log_metrics({f"{split}_count": n for split, n in prepared.counts().items()})

@@ -10,6 +10,6 @@ from analysis import report as reports
 from pipeline.configs import ReportConfig
 
 
-def report(config: ReportConfig, parent_run_id: str | None = None) -> str:
+def report(config: ReportConfig) -> str:
     """Run the `report` step; returns the report run's id. The source is checked before any run opens."""
-    return reports.report(config, parent_run_id)
+    return reports.report(config)

@@ -8,7 +8,7 @@ from pipeline.core.devices import resolve_device
 from pipeline.core.model.samplers import draw_samples, parse_samplers
 
 
-def sample(config: SampleConfig, parent_run_id: str | None = None) -> str:
+def sample(config: SampleConfig) -> str:
     """Run the `sample` step beside (and as a child of) its train run; returns the MLflow run id."""
     uri, source_run_id = tracking.model_uri(config.model)
     source_run = tracking.get_run(source_run_id, "model") if source_run_id else None
@@ -25,7 +25,7 @@ def sample(config: SampleConfig, parent_run_id: str | None = None) -> str:
         "sample",
         f"sample {source_name}",
         config,
-        parent_run_id=parent_run_id or source_run_id,
+        parent_run_id=source_run_id,
         experiment_id=tracking.use_experiment_of(source_run) if source_run else None,
         tags=tags,
     ) as run:

@@ -43,8 +43,7 @@ from pipeline.errors import InputError
 from pipeline.process import processes
 from pipeline.search.artifacts import artifact_folder, checked_folder, dashboard_command
 from pipeline.search.models import train_config
-from pipeline.search.storage import resolve_storage
-from pipeline.search.study import (
+from pipeline.search.policy import (
     FINISHED,
     MEDIAN_STARTUP_TRIALS,
     MODEL_ATTR,
@@ -56,6 +55,7 @@ from pipeline.search.study import (
     sample_counts,
     sampler_seed,
 )
+from pipeline.search.storage import resolve_storage
 from pipeline.search.verify import verify
 from pipeline.search.workers import REPORTED_METRICS, TRIAL_STEP, Job, Worker, run_workers
 from pipeline.serving import log_generator
@@ -67,7 +67,7 @@ REFERENCE_SAMPLERS = (("normal_0_1", "normal:0,1"), ("gmm_10", "gmm:10"))
 BEST_GENERATOR, BEST_ALIAS = "vae-generator", "best-beta"  # models:/vae-generator@best-beta: the newest search's best
 
 
-def search(config: SearchConfig, parent_run_id: str | None = None) -> str:
+def search(config: SearchConfig) -> str:
     """Run the `search` step; returns the search run's id. Every input check comes first."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per model load otherwise
     storage = resolve_storage(config)
@@ -79,9 +79,7 @@ def search(config: SearchConfig, parent_run_id: str | None = None) -> str:
     threads = max(1, processes.usable_cores() // config.n_workers)
     tags = {"optuna.study_name": config.study_name, "optuna.storage": storage.shown, "data_digest": prepared.digest}
     processes.exit_on_sigterm()
-    with tracking.step_run(
-        "search", f"search {config.study_name}", config, parent_run_id=parent_run_id, tags=tags
-    ) as run:
+    with tracking.step_run("search", f"search {config.study_name}", config, tags=tags) as run:
         tracking.log_config(config)
         run_id, experiment_id = run.info.run_id, run.info.experiment_id
         for step in ("search", TRIAL_STEP, VERIFY_STEP):  # runs of a search killed earlier

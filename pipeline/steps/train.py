@@ -15,11 +15,11 @@ from pipeline import tracking
 from pipeline.configs import TrainConfig
 from pipeline.core import plots
 from pipeline.core.devices import resolve_device
+from pipeline.core.experiments import cell_name
 from pipeline.core.model import training
 from pipeline.core.model.samplers import draw_samples, needs_fit, parse_samplers
 from pipeline.core.model.vae import VAE
 from pipeline.core.seeding import seeded
-from pipeline.core.study import cell_name
 from pipeline.process.pause import pause_point
 
 
@@ -31,7 +31,7 @@ def log_sample_grids(model, samplers, seed, device, epoch: int) -> None:
     """One grid per sampler with step=epoch, the same latent draws each time, so progress shows."""
     for sampler in samplers:
         grid = plots.grid_array(draw_samples(model, sampler, plots.GRID_SIZE, seed, device))
-        # synchronous: MLflow's asynchronous queues poll once a second, so ending them cost each step ~2 s
+        # synchronous: MLflow's asynchronous queues poll once a second, so ending them would hold up each step
         mlflow.log_image(grid, key=f"samples_{sampler.key}", step=epoch, synchronous=True)
 
 
@@ -140,7 +140,7 @@ def log_results(config: TrainConfig, model: VAE, samplers, device, test_images: 
     log_generator(model, next((s.spec for s in samplers if not needs_fit(s)), "normal:0,1"))
 
 
-def train(config: TrainConfig, parent_run_id: str | None = None) -> str:
+def train(config: TrainConfig) -> str:
     """Run the `train` step (all input checks before the run opens); returns the MLflow run id."""
     samplers = parse_samplers(config.samplers)
     device = resolve_device(config.device)
@@ -148,9 +148,7 @@ def train(config: TrainConfig, parent_run_id: str | None = None) -> str:
     resumed = tracking.load_latest_checkpoint(config.resume) if config.resume != "none" else None
     if resumed is not None:
         training.check_resumable(resumed, dataclasses.asdict(config), prepared.digest)
-    with tracking.step_run(
-        "train", run_name(config), config, parent_run_id=parent_run_id, tags=run_tags(config), log_system_metrics=True
-    ) as run:
+    with tracking.step_run("train", run_name(config), config, tags=run_tags(config), log_system_metrics=True) as run:
         log_inputs(config, prepared, device)
         split = {name: training.as_float_tensor(images, device) for name, (images, _) in prepared.splits.items()}
         model, optimizer, history = build_model(config, device, resumed)

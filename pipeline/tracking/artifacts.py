@@ -2,7 +2,7 @@
 between runs, and an evaluation's scores copied onto its train run.
 
 torch and matplotlib are imported by the functions that use them, so that main, which only finds and
-launches runs, starts without them (about 3 s).
+launches runs, starts without them.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ class ArtifactBatch:
     """Images and files written to one local folder and logged in one call as the block ends; tables
     logged with `mlflow.log_table`, so MLflow's UI lists them as its own.
 
-    Each `mlflow.log_image` is a folder of its own and a call to the store (an evaluation's 18 separate
-    calls took 0.5 s, batched 0.2 s). The images are uint8 arrays (grey, RGB or RGBA), saved as the same
+    Each `mlflow.log_image` is a folder of its own and a call to the store; a batch is one upload. The images are uint8 arrays (grey, RGB or RGBA), saved as the same
     PNG pixels `mlflow.log_image` writes. A table costs what `mlflow.log_table` costs (it lists the run's
     artifacts and reads the run back to extend its `mlflow.loggedArtifacts` tag): the documented call,
     kept at that cost, rather than writing MLflow's tag by hand.

@@ -17,6 +17,7 @@ from pipeline.process import processes
 from pipeline.tracking.launch import LaunchContext, launch_context
 
 STEP_TAG = "pipeline.step"
+SAMPLER_STEP = "evaluate_sampler"  # the step of one sampler's child run under an evaluate run
 PARENT_TAG = "mlflow.parentRunId"
 PROCESS_TAG = "pipeline.process"  # host:pid:start time of the process that ran the step
 DRIVER_TAG = "pipeline.driver"  # host:pid:start time of the main or search process that launched it

@@ -53,7 +53,7 @@ def run_id(result: subprocess.CompletedProcess) -> str:
 
 
 def experiments() -> list[dict]:
-    from pipeline.core.study import select
+    from pipeline.core.experiments import select
 
     return [e.plan_entry() for e in select(EXPERIMENTS)]  # as main's plan records them
 
@@ -61,10 +61,10 @@ def experiments() -> list[dict]:
 def main_plan(config, steps: list[dict]) -> dict:
     """main/steps.json for `config` and these step records, built by main's own plan (its settings resolved
     from the preset, its experiments' plan entries): the one place that follows how main records it."""
-    from pipeline.core import study
+    from pipeline.core import experiments
     from pipeline.steps.main import make_plan
 
-    return make_plan(config, study.PRESETS[config.preset]).record(steps)
+    return make_plan(config, experiments.PRESETS[config.preset]).record(steps)
 
 
 def write_main_run(

@@ -1,5 +1,5 @@
 """pipeline/search/artifacts.py:
-The search watched (issue 14 §4): a tiny real search uploads each trial's sample grid to the artifact
+The search watched: a tiny real search uploads each trial's sample grid to the artifact
 store beside its study, prints the exact optuna-dashboard command, and the real optuna-dashboard on
 127.0.0.1 lists the trials with their grids through its HTTP API; the best trial's generator is
 registered as models:/vae-generator@best-beta."""

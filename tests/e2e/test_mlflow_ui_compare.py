@@ -25,7 +25,7 @@ SAMPLERS = {"E1": "normal:0,1", "E2": "normal:1,2", "E3": "beta:0.25,0.25", "E4"
 def add_e5(store, study: dict) -> tuple[str, str]:
     """E5 (bce, sampled-params) for the tiny study's seeds, in its experiment, and a main run over all of it
     with its report; (main run id, report.md)."""
-    from pipeline.core.study import STUDY_IDS
+    from pipeline.core.experiments import STUDY_IDS
 
     steps, e5 = list(study["steps"]), STUDY_IDS["E5"]
     for seed in rs.SEEDS:

@@ -1,5 +1,5 @@
 """pipeline/tracking/reuse.py:
-Step reuse survives the README's own commands (issue 25), in a temporary clone: a `git init` copy of the
+Step reuse survives the README's own commands, in a temporary clone: a `git init` copy of the
 project's tracked files, run with `mlflow run .` and MLflow's default tracking (mlflow.db in the clone), as a
 new user would. After a tiny search, a second tiny main reuses every step; an untracked notes.txt and a
 README-only commit change nothing; a committed change under pipeline/ reruns every step. Nothing the pipeline

@@ -1,5 +1,5 @@
 """pipeline/serving.py:
-Served for real (issue 14 §3): a 1-epoch `mlflow run` train, its generator registered under an alias,
+Served for real: a 1-epoch `mlflow run` train, its generator registered under an alias,
 the real `mlflow models serve` on 127.0.0.1 answering POST /invocations with decodable 28x28 PNGs."""
 
 from __future__ import annotations

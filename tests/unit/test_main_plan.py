@@ -10,15 +10,15 @@ import dataclasses
 import pytest
 
 from pipeline.configs import EvaluateConfig, JudgesConfig, MainConfig, PrepareDataConfig, TrainConfig
-from pipeline.core import study
+from pipeline.core import experiments
 from pipeline.errors import InputError
 from pipeline.steps import main
 
 
 def test_the_plan_is_the_presets_settings_typed_with_the_users_overrides():
     config = MainConfig(preset="quick", epochs="7", seeds="3,1", lr="1e-2", precision="bf16-mixed")
-    plan = main.make_plan(config, study.PRESETS["quick"])
-    assert plan.settings == study.Settings(
+    plan = main.make_plan(config, experiments.PRESETS["quick"])
+    assert plan.settings == experiments.Settings(
         experiments="study",
         data="mnist-5k",
         epochs=7,
@@ -77,7 +77,7 @@ def test_the_plan_is_the_presets_settings_typed_with_the_users_overrides():
 
 
 def test_a_prepare_data_run_id_as_data_needs_no_prepare_step_and_the_study_preset_is_its_own():
-    plan = main.make_plan(MainConfig(preset="study", data="a" * 32), study.PRESETS["study"])
+    plan = main.make_plan(MainConfig(preset="study", data="a" * 32), experiments.PRESETS["study"])
     assert plan.prepare is None and plan.settings.data == "a" * 32
     assert (plan.settings.epochs, plan.settings.seeds, plan.settings.batch_size, plan.settings.n_samples) == (
         100,
@@ -91,9 +91,20 @@ def test_a_prepare_data_run_id_as_data_needs_no_prepare_step_and_the_study_prese
 
 def test_a_setting_no_step_accepts_is_refused_by_the_plan():
     with pytest.raises(InputError, match="parameter 'epochs': got 0; allowed: >= 1"):
-        main.make_plan(MainConfig(epochs="0"), study.PRESETS["quick"])
+        main.make_plan(MainConfig(epochs="0"), experiments.PRESETS["quick"])
     with pytest.raises(InputError, match="parameter 'n_samples': got 5; allowed: >= 10"):
-        main.make_plan(MainConfig(n_samples="5"), study.PRESETS["quick"])
+        main.make_plan(MainConfig(n_samples="5"), experiments.PRESETS["quick"])
+
+
+def test_every_preset_setting_is_a_main_parameter_typed_as_the_settings_declare():
+    defaults = {f.name: f.default for f in dataclasses.fields(MainConfig)}
+    assert all(defaults[name] == "preset" for name in experiments.SETTING_TYPES)
+    assert experiments.Settings.parse("seeds", "3,1") == (3, 1) and experiments.Settings.parse("lr", "1e-2") == 0.01
+    assert experiments.Settings.parse("epochs", "7") == 7 and experiments.Settings.parse("data", "mnist") == "mnist"
+    with pytest.raises(InputError, match=r"parameter 'lr': got 'fast'; allowed: a number \| preset"):
+        MainConfig(lr="fast")
+    with pytest.raises(InputError, match=r"parameter 'iwae_k': got '2.5'; allowed: an integer \| preset"):
+        MainConfig(iwae_k="2.5")
 
 
 def test_the_help_states_each_presets_value():
@@ -109,7 +120,7 @@ def test_the_help_states_each_presets_value():
 
 @pytest.mark.parametrize("preset", ["quick", "study"])
 def test_both_presets_evaluate_the_mse_model_with_n01_without_training_it_again(preset):
-    plan = main.make_plan(MainConfig(preset=preset), study.PRESETS[preset])
+    plan = main.make_plan(MainConfig(preset=preset), experiments.PRESETS[preset])
     assert [e.study_id for e in plan.experiments if e.study_id] == ["E1", "E2", "E3", "E4", "E5"]
     assert [(e.cell, e.sampler) for e in plan.experiments if not e.study_id] == [("mse-standard", "normal:0,1")]
     cells = {cell.name: cell for cell in plan.cells}
@@ -124,11 +135,11 @@ def test_both_presets_evaluate_the_mse_model_with_n01_without_training_it_again(
 
 
 def test_a_list_of_study_ids_is_exactly_those_and_the_grid_trains_every_sampler():
-    assert [e.name for e in study.select("E1,E4")] == ["E1", "E4"]
-    grid = study.select("grid")
+    assert [e.name for e in experiments.select("E1,E4")] == ["E1", "E4"]
+    grid = experiments.select("grid")
     assert not any(e.evaluate_only for e in grid) and len(grid) == 16
     cells = {cell.name: cell for cell in main.cells_of(grid)}
-    assert cells["mse-standard"].trained_samplers == study.GRID_SAMPLERS
+    assert cells["mse-standard"].trained_samplers == experiments.GRID_SAMPLERS
 
 
 def test_main_links_a_search_by_run_id_or_study_name_and_refuses_anything_else(tracking, capsys):

@@ -15,7 +15,7 @@ from analysis.page_markdown import render_markdown
 from analysis.sources import Evaluation, StudyRuns
 from analysis.tables import PER_SAMPLER, build_tables, seed_groups, trained_models
 from pipeline import tracking
-from pipeline.core.study import STUDY_IDS
+from pipeline.core.experiments import STUDY_IDS
 
 SETTINGS = "n_samples=1000 iwae_k=50 seed=0 classifier=" + "c" * 32
 SEEDS = (0, 1, 2)

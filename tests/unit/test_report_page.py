@@ -208,6 +208,8 @@ def test_the_verdict_table_is_the_first_table_of_the_html_and_the_markdown(conve
     table = _first_table_markdown(markdown)
     assert table[0] == "| finding | the write-up says | verdict | the numbers, clause by clause |"
     assert len(table) == 2 + 6
+    description = page_markdown.run_description(content, "report/report.html")  # from the verdicts, not parsed
+    assert description.split("\n\n")[0] == "\n".join(table)
     head = markdown[: markdown.index(table[0])]
     assert head.startswith("# VAE study report: preset quick, 2026-12-02, code 2f8d24f")
     assert "Setup: data mnist-5k" in head and ("Convergence: all 9" if converged else "Warning: 2 of") in head

@@ -161,11 +161,11 @@ def test_main_checks_every_step_setting_without_loading_torch():
     code = (
         "import sys\n"
         "from pipeline.configs import MainConfig\n"
-        "from pipeline.core import study\n"
+        "from pipeline.core import experiments\n"
         "from pipeline.steps import main\n"
         "for preset in ('quick', 'study'):\n"
         "    config = MainConfig(preset=preset, experiments='grid')\n"
-        "    cells = main.make_plan(config, study.PRESETS[preset]).cells\n"
+        "    cells = main.make_plan(config, experiments.PRESETS[preset]).cells\n"
         "print(len(cells), sorted(m for m in ('torch', 'matplotlib', 'torchvision', 'sklearn') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

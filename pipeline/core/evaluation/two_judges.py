@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.core.evaluation.scoring import EvaluationContext, Scored
+from pipeline.core.evaluation.scoring import SAMPLER_METRICS, EvaluationContext, Scored
 from pipeline.core.judges import blur, cnn, disagreement, knn
 from pipeline.core.stopwatch import Stopwatch
 
@@ -88,3 +88,37 @@ def judge_samples(
     disputed = disagreement.of(scored.images, scored.classes, predicted, context.seed)
     metrics[IN_DISPUTE], metrics[KAPPA] = disputed.share_in_dispute, disputed.kappa
     return Judged(metrics, dominant, counts, disputed)
+
+
+@dataclass
+class SamplerScore:
+    """One sampler scored and judged by both judges: what its run logs."""
+
+    scored: Scored
+    judged: Judged
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Every per-sampler metric: the catalogue's, then the second judge's and both judges' (METRICS)."""
+        return {**{name: float(self.scored.metrics[name]) for name in SAMPLER_METRICS}, **self.judged.metrics}
+
+    @property
+    def dominant(self) -> dict[str, str]:
+        """Each judge's dominant digit, as tags of the sampler's run."""
+        return {"max_class": str(self.scored.metrics["max_class"]), f"max_class{knn.SUFFIX}": str(self.judged.dominant)}
+
+
+def score_sampler(
+    context: EvaluationContext,
+    model,
+    sampler,
+    judge2: knn.Judge,
+    digits: tuple[torch.Tensor, np.ndarray] | None = None,
+    watch: Stopwatch | None = None,
+) -> SamplerScore:
+    """The one scoring of a sampler, for the evaluate step and the search's verification alike: its
+    images and metrics (phase `scoring` of `watch`), then both judges on them."""
+    watch = watch or Stopwatch()
+    with watch("scoring"):
+        scored = context.scored(model, sampler)
+        return SamplerScore(scored, judge_samples(context, judge2, scored, digits, watch))

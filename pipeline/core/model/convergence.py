@@ -16,7 +16,7 @@ from dataclasses import dataclass
 # Measured (windowed means as below). mnist-5k, latent 100 (BCE, MSE, sampled-params) and latent 8,
 # 2 seeds each: 5 epochs fall 2.5-6.5 %, 10-30 epochs 0-3.6 %, 40-100 epochs 0.2-1.9 % (noise alone
 # moves it by ~1 %). MNIST, BCE latent 100: 5 epochs 2.05 %, 10-30 epochs 0.3-0.5 %. 2 % flags the
-# short trainings issue 11 found unlearned without flagging long ones on noise; 1 % would flag half
+# short trainings an earlier check found unlearned without flagging long ones on noise; 1 % would flag half
 # of the 100-epoch mnist-5k trainings.
 THRESHOLD = 0.02
 WINDOW_FRACTION = 0.1

@@ -13,12 +13,12 @@ import math
 import numpy as np
 import torch
 
+from pipeline.core.model.precision import PRECISIONS
 from pipeline.core.model.vae import VAE, ForwardOutput, loss_terms
 from pipeline.errors import InputError
 
 TERMS = ("loss", "recon", "kl")
 EVAL_BATCH = 4096
-PRECISIONS = ("32", "bf16-mixed")  # Lightning's names: float32 throughout, or bfloat16 autocast over fp32 weights
 # What a checkpoint must share with the run that resumes it, so the result is the uninterrupted one.
 RESUME_KEYS = ("loss", "forward", "latent_size", "hidden_size", "batch_size", "lr", "seed", "precision")
 RESUME_DEFAULTS = {"precision": "32"}  # what a checkpoint written before a key existed trained with
@@ -38,7 +38,7 @@ def make_optimizer(model: VAE, lr: float, device: torch.device) -> torch.optim.A
     """torch.optim.Adam with default betas and eps; its fused implementation on the CPU and CUDA (one
     kernel per step instead of a loop of small ops; torch >= 2.4 has it on both), the default elsewhere.
 
-    Building it imports torch's dynamo compiler (every torch.optim optimizer does, 1-2 s on 2 cores):
+    Building it imports torch's dynamo compiler (every torch.optim optimizer does; docs/speed.md):
     this happens before the first epoch, so `time_epoch_s` does not count it. The state_dict is
     torch.optim's own, so checkpoints load with `torch.load(..., weights_only=True)`.
     """

@@ -1,4 +1,4 @@
-"""The study's VAE, its two forward passes and its two losses (see ../shared/EXPERIMENTS.md).
+"""The study's VAE, its two forward passes and its two losses (see docs/study.md).
 
 Loss reduction, the same for BCE and MSE so runs compare: each term is summed over the 784
 pixels (reconstruction) or the latent dimensions (KL) of an image and averaged over the images
