@@ -307,30 +307,3 @@ def test_scores_of_other_settings_never_silently_replace_those_on_the_train_run_
     first, again = sampler_runs(tracking.client, first_id), sampler_runs(tracking.client, again_id)
     assert sorted(first) == sorted(again) == sorted(KEYS)
     assert all(same_metrics(first[key].data.metrics, again[key].data.metrics) for key in KEYS)
-
-
-@pytest.fixture(scope="module")
-def other_models(tracking, prepared_run_id):
-    """An MSE model with seed 1 and a sampled-params (E5) model with seed 2, one short epoch each."""
-    common = {"epochs": 1, "sample_every": 0, "latent_size": 20, "hidden_size": 64, "n_images": 1}
-    mse = tracking.mlflow_run("train", {**common, "loss": "mse", "seed": 1})[0]
-    e5 = tracking.mlflow_run("train", {**common, "forward": "sampled-params", "seed": 2})[0]
-    return mse, e5
-
-
-def test_mse_and_sampled_params_models_of_other_seeds_are_evaluated_with_the_same_classifier(
-    tracking, trained_run_id, evaluated, other_models
-):
-    first_id, _ = evaluated
-    classifier_id = tracking.client.get_run(first_id).data.tags["classifier_run_id"]
-    digests = set()
-    for model in other_models:
-        run_id, _ = tracking.mlflow_run("evaluate", {"model": model, "n_samples": 200, "iwae_k": 3})
-        run = tracking.client.get_run(run_id)
-        assert run.info.status == "FINISHED" and run.data.tags["classifier_run_id"] == classifier_id
-        metrics = run.data.metrics
-        assert metrics["nll"] < metrics["neg_elbo"]
-        assert sorted(sampler_runs(tracking.client, run_id)) == sorted(KEYS)
-        digests.add(tracking.client.get_run(model).data.params["data_digest"])
-    digests.add(tracking.client.get_run(trained_run_id).data.params["data_digest"])
-    assert len(digests) == 3  # three seeds, three validation splits, one classifier

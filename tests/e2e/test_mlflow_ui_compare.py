@@ -1,8 +1,9 @@
-"""pipeline/steps/evaluate.py:
+"""pipeline/steps/evaluate.py, pipeline/tracking/classifier_run.py:
 The MLflow UI compares what the study compares: on the session's tiny real study that the report's tests
 read (tests/conftest.py's `tiny_study`), plus the E5 cell, behind a real `mlflow server`, grouping the runs
 table by the `experiment` tag in headless Chromium shows E1–E5, each with one run per training seed, and
-the group's aggregated FID (table row, chart bar and its tooltip) is the report's mean of that row."""
+the group's aggregated FID (table row, chart bar and its tooltip) is the report's mean of that row. Every
+evaluation of it, BCE, MSE and sampled-params models of each seed, is judged by one classifier."""
 
 from __future__ import annotations
 
@@ -22,16 +23,18 @@ TABLE_PNG, CHART_PNG = "mlflow-ui-grouped-by-experiment.png", "mlflow-ui-fid-by-
 SAMPLERS = {"E1": "normal:0,1", "E2": "normal:1,2", "E3": "beta:0.25,0.25", "E4": "beta:0.25,0.25", "E5": "normal:0,1"}
 
 
-def add_e5(store, study: dict) -> tuple[str, str]:
+def add_e5(store, study: dict) -> tuple[str, str, list[str]]:
     """E5 (bce, sampled-params) for the tiny study's seeds, in its experiment, and a main run over all of it
-    with its report; (main run id, report.md)."""
+    with its report; (main run id, report.md, every evaluate run id of it)."""
     from pipeline.core.experiments import STUDY_IDS
 
     steps, e5 = list(study["steps"]), STUDY_IDS["E5"]
+    evaluations = [evaluation for evaluation, _ in study["evaluations"].values()]
     for seed in rs.SEEDS:
         args = ("--data", study["prepare"], "--loss", "bce", "--forward", "sampled-params", "--seed", str(seed))
         train = rs.run_id(store.python_step("train", *args, *rs.TINY_TRAIN))
         evaluation = rs.evaluate(store, train, rs.SETTINGS)
+        evaluations.append(evaluation)
         steps.append({"step": "train", "cell": e5.cell, "seed": seed, "run_id": train, "reused": False})
         step = {"step": "evaluate", "cell": e5.cell, "seed": seed, "run_id": evaluation, "train_run_id": train}
         steps.append({**step, "reused": False})
@@ -39,14 +42,15 @@ def add_e5(store, study: dict) -> tuple[str, str]:
     main = rs.write_main_run(store.client, store.experiment_id, steps, name="main quick e1-e5", planned=planned)
     output = store.root / "ui-compare-report"
     rs.run_id(store.python_step("report", "--source", main, "--output", str(output)))
-    return main, (output / "report.md").read_text()
+    return main, (output / "report.md").read_text(), evaluations
 
 
 @pytest.fixture(scope="module")
 def seen(tiny_study, tmp_path_factory):
-    """The tiny study and E5 grouped by experiment in the UI, and the report's Markdown."""
+    """The tiny study and E5 grouped by experiment in the UI, the report's Markdown, the screenshots' folder,
+    the store and every evaluate run id."""
     store, study = tiny_study
-    _, markdown = add_e5(store, study)
+    _, markdown, evaluations = add_e5(store, study)
     folder = tmp_path_factory.mktemp("ui-compare")
     shots = Path(os.environ.get(SCREENSHOTS_ENV) or folder)
     with mlflow_server(store.uri, folder / "artifacts", folder / "server.log") as url:
@@ -58,7 +62,7 @@ def seen(tiny_study, tmp_path_factory):
             shots / TABLE_PNG,
             shots / CHART_PNG,
         )
-    return groups, markdown, shots
+    return groups, markdown, shots, store, evaluations
 
 
 def report_fid(markdown: str, experiment: str) -> str:
@@ -70,7 +74,7 @@ def report_fid(markdown: str, experiment: str) -> str:
 
 
 def test_grouping_by_experiment_shows_e1_to_e5_each_with_one_run_per_seed(seen):
-    groups, _, _ = seen
+    groups, *_ = seen
     # the runs without the tag: the table's "Additional runs", the chart's "Unassigned" (those that have a FID)
     assert set(groups) == {"E1", "E2", "E3", "E4", "E5", "Additional runs", "Unassigned"}
     for experiment, sampler in SAMPLERS.items():
@@ -90,7 +94,7 @@ def printed_unit(printed: str) -> float:
 def test_the_aggregated_fid_per_group_is_the_reports_mean_to_its_printed_precision(seen):
     """The table's group row and the bar's tooltip print every digit of the UI's mean; the report prints the
     mean to the precision its spread supports: the UI's mean rounded there is the report's number."""
-    groups, markdown, _ = seen
+    groups, markdown, *_ = seen
     for experiment in SAMPLERS:
         printed = report_fid(markdown, experiment)
         mean = float(printed.partition(" ± ")[0])
@@ -100,6 +104,26 @@ def test_the_aggregated_fid_per_group_is_the_reports_mean_to_its_printed_precisi
 
 
 def test_the_screenshots_are_saved(seen):
-    _, _, shots = seen
+    _, _, shots, *_ = seen
     assert (shots / TABLE_PNG).stat().st_size > 10_000
     assert (shots / CHART_PNG).stat().st_size > 10_000
+
+
+def test_mse_and_sampled_params_models_of_every_seed_are_evaluated_with_one_classifier(seen):
+    """Three cells x two seeds: six trainings, every evaluation by the one classifier of their source, each
+    with a child run per sampler and a proper bound (IWAE below the ELBO's)."""
+    *_, store, evaluations = seen
+    runs = [store.client.get_run(run_id) for run_id in evaluations]
+    assert len(runs) == 3 * len(rs.SEEDS) and {run.info.status for run in runs} == {"FINISHED"}
+    assert len({run.data.tags["classifier_run_id"] for run in runs}) == 1
+    assert all(run.data.metrics["nll"] < run.data.metrics["neg_elbo"] for run in runs)
+    keys = {"normal_0_1", "normal_1_2", "beta_0.25_0.25", "gmm_10"}
+    for run in runs:
+        children = store.client.search_runs(
+            [run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'"
+        )
+        assert {child.data.tags.get("sampler_key") for child in children} == keys
+    trained = [store.client.get_run(run.data.tags["mlflow.parentRunId"]).data.params for run in runs]
+    assert sorted((p["loss"], p["forward"], p["seed"]) for p in trained) == sorted(
+        (loss, forward, str(seed)) for loss, forward in (*rs.CELLS, ("bce", "sampled-params")) for seed in rs.SEEDS
+    )
