@@ -265,7 +265,8 @@ class MainConfig:
                     f"grid | study | a comma list of E1-E5 and cells bce-standard, bce-sampled-params, "
                     f"mse-standard, mse-sampled-params (unknown: {error})",
                 ) from None
-        for name, kind in SETTING_TYPES.items():  # the numbers; seeds, experiments and the names: above
+        # the numbers; seeds, experiments, data and precision have checks of their own
+        for name, kind in SETTING_TYPES.items():
             value = getattr(self, name)
             if kind in ("int", "float") and value != PRESET_VALUE:
                 try:
