@@ -31,12 +31,11 @@ from optuna.trial import TrialState
 from pipeline import tracking
 from pipeline.core import plots, search_space
 from pipeline.core.evaluation import two_judges
-from pipeline.core.evaluation.scoring import SAMPLER_METRICS, EvaluationContext
+from pipeline.core.evaluation.scoring import EvaluationContext
 from pipeline.core.findings import SEARCH_FINDINGS, FindingVerdict, SamplerResults, evaluate_findings
 from pipeline.core.findings.declarations import LABELS as FINDING_LABELS
 from pipeline.core.findings.evaluator import COMBINING_RULE
 from pipeline.core.findings.intervals import INTERVAL_RULE
-from pipeline.core.judges import knn
 from pipeline.core.model.samplers import BetaSampler, NormalSampler, Sampler, parse_sampler
 from pipeline.search.models import Models, train_config
 from pipeline.search.policy import best_trial, sample_counts
@@ -53,7 +52,6 @@ LABELS = {  # the findings' samplers as they name them, and the verification's o
     "normal_like_beta": "Beta(20,20) placed like N(0,1)",
     **{name: f"N(0, {sigma:g}²)" for sigma, name in TEMPERATURE_NAMES.items()},
 }
-METRICS = (*SAMPLER_METRICS, *knn.SAMPLER_METRICS, *two_judges.METRICS)
 
 
 def grid_path(name: str) -> str:
@@ -207,7 +205,7 @@ def score_seed(context, judges, model, samplers: dict[str, Sampler], seed: int, 
             job.search_run_id, job.experiment_id, name, LABELS[name], sampler.spec, seed, tags
         ) as run_id:
             score = two_judges.score_sampler(context, model, sampler, judge2, digits)
-            log_scores(run_id, {m: v for m, v in score.metrics.items() if m in METRICS}, score.dominant)
+            log_scores(run_id, score.metrics, score.dominant)
         if with_grids:
             mlflow.log_image(plots.grid_array(score.scored.images[: plots.GRID_SIZE]), artifact_file=grid_path(name))
 
