@@ -1,6 +1,7 @@
 """The search report's verdicts as the page shows them, from verify/results.json: per finding its word,
-per clause each metric's difference A − B over the verify seeds with its 95 % interval, the test and its
-degrees of freedom, and the clauses the pipeline cannot test. The numbers are the record's, unchanged."""
+per clause its primary test (raw and Holm-adjusted p) and each metric's difference A − B over the verify
+seeds with its 95 % interval, the test, its degrees of freedom and p, and the clauses the pipeline cannot
+test. The numbers are the record's, unchanged."""
 
 from __future__ import annotations
 
@@ -24,8 +25,15 @@ def decimals(low: float, high: float) -> int:
     return max(0, 1 - math.floor(math.log10((high - low) / 2)))
 
 
+def p_text(p) -> str:
+    """A p-value to two significant digits, as the verdicts print it."""
+    if p is None or not math.isfinite(p):
+        return "–"
+    return "< 0.0001" if p < 1e-4 else f"{p:.2g}"
+
+
 def interval_text(judge: dict) -> str:
-    """'−12.3 [95 % CI −20.1, −4.5], paired t, df 2: holds' for one judge's interval of one part."""
+    """'−12.3 [95 % CI −20.1, −4.5], paired t, df 2, p 0.004: holds' for one judge's test of one part."""
     low, high, difference = judge["low"], judge["high"], judge["difference"]
     if not (math.isfinite(low) and math.isfinite(high)):
         return f"{'one seed: no interval' if judge['a_values'] else 'not measured'}: {judge['outcome']}"
@@ -34,6 +42,10 @@ def interval_text(judge: dict) -> str:
     places = decimals(low, high)
     signed = lambda value: f"{value:+.{places}f}".replace("-", "−")  # noqa: E731
     text = f"{signed(difference)} [95 % CI {signed(low)}, {signed(high)}], {judge['test']}, df {judge['df']:.3g}"
+    if "p_value" in judge:
+        text += f", p {p_text(judge['p_value'])}"
+    if judge.get("margin") is not None:
+        text += f"; within ±{judge['margin']:g}: TOST p {p_text(judge['p_within'])}, beyond it p {p_text(judge['p_beyond'])}"
     needed = judge.get("seeds_needed")
     settle = f" (about {needed} seeds would settle it)" if judge["outcome"] == "unsettled" and needed else ""
     return f"{text}: {judge['outcome']}{settle}"
@@ -41,7 +53,8 @@ def interval_text(judge: dict) -> str:
 
 def part_lines(part: dict) -> list[str]:
     """One line per judge of a part (one line for a metric not judged by class identity)."""
-    head = f"{part['label']} ({part['a']} − {part['b']})"
+    role = ", primary" if part.get("role") == "primary" else ""
+    head = f"{part['label']} ({part['a']} − {part['b']}){role}"
     if part["untested"]:
         return [f"{part['label']}: not tested ({part['untested']})"]
     return [

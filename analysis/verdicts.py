@@ -99,22 +99,31 @@ class Verdict:
         return self.found.evidence() or "no evaluation of the experiments it compares in this study"
 
     def part_rows(self) -> list[dict]:
-        """One row per part and judge, and one per clause not tested: the part-by-part table."""
+        """One row per clause's primary test (raw and Holm-adjusted) and per judge of each part beside it,
+        and one per clause not tested: the part-by-part table."""
         rows = []
-        for part in self.found.parts:
-            if part.untested:
-                rows.append(_row("·", part.clause.text, part.metric.label, "", "not tested: " + part.untested))
-                continue
-            for (judge, interval), detail in zip(part.intervals, part.detail()):
-                rows.append(
-                    _row(
-                        MARKS.get(interval.outcome(part.expected), "·"),
-                        part.clause.text,
-                        f"{part.metric.label} ({judge})" if judge else part.metric.label,
-                        f"{part.a} vs {part.b}: {pair_text(interval.a, interval.b)}",
-                        detail.removeprefix(f"{judge}: "),
+        for clause in self.found.clauses:
+            sensitivity = "" if clause.clause.decides else " (sensitivity: decides nothing)"
+            for part in (clause.primary, *clause.secondary):
+                if part.untested:
+                    rows.append(_row("·", clause.clause.text, part.metric.label, "", "not tested: " + part.untested))
+                    continue
+                role = "primary" if part.primary else "secondary"
+                for (judge, interval), detail in zip(part.intervals, part.detail()):
+                    test = detail.removeprefix(f"{judge}: ")
+                    mark = MARKS.get(interval.outcome(part.expected), "·")
+                    if part.primary:
+                        test += f"; {clause.primary_text()}: {clause.outcome}{sensitivity}"
+                        mark = MARKS.get(clause.outcome, "·")
+                    rows.append(
+                        _row(
+                            mark,
+                            clause.clause.text,
+                            f"{part.metric.label} ({', '.join(filter(None, (role, judge)))})",
+                            f"{part.a} vs {part.b}: {pair_text(interval.a, interval.b)}",
+                            test,
+                        )
                     )
-                )
         rows += [_row("·", clause.text, "", "", "not tested: " + clause.reason) for clause in self.found.untested]
         return rows
 

@@ -92,7 +92,7 @@ class SearchConfig:
     seed: int = param(0, "seed of the models, the validation split, the draws; worker i's TPE sampler gets seed + i")
     device: str = device_param()
     verify_seeds: str = param(
-        "0,1,2",
+        "1,2,3",
         "training seeds the best trial is verified over on the TEST split (F7, F8): a "
         "comma list of distinct seeds (the search's own reuses its model) | none",
     )

@@ -181,3 +181,27 @@ def sample_counts(config: SearchConfig, prepared) -> list[int]:
     """The growing sample counts a trial is scored on, capped by the training images."""
     schedule = tuple(int(c) for c in config.n_samples.split(","))
     return search_space.sample_counts(schedule, prepared.counts()["train"])
+
+
+def trial_accounts(study: optuna.Study, invocation: str, failure_of=lambda trial: "") -> list[dict]:
+    """Every trial this invocation added, with its state and why it ended so: none left out of the
+    record. `failure_of(trial)` gives a failed trial's reason (its run's failure_reason)."""
+    accounts = []
+    for trial in study.get_trials(deepcopy=False):
+        if not is_mine(trial, invocation):
+            continue
+        state = trial.state.name.lower()
+        if trial.state == TrialState.COMPLETE:
+            why = "completed: scored on every sample count"
+        elif trial.state == TrialState.PRUNED:
+            step = max(trial.intermediate_values, default=None)
+            where = f" after {step} samples (FID {trial.intermediate_values[step]:.4g})" if step is not None else ""
+            why = f"pruned{where}: worse than the median of the earlier trials at that count (MedianPruner)"
+        elif trial.state == TrialState.FAIL:
+            why = "failed: " + (failure_of(trial) or "no reason recorded")
+        else:
+            why = f"{state} when the verification read the study"
+        value = trial.values[0] if trial.values else None
+        latent = trial.params.get("latent_size")
+        accounts.append({"number": trial.number, "state": state, "latent_size": latent, "value": value, "why": why})
+    return accounts

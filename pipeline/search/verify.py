@@ -38,7 +38,7 @@ from pipeline.core.findings.evaluator import COMBINING_RULE
 from pipeline.core.findings.intervals import INTERVAL_RULE
 from pipeline.core.model.samplers import BetaSampler, NormalSampler, Sampler, parse_sampler
 from pipeline.search.models import Models, train_config
-from pipeline.search.policy import best_trial, sample_counts
+from pipeline.search.policy import RUN_ATTR, best_trial, sample_counts, trial_accounts
 from pipeline.tracking.classifier_run import judge_for
 from pipeline.tracking.verification import describe_search, log_scores, verification_results, verification_run
 
@@ -176,10 +176,17 @@ def verify(study, config, job, classifier, classifier_run_id: str, prepared, dev
         "rules": [INTERVAL_RULE, COMBINING_RULE],
         "real": context.real,
         "latent_sizes": latent_ranking(study),
+        "trials": trial_accounts(study, job.search_run_id, failure_reason),
         "latent_sizes_note": "one search, one training seed, validation FID: not a ranking over seeds",
     }
     publish(job, record, found, f"seeds {config.verify_seeds}")
     return record
+
+
+def failure_reason(trial) -> str:
+    """A failed trial's reason, as its run was ended with it."""
+    run_id = trial.user_attrs.get(RUN_ATTR)
+    return mlflow.MlflowClient().get_run(run_id).data.tags.get("failure_reason", "") if run_id else ""
 
 
 def publish(job, record: dict, found: list[FindingVerdict], seeds: str) -> None:

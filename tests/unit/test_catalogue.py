@@ -42,9 +42,9 @@ def test_the_docs_metric_table_is_the_catalogue():
 
 
 def test_scoring_and_the_second_judge_log_the_catalogues_names_in_its_order():
-    assert scoring.SAMPLER_METRICS[:2] == ("fid", "precision") and len(scoring.SAMPLER_METRICS) == 13
+    assert scoring.SAMPLER_METRICS[:2] == ("fid", "precision") and len(scoring.SAMPLER_METRICS) == 14
     assert scoring.MODEL_METRICS == ("neg_elbo", "nll", "active_units")
-    assert knn.JUDGED == ("class_entropy", "classes_covered", "max_class_share")
+    assert knn.JUDGED == ("class_entropy", "classes_covered", "most_digits_share", "max_class_share")
     assert set(REPORTED_METRICS) <= set(scoring.SAMPLER_METRICS)
 
 

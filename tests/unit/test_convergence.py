@@ -10,12 +10,13 @@ import pytest
 
 from analysis import trainings
 from analysis.verdicts import PRELIMINARY, Verdict
-from pipeline.core.findings.declarations import CLASSES_COVERED, DIVERSITY, LEVEL, Clause
-from pipeline.core.findings.evaluator import FindingVerdict, Part
+from pipeline.core.findings.declarations import DIVERSITY, LEVEL, MOST_DIGITS_SHARE, Clause
+from pipeline.core.findings.evaluator import ClauseVerdict, FindingVerdict
 from pipeline.core.findings.intervals import threshold
+from pipeline.core.findings.parts import Part
 from pipeline.core.model import convergence
 
-COVERS = Clause("E1 covers most digits", DIVERSITY, "E1", "better", LEVEL)
+COVERS = Clause("E1 covers most digits", "cover most digits", DIVERSITY, "E1", "better", LEVEL, MOST_DIGITS_SHARE, "")
 
 
 @pytest.mark.parametrize("epochs, span", [(1, 1), (10, 1), (11, 2), (20, 2), (100, 10)])
@@ -63,8 +64,10 @@ def test_missing_epochs_are_skipped_not_read_as_zero():
 
 def _verdict(finding: str, cells: list[tuple[str, int]]) -> Verdict:
     row = SimpleNamespace(evaluations=[SimpleNamespace(cell=cell, seed=seed) for cell, seed in cells])
-    part = Part(COVERS, CLASSES_COVERED, "E1", "7.5", "greater", [("", threshold({0: 9.0, 1: 10.0, 2: 10.0}, 7.5))])
-    return Verdict(FindingVerdict(finding, "claim", "claim", [part], []), [row])
+    tested = threshold({0: 0.08, 1: 0.09, 2: 0.085}, 0.05)
+    part = Part(COVERS, MOST_DIGITS_SHARE, "E1", "0.05", "greater", [("", tested)], primary=True)
+    clause = ClauseVerdict(COVERS, part, [], tested.p_value, tested.direction, p_adjusted=tested.p_value)
+    return Verdict(FindingVerdict(finding, "claim", "claim", [clause], []), [row])
 
 
 def test_verdicts_resting_on_a_model_still_improving_are_preliminary_and_the_page_warns():
@@ -75,7 +78,7 @@ def test_verdicts_resting_on_a_model_still_improving_are_preliminary_and_the_pag
     assert behind == [("bce-standard", 0)] and f1.preliminary and not f4.preliminary
     assert f1.word == f"holds — {PRELIMINARY}" and f4.word == "holds"
     unmeasured = _verdict("F5", [("bce-standard", 0)])
-    unmeasured.found.parts = []
+    unmeasured.found.clauses = []
     trainings.mark_preliminary([unmeasured], states)
     assert not unmeasured.preliminary  # a verdict not measured rests on nothing
     text = trainings.warning([f1, f4], states, behind)

@@ -253,7 +253,9 @@ def test_density_and_coverage_of_two_samples_of_one_distribution_are_near_one_an
     real, fake = torch.randn(2000, 8, generator=generator), torch.randn(2000, 8, generator=generator)
     same = quality.manifold_metrics(real, fake)
     assert same["density"] == pytest.approx(1.0, abs=0.1)
-    assert same["coverage"] == pytest.approx(1 - 0.5**3, abs=0.03)  # Naeem et al.: E = 1 - 1/2^k for equal sizes
+    assert same["coverage"] == pytest.approx(
+        1 - 0.5**quality.DC_K, abs=0.03
+    )  # Naeem et al.: E = 1 - 1/2^k, equal sizes
     far = quality.manifold_metrics(real, fake + 100.0)
     assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
 
@@ -261,11 +263,11 @@ def test_density_and_coverage_of_two_samples_of_one_distribution_are_near_one_an
 def test_one_real_outlier_with_a_huge_ball_fools_precision_but_not_density():
     generator = torch.Generator().manual_seed(0)
     real = torch.randn(300, 2, generator=generator)
-    real[0] = torch.tensor([50.0, 0.0])  # its 3rd neighbour is ~50 away: a ball covering everything nearby
+    real[0] = torch.tensor([50.0, 0.0])  # its 3rd and 5th neighbours are ~50 away: a ball covering everything nearby
     noise = torch.randn(300, 2, generator=generator) * 0.1 + torch.tensor([25.0, 0.0])  # nowhere near real data
     metrics = quality.manifold_metrics(real, noise)
     assert metrics["precision"] == 1.0
-    assert metrics["density"] == pytest.approx(1 / 3) and metrics["coverage"] == pytest.approx(1 / 300)
+    assert metrics["density"] == pytest.approx(1 / quality.DC_K) and metrics["coverage"] == pytest.approx(1 / 300)
 
 
 # --- precision, recall, density, coverage against the authors' prdc (Naeem et al. 2020) -----------
@@ -275,24 +277,40 @@ def test_one_real_outlier_with_a_huge_ball_fools_precision_but_not_density():
 # count the same points; where one does (a hand-made tie), they differ as the conventions say.
 
 
-def counts(metrics: dict, n: int, k: int = quality.PR_K) -> dict[str, int]:
+def counts(metrics: dict, n: int, k: int = quality.DC_K) -> dict[str, int]:
     """The metrics as the whole numbers they are shares of: points (precision, recall, coverage) and
     ball memberships (density: their mean over n generated points, over k)."""
     return {name: round(float(value) * n * (k if name == "density" else 1)) for name, value in metrics.items()}
+
+
+def prdc_at_the_papers_k(real: torch.Tensor, fake: torch.Tensor) -> dict:
+    """prdc's precision and recall at k = 3 (Kynkäänniemi et al.), its density and coverage at k = 5 (Naeem et al.)."""
+    import prdc
+
+    at_pr = prdc.compute_prdc(real.numpy(), fake.numpy(), nearest_k=quality.PR_K)
+    at_dc = prdc.compute_prdc(real.numpy(), fake.numpy(), nearest_k=quality.DC_K)
+    return {
+        "precision": at_pr["precision"],
+        "recall": at_pr["recall"],
+        **{m: at_dc[m] for m in ("density", "coverage")},
+    }
+
+
+def test_the_papers_k_are_3_for_precision_and_recall_and_5_for_density_and_coverage():
+    assert (quality.PR_K, quality.DC_K) == (3, 5)
 
 
 @pytest.mark.parametrize("seed, dims, scale, shift", [(0, 16, 1.0, 0.0), (1, 16, 1.2, 0.5), (2, 32, 0.7, 0.3)])
 def test_manifold_metrics_above_one_distance_chunk_match_prdc(seed, dims, scale, shift):
     """2,500 points a set: every distance loop runs a full chunk of 2,048 rows and a partial one (the study
     scores 10,000), and the real radii come both ways, computed here and precomputed as the study passes them."""
-    import prdc
 
     n = 2500
     assert quality.DISTANCE_CHUNK < n < 2 * quality.DISTANCE_CHUNK
     generator = torch.Generator().manual_seed(seed)
     real = torch.randn(n, dims, generator=generator)
     fake = torch.randn(n, dims, generator=generator) * scale + shift
-    theirs = counts(prdc.compute_prdc(real.numpy(), fake.numpy(), nearest_k=quality.PR_K), n)
+    theirs = counts(prdc_at_the_papers_k(real, fake), n)
     assert 0 < theirs["precision"] < n and 0 < theirs["coverage"] < n  # a case that tells wrong counts apart
     reference = quality.Reference.build(real, np.arange(n) % 10)
     for ours in (
@@ -321,7 +339,7 @@ def test_a_point_on_a_balls_boundary_is_inside_here_and_outside_in_prdc():
     import prdc
 
     real, fake = torch.tensor([[0.0], [1.0], [4.0]]), torch.tensor([[-1.0], [10.0], [20.0]])
-    ours = quality.manifold_metrics(real, fake, k=1)
+    ours = quality.manifold_metrics(real, fake, k=1, dc_k=1)
     theirs = prdc.compute_prdc(real.numpy(), fake.numpy(), nearest_k=1)
     assert ours == pytest.approx({"precision": 1 / 3, "recall": 1.0, "density": 1 / 3, "coverage": 1 / 3})
     assert {name: float(value) for name, value in theirs.items()} == {

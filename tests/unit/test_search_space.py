@@ -143,7 +143,7 @@ def test_bad_search_settings_name_the_parameter(values, parameter):
 def test_settings_are_stored_canonical():
     config = SearchConfig(latent_sizes=" 2, 5 ,10", n_samples="100, 200", n_workers="3", ab_min="0.1")
     assert (config.latent_sizes, config.n_samples, config.n_workers, config.ab_min) == ("2,5,10", "100,200", 3, 0.1)
-    assert SearchConfig(verify_seeds=" 2, 0 ,7").verify_seeds == "2,0,7" and SearchConfig().verify_seeds == "0,1,2"
+    assert SearchConfig(verify_seeds=" 2, 0 ,7").verify_seeds == "2,0,7" and SearchConfig().verify_seeds == "1,2,3"
     assert SearchConfig(verify_seeds="none").verify_seeds == "none"
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from scipy import stats
 
 from pipeline.core import search_space
+from pipeline.core.findings.evaluator import holm
 from pipeline.core.model.samplers import BetaSampler
 from pipeline.search import verify
 
@@ -122,53 +124,61 @@ def test_the_temperature_samplers_are_n_0_sigma_with_n_0_1_on_the_curve():
     assert set(verify.LABELS) == set(samplers)
 
 
-def test_the_verdicts_are_the_findings_evaluators_on_realism_and_diversity():
+def test_the_verdicts_are_the_findings_evaluators_on_their_primaries():
     found = {v.finding: v for v in verify.verdicts(results_of(TABLE))}
     assert list(found) == ["F7", "F8", "G", "H"]
-    # F7: FID and recall better, precision, density and coverage worse, classes covered alike
-    assert found["F7"].word == "mixed"
-    assert found["F8"].word == "holds"
-    assert found["G"].word == "holds; classes covered unsettled"
-    assert found["H"].word == "unsettled"  # the shape adds nothing beyond the matched normal's mean and sd
+    # F7 is decided by FID alone (the search's objective); density and coverage point the other way beside it
+    assert {name: v.word for name, v in found.items()} == {"F7": "holds", "F8": "holds", "G": "holds", "H": "holds"}
     f7 = found["F7"].to_dict()
-    assert [(p["construct"], p["metric"], p["outcome"]) for p in f7["parts"]] == [
-        ("realism", "fid", "holds"),
-        ("realism", "precision", "contradicted"),
-        ("realism", "density", "contradicted"),
-        ("diversity", "recall", "holds"),
-        ("diversity", "coverage", "contradicted"),
-        ("diversity", "classes_covered", "unsettled"),
+    assert [(p["metric"], p["role"], p["outcome"]) for p in f7["parts"]] == [
+        ("fid", "primary", "holds"),
+        ("density", "secondary", "contradicted"),
+        ("coverage", "secondary", "contradicted"),
     ]
     # FID, paired: d = (-83, -79, -87), mean -83, sd 4; 95 %: -83 ± t(0.975, 2) 4.3027 * 4/sqrt(3) = ± 9.937
     fid = f7["parts"][0]["judges"][0]
     assert (fid["test"], fid["df"], fid["difference"]) == ("paired t", 2, pytest.approx(-83))
     assert (fid["low"], fid["high"]) == (pytest.approx(-92.937, abs=1e-3), pytest.approx(-73.063, abs=1e-3))
-    assert [j["judge"] for j in f7["parts"][5]["judges"]] == ["CNN", "k-NN"]
+    assert fid["p_value"] == pytest.approx(stats.ttest_rel([130, 131, 129], [213, 210, 216]).pvalue)
+    # H: FID differences (-1, 2, -3) lie within ±10 by two one-sided paired t tests
+    d = [-1, 2, -3]
+    tost = max(
+        stats.ttest_1samp(d, -10, alternative="greater").pvalue, stats.ttest_1samp(d, 10, alternative="less").pvalue
+    )
+    h = found["H"].clauses[0]
+    assert (h.side, h.p_raw) == ("within", pytest.approx(tost))
+    # Holm over the search's five primary tests
+    family = [c.p_raw for v in found.values() for c in v.clauses]
+    assert [c.p_adjusted for v in found.values() for c in v.clauses] == pytest.approx(holm(family))
 
 
 def test_the_verdict_text_states_the_rules_and_every_part():
     text = verify.verdict_text(verify.verdicts(results_of(TABLE)), "header line")
     lines = text.splitlines()
     assert lines[0] == "header line" and lines[1].startswith("The unit is the training seed.")
-    assert "F7: The searched Beta gives better samples than N(0,1) at the searched latent size. -> mixed" in lines
-    assert "H: The searched Beta's shape matters beyond its location and scale" in text
-    assert sum(line.startswith("  ✓ searched Beta more realistic than N(0,1), FID") for line in lines) == 1
+    assert "F7: The searched Beta gives better samples than N(0,1) at the searched latent size. -> holds" in lines
+    assert "H: The searched Beta is a temperature, not a shape" in text
+    assert (
+        sum(line.startswith("  ✓ searched Beta nearer the real digits than N(0,1) — “better samples") for line in lines)
+        == 1
+    )
+    assert "within ±10: TOST p" in text
 
 
 def test_the_report_shows_each_part_with_its_difference_and_interval():
     from analysis import search_verdicts
 
     shown = search_verdicts.view(verify.verdicts(results_of(TABLE))[0].to_dict())
-    assert (shown.finding, shown.word, shown.outcome) == ("F7", "mixed", "mixed")
+    assert (shown.finding, shown.word, shown.outcome) == ("F7", "holds", "holds")
     clause, lines = shown.clauses[0]
-    assert clause == "searched Beta more realistic than N(0,1) (realism)"
-    assert lines[0] == (
-        "FID (LeNet features) (searched Beta − N(0,1)): −83.0 [95 % CI −92.9, −73.1], paired t, df 2: holds"
+    assert clause == "searched Beta nearer the real digits than N(0,1) (the sample distribution)"
+    assert lines[0].startswith(
+        "FID (LeNet features) (searched Beta − N(0,1)), primary: −83.0 [95 % CI −92.9, −73.1], paired t, df 2, p 0.00077"
     )
     assert search_verdicts.interval_text(
         {"low": -0.5, "high": 1.5, "difference": 0.5, "test": "paired t", "df": 1, "a_values": [1, 2],
-         "outcome": "unsettled", "seeds_needed": 7}
-    ) == "+0.5 [95 % CI −0.5, +1.5], paired t, df 1: unsettled (about 7 seeds would settle it)"  # fmt: skip
+         "outcome": "unsettled", "seeds_needed": 7, "p_value": 0.42}
+    ) == "+0.5 [95 % CI −0.5, +1.5], paired t, df 1, p 0.42: unsettled (about 7 seeds would settle it)"  # fmt: skip
 
 
 def test_verify_seeds_none_means_no_verification():

@@ -63,7 +63,7 @@ class EvaluationContext:
     n_samples: int
     seed: int
     real_row: dict  # the real train subset's metrics: the floor every sampler is read against
-    real: dict  # fid_floor, sharpness_real, class_entropy_real
+    real: dict  # the catalogue's real-data yardsticks (REAL_METRICS)
     real_counts: np.ndarray
     reference_labels: np.ndarray | None = None  # the reference split's labels (judges' accuracy on blurred digits)
     _codes: dict = field(default_factory=dict)  # encoded training means per model, for gmm:K
@@ -84,6 +84,7 @@ class EvaluationContext:
             "fid_floor": real_row["fid"],
             "sharpness_real": quality.sharpness(splits[reference_split]),
             "class_entropy_real": float(quality.entropy(reference.label_shares)),
+            "confident_share_real": real_row["confident_share"],
         }
         return cls(
             classifier,

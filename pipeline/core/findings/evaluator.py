@@ -1,39 +1,42 @@
-"""The one evaluator: a finding's clauses, tested metric by metric, judge by judge, and one word for it.
+"""The one evaluator: each clause decided by its primary test after Holm's correction, one word per finding.
 
-Each clause becomes one part per metric of its construct (findings/declarations.py); a metric logged
-per judge of class identity is tested once per judge. A part's outcome comes from its 95 % interval
-(intervals.py). One combining rule for every finding, the study's and the search's alike:
-
-- a part judged by both judges: their common outcome; `judge-dependent` when the two reach different
-  decided outcomes; unsettled when one decides and the other does not (said beside it);
-- a finding **holds** when some parts hold and none is contradicted, is **contradicted** when some
-  are contradicted and none holds, is **mixed** when some hold and some are contradicted, and is
-  **unsettled** when no part is decided; when a part is judge-dependent and the word differs with the
-  judge, the finding is **judge-dependent** (both words beside it).
+Each clause (findings/declarations.py) is tested on its primary metric, and on the construct's other
+metrics as secondary evidence that decides nothing (parts.py). A metric logged per judge of class
+identity is tested once per judge; as a primary, both judges must agree (an intersection-union test:
+its p is the larger of the two, and judges pointing opposite ways decide nothing). The primary tests of
+one family (the study's clauses, or the search's) are corrected together by Holm's step-down method; a
+sensitivity clause (`decides=False`) is reported with its raw p and decides no word. One rule for every
+finding, the study's and the search's alike (COMBINING_RULE).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from typing import Protocol
 
 from pipeline.core.findings import intervals
-from pipeline.core.findings.declarations import BETTER, LABELS, LEVEL, REAL, Clause, Finding, Metric, Untested
-from pipeline.core.findings.intervals import CONTRADICTED, HOLDS, NOT_MEASURED, UNSETTLED, Interval
-from pipeline.core.findings.text import pair_text, signed
-from pipeline.core.judges.knn import SUFFIX
+from pipeline.core.findings.declarations import ALIKE, BETTER, LABELS, LEVEL, REAL, Clause, Metric, Untested
+from pipeline.core.findings.intervals import CONTRADICTED, HOLDS, NOT_MEASURED, UNSETTLED
+from pipeline.core.findings.parts import JUDGE_DEPENDENT, JUDGES, Part, finite
+from pipeline.core.findings.text import p_text
 
-JUDGE_DEPENDENT, MIXED = "judge-dependent", "mixed"
-JUDGES = (("", "CNN"), (SUFFIX, "k-NN"))
+IN_PART = "in part"
+ALPHA = 0.05  # the family-wise error rate Holm's correction keeps
 MARKS = {HOLDS: "✓", CONTRADICTED: "✗", UNSETTLED: "~", JUDGE_DEPENDENT: "?", NOT_MEASURED: "·"}
 COMBINING_RULE = (
-    "A finding holds when some of its parts hold and none is contradicted, is contradicted when some are "
-    "contradicted and none holds, is mixed when some hold and some are contradicted, and is unsettled when "
-    "no part is decided; the undecided parts of a finding that holds or is contradicted are named beside "
-    "its word. A part about class identity or coverage is tested once per judge (the CNN and the k-NN): "
-    "it is judge-dependent when the two reach different decided outcomes (the finding then reads "
-    "judge-dependent when its word differs with the judge), and unsettled when one decides and the other "
-    "does not."
+    "Each clause is decided by one primary test, declared with its reason before the confirmation's seeds "
+    "were run; the construct's other metrics are shown beside it and decide nothing. A primary judged by "
+    "class identity must hold by both judges (an intersection-union test: the larger of the two p-values; "
+    "judges pointing opposite ways decide nothing). The primary tests of a family (the study's, or the "
+    "search's) are corrected together with Holm's step-down method at a family-wise 5 %, and a clause's "
+    "word comes from its adjusted p: it holds when that p is at most 0.05 on the claimed side, is "
+    "contradicted when it is on the other side, and is unsettled otherwise. A clause that two things are "
+    "alike is tested by two one-sided tests at its declared margin (TOST): it holds when the difference is "
+    "shown within the margin and is contradicted when it is shown beyond it. A finding holds when every "
+    "tested clause holds, is contradicted when every decided clause is contradicted, is unsettled when no "
+    "clause is decided, and otherwise holds in part (its cell names each clause's word). Sensitivity "
+    "clauses (readings beyond the write-up) are reported with their raw p and decide no word."
 )
 
 
@@ -47,188 +50,124 @@ class Measurements(Protocol):
     def label(self, subject: str) -> str: ...
 
 
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (Holm 1979), in the order given: the i-th smallest times the
+    number of p-values not smaller, never below an earlier one, at most 1. NaN stays NaN."""
+    order = sorted((p, i) for i, p in enumerate(p_values) if finite(p))
+    adjusted, running = [math.nan] * len(p_values), 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
 @dataclass
-class Part:
-    """One clause on one metric: per judge (or once, judge ""), the interval of A − B and its outcome."""
+class ClauseVerdict:
+    """A clause: its primary test (raw and Holm-adjusted p), the secondary evidence, and its word."""
 
     clause: Clause
-    metric: Metric
-    a: str  # the subject's label
-    b: str  # what it is held against: a subject's label, "real digits" or the level
-    expected: str  # 'greater' or 'less'
-    intervals: list[tuple[str, Interval]] = field(default_factory=list)
-    untested: str = ""  # why this metric cannot test the clause
+    primary: Part
+    secondary: list[Part]
+    p_raw: float  # the primary test's two-sided p (both judges: the larger); NaN when not measured
+    side: str  # where the estimate lies: 'greater'/'less', or for an equivalence 'within'/'beyond'
+    note: str = ""  # e.g. the judges pointing opposite ways
+    p_adjusted: float = math.nan  # Holm over the family's deciding clauses; NaN for a sensitivity row
 
-    def outcomes(self) -> dict[str, str]:
-        return {judge: interval.outcome(self.expected) for judge, interval in self.intervals}
+    @property
+    def p_decisive(self) -> float:
+        return self.p_adjusted if self.clause.decides else self.p_raw
 
     @property
     def outcome(self) -> str:
-        found = {judge: o for judge, o in self.outcomes().items() if o != NOT_MEASURED}
-        if self.untested or not found:
+        if self.primary.untested or self.primary.outcome == NOT_MEASURED:
             return NOT_MEASURED
-        if len(set(found.values())) == 1:
-            return next(iter(found.values()))
-        decided = {o for o in found.values() if o in (HOLDS, CONTRADICTED)}
-        return JUDGE_DEPENDENT if len(decided) == 2 else UNSETTLED
+        if self.note:
+            return JUDGE_DEPENDENT if self.primary.outcome == JUDGE_DEPENDENT else UNSETTLED
+        if not (finite(self.p_decisive) and self.p_decisive <= ALPHA):
+            return UNSETTLED
+        if self.clause.claim == ALIKE:
+            return HOLDS if self.side == "within" else CONTRADICTED
+        return HOLDS if self.side == self.primary.expected else CONTRADICTED
 
-    @property
-    def note(self) -> str:
-        """Beside an unsettled part whose judges differ: which judge decided what."""
-        found = self.outcomes()
-        if self.outcome != UNSETTLED or len(set(found.values())) < 2:
-            return ""
-        return ", ".join(f"{judge} {_verb(o)}" for judge, o in found.items())
-
-    @property
-    def name(self) -> str:
-        return f"{self.metric.label} ({self.a} vs {self.b})"
-
-    def numbers(self, spread: bool = True) -> str:
-        """'A vs B' per judge, rounded alike (`spread=False`: the means alone)."""
-        shown = [(judge, pair_text(i.a, i.b, spread)) for judge, i in self.intervals if i.a]
-        if not shown:
-            return "not measured"
-        if len(shown) == 1 and not shown[0][0]:
-            return shown[0][1]
-        return ", ".join(f"{judge} {text}" for judge, text in shown)
-
-    def snippet(self) -> str:
-        """One clause of the verdict cell: the metric, which way it went, and its numbers."""
-        if self.untested:
-            return f"{self.metric.label} not tested ({self.untested})"
-        outcome = self.outcome
-        if outcome == NOT_MEASURED:
-            return f"{self.metric.label} not measured"
-        decided = outcome in (HOLDS, CONTRADICTED)
-        if decided:
-            went = self.clause.claim if outcome == HOLDS else _opposite(self.clause.claim)
-        else:
-            went = outcome if not self.note else f"{outcome}: {self.note}"
-        return f"{self.metric.label} {went} ({self.numbers(spread=not decided)})"
-
-    def detail(self) -> list[str]:
-        """One line per judge: the difference, its interval, the test, and the outcome."""
-        lines = []
-        for judge, i in self.intervals:
-            who = f"{judge}: " if judge else ""
-            if not i.measured:
-                lines.append(f"{who}{'one seed: no interval' if i.a else 'not measured'}")
-                continue
-            settle = ""
-            if i.outcome(self.expected) == UNSETTLED:
-                settle = (
-                    f"; about {i.seeds_needed} seeds would settle it"
-                    if i.seeds_needed and i.seeds_needed <= intervals.MOST_SEEDS
-                    else ("; no difference observed" if not i.seeds_needed else "; over 1000 seeds would be needed")
-                )
-            lines.append(
-                f"{who}{signed(i.difference, i)} [95 % CI {signed(i.low, i)}, {signed(i.high, i)}], {i.kind}, "
-                f"df {i.df:.3g}: {i.outcome(self.expected)}{settle}"
-            )
-        return lines
+    def primary_text(self) -> str:
+        """'density 0.42 vs 0.73, p 0.003 (Holm 0.02)': the number the clause's word rests on."""
+        if self.outcome == NOT_MEASURED:
+            return f"{self.primary.metric.label} not measured"
+        adjusted = f" (Holm {p_text(self.p_adjusted)})" if self.clause.decides else " (raw: decides nothing)"
+        test = "TOST p" if self.side == "within" else "p"
+        return (
+            f"{self.primary.metric.label} {self.primary.numbers(spread=False)}, {test} {p_text(self.p_raw)}{adjusted}"
+        )
 
     def to_dict(self) -> dict:
         return {
             "clause": self.clause.text,
+            "quote": self.clause.quote,
             "construct": self.clause.construct.name,
-            "metric": self.metric.name,
-            "label": self.metric.label,
-            "a": self.a,
-            "b": self.b,
-            "expected": self.expected,
-            "outcome": self.outcome,
+            "primary": self.primary.metric.name,
+            "reason": self.clause.reason,
+            "claim": self.clause.claim,
+            "margin": self.clause.margin,
+            "decides": self.clause.decides,
+            "p_raw": self.p_raw,
+            "p_adjusted": self.p_adjusted,
+            "side": self.side,
             "note": self.note,
-            "untested": self.untested,
-            "judges": [
-                {
-                    "judge": judge,
-                    "test": i.kind,
-                    "a_values": list(i.a),
-                    "b_values": list(i.b),
-                    "difference": i.difference,
-                    "low": i.low,
-                    "high": i.high,
-                    "df": i.df,
-                    "outcome": i.outcome(self.expected),
-                    "seeds_needed": i.seeds_needed,
-                }
-                for judge, i in self.intervals
-            ],
+            "outcome": self.outcome,
         }
-
-
-def _verb(outcome: str) -> str:
-    return {HOLDS: "holds", CONTRADICTED: "contradicts", UNSETTLED: "unsettled"}.get(outcome, outcome)
-
-
-def _opposite(claim: str) -> str:
-    return "worse" if claim == BETTER else "better"
-
-
-def combine(outcomes: list[str]) -> str:
-    """One word from the parts' outcomes (judge-dependent parts resolved before: see `word`)."""
-    decided = [o for o in outcomes if o != NOT_MEASURED]
-    if not decided:
-        return NOT_MEASURED
-    held, contradicted = HOLDS in decided, CONTRADICTED in decided
-    if held and contradicted:
-        return MIXED
-    return HOLDS if held else CONTRADICTED if contradicted else UNSETTLED
 
 
 @dataclass
 class FindingVerdict:
-    """A finding's parts and the clauses it cannot test; its word follows from COMBINING_RULE."""
+    """A finding's clauses and the clauses it cannot test; its word follows from COMBINING_RULE."""
 
     finding: str
     claim: str
     short: str
-    parts: list[Part]
+    clauses: list[ClauseVerdict]
     untested: list[Untested]
 
-    def _word_by(self, judge: str | None) -> str:
-        outcomes = []
-        for part in self.parts:
-            if judge is not None and part.outcome == JUDGE_DEPENDENT:
-                outcomes.append(part.outcomes().get(judge, NOT_MEASURED))
-            else:
-                outcomes.append(part.outcome)
-        return combine(outcomes)
+    @property
+    def parts(self) -> list[Part]:
+        """Every part: each clause's primary, then its secondary evidence."""
+        return [part for c in self.clauses for part in (c.primary, *c.secondary)]
+
+    @property
+    def deciding(self) -> list[ClauseVerdict]:
+        return [c for c in self.clauses if c.clause.decides]
 
     @property
     def outcome(self) -> str:
-        """holds, contradicted, mixed, unsettled, judge-dependent (or not measured)."""
-        if any(p.outcome == JUDGE_DEPENDENT for p in self.parts):
-            words = {self._word_by(name) for _, name in JUDGES}
-            if len(words) > 1:
-                return JUDGE_DEPENDENT
-            return words.pop()
-        return combine([p.outcome for p in self.parts])
+        """holds, contradicted, in part, unsettled (or not measured)."""
+        tested = [c.outcome for c in self.deciding if c.outcome != NOT_MEASURED]
+        decided = [o for o in tested if o in (HOLDS, CONTRADICTED)]
+        if not tested:
+            return NOT_MEASURED
+        if all(o == HOLDS for o in tested):
+            return HOLDS
+        if not decided:
+            return UNSETTLED
+        return CONTRADICTED if all(o == CONTRADICTED for o in decided) else IN_PART
 
     @property
     def word(self) -> str:
-        """The outcome with what qualifies it: each judge's word, or the undecided parts beside it."""
+        """The outcome with the clauses that qualify it: each clause's word when it holds in part, the
+        undecided ones beside a finding contradicted."""
         outcome = self.outcome
-        if outcome == JUDGE_DEPENDENT:
-            return f"{outcome} ({'; '.join(f'{name}: {self._word_by(name)}' for _, name in JUDGES)})"
-        if outcome in (HOLDS, CONTRADICTED):
-            said = []
-            for state in (UNSETTLED, JUDGE_DEPENDENT):
-                labels = dict.fromkeys(p.metric.label for p in self.parts if p.outcome == state)
-                if labels:
-                    said.append(f"{', '.join(labels)} {state}")
-            if said:
-                return f"{outcome}; " + "; ".join(said)
+        if outcome in (IN_PART, CONTRADICTED):
+            shown = [c for c in self.deciding if c.outcome != HOLDS or outcome == IN_PART]
+            shown = [c for c in shown if c.outcome != CONTRADICTED or outcome == IN_PART]
+            if shown:
+                return f"{outcome}: " + "; ".join(f"{c.clause.text} {_said(c.outcome)}" for c in shown)
         return outcome
 
     def evidence(self) -> str:
-        """Per clause, one snippet per metric with its numbers: what the word rests on."""
-        clauses: dict[str, list[str]] = {}
-        for part in self.parts:
-            if not part.untested:  # the part-by-part table lists those
-                clauses.setdefault(part.clause.text, []).append(part.snippet())
-        return "; ".join(f"{text}: {', '.join(snippets)}" for text, snippets in clauses.items())
+        """Per clause, its word and its primary number: what the finding's word rests on."""
+        return "; ".join(
+            f"{c.clause.text}{'' if c.clause.decides else ' (sensitivity)'}: {_said(c.outcome)} ({c.primary_text()})"
+            for c in self.clauses
+            if not c.primary.untested
+        )
 
     def summary(self) -> str:
         """The verdict cell: the word, then the evidence."""
@@ -236,15 +175,19 @@ class FindingVerdict:
         return f"{self.outcome}: {evidence}" if evidence else self.outcome
 
     def lines(self) -> list[str]:
-        """Every part (marked, with its interval per judge) and every clause not tested, for text files."""
+        """Every clause (marked, its quote, its primary test raw and adjusted, its evidence), for text files."""
         lines = []
-        for part in self.parts:
-            mark = MARKS.get(part.outcome, "·")
-            if part.untested:
-                lines.append(f"{mark} {part.clause.text}, {part.metric.label}: not tested ({part.untested})")
-                continue
-            lines.append(f"{mark} {part.clause.text}, {part.metric.label}: {part.numbers()}")
-            lines += [f"    {line}" for line in part.detail()]
+        for c in self.clauses:
+            role = "" if c.clause.decides else " [sensitivity: decides nothing]"
+            lines.append(f"{MARKS.get(c.outcome, '·')} {c.clause.text}{role} — “{c.clause.quote}”: {c.primary_text()}")
+            lines.append(f"    primary {c.primary.metric.label}, because {c.clause.reason}")
+            lines += [f"    {line}" for line in c.primary.detail()]
+            for part in c.secondary:
+                if part.untested:
+                    lines.append(f"    · {part.metric.label}: not tested ({part.untested})")
+                    continue
+                lines.append(f"    secondary {part.metric.label}: {part.numbers()}")
+                lines += [f"      {line}" for line in part.detail()]
         lines += [f"· {u.text}: not tested ({u.reason})" for u in self.untested]
         return lines
 
@@ -255,55 +198,82 @@ class FindingVerdict:
             "outcome": self.outcome,
             "word": self.word,
             "summary": self.summary(),
+            "clauses": [c.to_dict() for c in self.clauses],
             "parts": [p.to_dict() for p in self.parts],
             "untested": [{"text": u.text, "reason": u.reason} for u in self.untested],
         }
 
 
+def _said(outcome: str) -> str:
+    return {HOLDS: "holds", CONTRADICTED: "contradicted"}.get(outcome, outcome)
+
+
 def expected_of(clause: Clause, metric: Metric) -> str:
-    """'greater' when the claim wants the metric up (better and higher is better, or worse and lower)."""
+    """'greater' when the claim wants the metric up (better and higher is better, or worse and lower),
+    'less' the other way; ALIKE for an equivalence."""
+    if clause.claim == ALIKE:
+        return ALIKE
     return "greater" if (clause.claim == BETTER) == metric.higher_is_better else "less"
 
 
-def part_of(clause: Clause, metric: Metric, data: Measurements) -> Part:
-    """`clause` on `metric`: once, or once per judge for a judged metric."""
+def part_of(clause: Clause, metric: Metric, data: Measurements, primary: bool = False) -> Part:
+    """`clause` on `metric`: once, or once per judge for a judged metric (the margin: the primary's)."""
     versus = {REAL: "real digits", LEVEL: "" if metric.level is None else f"{metric.level:g}"}
     against = versus.get(clause.versus) if clause.versus in versus else data.label(clause.versus)
-    part = Part(clause, metric, data.label(clause.subject), against, expected_of(clause, metric))
+    part = Part(clause, metric, data.label(clause.subject), against, expected_of(clause, metric), primary=primary)
     if clause.versus == LEVEL and metric.level is None:
         part.untested = metric.why_no_level
         return part
     if clause.versus == REAL and metric.real is None:
         part.untested = f"no real-digit {metric.label} is logged to compare with"
         return part
+    test = {"margin": clause.margin if primary else None, "count": metric.count}
     for suffix, judge in JUDGES if metric.judged else (("", ""),):
         own = data.values(clause.subject, metric.name + suffix)
         if clause.versus == LEVEL:
-            interval = intervals.threshold(own, metric.level)
+            interval = intervals.threshold(own, metric.level, **test)
         elif clause.versus == REAL:
-            interval = intervals.paired(own, data.values(clause.subject, metric.real))
+            interval = intervals.paired(own, data.values(clause.subject, metric.real), **test)
         elif data.same_model(clause.subject, clause.versus):
-            interval = intervals.paired(own, data.values(clause.versus, metric.name + suffix))
+            interval = intervals.paired(own, data.values(clause.versus, metric.name + suffix), **test)
         else:
-            interval = intervals.welch(own, data.values(clause.versus, metric.name + suffix))
+            interval = intervals.welch(own, data.values(clause.versus, metric.name + suffix), **test)
         if judge and not own and part.intervals:  # evaluations without a second judge: the CNN alone
             continue
         part.intervals.append((judge, interval))
     return part
 
 
-def evaluate(finding: Finding, data: Measurements) -> FindingVerdict:
-    parts, untested = [], []
-    for clause in finding.clauses:
-        if isinstance(clause, Untested):
-            untested.append(clause)
-            continue
-        parts += [part_of(clause, metric, data) for metric in clause.construct.metrics]
-    return FindingVerdict(finding.name, finding.claim, finding.short, parts, untested)
+def clause_verdict(clause: Clause, data: Measurements) -> ClauseVerdict:
+    """The clause's primary test (both judges' intersection-union for a judged metric) and its evidence."""
+    primary = part_of(clause, clause.primary, data, primary=True)
+    secondary = [part_of(clause, metric, data) for metric in clause.secondary]
+    found = [i for _, i in primary.intervals if i.measured]
+    if primary.untested or not found or len(found) < len(primary.intervals):
+        return ClauseVerdict(clause, primary, secondary, math.nan, "")
+    if clause.claim == ALIKE:
+        within, beyond = max(i.p_within for i in found), max(i.p_beyond for i in found)
+        return ClauseVerdict(
+            clause, primary, secondary, min(within, beyond), "within" if within <= beyond else "beyond"
+        )
+    sides = {i.direction for i in found}
+    if len(sides) > 1 or not next(iter(sides)):
+        note = "the judges point opposite ways" if len(sides) > 1 else "no difference observed"
+        return ClauseVerdict(clause, primary, secondary, 1.0, "", note if len(sides) > 1 else "")
+    return ClauseVerdict(clause, primary, secondary, max(i.p_value for i in found), sides.pop())
 
 
 def evaluate_findings(findings, data: Measurements) -> list[FindingVerdict]:
-    return [evaluate(finding, data) for finding in findings]
+    """Every finding of one family, its deciding clauses' primary tests corrected together (Holm)."""
+    verdicts = []
+    for finding in findings:
+        clauses = [clause_verdict(c, data) for c in finding.clauses if not isinstance(c, Untested)]
+        untested = [c for c in finding.clauses if isinstance(c, Untested)]
+        verdicts.append(FindingVerdict(finding.name, finding.claim, finding.short, clauses, untested))
+    family = [c for v in verdicts for c in v.deciding]
+    for c, adjusted in zip(family, holm([c.p_raw for c in family])):
+        c.p_adjusted = adjusted
+    return verdicts
 
 
 class SamplerResults:

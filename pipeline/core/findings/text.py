@@ -39,3 +39,18 @@ def signed(value: float, interval) -> str:
     if decimals is None:
         return f"{value:+.4g}"
     return f"{round(value, decimals):+.{max(decimals, 0)}f}"
+
+
+def count_text(values) -> str:
+    """A count over seeds as the whole numbers it is: '10 on all 5 seeds', or each seed's value."""
+    shown = [f"{float(v):g}" for v in values]
+    if len(shown) > 1 and len(set(shown)) == 1:
+        return f"{shown[0]} on all {len(shown)} seeds"
+    return ", ".join(shown) if shown else "–"
+
+
+def p_text(p: float) -> str:
+    """A p-value to two significant digits ('< 0.0001' below that)."""
+    if p is None or not math.isfinite(p):
+        return "–"
+    return "< 0.0001" if p < 1e-4 else f"{p:.2g}"

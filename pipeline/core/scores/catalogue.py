@@ -48,8 +48,9 @@ CATALOGUE = {
         _info("class_entropy", "class entropy", True, real="class_entropy_real", closest_is_best=True, judged=True),
         _info("class_kl", "KL to the test label shares", False),
         _info("classes_covered", "classes covered", True, judged=True),
+        _info("most_digits_share", "the 8th most frequent digit's share", True, judged=True),
         _info("max_class_share", "the largest class share", False, judged=True),
-        _info("confident_share", "share of confident predictions", True),
+        _info("confident_share", "share of samples read as a digit", True, real="confident_share_real"),
         _info("max_class_share_confident", "the largest class share among confident predictions", False),
         _info("sharpness", "sharpness", True, real="sharpness_real", closest_is_best=True),
         _info("neg_elbo", "negative ELBO", False, MODEL),
@@ -58,6 +59,7 @@ CATALOGUE = {
         _info("fid_floor", "FID of a real training subset", None, REAL),
         _info("sharpness_real", "sharpness of the test split", None, REAL),
         _info("class_entropy_real", "class entropy of the test labels", None, REAL),
+        _info("confident_share_real", "share of a real training subset read as a digit", None, REAL),
     )
 }
 

@@ -22,7 +22,9 @@ import torch
 
 CLASSES = 10
 CONFIDENT = 0.9  # a prediction is confident when its top-class probability reaches this
-PR_K = 3  # Kynkäänniemi et al. 2019 use k = 3
+PR_K = 3  # precision and recall: Kynkäänniemi et al. 2019 use k = 3
+DC_K = 5  # density and coverage: Naeem et al. 2020 recommend k = 5
+MOST_DIGITS = 8  # "most digits": 8 of the 10
 DISTANCE_CHUNK = 2048
 
 
@@ -71,13 +73,15 @@ def class_histogram(probabilities: torch.Tensor, classes: int = CLASSES) -> np.n
 def class_metrics(counts: np.ndarray, reference_shares: np.ndarray) -> dict:
     """Entropy (nats, at most ln C), KL(generated || reference), classes covered, largest share.
 
-    A class counts as covered when it holds at least half of a uniform share (1 / 2C).
+    A class counts as covered when it holds at least half of a uniform share (1 / 2C); the share of
+    the MOST_DIGITS-th most frequent class says by how much "most digits" are covered, continuously.
     """
     shares = counts / counts.sum()
     return {
         "class_entropy": float(entropy(shares)),
         "class_kl": float(entropy(shares, reference_shares)),
         "classes_covered": int((shares >= 0.5 / len(shares)).sum()),
+        "most_digits_share": float(np.sort(shares)[::-1][MOST_DIGITS - 1]),
         "max_class_share": float(shares.max()),
         "max_class": int(shares.argmax()),
     }
@@ -94,43 +98,51 @@ def kth_neighbour_radii(features: torch.Tensor, k: int = PR_K) -> torch.Tensor:
 
 
 def manifold_metrics(
-    real: torch.Tensor, fake: torch.Tensor, k: int = PR_K, real_radii: torch.Tensor | None = None
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    k: int = PR_K,
+    real_radii: dict[int, torch.Tensor] | None = None,
+    dc_k: int = DC_K,
 ) -> dict[str, float]:
     """k-NN manifold estimates in feature space, both sets cut to the same size n.
 
-    - precision / recall (Kynkäänniemi et al. 2019): share of generated points inside the real
-      manifold (union of balls around each real point reaching its k-th real neighbour), and of
+    - precision / recall at k (Kynkäänniemi et al. 2019, k = 3): share of generated points inside the
+      real manifold (union of balls around each real point reaching its k-th real neighbour), and of
       real points inside the generated manifold;
-    - density / coverage (Naeem et al. 2020): the mean number of real balls holding a generated
-      point, over k (about 1 when the two match; outlier real points with huge balls, which
-      can lift precision to ~1 even for noise, barely move it), and the share of real balls
+    - density / coverage at dc_k (Naeem et al. 2020, k = 5): the mean number of real balls holding a
+      generated point, over dc_k (about 1 when the two match; outlier real points with huge balls,
+      which can lift precision to ~1 even for noise, barely move it), and the share of real balls
       holding at least one generated point.
-    One pass over the generated-to-real distances serves all four; `real_radii` (of real[:n])
-    can be passed in, since the real set is the same for every sampler.
+    One pass over the generated-to-real distances serves all four; `real_radii` ({k: radii of
+    real[:n]}) can be passed in, since the real set is the same for every sampler.
     """
     n = min(len(real), len(fake))
     real, fake = real[:n].float(), fake[:n].float()
-    real_radii = kth_neighbour_radii(real, k) if real_radii is None else real_radii
+    real_radii = dict(real_radii or {})
+    for needed in {k, dc_k} - set(real_radii):
+        real_radii[needed] = kth_neighbour_radii(real, needed)
     fake_radii = kth_neighbour_radii(fake, k)
-    balls_holding = torch.zeros(n, device=fake.device)  # per generated point: real balls holding it
+    in_any_real_ball = torch.zeros(n, dtype=torch.bool, device=fake.device)  # per generated point, at k
+    balls_holding = torch.zeros(n, device=fake.device)  # per generated point: real balls holding it, at dc_k
     real_inside = torch.zeros(n, dtype=torch.bool, device=real.device)
     real_ball_hit = torch.zeros(n, dtype=torch.bool, device=real.device)
     for start in range(0, n, DISTANCE_CHUNK):
         distances = torch.cdist(fake[start : start + DISTANCE_CHUNK], real)  # (chunk of fake, real)
-        in_real_balls = distances <= real_radii.unsqueeze(0)
-        balls_holding[start : start + DISTANCE_CHUNK] = in_real_balls.sum(dim=1).float()
-        real_ball_hit |= in_real_balls.any(dim=0)
+        in_any_real_ball[start : start + DISTANCE_CHUNK] = (distances <= real_radii[k].unsqueeze(0)).any(dim=1)
+        in_dc_balls = distances <= real_radii[dc_k].unsqueeze(0)
+        balls_holding[start : start + DISTANCE_CHUNK] = in_dc_balls.sum(dim=1).float()
+        real_ball_hit |= in_dc_balls.any(dim=0)
         real_inside |= (distances <= fake_radii[start : start + DISTANCE_CHUNK].unsqueeze(1)).any(dim=0)
     return {
-        "precision": (balls_holding > 0).float().mean().item(),
+        "precision": in_any_real_ball.float().mean().item(),
         "recall": real_inside.float().mean().item(),
-        "density": balls_holding.mean().item() / k,
+        "density": balls_holding.mean().item() / dc_k,
         "coverage": real_ball_hit.float().mean().item(),
     }
 
 
 def precision_recall(
-    real: torch.Tensor, fake: torch.Tensor, k: int = PR_K, real_radii: torch.Tensor | None = None
+    real: torch.Tensor, fake: torch.Tensor, k: int = PR_K, real_radii: dict[int, torch.Tensor] | None = None
 ) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019); see `manifold_metrics`."""
     metrics = manifold_metrics(real, fake, k, real_radii)
@@ -172,10 +184,10 @@ class Reference:
         shares = np.bincount(labels, minlength=CLASSES) / len(labels)
         return cls(features=features.float(), label_shares=shares, stats=GaussianStats.of(features))
 
-    def radii(self, n: int) -> torch.Tensor:
-        """k-NN radii of the first n real features, computed once per size."""
+    def radii(self, n: int) -> dict[int, torch.Tensor]:
+        """{k: k-NN radii of the first n real features} for precision/recall and density/coverage, once per size."""
         if n not in self._radii:
-            self._radii[n] = kth_neighbour_radii(self.features[:n])
+            self._radii[n] = {k: kth_neighbour_radii(self.features[:n], k) for k in (PR_K, DC_K)}
         return self._radii[n]
 
 
