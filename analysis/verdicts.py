@@ -17,14 +17,13 @@ import numpy as np
 
 from analysis.tables import Row, Table
 from pipeline.core.findings import STUDY_FINDINGS, FindingVerdict, evaluate_findings
-from pipeline.core.findings.declarations import MSE_NORMAL
+from pipeline.core.findings.declarations import SUBJECT_LABELS
 from pipeline.core.findings.evaluator import COMBINING_RULE, MARKS, NOT_MEASURED
 from pipeline.core.findings.intervals import INTERVAL_RULE
 from pipeline.core.findings.text import pair_text
 
 PRELIMINARY = "preliminary: models still improving"
 SHARE, LEAD = "share_of_digit_", "lead_of_digit_"
-MSE_NORMAL_LABEL = "MSE N(0,1)"
 
 
 class TableMeasurements:
@@ -34,8 +33,9 @@ class TableMeasurements:
         self.table, self.shares_of = table, shares_of
 
     def row(self, subject: str) -> Row | None:
-        if subject == MSE_NORMAL:
-            row = self.table.row(cell="mse-standard", sampler="normal:0,1")
+        if " " in subject:  # "cell sampler": a sampler of a model beyond E1–E5 (declarations.SUBJECT_LABELS)
+            cell, sampler = subject.split(" ", 1)
+            row = self.table.row(cell=cell, sampler=sampler)
         else:
             row = self.table.row(study_id=subject)
         return row if row is not None and row.evaluations else None
@@ -63,7 +63,7 @@ class TableMeasurements:
         return first is not None and second is not None and first.experiment["cell"] == second.experiment["cell"]
 
     def label(self, subject: str) -> str:
-        return MSE_NORMAL_LABEL if subject == MSE_NORMAL else subject
+        return SUBJECT_LABELS.get(subject, subject)
 
 
 @dataclass

@@ -13,10 +13,13 @@ from pipeline.core.findings import SEARCH_FINDINGS, STUDY_FINDINGS, SamplerResul
 from pipeline.core.findings.declarations import (
     DENSITY,
     DIVERSITY,
+    E5_BETA,
     LEVEL,
     MOST_DIGITS_SHARE,
     MSE_NORMAL,
     REALISM,
+    SUBJECT_LABELS,
+    VARIANCE_TWO,
     Clause,
     Construct,
     Finding,
@@ -254,6 +257,7 @@ def _subject(fid, precision, density, recall, coverage, covered, most, sharpness
 
 
 CELLS = {"E1": "bce", "E2": "bce", "E3": "bce", "E4": "mse", MSE_NORMAL: "mse", "E5": "sampled"}
+CELLS |= {VARIANCE_TWO: "bce", E5_BETA: "sampled"}
 # the write-up's world: every clause as the write-up says it
 #          fid  prec  dens  recall cov  covered most  sharp  conf  digit-like lead3
 AS_WRITTEN = {
@@ -263,6 +267,9 @@ AS_WRITTEN = {
     "E4": _subject(500, 0.25, 0.18, 0.01, 0.04, 4, 0.01, 0.040, 0.780, 0.40, 0.15),
     MSE_NORMAL: _subject(127, 0.85, 0.80, 0.44, 0.30, 10, 0.08, 0.080, 0.853, 0.80, -0.02),
     "E5": _subject(546, 0.20, 0.10, 0.02, 0.03, 7, 0.03, 0.006, 0.500, 0.30, 0.05),
+    # the sensitivity rows the other way: they decide no word
+    VARIANCE_TWO: _subject(140, 0.74, 0.90, 0.63, 0.34, 10, 0.08, 0.066, 0.815, 0.90, -0.02),
+    E5_BETA: _subject(140, 0.74, 0.70, 0.63, 0.50, 10, 0.08, 0.066, 0.815, 0.90, -0.20),
 }
 # the opposite world: every clause the other way
 OPPOSITE = {
@@ -276,8 +283,19 @@ OPPOSITE = {
 
 
 def test_every_study_finding_holds_where_the_write_up_is_right():
-    words = {v.finding: v.word for v in evaluate_findings(STUDY_FINDINGS, Hand(AS_WRITTEN, CELLS))}
+    found = evaluate_findings(STUDY_FINDINGS, Hand(AS_WRITTEN, CELLS))
+    words = {v.finding: v.word for v in found}
     assert words == {"F1": "holds", "F2": "holds", "F3": "holds", "F4": "holds", "F5": "holds", "F6": "holds"}
+    # the sensitivity rows are contradicted here, and change no word
+    sensitivity = {c.clause.text: c.outcome for v in found for c in v.clauses if not c.clause.decides}
+    assert sensitivity == {
+        "E2 at variance 2 noisier than E1": "contradicted",
+        "E2 at variance 2 less realistic than E1": "contradicted",
+        "MSE sharper than BCE under N(0,1)": "holds",
+        "E5 with Beta less clear than E3": "contradicted",
+        "E5 with Beta less diverse than E1": "contradicted",
+        "digit 3 leads under E5 with Beta": "contradicted",
+    }
 
 
 def test_every_study_finding_is_contradicted_where_the_write_up_is_wrong():
@@ -361,3 +379,11 @@ def test_every_search_finding_holds_and_is_contradicted_as_declared():
     assert set(SAMPLERS) == {c.subject for f in SEARCH_FINDINGS for c in f.clauses} | {
         c.versus for f in SEARCH_FINDINGS for c in f.clauses
     }
+
+
+def test_every_subject_beyond_e1_to_e5_is_a_sampler_the_study_evaluates():
+    from pipeline.core import experiments
+
+    planned = {f"{e.cell} {e.sampler}" for e in experiments.BASELINES}
+    subjects = {c.subject for f in STUDY_FINDINGS for c in f.clauses if isinstance(c, Clause) and " " in c.subject}
+    assert subjects == planned == set(SUBJECT_LABELS)

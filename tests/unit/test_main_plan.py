@@ -55,7 +55,11 @@ def test_the_plan_is_the_presets_settings_typed_with_the_users_overrides():
         samplers="normal:0,1+normal:1,2+beta:0.25,0.25",
     )
     assert plan.evaluate_config(bce, "t" * 32) == EvaluateConfig(
-        model="t" * 32, samplers="normal:0,1+normal:1,2+beta:0.25,0.25", n_samples=1000, iwae_k=50, seed=0
+        model="t" * 32,
+        samplers="normal:0,1+normal:1,2+beta:0.25,0.25+normal:1,1.41421",
+        n_samples=1000,
+        iwae_k=50,
+        seed=0,
     )
     assert plan.judges_config("d" * 32) == JudgesConfig(data="d" * 32)
     record = plan.record([{"step": "evaluate"}, {"step": "train"}, {"step": "judges"}, {"step": "prepare_data"}])
@@ -122,7 +126,11 @@ def test_the_help_states_each_presets_value():
 def test_both_presets_evaluate_the_mse_model_with_n01_without_training_it_again(preset):
     plan = main.make_plan(MainConfig(preset=preset), experiments.PRESETS[preset])
     assert [e.study_id for e in plan.experiments if e.study_id] == ["E1", "E2", "E3", "E4", "E5"]
-    assert [(e.cell, e.sampler) for e in plan.experiments if not e.study_id] == [("mse-standard", "normal:0,1")]
+    assert [(e.cell, e.sampler) for e in plan.experiments if not e.study_id] == [
+        ("mse-standard", "normal:0,1"),
+        ("bce-standard", "normal:1,1.41421"),  # the sensitivity rows: N(1,2) as variance 2, E5 with Beta
+        ("bce-sampled-params", "beta:0.25,0.25"),
+    ]
     cells = {cell.name: cell for cell in plan.cells}
     assert sorted(cells) == ["bce-sampled-params", "bce-standard", "mse-standard"]
     mse = cells["mse-standard"]
@@ -132,6 +140,7 @@ def test_both_presets_evaluate_the_mse_model_with_n01_without_training_it_again(
     assert plan.train_config(mse, 0, stand_in).samplers == "beta:0.25,0.25"
     assert plan.evaluate_config(mse, stand_in).samplers == "beta:0.25,0.25+normal:0,1"
     assert plan.train_config(cells["bce-standard"], 0, stand_in).samplers == "normal:0,1+normal:1,2+beta:0.25,0.25"
+    assert plan.evaluate_config(cells["bce-standard"], stand_in).samplers.endswith("+normal:1,1.41421")
 
 
 def test_a_list_of_study_ids_is_exactly_those_and_the_grid_trains_every_sampler():

@@ -123,7 +123,12 @@ class Finding:
     clauses: tuple = field(default_factory=tuple)
 
 
-MSE_NORMAL = "mse-standard normal:0,1"  # the MSE model with N(0,1): F4's sensitivity row under N(0,1)
+# Subjects beyond E1–E5 ("cell sampler"), the sensitivity rows' readings the write-up leaves open; each is a
+# sampler core/experiments.py's BASELINES evaluates (tests/unit/test_findings.py checks the two agree)
+MSE_NORMAL = "mse-standard normal:0,1"  # the MSE model with N(0,1): F4 beyond Beta
+VARIANCE_TWO = "bce-standard normal:1,1.41421"  # N(1,2) read as variance 2 (scale √2): F2
+E5_BETA = "bce-sampled-params beta:0.25,0.25"  # the sampled-params model sampled with Beta(0.25,0.25): F5, F6
+SUBJECT_LABELS = {MSE_NORMAL: "MSE N(0,1)", VARIANCE_TWO: "E2 at variance 2", E5_BETA: "E5 with Beta"}
 
 F1, F2 = (
     "N(0,1) samples cover most digits but are noisy and blurry.",
@@ -157,6 +162,10 @@ STUDY_FINDINGS = (
                reasons.FIDELITY_WHY),
         _diverse("E1"),
         _diverse("E2"),
+        Clause("E2 at variance 2 noisier than E1", "N(1,2) read as variance 2, not scale 2", NOISE, VARIANCE_TWO,
+               WORSE, "E1", DIGIT_LIKE, reasons.NOISE_WHY, decides=False),
+        Clause("E2 at variance 2 less realistic than E1", "N(1,2) read as variance 2, not scale 2", REALISM,
+               VARIANCE_TWO, WORSE, "E1", DENSITY, reasons.FIDELITY_WHY, decides=False),
     )),
     Finding("F3", F3, "Beta(0.25,0.25): unclear, noisy, further from real digits", (
         Clause("E3 less clear than E1", "unclear", CLARITY, "E3", WORSE, "E1", CONFIDENCE, reasons.UNCLEAR_WHY),
@@ -181,6 +190,8 @@ STUDY_FINDINGS = (
             "sampled-params forward: extremely unclear", (
         Clause("E5 less clear than E1", "extremely unclear", CLARITY, "E5", WORSE, "E1", CONFIDENCE,
                reasons.UNCLEAR_WHY),
+        Clause("E5 with Beta less clear than E3", "E5 read as sampled with Beta(0.25,0.25), against the standard "
+               "forward with it", CLARITY, E5_BETA, WORSE, "E3", CONFIDENCE, reasons.UNCLEAR_WHY, decides=False),
     )),
     Finding("F6", F6, "Beta and sampled-params: less diverse, digit 3 frequent", tuple(
         clause
@@ -191,6 +202,11 @@ STUDY_FINDINGS = (
             Clause(f"digit 3 leads under {name}", "3 was being generated more often compared to the others",
                    identity(3), name, BETTER, LEVEL, lead_of(3), reasons.LEAD_WHY),
         )
+    ) + (
+        Clause("E5 with Beta less diverse than E1", "E5 read as sampled with Beta(0.25,0.25)", DIVERSITY, E5_BETA,
+               WORSE, "E1", COVERAGE, reasons.DIVERSE_WHY, decides=False),
+        Clause("digit 3 leads under E5 with Beta", "E5 read as sampled with Beta(0.25,0.25)", identity(3), E5_BETA,
+               BETTER, LEVEL, lead_of(3), reasons.LEAD_WHY, decides=False),
     )),
 )
 # fmt: on

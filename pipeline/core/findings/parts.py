@@ -129,7 +129,9 @@ def test_line(i: Interval, expected: str) -> str:
     test); an equivalence adds the TOST p at its margin."""
     if not i.measured:
         return "one seed: no test" if i.a else "not measured"
-    if i.kind in (SIGN, intervals.PERMUTATION):
+    if i.kind == intervals.PERMUTATION:
+        where = f"{signed(i.difference, i)} (difference of the means)"
+    elif i.kind == SIGN:
         where = (
             f"{signed(i.difference, i)} on every seed"
             if i.low == i.high

@@ -14,10 +14,12 @@ def _shared_decimals(*groups) -> int | None:
 
 
 def _side(values, decimals: int | None, spread: bool = True) -> str:
+    """One side: mean ± sd to the shared decimals; a side with no spread (a level, a real-data value
+    identical on every seed) to its own four significant digits, never rounded to the other side's."""
     summary = Summary.of(values)
     if summary.n == 0:
         return "–"
-    if decimals is None:
+    if decimals is None or not summary.std > 0:
         return number(summary.mean)
     places = max(decimals, 0)
     mean = f"{round(summary.mean, decimals):.{places}f}"

@@ -90,10 +90,13 @@ def number(value: float) -> str:
 
 def decimals_for(std: float) -> int:
     """Decimal places that keep one significant digit of the spread (two when it starts with a 1:
-    0.0014 rounded to 0.001 would understate it by a third)."""
-    exponent = math.floor(math.log10(float(f"{std:.1g}")))
-    leading = float(f"{std:.1g}") / 10**exponent
-    return -exponent + (1 if round(leading) == 1 else 0)
+    0.0014 rounded to 0.001 would understate it by a third, 1.53 rounded to 2 overstate it by a third)."""
+    exponent = math.floor(math.log10(abs(std)))
+    leading = int(abs(std) / 10**exponent + 1e-9)  # the first significant digit of the spread itself
+    rounded = float(f"{std:.1g}")
+    if leading != 1 and math.floor(math.log10(rounded)) > exponent:  # 0.96 rounds up to 1: one more place
+        return -exponent
+    return -exponent + (1 if leading == 1 else 0)
 
 
 def _fixed(value: float, decimals: int) -> str:
