@@ -285,22 +285,27 @@ class Builder:
 
 
 VERDICT_KEY = (
-    "holds: some parts hold and none is contradicted; contradicted: some parts contradicted and none holds; "
-    "mixed: some of each; unsettled: no part decided; judge-dependent: the two judges of class identity "
-    "decide a part differently. Each part: its 95 % interval over training seeds; all of them, with the "
-    "rules: “Verdicts part by part”."
+    "holds: every tested clause holds; contradicted: every decided clause is contradicted; in part: some "
+    "clauses hold and some do not (each named); unsettled: no clause decided. Each clause is decided by one "
+    "primary test after Holm's correction over the study's primary tests (its raw and adjusted p beside it); "
+    "the other metrics are evidence and decide nothing; a sensitivity row (a reading beyond the write-up) "
+    "decides no word. Every test, with the rules: “Verdicts part by part”; every value they read, per seed and "
+    "judge: the appendix."
 )
 RULES = " ".join(
     [
         VERDICT_RULES,
         (
-            "Constructs: realism is tested on FID (LeNet features), precision and density; diversity on recall, "
-            "coverage and the classes covered; clarity on sharpness and the CNN's confidence; the identity of a "
-            "digit on its share of the samples (above a uniform tenth) and its lead over the largest other digit "
-            "(above 0). A clause is tested on every metric of its construct; a metric with no level or reference "
-            "for the clause, and a clause no metric measures (noise), is listed as not tested. “Covers most "
-            "digits” means at least 8 of 10 classes covered (a class is covered with at least half a uniform "
-            f"share of the samples). Class identity and coverage are judged by the CNN and a {knn.NAME}. "
+            "Primary metrics, each declared with its reason before the confirmation's seeds were run "
+            "(pipeline/core/findings/declarations.py): realism is fidelity, decided by density; diversity between "
+            "samplers by coverage (density and coverage at k = 5, Naeem et al. 2020; precision and recall at "
+            "k = 3, Kynkäänniemi et al. 2019); “covers most digits” and “diverse” by the 8th most frequent "
+            "digit's share against half a uniform share (at least 8 of the 10 digits come up); noisy by the share "
+            "of samples the CNN reads as one digit with 90 % of its probability, against the real digits' or "
+            "another sampler's; blurry and sharper by sharpness; unclear by the CNN's confidence; “3 comes up more "
+            "often than the others” by digit 3's lead over the largest other digit, by both judges. FID, a "
+            "distance between whole distributions that mixes fidelity with diversity, is evidence here. "
+            f"Class identity and coverage are judged by the CNN and a {knn.NAME}. "
             "Marks: ✓ holds, ✗ contradicted, ~ unsettled, ? judge-dependent, · not tested or not measured. A "
             "verdict is preliminary when a model behind it was still improving fast: its validation loss fell "
             f"more than {convergence.THRESHOLD:.0%} over the last tenth of its epochs (at least one epoch)."

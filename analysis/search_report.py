@@ -83,6 +83,8 @@ class SearchContent:
     matched: str = ""  # the matched normal, in words
     temperatures: Image | None = None
     temperature_grids: Image | None = None
+    values: list[list[str]] = field(default_factory=list)  # header first: every value the tests read, per seed
+    trials: list[list[str]] = field(default_factory=list)  # header first: every trial, its state and why
 
     def images(self) -> list[Image]:
         shown = (self.temperatures, self.temperature_grids, self.grids, *self.plots)
@@ -186,6 +188,8 @@ def content(run: Run, folder: Path) -> SearchContent:
         matched=matched_text(record),
         temperatures=temperature_image(record),
         temperature_grids=temperature_grids_image(record, run_id, folder),
+        values=search_verdicts.value_table(record),
+        trials=trial_table(record),
     )
 
 
@@ -329,6 +333,16 @@ def latent_size_ranking(record: dict) -> list[list[str]]:
         for e in record.get("latent_sizes", [])
     ]
     return ranking
+
+
+def trial_table(record: dict) -> list[list[str]]:
+    """Every trial this search ran: its state, latent size, validation value and why it ended so."""
+    trials = record.get("trials", [])
+    table = [["trial", "state", "latent size", f"validation {FID_LABEL}", "why"]]
+    for t in trials:
+        value = "–" if t["value"] is None else f"{t['value']:.4g}"
+        table.append([str(t["number"]), t["state"], str(t["latent_size"]), value, t["why"]])
+    return table if trials else []
 
 
 def render_html(c: SearchContent) -> str:

@@ -69,9 +69,12 @@ def view(verdict: dict) -> VerdictView:
     evidence = summary.removeprefix(f"{verdict['outcome']}: ") if summary != verdict["outcome"] else ""
     shown = VerdictView(verdict["finding"], verdict["claim"], word, verdict["outcome"], evidence)
     clauses: dict[str, list[str]] = {}
+    declared = {c["clause"]: c for c in verdict.get("clauses", [])}  # the quote and reason of each clause
     for part in verdict.get("parts", []):
         if "judges" in part:
-            clauses.setdefault(f"{part['clause']} ({part['construct']})", []).extend(part_lines(part))
+            found = declared.get(part["clause"])
+            said = f" — “{found['quote']}”; primary: {found['reason']}" if found else ""
+            clauses.setdefault(f"{part['clause']} ({part['construct']}){said}", []).extend(part_lines(part))
         else:
             clauses.setdefault(part.get("text", ""), []).append(f"{part.get('evidence', '')}: {part['outcome']}")
     shown.clauses = list(clauses.items())
@@ -84,3 +87,31 @@ def evidence_cell(shown: VerdictView) -> str:
     """A verdict's evidence, then its clauses and parts, in one Markdown table cell (the word has its own)."""
     clauses = [f"*{clause}*: {'; '.join(lines)}." for clause, lines in shown.clauses]
     return " ".join([*([f"{shown.evidence}."] if shown.evidence else []), *clauses, *shown.untested])
+
+
+def value_table(record: dict) -> list[list[str]]:
+    """Every value each verdict's tests read, per verify seed and judge: enough to redo every test."""
+    seeds = [str(seed) for seed in record["seeds"]]
+    table = [["clause", "metric", "test", "A, per seed", "B, per seed"]]
+    for verdict in record["verdicts"]:
+        for part in verdict.get("parts", []):
+            for judge in part.get("judges", []):
+                role = ", ".join(filter(None, (part.get("role", ""), judge["judge"])))
+                margin = f", margin ±{judge['margin']:g}" if judge.get("margin") is not None else ""
+                table.append(
+                    [
+                        part["clause"],
+                        f"{part['label']} ({role})" if role else part["label"],
+                        judge["test"] + margin,
+                        f"{part['a']}: {_per_seed(seeds, judge['a_values'])}",
+                        f"{part['b']}: {_per_seed(seeds, judge['b_values'])}",
+                    ]
+                )
+    return table if len(table) > 1 else []
+
+
+def _per_seed(seeds: list[str], values: list) -> str:
+    """'3: 0.812345, 4: …' when there is one value per verify seed (sorted as the tests pair them)."""
+    if len(values) != len(seeds):
+        return ", ".join(f"{float(v):.6g}" for v in values)
+    return ", ".join(f"{seed}: {float(v):.6g}" for seed, v in zip(sorted(seeds, key=str), values))

@@ -17,9 +17,10 @@ import numpy as np
 
 from analysis.tables import Row, Table
 from pipeline.core.findings import STUDY_FINDINGS, FindingVerdict, evaluate_findings
-from pipeline.core.findings.declarations import SUBJECT_LABELS
+from pipeline.core.findings.declarations import LEVEL, REAL, SUBJECT_LABELS
 from pipeline.core.findings.evaluator import COMBINING_RULE, MARKS, NOT_MEASURED
 from pipeline.core.findings.intervals import INTERVAL_RULE
+from pipeline.core.findings.parts import JUDGES
 from pipeline.core.findings.text import pair_text
 
 PRELIMINARY = "preliminary: models still improving"
@@ -73,6 +74,7 @@ class Verdict:
     found: FindingVerdict
     rows: list[Row] = field(default_factory=list)
     preliminary: bool = False  # a model behind it was still improving fast when its training stopped
+    data: TableMeasurements | None = None  # where its values came from: the per-seed rows of the appendix
 
     @property
     def finding(self) -> str:
@@ -127,6 +129,49 @@ class Verdict:
         rows += [_row("·", clause.text, "", "", "not tested: " + clause.reason) for clause in self.found.untested]
         return rows
 
+    def value_rows(self) -> list[dict]:
+        """Every value each test of this finding reads, per seed and judge: enough to redo each test."""
+        if self.data is None:
+            return []
+        rows = []
+        for clause in self.found.clauses:
+            for part in (clause.primary, *clause.secondary):
+                if part.untested:
+                    continue
+                for (judge, interval), suffix in zip(part.intervals, _suffixes(part)):
+                    own = self.data.values(clause.clause.subject, part.metric.name + suffix)
+                    other = _other_values(self.data, clause.clause, part, suffix)
+                    rows.append(
+                        {
+                            "clause": clause.clause.text,
+                            "metric": f"{part.metric.label} ({', '.join(filter(None, ('primary' if part.primary else 'secondary', judge)))})",
+                            "test": interval.kind
+                            + (f", margin ±{interval.margin:g}" if interval.margin is not None else ""),
+                            "a": f"{part.a}: {seed_text(own)}",
+                            "b": f"{part.b}: {seed_text(other)}" if isinstance(other, dict) else f"the level {other:g}",
+                        }
+                    )
+        return rows
+
+
+def _suffixes(part) -> list[str]:
+    """The metric-name suffix of each judge's interval of a part, in its order."""
+    return [suffix for suffix, name in JUDGES if any(name == judge for judge, _ in part.intervals)] or [""]
+
+
+def _other_values(data: TableMeasurements, clause, part, suffix: str):
+    """What a part holds its subject against: a level, the real data's values, or another subject's."""
+    if clause.versus == LEVEL:
+        return part.metric.level
+    if clause.versus == REAL:
+        return data.values(clause.subject, part.metric.real)
+    return data.values(clause.versus, part.metric.name + suffix)
+
+
+def seed_text(values: dict) -> str:
+    """'3: 0.812345, 4: 0.80912': each seed's value to six significant digits, as the tests read it."""
+    return ", ".join(f"{seed}: {float(value):.6g}" for seed, value in sorted(values.items())) or "–"
+
 
 def _row(mark: str, clause: str, metric: str, numbers: str, test: str) -> dict:
     return {"mark": mark, "clause": clause, "metric": metric, "numbers": numbers, "test": test}
@@ -140,7 +185,7 @@ def finding_verdicts(table: Table, shares_of: Callable[..., dict[int, np.ndarray
     for found in evaluate_findings(STUDY_FINDINGS, data):
         subjects = {p.clause.subject for p in found.parts} | {p.clause.versus for p in found.parts}
         rows = [row for subject in sorted(subjects) if (row := data.row(subject)) is not None]
-        verdicts.append(Verdict(found, rows))
+        verdicts.append(Verdict(found, rows, data=data))
     return verdicts
 
 
