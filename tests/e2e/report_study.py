@@ -158,8 +158,7 @@ def stats_text(values: list[float]) -> str:
     std = np.std(values, ddof=1)
     if std == 0:  # identical over every seed: the value alone, no "± 0"
         return f"{values[0]:.4g}"
-    first = f"{std:.0e}"  # the spread to one significant digit, e.g. '6e-04'; two digits when it is a 1
-    decimals = -int(first.split("e")[1]) + (first[0] == "1")
+    decimals = decimals_of(values)  # one significant digit of the spread, two when its first digit is a 1
     # Python's round of the float itself: numpy's round scales by 10**decimals first, so a mean such as
     # 0.905 (stored as 0.90500000000000003) came out 0.90 where the exact value rounds to 0.91.
     mean = float(np.mean(values))
@@ -187,13 +186,18 @@ def part_interval(text: str) -> tuple[float, float, float]:
 
 def decimals_of(*groups: list[float]) -> int:
     """The decimals both sides of a part are printed to: the finest any side's spread needs, one
-    significant digit of it (two when it starts with a 1), written independently of the report's code."""
+    significant digit of it (two when its first digit is a 1: 1.53 keeps 1.5), written independently of
+    the report's code."""
     found = []
     for values in groups:
         std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
         if std > 0:
-            first = f"{std:.0e}"
-            found.append(-int(first.split("e")[1]) + (first[0] == "1"))
+            exponent = math.floor(math.log10(std))
+            leading = int(std / 10**exponent + 1e-9)
+            if leading != 1 and math.floor(math.log10(float(f"{std:.1g}"))) > exponent:  # 0.96 rounds to 1
+                found.append(-exponent)
+            else:
+                found.append(-exponent + (leading == 1))
     return max(found) if found else 4
 
 

@@ -4,6 +4,7 @@ the tables against the evaluate runs, the verdicts on two judges, the convergenc
 from __future__ import annotations
 
 import base64
+import html as html_module
 import math
 import re
 from pathlib import Path
@@ -141,10 +142,10 @@ def test_all_six_verdicts_are_on_the_page_with_their_numbers(tracking, study, re
     words = rs.verdict_words(html)
     assert words["F5"] == "not measured"  # no sampled-params cell in this study
     f6 = re.search(r"<tr data-finding='F6'>(.*?)</tr>", html, flags=re.S).group(1)
-    assert "E5 less diverse than E1: recall not measured" in f6
-    # the one vocabulary, qualified by the undecided parts, each judge's word or the models' convergence
-    heads = {re.split(r";| \(| —", word)[0] for word in words.values()}
-    assert heads <= {"holds", "contradicted", "mixed", "unsettled", "judge-dependent", "not measured"}, words
+    assert "E5 less diverse than E1: not measured (coverage not measured)" in f6
+    # the one vocabulary, qualified by each clause's word or the models' convergence
+    heads = {re.split(r":|;| \(| —", word)[0] for word in words.values()}
+    assert heads <= {"holds", "contradicted", "in part", "unsettled", "not measured"}, words
     f4 = re.search(r"<tr data-finding='F4'>(.*?)</tr>", html, flags=re.S).group(1)
     client = tracking.client
     disputes = re.search(r"<ul class='disputes'>(.*?)</ul>", html, flags=re.S).group(1)
@@ -163,10 +164,9 @@ def test_all_six_verdicts_are_on_the_page_with_their_numbers(tracking, study, re
         rs.sampler_data(client, study["evaluations"][("mse-standard", s)][0], "beta_0.25_0.25").metrics["sharpness"]
         for s in rs.SEEDS
     ]
-    m4, m3 = rs.means_text(e4, e3).split(" vs ")  # the means, rounded alike (± sd beside an unsettled part's)
+    m4, m3 = rs.means_text(e4, e3).split(" vs ")  # the primary's means, rounded alike, then its raw and Holm p
     assert re.search(
-        rf"MSE clearer than BCE under Beta\(0.25,0.25\): sharpness [^(]*\({re.escape(m4)}( ± [\d.]+)? vs {re.escape(m3)}",
-        f4,
+        rf"E4 sharper than E3: [a-z -]+ \(sharpness {re.escape(m4)} vs {re.escape(m3)}, p [^ ]+ \(Holm ", f4
     ), f4
     assert "paired, seed by seed (scipy.stats.ttest_rel)" in html  # the rule is written on the page
 
@@ -182,15 +182,21 @@ def test_each_part_gives_its_difference_and_95_percent_interval_as_scipy_compute
     def values(cell, key, metric):
         return [data.metrics[metric] for data in rs.over_seeds(client, study, cell, key).values()]
 
-    # F1, E1 covers most digits, by the CNN: a one-sample t against 7.5
-    covered = next(row for row in rows if "E1 covers most digits" in row[1] and row[2] == "classes covered (CNN)")
-    cnn = values("bce-standard", "normal_0_1", "classes_covered")
+    # F1, E1 covers most digits, by the CNN: its primary, a one-sample t of the 8th digit's share against 1/20
+    name = "the 8th most frequent digit's share (primary, CNN)"
+    covered = next(row for row in rows if "E1 covers most digits" in row[1] and html_module.unescape(row[2]) == name)
+    cnn = values("bce-standard", "normal_0_1", "most_digits_share")
     difference, low, high = rs.part_interval(covered[4])
-    expected = np.mean(cnn) - 7.5
-    assert difference == pytest.approx(expected, abs=0.05 + 1e-9)
+    step = 10.0 ** -rs.decimals_of(cnn)
+    assert difference == pytest.approx(np.mean(cnn) - 0.05, abs=step)
     if np.std(cnn) > 0:
-        scipy_low, scipy_high = stats.ttest_1samp(cnn, 7.5).confidence_interval(0.95)
-        assert (low, high) == pytest.approx((scipy_low - 7.5, scipy_high - 7.5), abs=0.05)
+        scipy_low, scipy_high = stats.ttest_1samp(cnn, 0.05).confidence_interval(0.95)
+        assert (low, high) == pytest.approx((scipy_low - 0.05, scipy_high - 0.05), abs=step)
+    # the classes covered beside it: a count, by the exact sign test, never a t interval
+    count = next(
+        row for row in rows if "E1 covers most digits" in row[1] and row[2] == "classes covered (secondary, CNN)"
+    )
+    assert ", sign test, p " in count[4] and "95 % CI" not in count[4]
     # F2, E2 against E1 on FID: one model cell, so paired seed by seed
     fid = next(row for row in rows if "E2 less realistic than E1" in row[1] and row[2].startswith("FID"))
     e2, e1 = values("bce-standard", "normal_1_2", "fid"), values("bce-standard", "normal_0_1", "fid")
@@ -202,7 +208,9 @@ def test_each_part_gives_its_difference_and_95_percent_interval_as_scipy_compute
     assert (low, high) == pytest.approx((scipy_low, scipy_high), abs=step), spread
     assert "paired t, df 1" in fid[4]
     # F4 under N(0,1): two model cells, so Welch's t
-    welch = next(row for row in rows if "MSE clearer than BCE under N(0,1)" in row[1] and row[2] == "sharpness")
+    welch = next(
+        row for row in rows if "MSE sharper than BCE under N(0,1)" in row[1] and row[2] == "sharpness (primary)"
+    )
     assert "Welch t" in welch[4]
     markdown = reported["markdown"]
     assert (

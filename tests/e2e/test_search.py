@@ -189,15 +189,27 @@ def test_the_best_trial_is_verified_over_seeds_on_the_test_split(tracking):
     assert {p["b"] for p in found["H"]["parts"]} == {"matched normal"}
     for finding, verdict in found.items():
         assert run.data.tags[f"verdict_{finding}"] == verdict["word"]
-        assert [(p["construct"], p["metric"]) for p in verdict["parts"]] == [
-            ("realism", "fid"),
-            ("realism", "precision"),
-            ("realism", "density"),
-            ("diversity", "recall"),
-            ("diversity", "coverage"),
-            ("diversity", "classes_covered"),
+        distribution = [
+            ("the sample distribution", m, r)
+            for m, r in (("fid", "primary"), ("density", "secondary"), ("coverage", "secondary"))
         ]
-        assert all(j["test"] == "paired t" and j["df"] == 1 for p in verdict["parts"] for j in p["judges"])
+        realism = [
+            ("realism", m, r) for m, r in (("density", "primary"), ("precision", "secondary"), ("fid", "secondary"))
+        ]
+        diversity = [("diversity", m, "primary" if m == "coverage" else "secondary")
+                     for m in ("coverage", "recall", "classes_covered", "most_digits_share")]  # fmt: skip
+        expected = distribution if finding in ("F7", "H") else realism + diversity
+        assert [(p["construct"], p["metric"], p["role"]) for p in verdict["parts"]] == expected
+        assert [c["decides"] for c in verdict["clauses"]] == [True] * (1 if finding in ("F7", "H") else 2)
+        tests = {j["test"] for p in verdict["parts"] for j in p["judges"]}
+        assert tests <= {"paired t", "sign test"} and all(  # a count (classes covered) by the exact sign test
+            j["df"] == 1 for p in verdict["parts"] for j in p["judges"] if j["test"] == "paired t"
+        )
+    # every trial the search ran is accounted for, with its state and why
+    assert sorted(t["number"] for t in record["trials"]) == sorted(
+        t.number for t in study.get_trials() if t.user_attrs.get("invocation") == parent
+    )
+    assert all(t["why"] and t["state"] in ("complete", "pruned", "fail") for t in record["trials"])
     artifacts = artifact_paths(tracking.client, parent)
     assert all(artifacts.get(f"verify/{name}_grid.png", 0) > 1000 for name in names)
     text = Path(tracking.client.download_artifacts(parent, "verify/verdicts.txt")).read_text()
@@ -223,7 +235,8 @@ def test_the_best_trial_is_verified_over_seeds_on_the_test_split(tracking):
     for finding, verdict in found.items():
         assert f"data-finding='{finding}'" in page and html.escape(verdict["word"], quote=True) in page
     fid_part = found["F7"]["parts"][0]["judges"][0]  # each part's difference and interval, as results.json has it
-    assert f"], {fid_part['test']}, df 1: {fid_part['outcome']}" in page
+    assert f"], {fid_part['test']}, df 1, p " in page
+    assert "Every trial of this search" in page and "Every value the tests read" in page
     assert "excess kurtosis" in page and f"Matched normal: {record['samplers']['matched_normal']}" in page
     images = {path.name for path in (output / "images").iterdir()}
     assert {"search_samples.png", "optuna_optimization_history.png", "optuna_contour_a_b.png"} <= images
