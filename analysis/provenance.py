@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
@@ -118,6 +120,7 @@ class Record:
             ("report run", short(self.report_run_id)),
             ("tracking server", sources.public_uri(self.uri)),
             ("code version", "; ".join(f"{v} on {n} of {runs} runs" for v, n in versions.most_common())),
+            ("findings declared", declarations_text(study.train.values())),
             ("data digest", "; ".join(f"{d} ({n} train runs)" for d, n in sorted(digests.items())) or "none"),
             (
                 "source data digest",
@@ -171,6 +174,26 @@ class Record:
         trained = Counter(version_text(run) for run in self.study.train.values())  # a main run without the tag
         version = version_text(main) if main.data.tags.get(CODE_TAG) or not trained else trained.most_common(1)[0][0]
         return f"VAE study report: preset {self.study.plan.get('preset')}, {day}, code {version}"
+
+
+DECLARATIONS = ("pipeline/core/findings/declarations.py", "pipeline/core/findings/reasons.py")
+
+
+def declarations_text(trainings) -> str:
+    """The commit that last changed the findings' declarations before the trainings' code commit: what
+    the verdicts were declared as before these runs, as git records it."""
+    commits = Counter(run.data.tags.get(COMMIT_TAG, "none") for run in trainings)
+    commit = commits.most_common(1)[0][0] if commits else "none"
+    if commit == "none":
+        return "the trainings record no git commit"
+    found = subprocess.run(
+        ["git", "log", "-1", "--format=%h %cs", commit, "--", *DECLARATIONS],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], check=False,
+    )  # fmt: skip
+    if found.returncode != 0 or not found.stdout.strip():
+        return f"not found in this checkout's history (the trainings' commit {commit[:7]})"
+    declared, day = found.stdout.split()
+    return f"{declared} ({day}), {', '.join(DECLARATIONS)} as committed before the trainings' code ({commit[:7]})"
 
 
 def _running(run: Run) -> bool:
