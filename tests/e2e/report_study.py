@@ -178,7 +178,11 @@ def part_rows(html: str) -> tuple[str, list[list[str]]]:
 
 
 def part_interval(text: str) -> tuple[float, float, float]:
-    """(difference, low, high) of a part's '±d [95 % CI ±l, ±h], …' line."""
+    """(difference, low, high) of a part's '±d [95 % CI ±l, ±h], …' line; a difference the same on every
+    seed ('±d on every seed (no spread)') is its own interval."""
+    constant = re.match(r"([+-][\d.]+) on every seed \(no spread\)", text)
+    if constant:
+        return (float(constant.group(1)),) * 3
     found = re.match(r"([+-][\d.]+) \[95 % CI ([+-][\d.]+), ([+-][\d.]+)\]", text)
     assert found, text
     return tuple(float(v) for v in found.groups())

@@ -412,5 +412,5 @@ def test_unlike_settings_land_in_separate_tables_and_a_source_can_be_an_experime
     assert page.tables[1]["rows"]["E1"]["fid"][0].removesuffix(" ★") == f"{seed1:.4g} (1 seed)"
     html = (tmp_path / "out" / "report.html").read_text()
     assert "never averaged or ranked together" in html
-    assert "one seed: no interval" in html  # one seed per setting: no part is decided
+    assert "one seed: no test" in html  # one seed per setting: no part is decided
     assert "report/report.html" in artifact_paths(client, expected, "report")

@@ -1,4 +1,4 @@
-"""tests/rebuild.py on freshly rendered pages: every primary test of a study page and of a search page,
+"""tests/rebuild.py: on freshly rendered pages, every primary test of a study page and of a search page,
 redone with scipy.stats from the page's own per-seed table, gives the raw and Holm p the page prints
 (the committed reports get the same check in test_published.py)."""
 
