@@ -8,6 +8,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from pipeline.core.findings.intervals import Interval
+from pipeline.core.findings.parts import test_line
+
 
 @dataclass
 class VerdictView:
@@ -20,35 +23,26 @@ class VerdictView:
     untested: list[str] = field(default_factory=list)
 
 
-def decimals(low: float, high: float) -> int:
-    """Decimals that keep two significant digits of the interval's half-width (> 0)."""
-    return max(0, 1 - math.floor(math.log10((high - low) / 2)))
+def interval_of(judge: dict) -> Interval:
+    """One judge's test as results.json records it (`parts.interval_record`), back as the core's Interval."""
+
+    def number(key: str) -> float:
+        value = judge.get(key)
+        return math.nan if value is None else float(value)
+
+    return Interval(
+        judge["test"], tuple(judge.get("a_values", ())), tuple(judge.get("b_values", ())), number("difference"),
+        number("low"), number("high"), number("df"), judge.get("seeds_needed"), number("p_greater"),
+        number("p_less"), judge.get("margin"), number("p_within"), number("p_beyond"),
+    )  # fmt: skip
 
 
-def p_text(p) -> str:
-    """A p-value to two significant digits, as the verdicts print it."""
-    if p is None or not math.isfinite(p):
-        return "–"
-    return "< 0.0001" if p < 1e-4 else f"{p:.2g}"
-
-
-def interval_text(judge: dict) -> str:
-    """'−12.3 [95 % CI −20.1, −4.5], paired t, df 2, p 0.004: holds' for one judge's test of one part."""
-    low, high, difference = judge["low"], judge["high"], judge["difference"]
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return f"{'one seed: no interval' if judge['a_values'] else 'not measured'}: {judge['outcome']}"
-    if low == high:  # the same difference on every seed: no interval around it
-        return f"{difference:+.4g} on every seed (no spread), {judge['test']}: {judge['outcome']}".replace("-", "−")
-    places = decimals(low, high)
-    signed = lambda value: f"{value:+.{places}f}".replace("-", "−")  # noqa: E731
-    text = f"{signed(difference)} [95 % CI {signed(low)}, {signed(high)}], {judge['test']}, df {judge['df']:.3g}"
-    if "p_value" in judge:
-        text += f", p {p_text(judge['p_value'])}"
-    if judge.get("margin") is not None:
-        text += f"; within ±{judge['margin']:g}: TOST p {p_text(judge['p_within'])}, beyond it p {p_text(judge['p_beyond'])}"
-    needed = judge.get("seeds_needed")
-    settle = f" (about {needed} seeds would settle it)" if judge["outcome"] == "unsettled" and needed else ""
-    return f"{text}: {judge['outcome']}{settle}"
+def interval_text(judge: dict, expected: str) -> str:
+    """One judge's test of one part, written as the study report writes it (`parts.test_line`); a record
+    from before the one-sided p's were kept, as its interval and recorded outcome."""
+    if "p_greater" not in judge:
+        return f"{judge['difference']:+.4g} [95 % CI {judge['low']:+.4g}, {judge['high']:+.4g}], {judge['test']}: {judge['outcome']}"
+    return test_line(interval_of(judge), expected)
 
 
 def part_lines(part: dict) -> list[str]:
@@ -58,7 +52,8 @@ def part_lines(part: dict) -> list[str]:
     if part["untested"]:
         return [f"{part['label']}: not tested ({part['untested']})"]
     return [
-        f"{head}{', ' + judge['judge'] if judge['judge'] else ''}: {interval_text(judge)}" for judge in part["judges"]
+        f"{head}{', ' + judge['judge'] if judge['judge'] else ''}: {interval_text(judge, part.get('expected', ''))}"
+        for judge in part["judges"]
     ]
 
 

@@ -176,12 +176,12 @@ def test_the_report_shows_each_part_with_its_difference_and_interval():
         "search's objective)”; primary: the claim is about the whole sample distribution"
     )
     assert lines[0].startswith(
-        "FID (LeNet features) (searched Beta − N(0,1)), primary: −83.0 [95 % CI −92.9, −73.1], paired t, df 2, p 0.00077"
+        "FID (LeNet features) (searched Beta − N(0,1)), primary: -83.0 [95 % CI -92.9, -73.1], paired t, df 2, p 0.00077"
     )
     assert search_verdicts.interval_text(
         {"low": -0.5, "high": 1.5, "difference": 0.5, "test": "paired t", "df": 1, "a_values": [1, 2],
-         "outcome": "unsettled", "seeds_needed": 7, "p_value": 0.42}
-    ) == "+0.5 [95 % CI −0.5, +1.5], paired t, df 1, p 0.42: unsettled (about 7 seeds would settle it)"  # fmt: skip
+         "b_values": [0.5, 1.5], "seeds_needed": 7, "p_greater": 0.21, "p_less": 0.79}, "greater"
+    ) == "+0.5 [95 % CI -0.5, +1.5], paired t, df 1, p 0.42: unsettled; about 7 seeds would settle it"  # fmt: skip
 
 
 def test_verify_seeds_none_means_no_verification():
@@ -270,9 +270,10 @@ def test_the_report_draws_the_temperature_curve_and_marks_the_searched_beta_at_i
 def test_a_difference_without_spread_is_written_as_one_number():
     from analysis import search_verdicts
 
-    same = {"low": -70.0, "high": -70.0, "difference": -70.0, "test": "paired t", "df": 2, "a_values": [60, 61]}
-    assert (
-        search_verdicts.interval_text({**same, "outcome": "holds"}) == "−70 on every seed (no spread), paired t: holds"
-    )
-    one = {"low": math.nan, "high": math.nan, "difference": 3.0, "test": "paired t", "df": 0, "a_values": [60]}
-    assert search_verdicts.interval_text({**one, "outcome": "unsettled"}) == "one seed: no interval: unsettled"
+    same = {"low": -70.0, "high": -70.0, "difference": -70.0, "test": "paired t", "df": 1, "a_values": [60, 61],
+            "b_values": [130, 131], "p_greater": 1.0, "p_less": 0.0}  # fmt: skip
+    written = search_verdicts.interval_text(same, "less")
+    assert written == "-70.0 on every seed (no spread), paired t, df 1, p < 0.0001: holds"
+    one = {"low": math.nan, "high": math.nan, "difference": 3.0, "test": "paired t", "df": 0, "a_values": [60],
+           "b_values": [57], "p_greater": None, "p_less": None}  # fmt: skip
+    assert search_verdicts.interval_text(one, "less") == "one seed: no test"
