@@ -194,9 +194,10 @@ def content(run: Run, folder: Path) -> SearchContent:
 
 
 def setup_line(run: Run) -> str:
+    """The search's settings in one line; a data path as the page may show it (no machine's folders)."""
     params = run.data.params
     return (
-        f"Data {params.get('data', '?')}, latent sizes {params.get('latent_sizes', '?')}, "
+        f"Data {sources.public(params.get('data', '?'))}, latent sizes {params.get('latent_sizes', '?')}, "
         f"{int(run.data.metrics.get('trials', 0))} trials this run ({params.get('epochs', '?')} epochs per model, "
         f"batch {params.get('batch_size', '?')}), objective {params.get('objective', '?')} on the validation split."
     )
@@ -291,7 +292,7 @@ def temperature_image(record: dict) -> Image | None:
         "realism and diversity of N(0, sigma squared) against sigma, with the searched Beta and its matched normal",
         figures.png_bytes(temperature_figure_of(record)),
         f"N(0, σ²) at σ = {', '.join(f'{float(s):g}' for s in record['temperatures'])} (blue), the searched Beta "
-        f"(red star) and its matched normal (green diamond) at their standard deviation {sd:.3g} (dotted line); "
+        f"(red star) and its matched normal (green diamond) at their standard deviation {sd:.4g} (dotted line); "
         "mean ± sd over the verify seeds.",
     )
 
@@ -303,7 +304,7 @@ def moments_table(record: dict) -> list[list[str]]:
         return []
     table = [["distribution", "spec", *MOMENT_HEADINGS.values()]]
     for name in ("best_beta", "normal_0_1"):
-        values = [f"{round(moments[name][m], 12) + 0.0:.3g}" for m in MOMENT_HEADINGS]  # no 1e-17, no -0
+        values = [f"{round(moments[name][m], 12) + 0.0:.4g}" for m in MOMENT_HEADINGS]  # no 1e-17, no -0
         table.append([record["labels"][name], record["samplers"][name], *values])
     return table
 

@@ -251,7 +251,7 @@ def test_the_report_draws_the_temperature_curve_and_marks_the_searched_beta_at_i
     }
     assert search_report.moments_table(record) == [
         ["distribution", "spec", "mean", "standard deviation", "skewness", "excess kurtosis"],
-        ["searched Beta", "beta:2,2,-1,4", "1", "0.894", "0", "-0.857"],
+        ["searched Beta", "beta:2,2,-1,4", "1", "0.8944", "0", "-0.8571"],
         ["N(0,1)", "normal:0,1", "0", "1", "0", "0"],
     ]
     assert search_report.matched_text(record).startswith("Matched normal: normal:1,0.894427, the normal with")
@@ -277,3 +277,24 @@ def test_a_difference_without_spread_is_written_as_one_number():
     one = {"low": math.nan, "high": math.nan, "difference": 3.0, "test": "paired t", "df": 0, "a_values": [60],
            "b_values": [57], "p_greater": None, "p_less": None}  # fmt: skip
     assert search_verdicts.interval_text(one, "less") == "one seed: no test"
+
+
+def test_the_search_pages_setup_names_no_folder_of_the_machine(tmp_path, monkeypatch):
+    """A data folder beside the working directory is shown relative to it, one elsewhere by its last parts."""
+    from mlflow.entities import Param, Run, RunData, RunInfo
+
+    from analysis import search_report
+
+    def setup(data: str) -> str:
+        params = [Param("data", data), Param("latent_sizes", "2,10"), Param("epochs", "40")]
+        return search_report.setup_line(
+            Run(RunInfo("ab" * 16, "7", "u", "FINISHED", 0, 1, "active"), RunData(params=params))
+        )
+
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    assert setup(f"idx:{tmp_path}/shared/data/MNIST/raw").startswith(
+        "Data idx:../shared/data/MNIST/raw, latent sizes 2,10"
+    )
+    assert setup("idx:/elsewhere/far/away/MNIST/raw").startswith("Data idx:…/MNIST/raw, ")
+    assert setup("mnist-5k").startswith("Data mnist-5k, ")
