@@ -91,6 +91,8 @@ def test_the_confirmation_was_declared_before_its_runs():
     assert row, "no 'findings declared' row"
     declared, trained = row.groups()
     git = lambda *args: subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)  # noqa: E731
+    shallow = git("rev-parse", "--is-shallow-repository").stdout.strip() == "true"
+    assert not shallow, "a shallow clone lacks the commits this test compares: clone with full history"
     assert git("merge-base", "--is-ancestor", declared, trained).returncode == 0
     assert git("diff", "--quiet", declared, trained, "--", "pipeline/core/findings/").returncode == 0
     title = STUDY.read_text().splitlines()[0]
