@@ -11,9 +11,13 @@ import re
 import numpy as np
 from scipy import stats
 
+from pipeline.core.findings import SEARCH_FINDINGS, STUDY_FINDINGS
 from pipeline.core.findings.declarations import ALIKE, Clause
 
 P = r"< 0\.0001|[0-9.]+(?:e-?\d+)?"
+STUDY_HEADER = "| finding | the write-up says | verdict | the numbers, clause by clause |"
+SEARCH_HEADER = "| finding | claim | verdict |"  # the rest of the search table's header names its parts
+VALUES_HEADER = "| clause | metric | test | A, per seed | B, per seed |"
 SEEDS = re.compile(r"^(?P<label>.*?): (?P<seeds>-?\d+: \S+(?:, -?\d+: \S+)*)$")
 
 
@@ -121,3 +125,28 @@ def same(printed_p: str, p: float) -> bool:
         return p < 1.5e-4
     value = float(printed_p)
     return math.isclose(value, p, rel_tol=0.06) or (value == 0 and p < 1e-12)
+
+
+def study_page(markdown: str) -> list[dict]:
+    """`rebuild` on a study page: its verdict table's evidence and its table of every value."""
+    evidence = {row[0].strip("*"): row[3] for row in table_rows(markdown, STUDY_HEADER)}
+    return rebuild(STUDY_FINDINGS, evidence, table_rows(markdown, VALUES_HEADER))
+
+
+def search_page(markdown: str) -> list[dict]:
+    """`rebuild` on a search page: its verdict table's evidence and its table of every value."""
+    header = next(line for line in markdown.splitlines() if line.startswith(SEARCH_HEADER))
+    evidence = {row[0]: row[3] for row in table_rows(markdown, header)}
+    return rebuild(SEARCH_FINDINGS, evidence, table_rows(markdown, VALUES_HEADER))
+
+
+def check(done: list[dict]) -> None:
+    """Every primary test redone gives the raw p the page prints, and Holm's p where it decides; a clause
+    that decides nothing prints no Holm p."""
+    assert done
+    for d in done:
+        assert same(d["printed"], d["p"]), (d["clause"].text, d["printed"], d["p"])
+        if d["clause"].decides:
+            assert same(d["printed_holm"], d["holm"]), (d["clause"].text, d["printed_holm"], d["holm"])
+        else:
+            assert d["printed_holm"] is None, (d["clause"].text, d["printed_holm"])
